@@ -1,0 +1,152 @@
+//! Soak: 1,000 assets probed every second for a long time, with a reload every 30 s and a panic
+//! injected into a random actor every second, while the resident memory of the statusd process
+//! is sampled. `STATUSD_SOAK_SECONDS=600 cargo bench --bench soak` (default 600 s).
+//!
+//! statusd runs as its own process (the release binary); the target it probes is served from
+//! this one, so the memory measured is statusd's alone. STATUSD_SOAK_PANICS=0 and
+//! STATUSD_SOAK_RELOADS=0 leave out the panics or the reloads, to see what costs what.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ASSETS: usize = 1000;
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix(" kB")?.trim().parse().ok())
+}
+
+/// Threads and open file descriptors: resources a leak would show before memory does.
+fn threads_and_fds(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let threads = status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok()).unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    (threads, fds)
+}
+
+fn manifest(target: &str, round: usize) -> Value {
+    let assets: Vec<Value> = (0..ASSETS)
+        .map(|i| {
+            // Each reload changes 50 assets' names: applied as updates, the rest untouched.
+            let changed = (i / 50) % 20 == round % 20;
+            json!({
+                "id": format!("soak-{i}"),
+                "assetType": "http",
+                "name": if changed { format!("Soak {i} (round {round})") } else { format!("Soak {i}") },
+                "address": target,
+                "intervalSeconds": 1,
+                "timeoutSeconds": 1,
+            })
+        })
+        .collect();
+    json!({"assets": assets})
+}
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds: u64 = std::env::var("STATUSD_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+    let with_panics = std::env::var("STATUSD_SOAK_PANICS").map_or(true, |v| v != "0");
+    let with_reloads = std::env::var("STATUSD_SOAK_RELOADS").map_or(true, |v| v != "0");
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let target_url = format!("http://{}/health", target.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        let _ = axum::serve(target, app).await;
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("manifest.json"), manifest(&target_url, 0).to_string()).expect("manifest");
+    std::fs::write(path("notifiers.json"), "{}").expect("notifiers");
+    std::fs::write(path("statusd.toml"), "[restart]\nmax_restarts = 1000000\n").expect("settings");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_statusd"))
+        .args(["--config", path("statusd.toml").to_str().expect("utf-8")])
+        .args(["--manifest", path("manifest.json").to_str().expect("utf-8")])
+        .args(["--notifiers", path("notifiers.json").to_str().expect("utf-8")])
+        .args(["--db", &format!("sqlite://{}", path("statusd.db").display())])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "error", "--enable-chaos"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start statusd");
+    let pid = child.id();
+    let http = reqwest::Client::new();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let started = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let (mut panics, mut reloads) = (0u64, 0usize);
+    let mut samples: Vec<(u64, u64)> = Vec::new();
+    let mut next_sample = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let elapsed = started.elapsed();
+        if elapsed >= next_sample {
+            if let Some(rss) = rss_kib(pid) {
+                samples.push((elapsed.as_secs(), rss));
+            }
+            next_sample += Duration::from_secs(10);
+        }
+        if with_reloads && elapsed.as_secs() / 30 > reloads as u64 {
+            reloads += 1;
+            let temporary = path(".manifest.json.new");
+            std::fs::write(&temporary, manifest(&target_url, reloads).to_string()).expect("manifest");
+            std::fs::rename(&temporary, path("manifest.json")).expect("rename");
+        }
+        if with_panics
+            && let Ok(response) = http.get(format!("{base}/api/actors")).send().await
+            && let Ok(actors) = response.json::<Vec<Value>>().await
+        {
+            let names: Vec<&str> = actors
+                .iter()
+                .filter(|a| a["status"] == "running" && a["kind"] != "supervisor")
+                .filter_map(|a| a["name"].as_str())
+                .collect();
+            if let Some(name) = rng.choice(names)
+                && http
+                    .post(format!("{base}/api/debug/panic?actor={name}"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            {
+                panics += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let metrics = http.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let (threads, fds) = threads_and_fds(pid);
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+
+    let at = |second: u64| samples.iter().find(|(s, _)| *s >= second).or(samples.last()).map_or(0, |(_, kib)| *kib);
+    let max = samples.iter().map(|(_, kib)| *kib).max().unwrap_or(0);
+    let end = samples.last().map_or(0, |(_, kib)| *kib);
+    let probes = metric_sum(&metrics, "statusd_probe_total");
+    let failures: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("statusd_probe_total") && l.contains("result=\"failure\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    println!("soak: {ASSETS} assets at 1 s for {seconds} s, {reloads} reloads, {panics} panics injected");
+    println!("  RSS after 60 s: {} MiB   at the end: {} MiB   max: {} MiB", at(60) / 1024, end / 1024, max / 1024);
+    println!("  RSS samples (s, MiB): {:?}", samples.iter().map(|(s, k)| (*s, k / 1024)).collect::<Vec<_>>());
+    println!("  probes: {probes:.0} ({:.0}/s), failed: {failures:.0}", probes / seconds as f64);
+    println!("  restarts counted: {:.0}", metric_sum(&metrics, "statusd_actor_restarts_total"));
+    println!("  reloads counted: {:.0}", metric_sum(&metrics, "statusd_config_reloads_total{result=\"success\"}"));
+    println!("  at the end: {threads} threads, {fds} open file descriptors");
+    println!("  exit: {status}");
+}

@@ -1,0 +1,321 @@
+//! Asset actor ("asset:<id>"): owns one asset's schedule and up/down state.
+//!
+//! The probe never runs inside a handler: a tick spawns it as a task, which waits for a worker
+//! slot, probes, and sends the result back as a message. So the actor answers state queries at
+//! once even while a probe hangs on its timeout, and a tick that finds the previous probe still
+//! running is skipped (and counted) instead of doubling it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use metrics::{Counter, Gauge, Histogram};
+use parking_lot::Mutex;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::health::{Health, StatusName, Thresholds, Transition};
+use super::incidents::{AssetDown, AssetRecovered, IncidentEvent};
+use super::schedule::{first_tick_offset, next_tick};
+use super::{AbortOnDrop, Services};
+use crate::config::AssetConfig;
+use crate::probe::{self, ProbeResult};
+use crate::telemetry::names;
+
+pub struct Asset;
+
+pub struct AssetArgs {
+    pub config: Arc<AssetConfig>,
+    pub services: Arc<Services>,
+    /// Outlives the actor: the Supervisor hands it to the replacement after a panic.
+    pub memory: Arc<Mutex<AssetMemory>>,
+}
+
+/// What an asset must not forget when its actor is restarted.
+#[derive(Debug, Clone, Default)]
+pub struct AssetMemory {
+    pub health: Health,
+    pub last_probe: Option<ProbeResult>,
+    pub skipped_ticks: u64,
+    /// The next tick as last scheduled: a restarted actor keeps its phase instead of
+    /// spreading its first tick again.
+    pub next_due: Option<Instant>,
+}
+
+pub enum AssetMsg {
+    /// Time to probe, if the tick is from the current schedule.
+    Tick {
+        generation: u64,
+    },
+    ProbeDone {
+        seq: u64,
+        result: ProbeResult,
+    },
+    Snapshot(RpcReplyPort<AssetSnapshot>),
+    /// The asset's config was reloaded with changes: keep the state, take the new settings.
+    Update(Arc<AssetConfig>),
+    /// Chaos testing: panic inside the handler, as a bug would.
+    Panic(String),
+}
+
+/// The live state of an asset, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetSnapshot {
+    pub status: StatusName,
+    pub since: Option<DateTime<Utc>>,
+    pub last_probe: Option<ProbeResult>,
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
+    pub open_incident_id: Option<Uuid>,
+    /// A probe is running right now.
+    pub probing: bool,
+    pub skipped_ticks: u64,
+}
+
+pub struct AssetState {
+    /// "asset:<id>", for log lines.
+    actor: String,
+    config: Arc<AssetConfig>,
+    services: Arc<Services>,
+    checkpoint: Arc<Mutex<AssetMemory>>,
+    memory: AssetMemory,
+    /// The interval in effect: the normal one, or the retry interval while suspect or down.
+    interval: Duration,
+    next_due: Instant,
+    /// Bumped on every reschedule, so that a tick already in the mailbox from an older
+    /// schedule is ignored.
+    generation: u64,
+    timer: Option<AbortOnDrop<Result<(), ractor::MessagingErr<AssetMsg>>>>,
+    probe: Option<(u64, AbortOnDrop<()>)>,
+    probe_seq: u64,
+    metrics: AssetMetrics,
+}
+
+/// Metric handles, resolved once per actor instead of once per probe.
+struct AssetMetrics {
+    success: Counter,
+    failure: Counter,
+    duration: Histogram,
+    up: Gauge,
+    skipped: Counter,
+}
+
+impl AssetMetrics {
+    fn new(asset_id: &str) -> Self {
+        let id = asset_id.to_string();
+        AssetMetrics {
+            success: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "success"),
+            failure: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "failure"),
+            duration: metrics::histogram!(names::PROBE_DURATION_SECONDS, "asset" => id.clone()),
+            up: metrics::gauge!(names::ASSET_UP, "asset" => id.clone()),
+            skipped: metrics::counter!(names::PROBES_SKIPPED_TOTAL, "asset" => id),
+        }
+    }
+}
+
+impl AssetState {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds { failure: self.config.failure_threshold, success: self.config.success_threshold }
+    }
+
+    fn wanted_interval(&self) -> Duration {
+        if self.memory.health.is_suspect_or_down() { self.config.retry_interval() } else { self.config.interval() }
+    }
+
+    fn schedule(&mut self, myself: &ActorRef<AssetMsg>, due: Instant) {
+        self.generation += 1;
+        self.next_due = due;
+        self.memory.next_due = Some(due);
+        let generation = self.generation;
+        let delay = due.saturating_duration_since(Instant::now());
+        self.timer = Some(AbortOnDrop(myself.send_after(delay, move || AssetMsg::Tick { generation })));
+    }
+
+    fn start_probe(&mut self, myself: &ActorRef<AssetMsg>, due: Instant) {
+        self.probe_seq += 1;
+        let seq = self.probe_seq;
+        let config = Arc::clone(&self.config);
+        let services = Arc::clone(&self.services);
+        let myself = myself.clone();
+        let task = tokio::spawn(async move {
+            // A closed semaphore means statusd is shutting down: no more probes.
+            let Some(_slot) = services.worker_slot().await else {
+                return;
+            };
+            let lag = Instant::now().saturating_duration_since(due);
+            metrics::histogram!(names::SCHEDULE_LAG_SECONDS).record(lag.as_secs_f64());
+            let result = probe::run(&config, &services.probes).await;
+            // The actor may have been restarted meanwhile; then this result has no one to go to.
+            let _ = myself.cast(AssetMsg::ProbeDone { seq, result });
+        });
+        self.probe = Some((seq, AbortOnDrop(task)));
+    }
+
+    fn record(&mut self, result: ProbeResult) {
+        let config = &self.config;
+        let seconds = Duration::from_millis(u64::try_from(result.latency_ms).unwrap_or(0)).as_secs_f64();
+        self.metrics.duration.record(seconds);
+        if result.success {
+            self.metrics.success.increment(1);
+            tracing::info!(
+                actor = %self.actor, asset_id = %config.id, asset_name = %config.name, success = true,
+                latency_ms = result.latency_ms, code = result.code,
+                "[✓] {} ({}): {}ms", config.name, config.id, result.latency_ms
+            );
+        } else {
+            self.metrics.failure.increment(1);
+            let message = result.message.as_deref().unwrap_or("failed");
+            tracing::warn!(
+                actor = %self.actor, asset_id = %config.id, asset_name = %config.name, success = false,
+                latency_ms = result.latency_ms, code = result.code, error = message,
+                "[✗] {} ({}): {}ms: {message}", config.name, config.id, result.latency_ms
+            );
+        }
+
+        let transition = self.memory.health.observe(result.success, result.timestamp, self.thresholds());
+        let details = result.message.clone().unwrap_or_default();
+        let at = result.timestamp;
+        self.services.directory.persist(result.clone());
+        self.memory.last_probe = Some(result);
+        match transition {
+            Transition::None => {}
+            Transition::CameUp => self.metrics.up.set(1.0),
+            Transition::WentDown(incident) => {
+                self.metrics.up.set(0.0);
+                self.services.directory.incidents(IncidentEvent::Down(AssetDown {
+                    asset_id: config.id.clone(),
+                    asset_name: config.name.clone(),
+                    incident,
+                    details,
+                }));
+            }
+            Transition::Recovered(incident) => {
+                self.metrics.up.set(1.0);
+                self.services.directory.incidents(IncidentEvent::Recovered(AssetRecovered {
+                    asset_id: config.id.clone(),
+                    asset_name: config.name.clone(),
+                    incident,
+                    at,
+                }));
+            }
+        }
+    }
+
+    fn snapshot(&self) -> AssetSnapshot {
+        let health = &self.memory.health;
+        AssetSnapshot {
+            status: health.name(),
+            since: health.since,
+            last_probe: self.memory.last_probe.clone(),
+            consecutive_failures: health.consecutive_failures,
+            consecutive_successes: health.consecutive_successes,
+            open_incident_id: health.open_incident().map(|i| i.id),
+            probing: self.probe.is_some(),
+            skipped_ticks: self.memory.skipped_ticks,
+        }
+    }
+
+    fn checkpoint(&self) {
+        *self.checkpoint.lock() = self.memory.clone();
+    }
+}
+
+impl Actor for Asset {
+    type Msg = AssetMsg;
+    type State = AssetState;
+    type Arguments = AssetArgs;
+
+    async fn pre_start(&self, myself: ActorRef<AssetMsg>, args: AssetArgs) -> Result<AssetState, ActorProcessingErr> {
+        let memory = args.memory.lock().clone();
+        let metrics = AssetMetrics::new(&args.config.id);
+        match memory.health.name() {
+            StatusName::Up => metrics.up.set(1.0),
+            StatusName::Down => metrics.up.set(0.0),
+            _ => {}
+        }
+        let now = Instant::now();
+        let mut state = AssetState {
+            actor: format!("asset:{}", args.config.id),
+            config: args.config,
+            services: args.services,
+            checkpoint: args.memory,
+            memory,
+            interval: Duration::ZERO,
+            next_due: now,
+            generation: 0,
+            timer: None,
+            probe: None,
+            probe_seq: 0,
+            metrics,
+        };
+        state.interval = state.wanted_interval();
+        let first = match state.memory.next_due {
+            Some(due) => due.max(now),
+            None => now + first_tick_offset(&state.config.id, state.interval),
+        };
+        state.schedule(&myself, first);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AssetMsg>,
+        message: AssetMsg,
+        state: &mut AssetState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            AssetMsg::Tick { generation } if generation == state.generation => {
+                let due = state.next_due;
+                if state.probe.is_some() {
+                    state.memory.skipped_ticks += 1;
+                    state.metrics.skipped.increment(1);
+                    tracing::debug!(actor = %state.actor, asset_id = %state.config.id, "previous probe still running: tick skipped");
+                } else {
+                    state.start_probe(&myself, due);
+                }
+                let next = next_tick(due, state.interval, Instant::now());
+                state.schedule(&myself, next);
+                state.checkpoint();
+            }
+            AssetMsg::Tick { .. } => {}
+            AssetMsg::ProbeDone { seq, result } => {
+                let started = match &state.probe {
+                    Some((current, _)) if *current == seq => Instant::now(),
+                    _ => return Ok(()),
+                };
+                state.probe = None;
+                state.record(result);
+                let wanted = state.wanted_interval();
+                if wanted != state.interval {
+                    // Suspect: look again soon. Recovered: back to the normal pace. Measured
+                    // from now, so the switch never fires a burst.
+                    state.interval = wanted;
+                    state.schedule(&myself, started + wanted);
+                }
+                state.checkpoint();
+            }
+            AssetMsg::Snapshot(reply) => {
+                let _ = reply.send(state.snapshot());
+            }
+            AssetMsg::Update(config) => {
+                let previous = state.interval;
+                state.config = config;
+                let wanted = state.wanted_interval();
+                if wanted != previous {
+                    // Keep the phase: the next probe comes one new interval after the last tick,
+                    // never in the past, so a shorter interval probes once now, not in a burst.
+                    let last_tick = state.next_due.checked_sub(previous).unwrap_or(state.next_due);
+                    state.interval = wanted;
+                    state.schedule(&myself, (last_tick + wanted).max(Instant::now()));
+                }
+                tracing::info!(actor = %state.actor, asset_id = %state.config.id, "asset settings updated");
+                state.checkpoint();
+            }
+            AssetMsg::Panic(reason) => panic!("{reason}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! `/api/actors`: the supervision tree.
+
+use axum::Json;
+use axum::extract::State;
+use ractor::call_t;
+
+use super::{ApiError, ApiState};
+use crate::actors::supervisor::{ActorInfo, SupervisorMsg};
+
+/// `GET /api/actors`: the supervisor first, then its children in start order.
+pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<ActorInfo>>, ApiError> {
+    let children = call_t!(state.supervisor, SupervisorMsg::Actors, 2000)
+        .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
+    let supervisor = ActorInfo {
+        name: "statusd".into(),
+        kind: "supervisor",
+        status: "running",
+        restarts: 0,
+        last_restart: None,
+        mailbox: None,
+    };
+    Ok(Json(std::iter::once(supervisor).chain(children).collect()))
+}

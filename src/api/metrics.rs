@@ -1,0 +1,11 @@
+//! `/metrics`: Prometheus text format, served by the API itself (no second port).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::ApiState;
+
+pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}

@@ -1,0 +1,91 @@
+//! Cross-cutting request handling: request ids in logs, RED metrics, timeouts, bearer tokens,
+//! JSON answers for panics and unknown routes.
+
+use std::any::Any;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::error::json_error;
+use super::routes::REQUEST_TIMEOUT;
+use super::{ApiError, ApiState};
+use crate::telemetry::names;
+
+/// Every log line of a request carries its id (taken from `x-request-id` or generated).
+pub async fn trace(request: Request, next: Next) -> Response {
+    let request_id =
+        request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let span = tracing::info_span!("request", %request_id, method = %request.method(), path = %request.uri().path());
+    async move {
+        let started = Instant::now();
+        let response = next.run(request).await;
+        tracing::debug!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// Rate, errors and duration per route, labelled with the route template, never the raw path
+/// (asset ids in paths would make the label set unbounded).
+pub async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(names::HTTP_REQUESTS_TOTAL, "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(names::HTTP_REQUEST_DURATION_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+pub async fn timeout(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "the request took too long"),
+    }
+}
+
+/// Mutating routes need `Authorization: Bearer <token>` when a token is configured.
+pub async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.api_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Constant time, so the token cannot be guessed byte by byte from response times.
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// A handler panicked: the panic hook has logged it; the client gets a JSON 500.
+pub fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+pub async fn not_found(method: Method, uri: Uri) -> Response {
+    json_error(StatusCode::NOT_FOUND, format!("no route for {method} {}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    json_error(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+}

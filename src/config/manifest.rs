@@ -1,0 +1,288 @@
+//! `manifest.json`: the assets to watch, in the seed's format.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Report, check_identifier, parse_value};
+use crate::probe::ProbeSpec;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub assets: Vec<AssetConfig>,
+}
+
+/// One watched service. The common fields come from the seed; probe-specific settings live in
+/// [`ProbeSpec`], chosen by `assetType`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetConfig {
+    pub id: String,
+    /// Shown in notifications and logs; defaults to the id.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default = "default_interval_seconds")]
+    pub interval_seconds: u64,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Consecutive failures before the asset is confirmed down: one failure may be a glitch.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "default_success_threshold")]
+    pub success_threshold: u32,
+    /// Probe interval while the asset is suspect or down; defaults to the smaller of
+    /// `intervalSeconds` and 30 s, so an outage is confirmed (and its end seen) quickly.
+    #[serde(default)]
+    pub retry_interval_seconds: Option<u64>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Value>,
+    #[serde(flatten)]
+    pub probe: ProbeSpec,
+}
+
+fn default_interval_seconds() -> u64 {
+    60
+}
+fn default_timeout_seconds() -> u64 {
+    5
+}
+fn default_failure_threshold() -> u32 {
+    2
+}
+fn default_success_threshold() -> u32 {
+    1
+}
+
+const DEFAULT_MAX_RETRY_INTERVAL_SECONDS: u64 = 30;
+
+impl AssetConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_seconds)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
+
+    pub fn retry_interval(&self) -> Duration {
+        Duration::from_secs(
+            self.retry_interval_seconds.unwrap_or(self.interval_seconds.min(DEFAULT_MAX_RETRY_INTERVAL_SECONDS)),
+        )
+    }
+
+    pub fn asset_type(&self) -> &'static str {
+        self.probe.asset_type()
+    }
+
+    fn validate(&self, path: &str, report: &mut Report<'_>) {
+        check_identifier(report, &format!("{path}.id"), "id", &self.id);
+        if self.interval_seconds < 1 {
+            report.problem(format!("{path}.intervalSeconds"), "must be at least 1");
+        }
+        if self.timeout_seconds < 1 {
+            report.problem(format!("{path}.timeoutSeconds"), "must be at least 1");
+        } else if self.interval_seconds >= 1 && self.timeout_seconds > self.interval_seconds {
+            report.problem(
+                format!("{path}.timeoutSeconds"),
+                format!(
+                    "must not exceed intervalSeconds ({}): a probe would still run when the next is due",
+                    self.interval_seconds
+                ),
+            );
+        }
+        if self.failure_threshold < 1 {
+            report.problem(format!("{path}.failureThreshold"), "must be at least 1");
+        }
+        if self.success_threshold < 1 {
+            report.problem(format!("{path}.successThreshold"), "must be at least 1");
+        }
+        if self.retry_interval_seconds == Some(0) {
+            report.problem(format!("{path}.retryIntervalSeconds"), "must be at least 1");
+        }
+        self.probe.validate(&self.address, path, report);
+    }
+}
+
+pub(super) fn parse(value: &Value, report: &mut Report<'_>) -> Option<Manifest> {
+    let Some(root) = value.as_object() else {
+        report.problem("", "must be an object with an \"assets\" list");
+        return None;
+    };
+    report.unknown_fields("", value, &["assets"]);
+    let Some(items) = root.get("assets") else {
+        report.problem("assets", "missing: list the assets to watch (it may be empty)");
+        return None;
+    };
+    let Some(items) = items.as_array() else {
+        report.problem("assets", "must be a list");
+        return None;
+    };
+
+    let mut assets = Vec::with_capacity(items.len());
+    let mut first_seen: HashMap<String, usize> = HashMap::new();
+    let mut complete = true;
+    for (index, item) in items.iter().enumerate() {
+        let path = format!("assets[{index}]");
+        match parse_asset(item, &path, report) {
+            Some(asset) => {
+                if let Some(first) = first_seen.get(&asset.id) {
+                    report.problem(
+                        format!("{path}.id"),
+                        format!("duplicate id {:?} (first used by assets[{first}])", asset.id),
+                    );
+                } else {
+                    first_seen.insert(asset.id.clone(), index);
+                }
+                assets.push(asset);
+            }
+            None => complete = false,
+        }
+    }
+    complete.then_some(Manifest { assets })
+}
+
+fn parse_asset(item: &Value, path: &str, report: &mut Report<'_>) -> Option<AssetConfig> {
+    let Some(object) = item.as_object() else {
+        report.problem(path, "must be an object");
+        return None;
+    };
+    match object.get("assetType") {
+        None => {
+            report.problem(
+                format!("{path}.assetType"),
+                format!("missing (one of: {})", ProbeSpec::ASSET_TYPES.join(", ")),
+            );
+            return None;
+        }
+        Some(Value::String(t)) if !ProbeSpec::ASSET_TYPES.contains(&t.as_str()) => {
+            report.problem(
+                format!("{path}.assetType"),
+                format!("unknown asset type {t:?} (one of: {})", ProbeSpec::ASSET_TYPES.join(", ")),
+            );
+            return None;
+        }
+        _ => {}
+    }
+
+    let before = report.problems.len();
+    let mut asset: AssetConfig = parse_value(item, path, report)?;
+    // Every field the type knows survives a round trip; any other key in the input is a typo.
+    if let Ok(Value::Object(known)) = serde_json::to_value(&asset) {
+        let known: Vec<&str> = known.keys().map(String::as_str).collect();
+        report.unknown_fields(path, item, &known);
+    }
+    if asset.name.is_empty() {
+        asset.name = asset.id.clone();
+    }
+    asset.validate(path, report);
+    (report.problems.len() == before).then_some(asset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems_of(value: Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut report = Report::new("manifest.json", &mut problems);
+        parse(&value, &mut report);
+        problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
+    }
+
+    fn parse_ok(value: Value) -> Manifest {
+        let mut problems = Vec::new();
+        let mut report = Report::new("manifest.json", &mut problems);
+        let manifest = parse(&value, &mut report);
+        assert!(problems.is_empty(), "{problems:?}");
+        manifest.expect("a manifest without problems")
+    }
+
+    #[test]
+    fn the_seed_manifest_loads_unchanged() {
+        let manifest = parse_ok(json!({
+          "assets": [
+            {"id": "api-prod", "assetType": "http", "name": "Production API",
+             "address": "https://api.example.com/health", "intervalSeconds": 60,
+             "timeoutSeconds": 5, "expectedStatusCodes": [200],
+             "metadata": {"env": "prod", "owner": "platform-team"}},
+            {"id": "web-prod", "assetType": "http", "name": "Production Website",
+             "address": "https://www.example.com", "intervalSeconds": 120,
+             "timeoutSeconds": 10, "expectedStatusCodes": [200, 301]}
+          ]
+        }));
+        assert_eq!(manifest.assets.len(), 2);
+        let api = &manifest.assets[0];
+        assert_eq!(api.failure_threshold, 2);
+        assert_eq!(api.success_threshold, 1);
+        assert_eq!(api.retry_interval(), Duration::from_secs(30));
+        assert_eq!(api.metadata["owner"], json!("platform-team"));
+        assert_eq!(manifest.assets[1].retry_interval(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn defaults_fill_what_the_seed_leaves_out() {
+        let manifest = parse_ok(json!({"assets": [
+            {"id": "a", "assetType": "http", "address": "http://localhost/"}
+        ]}));
+        let a = &manifest.assets[0];
+        assert_eq!(a.name, "a");
+        assert_eq!((a.interval_seconds, a.timeout_seconds), (60, 5));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let problems = problems_of(json!({"assets": [
+            {"id": "ok", "assetType": "http", "address": "http://localhost/"},
+            {"id": "bad interval", "assetType": "http", "address": "http://x/", "intervalSeconds": 0},
+            {"id": "ok", "assetType": "http", "address": "http://localhost/"},
+            {"id": "ftp", "assetType": "ftp", "address": "ftp://x"},
+            {"id": "empty", "assetType": "http", "address": ""},
+            {"id": "typo", "assetType": "http", "address": "http://x/", "intervalSecond": 5},
+            {"id": "wrong-type", "assetType": "http", "address": "http://x/", "timeoutSeconds": "5"},
+            {"id": "slow", "assetType": "http", "address": "http://x/", "intervalSeconds": 5, "timeoutSeconds": 10},
+            {"id": "codes", "assetType": "http", "address": "http://x/", "expectedStatusCodes": [200, 1000]},
+            {"assetType": "http", "address": "http://x/"},
+            {"id": "notype", "address": "http://x/"},
+            {"id": "zero", "assetType": "http", "address": "http://x/", "failureThreshold": 0, "successThreshold": 0, "retryIntervalSeconds": 0},
+            {"id": "scheme", "assetType": "http", "address": "ftp://x/"}
+        ]}));
+        let expected = [
+            "assets[1].id: id \"bad interval\" has ' ': use letters, digits, '-', '_' and '.'",
+            "assets[1].intervalSeconds: must be at least 1",
+            "assets[2].id: duplicate id \"ok\" (first used by assets[0])",
+            "assets[3].assetType: unknown asset type \"ftp\" (one of: http)",
+            "assets[4].address: must not be empty: an http asset needs a URL",
+            "assets[5].intervalSecond: unknown field (did you mean `intervalSeconds`?)",
+            "assets[6].timeoutSeconds: invalid type: string \"5\", expected u64",
+            "assets[7].timeoutSeconds: must not exceed intervalSeconds (5): a probe would still run when the next is due",
+            "assets[8].expectedStatusCodes[1]: 1000 is not an HTTP status code (100-599)",
+            "assets[9]: missing field `id`",
+            "assets[10].assetType: missing (one of: http)",
+            "assets[11].failureThreshold: must be at least 1",
+            "assets[11].successThreshold: must be at least 1",
+            "assets[11].retryIntervalSeconds: must be at least 1",
+            "assets[12].address: scheme \"ftp\" is not http or https",
+        ];
+        for line in &expected {
+            assert!(problems.contains(&line.to_string()), "missing {line:?} in {problems:#?}");
+        }
+        assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn a_manifest_without_an_assets_list_is_rejected() {
+        assert_eq!(
+            problems_of(json!({"asets": []})),
+            vec![
+                "asets: unknown field (did you mean `assets`?)".to_string(),
+                "assets: missing: list the assets to watch (it may be empty)".to_string()
+            ]
+        );
+        assert_eq!(problems_of(json!([])), vec![": must be an object with an \"assets\" list"]);
+    }
+}

@@ -1,0 +1,285 @@
+//! The config files: what to watch (the manifest) and whom to tell (the notifiers).
+//!
+//! Loading never stops at the first mistake. Every problem is collected with its file and the
+//! path of the offending value (`assets[2].intervalSeconds: must be at least 1`), so a single
+//! `statusd check-config` shows everything there is to fix, and `statusd run` refuses to start
+//! with exactly the same list.
+
+pub mod diff;
+mod format;
+pub mod manifest;
+pub mod notifiers;
+pub mod watcher;
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use manifest::{AssetConfig, Manifest};
+pub use notifiers::{NotificationPolicy, NotifiersConfig};
+
+/// Both config files, loaded and validated together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub manifest: Manifest,
+    pub notifiers: NotifiersConfig,
+}
+
+impl Config {
+    /// Loads and validates both files, reporting every problem in either of them.
+    pub fn load(manifest_path: &Path, notifiers_path: &Path) -> Result<Config, Problems> {
+        let mut problems = Vec::new();
+        let manifest = load_file(manifest_path, &mut problems, manifest::parse);
+        let notifiers = load_file(notifiers_path, &mut problems, notifiers::parse);
+        match (manifest, notifiers) {
+            (Some(manifest), Some(notifiers)) if problems.is_empty() => Ok(Config { manifest, notifiers }),
+            _ => Err(Problems(problems)),
+        }
+    }
+}
+
+/// Reads one config file and parses it, adding every problem found to `problems`.
+fn load_file<T>(
+    path: &Path,
+    problems: &mut Vec<Problem>,
+    parse: impl FnOnce(&serde_json::Value, &mut Report<'_>) -> Option<T>,
+) -> Option<T> {
+    let file = path.display().to_string();
+    let mut report = Report::new(&file, problems);
+    match format::read(path) {
+        Ok(value) => parse(&value, &mut report),
+        Err(message) => {
+            report.problem("", message);
+            None
+        }
+    }
+}
+
+/// One thing wrong in a config file: where it is and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    /// JSON-style path of the value (`assets[2].intervalSeconds`); empty for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config; never empty when returned as an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(f, "{n} problem{} in the config:", if n == 1 { "" } else { "s" })?;
+        for problem in &self.0 {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects the problems of one file, so validation code only says where and what.
+pub struct Report<'a> {
+    file: &'a str,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(file: &'a str, problems: &'a mut Vec<Problem>) -> Self {
+        Report { file, problems }
+    }
+
+    pub fn problem(&mut self, path: impl fmt::Display, message: impl fmt::Display) {
+        self.problems.push(Problem {
+            file: self.file.to_string(),
+            path: path.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// Records a serde error for the value at `path`, keeping serde's own path inside it.
+    fn deserialize_error(&mut self, path: &str, error: serde_path_to_error::Error<serde_json::Error>) {
+        let inner = error.path().to_string();
+        let full = if inner == "." || inner == "?" {
+            path.to_string()
+        } else if path.is_empty() {
+            inner
+        } else {
+            format!("{path}.{inner}")
+        };
+        self.problem(full, error.into_inner());
+    }
+
+    /// Reports every key of `input` that `known` does not have, suggesting a close match.
+    fn unknown_fields(&mut self, path: &str, input: &serde_json::Value, known: &[&str]) {
+        let Some(object) = input.as_object() else {
+            return;
+        };
+        for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
+            let message = match closest(key, known) {
+                Some(near) => format!("unknown field (did you mean `{near}`?)"),
+                None => format!("unknown field (known: {})", known.join(", ")),
+            };
+            self.problem(join_path(path, key), message);
+        }
+    }
+}
+
+/// Deserializes one value, recording the error with its full path instead of failing the load.
+fn parse_value<T: for<'de> Deserialize<'de>>(
+    value: &serde_json::Value,
+    path: &str,
+    report: &mut Report<'_>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize(value) {
+        Ok(parsed) => Some(parsed),
+        Err(error) => {
+            report.deserialize_error(path, error);
+            None
+        }
+    }
+}
+
+fn join_path(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+}
+
+/// Ids and names end up in URLs, metric labels and log fields: keep them to a safe alphabet.
+fn check_identifier(report: &mut Report<'_>, path: &str, what: &str, value: &str) {
+    if value.is_empty() {
+        report.problem(path, format!("{what} must not be empty"));
+    } else if value.len() > 128 {
+        report.problem(path, format!("{what} must be at most 128 characters"));
+    } else if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        report.problem(path, format!("{what} {value:?} has {bad:?}: use letters, digits, '-', '_' and '.'"));
+    }
+}
+
+/// The known name nearest to a misspelled one, if any is near enough to be a typo.
+fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(&word.to_lowercase(), &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// A value that must never reach a log line or an API answer (webhook URLs carry their token).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn toml_and_yaml_files_load_like_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = write(
+            &dir,
+            "manifest.toml",
+            r#"
+            [[assets]]
+            id = "api"
+            assetType = "http"
+            address = "http://localhost/health"
+            expectedStatusCodes = [200, 204]
+            [assets.metadata]
+            env = "prod"
+            "#,
+        );
+        let notifiers = write(
+            &dir,
+            "notifiers.yaml",
+            "notifiers:\n  teams:\n    type: teams\n    webhookUrl: https://example.com/hook\nnotificationPolicy:\n  onDown: [teams]\n  throttleSeconds: 0\n",
+        );
+        let config = Config::load(&manifest, &notifiers).expect("valid");
+        assert_eq!(config.manifest.assets[0].id, "api");
+        assert_eq!(config.manifest.assets[0].metadata["env"], "prod");
+        assert_eq!(config.notifiers.policy.on_down, ["teams"]);
+        assert_eq!(config.notifiers.policy.throttle_seconds, 0);
+
+        let yml =
+            write(&dir, "manifest.yml", "assets:\n  - id: web\n    assetType: http\n    address: http://localhost/\n");
+        assert_eq!(Config::load(&yml, &notifiers).expect("valid").manifest.assets[0].id, "web");
+    }
+
+    #[test]
+    fn unreadable_and_malformed_files_are_problems_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broken = write(&dir, "manifest.json", "{\"assets\": [");
+        let odd = write(&dir, "notifiers.ini", "x=1");
+        let problems = Config::load(&broken, &odd).expect_err("invalid").0;
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].message.starts_with("invalid JSON: EOF while parsing a list at line 1"), "{problems:?}");
+        assert!(problems[1].message.contains("unsupported file extension \"ini\""), "{problems:?}");
+        let missing = dir.path().join("missing.json");
+        let problems = Config::load(&missing, &missing).expect_err("missing").0;
+        assert!(problems.iter().all(|p| p.message.starts_with("cannot read the file")), "{problems:?}");
+        assert!(problems[0].to_string().contains("missing.json"));
+    }
+
+    #[test]
+    fn suggests_the_field_a_typo_was_meant_to_be() {
+        let known = ["intervalSeconds", "timeoutSeconds", "name"];
+        assert_eq!(closest("intervalSecond", &known), Some("intervalSeconds"));
+        assert_eq!(closest("intervalseconds", &known), Some("intervalSeconds"));
+        assert_eq!(closest("colour", &known), None);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret = Secret::new("https://hooks.example.com/T0/B0/token");
+        assert_eq!(format!("{secret:?}"), "\"***\"");
+    }
+}

@@ -1,0 +1,234 @@
+//! `notifiers.json`: the notification channels and the policy that decides who hears what.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Report, check_identifier, parse_value};
+use crate::notify::ChannelConfig;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifiersConfig {
+    pub notifiers: BTreeMap<String, ChannelConfig>,
+    pub policy: NotificationPolicy,
+}
+
+/// Which channels hear which events, and how often.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationPolicy {
+    #[serde(default)]
+    pub on_down: Vec<String>,
+    #[serde(default)]
+    pub on_recovery: Vec<String>,
+    /// Channels told when an actor panics (throttled like the rest).
+    #[serde(default)]
+    pub on_panic: Vec<String>,
+    /// At most one notification per asset and channel in this window; 0 turns throttling off.
+    #[serde(default = "default_throttle_seconds")]
+    pub throttle_seconds: u64,
+    /// Send a REMINDER to the channels that heard DOWN while the incident stays open.
+    #[serde(default)]
+    pub repeat_alerts: bool,
+    /// How often reminders go out; defaults to `throttleSeconds`.
+    #[serde(default)]
+    pub repeat_interval_seconds: Option<u64>,
+}
+
+fn default_throttle_seconds() -> u64 {
+    300
+}
+
+impl Default for NotificationPolicy {
+    fn default() -> Self {
+        NotificationPolicy {
+            on_down: Vec::new(),
+            on_recovery: Vec::new(),
+            on_panic: Vec::new(),
+            throttle_seconds: default_throttle_seconds(),
+            repeat_alerts: false,
+            repeat_interval_seconds: None,
+        }
+    }
+}
+
+impl NotificationPolicy {
+    pub fn throttle(&self) -> Duration {
+        Duration::from_secs(self.throttle_seconds)
+    }
+
+    /// The reminder period, when reminders are on.
+    pub fn repeat_interval(&self) -> Option<Duration> {
+        let seconds = self.repeat_interval_seconds.unwrap_or(self.throttle_seconds);
+        (self.repeat_alerts && seconds > 0).then(|| Duration::from_secs(seconds))
+    }
+
+    /// `defined` holds every notifier name in the file, valid or not: a notifier with a bad URL
+    /// is one problem, not also a dangling name in the policy.
+    fn validate(&self, defined: &[&str], report: &mut Report<'_>) {
+        for (list, names) in [("onDown", &self.on_down), ("onRecovery", &self.on_recovery), ("onPanic", &self.on_panic)]
+        {
+            for (i, name) in names.iter().enumerate() {
+                if !defined.contains(&name.as_str()) {
+                    report.problem(
+                        format!("notificationPolicy.{list}[{i}]"),
+                        format!("unknown notifier {name:?} (defined: {})", defined.join(", ")),
+                    );
+                }
+            }
+        }
+        if self.repeat_alerts && self.repeat_interval().is_none() {
+            report.problem(
+                "notificationPolicy.repeatIntervalSeconds",
+                "must be at least 1 when repeatAlerts is true (or set throttleSeconds)",
+            );
+        }
+    }
+}
+
+pub(super) fn parse(value: &Value, report: &mut Report<'_>) -> Option<NotifiersConfig> {
+    let Some(root) = value.as_object() else {
+        report.problem("", "must be an object with \"notifiers\" and \"notificationPolicy\"");
+        return None;
+    };
+    report.unknown_fields("", value, &["notifiers", "notificationPolicy"]);
+    let before = report.problems.len();
+
+    let mut notifiers = BTreeMap::new();
+    let mut defined: Vec<&str> = Vec::new();
+    match root.get("notifiers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(entries)) => {
+            for (name, entry) in entries {
+                defined.push(name);
+                let path = format!("notifiers.{name}");
+                check_identifier(report, &path, "notifier name", name);
+                if let Some(channel) = parse_channel(entry, &path, report) {
+                    notifiers.insert(name.clone(), channel);
+                }
+            }
+        }
+        Some(_) => report.problem("notifiers", "must be an object of named notifiers"),
+    }
+
+    let policy = match root.get("notificationPolicy") {
+        None | Some(Value::Null) => Some(NotificationPolicy::default()),
+        Some(value) => parse_value::<NotificationPolicy>(value, "notificationPolicy", report),
+    };
+    if let Some(policy) = &policy {
+        policy.validate(&defined, report);
+    }
+    if report.problems.len() != before {
+        return None;
+    }
+    Some(NotifiersConfig { notifiers, policy: policy? })
+}
+
+fn parse_channel(entry: &Value, path: &str, report: &mut Report<'_>) -> Option<ChannelConfig> {
+    match entry.get("type") {
+        Some(Value::String(t)) if ChannelConfig::TYPES.contains(&t.as_str()) => {}
+        Some(Value::String(t)) => {
+            report.problem(
+                format!("{path}.type"),
+                format!("unknown notifier type {t:?} (one of: {})", ChannelConfig::TYPES.join(", ")),
+            );
+            return None;
+        }
+        _ => {
+            report.problem(format!("{path}.type"), format!("missing (one of: {})", ChannelConfig::TYPES.join(", ")));
+            return None;
+        }
+    }
+    let channel: ChannelConfig = parse_value(entry, path, report)?;
+    let before = report.problems.len();
+    channel.validate(path, report);
+    (report.problems.len() == before).then_some(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems_of(value: Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut report = Report::new("notifiers.json", &mut problems);
+        parse(&value, &mut report);
+        problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect()
+    }
+
+    #[test]
+    fn the_seed_notifiers_load_unchanged() {
+        let mut problems = Vec::new();
+        let mut report = Report::new("notifiers.json", &mut problems);
+        let config = parse(
+            &json!({
+              "notifiers": {
+                "teams": {"type": "teams", "webhookUrl": "https://outlook.office.com/webhook/your-webhook-url"}
+              },
+              "notificationPolicy": {
+                "onDown": ["teams"], "onRecovery": ["teams"], "throttleSeconds": 300, "repeatAlerts": false
+              }
+            }),
+            &mut report,
+        )
+        .expect("valid");
+        assert!(problems.is_empty());
+        assert_eq!(config.notifiers.len(), 1);
+        assert_eq!(config.policy.throttle(), Duration::from_secs(300));
+        assert_eq!(config.policy.repeat_interval(), None);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let problems = problems_of(json!({
+          "notifiers": {
+            "teams": {"type": "teams", "webhookUrl": "ftp://example.com/hook"},
+            "chat": {"type": "irc", "url": "https://x"},
+            "hook": {"type": "webhook", "url": "https://example.com/x", "timeoutSecond": 3},
+            "slack": {"type": "slack"},
+            "bad name": {"type": "discord", "webhookUrl": "https://discord.example/api"},
+            "nourl": {"type": "webhook", "url": "not a url"}
+          },
+          "notificationPolicy": {
+            "onDown": ["teams", "pagerduty"], "onRecovery": ["sms"], "repeatAlerts": true,
+            "throttleSeconds": 0
+          }
+        }));
+        let expected = [
+            "notifiers.teams.webhookUrl: scheme \"ftp\" is not http or https",
+            "notifiers.chat.type: unknown notifier type \"irc\" (one of: teams, slack, discord, webhook)",
+            "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `timeoutSeconds`",
+            "notifiers.slack: missing field `webhookUrl`",
+            "notifiers.bad name: notifier name \"bad name\" has ' ': use letters, digits, '-', '_' and '.'",
+            "notifiers.nourl.webhookUrl: is not a valid URL (relative URL without a base)",
+            "notificationPolicy.onDown[1]: unknown notifier \"pagerduty\" (defined: bad name, chat, hook, nourl, slack, teams)",
+            "notificationPolicy.onRecovery[0]: unknown notifier \"sms\" (defined: bad name, chat, hook, nourl, slack, teams)",
+            "notificationPolicy.repeatIntervalSeconds: must be at least 1 when repeatAlerts is true (or set throttleSeconds)",
+        ];
+        for line in &expected {
+            assert!(problems.contains(&line.to_string()), "missing {line:?} in {problems:#?}");
+        }
+        assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn webhook_urls_never_appear_in_problems() {
+        let problems = problems_of(json!({"notifiers": {
+            "a": {"type": "slack", "webhookUrl": "ftp://hooks.example/SECRET-TOKEN"},
+            "b": {"type": "slack", "webhookUrl": "https://"}
+        }}));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().all(|p| !p.contains("SECRET")), "{problems:?}");
+    }
+
+    #[test]
+    fn a_missing_policy_notifies_nobody() {
+        let mut problems = Vec::new();
+        let mut report = Report::new("notifiers.json", &mut problems);
+        let config = parse(&json!({"notifiers": {}}), &mut report).expect("valid");
+        assert!(config.policy.on_down.is_empty());
+    }
+}

@@ -1,0 +1,377 @@
+//! statusd: an uptime monitor built as an actor supervision tree.
+//!
+//! # Layout
+//! - [`settings`]: CLI and layered settings (defaults < `config/statusd.toml` < env < flags).
+//! - [`config`]: the manifest (assets) and notifiers files, and their validation.
+//! - [`actors`]: the supervision tree — Supervisor, Asset, Incidents, Persistence, Notifier.
+//! - [`probe`]: one file per asset type.
+//! - [`notify`]: one file per notification channel.
+//! - [`store`]: the Store interface and its SQLite backend.
+//! - [`api`]: the HTTP API, every route in `api/routes.rs`.
+//! - [`telemetry`]: logs, metrics and the panic hook.
+//!
+//! [`run`] is the whole program; `main.rs` only calls it. Tests call it too (or [`App`], to
+//! learn the port it bound), any number of times in one process.
+
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod notify;
+pub mod probe;
+pub mod settings;
+pub mod store;
+pub mod telemetry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use axum::Router;
+use chrono::Utc;
+use ractor::{Actor, ActorRef};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use actors::persistence::Backlog;
+use actors::supervisor::{RestartIntensity, Supervisor, SupervisorArgs, SupervisorMsg};
+use actors::{Directory, RetentionSettings, Services};
+use api::{ApiState, Lifecycle};
+use config::{Config, Problems};
+use probe::ProbeContext;
+use settings::{Command, Settings, SettingsError};
+use store::{CloseReason, IncidentWrite, Store, StoreError, StoreOp};
+use telemetry::TelemetryError;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit this binary was built from, when the build said (`STATUSD_COMMIT`).
+pub const COMMIT: &str = match option_env!("STATUSD_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+/// API requests in flight get this long to finish once shutdown begins.
+const API_DRAIN: Duration = Duration::from_secs(2);
+/// The actors get this long to stop in order and flush; within the 10 s shutdown promise.
+const ACTORS_STOP: Duration = Duration::from_secs(9);
+/// Probe results buffered while the database is away: this much time's worth, by default.
+const DEFAULT_BUFFER_SECONDS: u64 = 600;
+const MIN_BUFFERED_RESULTS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    #[error("{0}")]
+    Config(#[from] Problems),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot build the HTTP clients: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("cannot start the supervision tree: {0}")]
+    Actors(String),
+}
+
+impl Error {
+    /// Prints the error the way a person at a terminal should see it and picks the exit code:
+    /// 1 for a bad config (what `check-config` promises), 2 for bad usage or settings.
+    pub fn report(&self) -> ExitCode {
+        match self {
+            Error::Settings(SettingsError::Cli(error)) => {
+                let _ = error.print();
+                ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+            }
+            Error::Settings(_) => {
+                eprintln!("statusd: {self}");
+                ExitCode::from(2)
+            }
+            _ => {
+                eprintln!("statusd: {self}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// The whole program: parse `args` and `env`, then check the config or run the monitor until
+/// `shutdown` resolves.
+pub async fn run<A, T, E, K, V>(args: A, env: E, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error>
+where
+    A: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+    E: IntoIterator<Item = (K, V)>,
+    K: Into<OsString>,
+    V: Into<OsString>,
+{
+    let env: BTreeMap<String, String> = env
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.into().into_string().ok()?, v.into().into_string().ok()?)))
+        .collect();
+    let (command, settings) = Settings::from_args(args, &env)?;
+    match command {
+        Command::CheckConfig => check_config(&settings),
+        Command::Run => {
+            telemetry::init_logging(settings.log_format, &settings.log_level)?;
+            App::build(settings).await?.serve(shutdown).await
+        }
+    }
+}
+
+fn check_config(settings: &Settings) -> Result<(), Error> {
+    let config = Config::load(&settings.manifest, &settings.notifiers)?;
+    println!(
+        "{}: {} assets; {}: {} notifiers; no problems found",
+        settings.manifest.display(),
+        config.manifest.assets.len(),
+        settings.notifiers.display(),
+        config.notifiers.notifiers.len()
+    );
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM: what `main` passes to [`run`].
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT stops statusd");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => tracing::info!(signal = "SIGINT", "shutdown requested"),
+            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// A started statusd: config loaded, database migrated, actors running, port bound.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    supervisor: ActorRef<SupervisorMsg>,
+    supervisor_task: tokio::task::JoinHandle<()>,
+    store: Store,
+    lifecycle: Arc<Lifecycle>,
+    hangups: Hangups,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<App, Error> {
+        let config = Config::load(&settings.manifest, &settings.notifiers)?;
+        tracing::info!(
+            assets = config.manifest.assets.len(),
+            notifiers = config.notifiers.notifiers.len(),
+            manifest = %settings.manifest.display(),
+            "config loaded"
+        );
+        let metrics = telemetry::metrics_handle()?;
+        let store =
+            connect_with_retries(&settings.db, Duration::from_secs(settings.persistence.connect_timeout_seconds))
+                .await?;
+        tracing::info!(db = %store::redact_url(&settings.db), "database ready");
+        store.sync_assets(&config.manifest.assets).await?;
+        let open_incidents = close_orphaned_incidents(&store, &config).await?;
+
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| Error::Listen { addr: settings.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen, source })?;
+
+        let max_buffered = settings.persistence.max_buffered.unwrap_or_else(|| default_buffer(&config));
+        let backlog = Arc::new(parking_lot::Mutex::new(Backlog::new(max_buffered)));
+        let services = Arc::new(Services {
+            directory: Directory::new(backlog, settings.persistence.batch_size),
+            probes: ProbeContext::new()?,
+            workers: Arc::new(Semaphore::new(settings.workers)),
+            notify_client: reqwest::Client::builder()
+                .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            persistence: actors::PersistenceSettings {
+                batch_size: settings.persistence.batch_size,
+                flush_interval: Duration::from_millis(settings.persistence.flush_interval_ms),
+            },
+            waiting: AtomicUsize::new(0),
+        });
+        let (supervisor, supervisor_task) = Actor::spawn(
+            None,
+            Supervisor,
+            SupervisorArgs {
+                config,
+                settings: settings.clone(),
+                store: store.clone(),
+                services: Arc::clone(&services),
+                open_incidents,
+                retention: RetentionSettings {
+                    events: chrono::TimeDelta::days(i64::from(settings.retention.days)),
+                    rollups: chrono::TimeDelta::days(i64::from(settings.retention.rollup_days)),
+                    every: Duration::from_secs(settings.retention.interval_seconds),
+                    batch: settings.retention.batch,
+                },
+                intensity: RestartIntensity {
+                    max_restarts: settings.restart.max_restarts,
+                    window: Duration::from_secs(settings.restart.window_seconds),
+                },
+            },
+        )
+        .await
+        .map_err(|e| Error::Actors(e.to_string()))?;
+
+        let lifecycle = Arc::new(Lifecycle::default());
+        let router = api::routes::router(ApiState {
+            supervisor: supervisor.clone(),
+            store: store.clone(),
+            services,
+            metrics,
+            lifecycle: Arc::clone(&lifecycle),
+            api_token: settings.api_token.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
+            enable_chaos: settings.enable_chaos,
+            demo: settings.demo,
+        });
+        let hangups = listen_for_hangups();
+        tracing::info!(listen = %local_addr, version = VERSION, "statusd started");
+        Ok(App { listener, local_addr, router, supervisor, supervisor_task, store, lifecycle, hangups })
+    }
+
+    /// Where the API listens (the real port when the settings asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The root of the supervision tree, for tools that talk to it directly (benchmarks).
+    pub fn supervisor(&self) -> ActorRef<SupervisorMsg> {
+        self.supervisor.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully: readiness turns 503, the API
+    /// drains while the actors stop in order, Persistence writes everything it accepted, and
+    /// the database pool closes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let App { listener, router, supervisor, supervisor_task, store, lifecycle, hangups, .. } = self;
+        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(api::server::serve(
+            listener,
+            router,
+            async {
+                let _ = api_stopped.await;
+            },
+            API_DRAIN,
+        ));
+        let _hangups = actors::AbortOnDrop(tokio::spawn(reload_on_hangup(hangups, supervisor.clone())));
+        shutdown.await;
+        let started = tokio::time::Instant::now();
+        tracing::info!("shutting down");
+        lifecycle.begin_shutdown();
+        let _ = stop_api.send(());
+        let actors = async {
+            let stopped = supervisor.call(SupervisorMsg::Shutdown, Some(ACTORS_STOP)).await;
+            if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {
+                tracing::error!("actors did not stop in time");
+            }
+            supervisor.stop(None);
+            let _ = supervisor_task.await;
+        };
+        let (server, ()) = tokio::join!(server, actors);
+        if let Err(error) = server {
+            tracing::error!(%error, "the API server task failed");
+        }
+        store.close().await;
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "statusd stopped");
+        Ok(())
+    }
+}
+
+/// SIGHUP, listened for from the moment statusd says it started (until then, the default
+/// action would end the process).
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+fn listen_for_hangups() -> Hangups {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /api/reload");
+            None
+        }
+    }
+}
+
+/// SIGHUP reloads the config, like a file change or `POST /api/reload`.
+async fn reload_on_hangup(hangups: Hangups, supervisor: ActorRef<SupervisorMsg>) {
+    #[cfg(unix)]
+    if let Some(mut hangups) = hangups {
+        while hangups.recv().await.is_some() {
+            tracing::info!(signal = "SIGHUP", "reload requested");
+            let _ = supervisor.cast(SupervisorMsg::Reload(actors::supervisor::ReloadTrigger::Signal, None));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (hangups, supervisor);
+}
+
+/// Opens the database, retrying with backoff while it cannot be reached (it may still be
+/// starting, as in a fresh `docker compose up`); other errors end the start at once.
+async fn connect_with_retries(url: &str, patience: Duration) -> Result<Store, StoreError> {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Store::connect(url).await {
+            Err(StoreError::Connect { url, source }) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(db = %url, error = %source, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Incidents left open for assets that are no longer configured are closed as removed; the
+/// rest are returned so their assets resume as down.
+async fn close_orphaned_incidents(store: &Store, config: &Config) -> Result<Vec<store::Incident>, StoreError> {
+    let configured: HashMap<&str, ()> = config.manifest.assets.iter().map(|a| (a.id.as_str(), ())).collect();
+    let (open, orphaned): (Vec<_>, Vec<_>) = store
+        .open_incidents()
+        .await?
+        .into_iter()
+        .partition(|incident| configured.contains_key(incident.asset_id.as_str()));
+    if !orphaned.is_empty() {
+        let now = Utc::now();
+        let closes: Vec<StoreOp> = orphaned
+            .iter()
+            .map(|incident| {
+                StoreOp::Incident(IncidentWrite::Close { id: incident.id, ended_at: now, reason: CloseReason::Removed })
+            })
+            .collect();
+        store.write(&closes, &[]).await?;
+        tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
+    }
+    Ok(open)
+}
+
+/// Ten minutes of probe results at the configured rate, and never less than 10,000.
+fn default_buffer(config: &Config) -> usize {
+    let per_window: u64 =
+        config.manifest.assets.iter().map(|asset| DEFAULT_BUFFER_SECONDS / asset.interval_seconds.max(1)).sum();
+    usize::try_from(per_window).unwrap_or(usize::MAX).max(MIN_BUFFERED_RESULTS)
+}

@@ -1,0 +1,71 @@
+//! Slack incoming webhook: `text` for notifications and old clients, `blocks` for the message.
+
+use serde_json::json;
+
+use super::{Notification, truncate};
+
+/// Slack's limit on a section's text.
+const MAX_SECTION_TEXT: usize = 3000;
+
+pub fn payload(notification: &Notification) -> serde_json::Value {
+    let name = escape(&notification.asset_name);
+    let mut context = format!("asset `{}`", escape(&notification.asset_id));
+    if let Some(incident) = notification.incident_id {
+        context.push_str(&format!(" · incident `{incident}`"));
+    }
+    json!({
+        "text": format!("{}: {}", notification.headline(), notification.details),
+        "blocks": [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": truncate(&notification.headline(), 150), "emoji": true},
+            },
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": format!("*Service*\n{name}")},
+                    {"type": "mrkdwn", "text": format!("*Status*\n{}", notification.event.as_str())},
+                    {"type": "mrkdwn", "text": format!("*Time*\n{}", notification.timestamp.to_rfc3339())},
+                ],
+            },
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": truncate(&format!("*Details*\n{}", escape(&notification.details)), MAX_SECTION_TEXT)},
+            },
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": context}],
+            },
+        ],
+    })
+}
+
+/// Slack reads `&`, `<` and `>` as markup; a probe's error message must not become a link.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Event, sample};
+    use super::*;
+
+    #[test]
+    fn has_text_and_blocks() {
+        let message = payload(&sample(Event::Down));
+        assert_eq!(message["text"], "🔴 Production API - DOWN: HTTP 500 (expected 200)");
+        let blocks = message["blocks"].as_array().expect("blocks");
+        assert_eq!(blocks[0]["type"], "header");
+        assert_eq!(blocks[1]["fields"][0]["text"], "*Service*\nProduction API");
+        assert_eq!(blocks[1]["fields"][1]["text"], "*Status*\nDOWN");
+        assert_eq!(blocks[2]["text"]["text"], "*Details*\nHTTP 500 (expected 200)");
+    }
+
+    #[test]
+    fn markup_in_details_is_escaped() {
+        let mut notification = sample(Event::Down);
+        notification.details = "<!channel> & <http://evil|click>".into();
+        let message = payload(&notification);
+        assert_eq!(message["blocks"][2]["text"]["text"], "*Details*\n&lt;!channel&gt; &amp; &lt;http://evil|click&gt;");
+    }
+}

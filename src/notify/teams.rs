@@ -1,0 +1,66 @@
+//! Microsoft Teams: the seed's Adaptive Card, posted to an incoming webhook or workflow URL.
+
+use serde_json::json;
+
+use super::Notification;
+
+pub fn payload(notification: &Notification) -> serde_json::Value {
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": [
+                    {
+                        "type": "TextBlock",
+                        "text": notification.headline(),
+                        "weight": "Bolder",
+                        "size": "Large",
+                        "wrap": true,
+                    },
+                    {
+                        "type": "FactSet",
+                        "facts": [
+                            {"title": "Service", "value": notification.asset_name},
+                            {"title": "Status", "value": notification.event.as_str()},
+                            // RFC 1123, as the seed's card shows it.
+                            {"title": "Time", "value": notification.timestamp.format("%a, %d %b %Y %H:%M:%S UTC").to_string()},
+                            {"title": "Details", "value": notification.details},
+                        ],
+                    },
+                ],
+            },
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Event, sample};
+    use super::*;
+
+    #[test]
+    fn is_the_seed_adaptive_card() {
+        let card = payload(&sample(Event::Down));
+        assert_eq!(card["type"], "message");
+        let content = &card["attachments"][0]["content"];
+        assert_eq!(card["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(content["type"], "AdaptiveCard");
+        assert_eq!(content["version"], "1.4");
+        assert_eq!(content["body"][0]["text"], "🔴 Production API - DOWN");
+        assert_eq!(
+            content["body"][1]["facts"],
+            json!([
+                {"title": "Service", "value": "Production API"},
+                {"title": "Status", "value": "DOWN"},
+                {"title": "Time", "value": "Sat, 21 Nov 2026 10:30:00 UTC"},
+                {"title": "Details", "value": "HTTP 500 (expected 200)"},
+            ])
+        );
+        let recovery = payload(&sample(Event::Recovery));
+        assert_eq!(recovery["attachments"][0]["content"]["body"][0]["text"], "🟢 Production API - RECOVERY");
+    }
+}

@@ -1,0 +1,159 @@
+//! Probes: how statusd asks an asset whether it is healthy.
+//!
+//! Each asset type is one file here with its settings (validated at config load, never at probe
+//! time) and its check; [`ProbeSpec`] is the one place where types are looked up. Adding a probe
+//! is a new file, a variant below and its arms in the `match`es.
+
+pub mod http;
+
+use std::error::Error as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::config::{AssetConfig, Report};
+
+/// The probe-specific part of an asset, chosen by `assetType`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "assetType", rename_all = "lowercase")]
+pub enum ProbeSpec {
+    Http(http::HttpSpec),
+}
+
+impl ProbeSpec {
+    pub const ASSET_TYPES: &'static [&'static str] = &["http"];
+
+    pub fn asset_type(&self) -> &'static str {
+        match self {
+            ProbeSpec::Http(_) => "http",
+        }
+    }
+
+    pub(crate) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
+        match self {
+            ProbeSpec::Http(spec) => spec.validate(address, path, report),
+        }
+    }
+
+    async fn check(&self, address: &str, context: &ProbeContext) -> ProbeOutcome {
+        match self {
+            ProbeSpec::Http(spec) => spec.check(address, context).await,
+        }
+    }
+}
+
+/// What probes share: clients are built once, because building one costs more than a probe.
+pub struct ProbeContext {
+    http: reqwest::Client,
+}
+
+impl ProbeContext {
+    pub fn new() -> Result<ProbeContext, reqwest::Error> {
+        Ok(ProbeContext { http: http::client()? })
+    }
+}
+
+/// A probe's verdict, before it is stamped with time and asset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeOutcome {
+    pub success: bool,
+    /// The protocol's own status code, when it has one (HTTP status).
+    pub code: Option<i32>,
+    /// Why it failed, short enough for a log line and a notification.
+    pub message: Option<String>,
+}
+
+impl ProbeOutcome {
+    pub fn up(code: Option<i32>) -> Self {
+        ProbeOutcome { success: true, code, message: None }
+    }
+
+    pub fn down(code: Option<i32>, message: impl Into<String>) -> Self {
+        ProbeOutcome { success: false, code, message: Some(message.into()) }
+    }
+}
+
+/// One stored probe: the row of `probe_events`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeResult {
+    /// Made here, not by the database, so that retrying a write can never store a result twice.
+    #[serde(skip)]
+    pub id: Uuid,
+    pub asset_id: String,
+    pub timestamp: DateTime<Utc>,
+    pub success: bool,
+    pub latency_ms: i64,
+    pub code: Option<i32>,
+    pub message: Option<String>,
+}
+
+/// Probes an asset once. The timeout starts now, when the probe starts, not when it was due: a
+/// probe that waited for a worker is never failed for the wait.
+pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
+    let timestamp = Utc::now();
+    let started = Instant::now();
+    let timeout = asset.timeout();
+    let outcome = match tokio::time::timeout(timeout, asset.probe.check(&asset.address, context)).await {
+        Ok(outcome) => outcome,
+        Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
+    };
+    ProbeResult {
+        id: event_id(timestamp),
+        asset_id: asset.id.clone(),
+        timestamp,
+        success: outcome.success,
+        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        code: outcome.code,
+        message: outcome.message,
+    }
+}
+
+/// A probe result's id: a UUIDv7 of the probe's own timestamp, so that ordering events by id
+/// orders them by time (retention and rollups walk the primary key by time ranges).
+pub fn event_id(timestamp: DateTime<Utc>) -> Uuid {
+    let seconds = u64::try_from(timestamp.timestamp()).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, timestamp.timestamp_subsec_nanos()))
+}
+
+/// Names what went wrong in words an operator knows: timeout, connection refused, DNS error,
+/// TLS error; otherwise the innermost cause. Callers strip URLs first (they may hold tokens).
+pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timeout".into();
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
+    let mut innermost = error.to_string();
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset by peer".into(),
+                std::io::ErrorKind::TimedOut => return "timeout".into(),
+                _ => {}
+            }
+            // io::Error::source skips the error it wraps (which may be another io::Error),
+            // so dig for rustls by hand.
+            let mut wrapped = io.get_ref();
+            while let Some(inner) = wrapped {
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return format!("TLS error: {tls}");
+                }
+                wrapped = inner.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+            }
+        }
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return format!("TLS error: {tls}");
+        }
+        let text = current.to_string();
+        if text == "dns error" {
+            let reason = current.source().map(|s| s.to_string()).unwrap_or_default();
+            return format!("DNS error: {reason}");
+        }
+        innermost = text;
+        cause = current.source();
+    }
+    innermost
+}

@@ -1,0 +1,429 @@
+//! Settings: built-in defaults < `config/statusd.toml` < `STATUSD_*` environment < flags.
+//!
+//! The environment comes in as a map, not from the process, so tests can run many instances
+//! with different settings in one process.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+use crate::telemetry::{LogFormat, log_filter};
+
+const DEFAULT_SETTINGS_FILE: &str = "config/statusd.toml";
+const ENV_PREFIX: &str = "STATUSD_";
+
+#[derive(Debug, Parser)]
+#[command(name = "statusd", version = crate::VERSION, about = "An uptime monitor: probes assets, opens incidents, notifies people.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub flags: Flags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run the monitor (the default).
+    Run,
+    /// Validate the config files, print every problem, exit 1 if there is any.
+    CheckConfig,
+}
+
+/// Flags override everything else; unset flags leave lower layers alone.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct Flags {
+    /// Settings file [default: config/statusd.toml, if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Assets to watch [default: config/manifest.json]
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<PathBuf>,
+    /// Notification channels and policy [default: config/notifiers.json]
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifiers: Option<PathBuf>,
+    /// Database URL: sqlite://FILE or postgres://… [default: sqlite://statusd.db]
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    /// Probes that may run at the same time [default: 64]
+    #[arg(long, global = true, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Address of the API and /metrics [default: 127.0.0.1:8080]
+    #[arg(long, global = true, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Port of the API, keeping the address of --listen (the seed's flag)
+    #[arg(long, global = true, value_name = "PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_port: Option<u16>,
+    /// Log format [default: pretty]
+    #[arg(long, global = true, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Log level or filter, e.g. debug or "statusd=debug,warn" [default: info]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Enable POST /api/debug/panic?actor=NAME, to test restarts from outside
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enable_chaos: bool,
+}
+
+/// Every setting, after layering.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub manifest: PathBuf,
+    pub notifiers: PathBuf,
+    pub db: String,
+    pub workers: usize,
+    pub listen: SocketAddr,
+    pub api_port: Option<u16>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub enable_chaos: bool,
+    /// Bearer token required by mutating API routes, when set (`STATUSD_API_TOKEN`).
+    pub api_token: Option<String>,
+    /// Serve `/demo/flaky` and `/demo/webhook`, which the example config watches and notifies.
+    pub demo: bool,
+    /// Reload when the config files change; without it, only SIGHUP and `POST /api/reload` do.
+    pub watch_config: bool,
+    pub persistence: PersistenceSettings,
+    pub retention: RetentionSettings,
+    pub restart: RestartSettings,
+    /// Where these settings came from, to load them again on reload.
+    #[serde(skip)]
+    source: Option<Source>,
+}
+
+/// The flags and environment the settings were layered from (the file is read again).
+#[derive(Clone)]
+struct Source {
+    flags: Flags,
+    env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Source {
+    /// The environment may hold secrets (STATUSD_API_TOKEN, a database password).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source { .. }")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceSettings {
+    /// Flush as soon as this many results wait.
+    pub batch_size: usize,
+    pub flush_interval_ms: u64,
+    /// Probe results held while the database is unreachable; by default ten minutes of
+    /// probes at the configured rate (at least 10,000).
+    pub max_buffered: Option<usize>,
+    /// How long to keep trying to reach the database at start before giving up.
+    pub connect_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw probe events are kept this many days.
+    pub days: u32,
+    /// Hourly rollups (uptime and latency history) are kept this many days.
+    pub rollup_days: u32,
+    /// How often old history is pruned.
+    pub interval_seconds: u64,
+    /// Events deleted per transaction: small enough that writers never wait long.
+    pub batch: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSettings {
+    /// More failures than this within the window and an actor is marked crashed.
+    pub max_restarts: usize,
+    pub window_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            manifest: "config/manifest.json".into(),
+            notifiers: "config/notifiers.json".into(),
+            db: "sqlite://statusd.db".into(),
+            workers: 64,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_port: None,
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            enable_chaos: false,
+            api_token: None,
+            demo: false,
+            watch_config: true,
+            persistence: PersistenceSettings {
+                batch_size: 500,
+                flush_interval_ms: 1000,
+                max_buffered: None,
+                connect_timeout_seconds: 30,
+            },
+            retention: RetentionSettings { days: 30, rollup_days: 400, interval_seconds: 300, batch: 5000 },
+            restart: RestartSettings { max_restarts: 5, window_seconds: 60 },
+            source: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{}", .0.to_string().trim())]
+    Cli(#[from] clap::Error),
+    #[error("invalid settings: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("invalid settings: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Parses the command line and layers the settings under it.
+    pub fn from_args<I, T>(args: I, env: &BTreeMap<String, String>) -> Result<(Command, Settings), SettingsError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
+        let settings = Settings::load(&cli.flags, env)?;
+        Ok((cli.command.unwrap_or(Command::Run), settings))
+    }
+
+    pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> Result<Settings, SettingsError> {
+        let file = match &flags.config {
+            Some(path) => Toml::file_exact(path),
+            None => Toml::file(DEFAULT_SETTINGS_FILE),
+        };
+        let mut settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(file)
+            .merge(EnvVars::from(env))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)?;
+        if let Some(port) = settings.api_port {
+            settings.listen.set_port(port);
+        }
+        settings.validate()?;
+        settings.source = Some(Source { flags: flags.clone(), env: env.clone() });
+        Ok(settings)
+    }
+
+    /// The settings layered again from the same flags and environment and the file as it is
+    /// now; None for settings that were not loaded from a command line.
+    pub fn reload(&self) -> Option<Result<Settings, SettingsError>> {
+        let source = self.source.as_ref()?;
+        Some(Settings::load(&source.flags, &source.env))
+    }
+
+    /// The settings that differ in `new` but only apply at start (all but the log level),
+    /// named without their values, which may be secret.
+    pub fn needs_restart(&self, new: &Settings) -> Vec<String> {
+        let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
+            (serde_json::to_value(self), serde_json::to_value(new))
+        else {
+            return Vec::new();
+        };
+        old.iter()
+            .filter(|(key, value)| key.as_str() != "log_level" && new.get(key.as_str()) != Some(value))
+            .map(|(key, _)| format!("{key}: changed; restart statusd to apply it"))
+            .collect()
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.workers == 0 {
+            return Err(SettingsError::Invalid("workers must be at least 1".into()));
+        }
+        if self.persistence.batch_size == 0 || self.persistence.flush_interval_ms == 0 {
+            return Err(SettingsError::Invalid(
+                "persistence.batch_size and persistence.flush_interval_ms must be at least 1".into(),
+            ));
+        }
+        if self.retention.days == 0
+            || self.retention.rollup_days == 0
+            || self.retention.interval_seconds == 0
+            || self.retention.batch == 0
+        {
+            return Err(SettingsError::Invalid(
+                "retention.days, rollup_days, interval_seconds and batch must be at least 1".into(),
+            ));
+        }
+        if self.retention.rollup_days < self.retention.days {
+            return Err(SettingsError::Invalid(
+                "retention.rollup_days must be at least retention.days: rollups summarise the raw events".into(),
+            ));
+        }
+        log_filter(&self.log_level).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// `STATUSD_*` variables from the given map: `STATUSD_LOG_LEVEL` is `log_level`, and `__`
+/// nests (`STATUSD_PERSISTENCE__BATCH_SIZE`). Variables that name no setting are ignored,
+/// since other tools may share the prefix.
+struct EnvVars(Vec<(String, String)>);
+
+impl From<&BTreeMap<String, String>> for EnvVars {
+    fn from(env: &BTreeMap<String, String>) -> Self {
+        let known = match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(keys)) => keys.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let vars = env
+            .iter()
+            .filter_map(|(name, value)| {
+                let key = name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
+                let top = key.split("__").next().unwrap_or_default();
+                known.iter().any(|k| k == top).then(|| (key, value.clone()))
+            })
+            .collect();
+        EnvVars(vars)
+    }
+}
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable")
+            .interpolater(|_: &Profile, keys: &[&str]| format!("{ENV_PREFIX}{}", keys.join("__").to_ascii_uppercase()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, raw) in &self.0 {
+            // Infallible: figment parses anything, falling back to a string.
+            let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.clone()));
+            let path: Vec<&str> = key.split("__").collect();
+            insert_at(&mut dict, &path, value);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+fn insert_at(dict: &mut Dict, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert((*last).to_string(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict.entry((*first).to_string()).or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = entry {
+                insert_at(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load(args: &[&str], vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let args = std::iter::once("statusd").chain(args.iter().copied());
+        Settings::from_args(args, &env(vars)).map(|(_, settings)| settings)
+    }
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_env_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "db = \"sqlite://from-file.db\"\nworkers = 8\nlog_level = \"warn\"\n").expect("write");
+        let file = file.to_str().expect("utf-8 path");
+
+        let settings = load(&["--config", file], &[]).expect("valid");
+        assert_eq!(
+            (settings.db.as_str(), settings.workers, settings.log_level.as_str()),
+            ("sqlite://from-file.db", 8, "warn")
+        );
+        assert_eq!(settings.manifest, PathBuf::from("config/manifest.json"));
+
+        let settings =
+            load(&["--config", file], &[("STATUSD_WORKERS", "16"), ("STATUSD_PERSISTENCE__BATCH_SIZE", "50")])
+                .expect("valid");
+        assert_eq!(
+            (settings.db.as_str(), settings.workers, settings.persistence.batch_size),
+            ("sqlite://from-file.db", 16, 50)
+        );
+
+        let settings = load(&["--config", file, "--workers", "32"], &[("STATUSD_WORKERS", "16")]).expect("valid");
+        assert_eq!(settings.workers, 32);
+    }
+
+    #[test]
+    fn api_port_keeps_the_listen_address() {
+        let settings = load(&["--listen", "0.0.0.0:9000", "--api-port", "8081"], &[]).expect("valid");
+        assert_eq!(settings.listen, "0.0.0.0:8081".parse().expect("address"));
+    }
+
+    #[test]
+    fn bad_values_name_their_source() {
+        let error = load(&[], &[("STATUSD_WORKERS", "many")]).expect_err("invalid").to_string();
+        assert!(error.contains("STATUSD_WORKERS"), "{error}");
+        let error = load(&["--listen", "nowhere"], &[]).expect_err("invalid").to_string();
+        assert!(error.contains("listen"), "{error}");
+        let error = load(&["--log-level", "loud=verbose=yes"], &[]).expect_err("invalid").to_string();
+        assert!(error.contains("invalid log level"), "{error}");
+        let error = load(&["--workers", "0"], &[]).expect_err("invalid").to_string();
+        assert!(error.contains("workers must be at least 1"), "{error}");
+    }
+
+    #[test]
+    fn a_named_settings_file_must_exist_and_know_its_keys() {
+        let error = load(&["--config", "/nonexistent/statusd.toml"], &[]).expect_err("missing").to_string();
+        assert!(error.contains("/nonexistent/statusd.toml"), "{error}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "dbb = \"x\"\n").expect("write");
+        let error = load(&["--config", file.to_str().expect("utf-8")], &[]).expect_err("unknown key").to_string();
+        assert!(error.contains("dbb"), "{error}");
+    }
+
+    #[test]
+    fn a_reload_reads_the_file_again_and_names_what_needs_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "workers = 8\n").expect("write");
+        let running =
+            load(&["--config", file.to_str().expect("utf-8")], &[("STATUSD_API_TOKEN", "t0ken")]).expect("valid");
+        std::fs::write(&file, "workers = 9\nlog_level = \"debug\"\ndb = \"sqlite://other.db\"\n").expect("write");
+        let reloaded = running.reload().expect("has a source").expect("valid");
+        assert_eq!((reloaded.workers, reloaded.log_level.as_str()), (9, "debug"));
+        assert_eq!(reloaded.api_token.as_deref(), Some("t0ken"), "the environment is kept");
+        let restart = running.needs_restart(&reloaded);
+        assert_eq!(
+            restart,
+            ["db: changed; restart statusd to apply it", "workers: changed; restart statusd to apply it"]
+        );
+    }
+
+    #[test]
+    fn unrelated_statusd_variables_are_ignored() {
+        assert!(load(&[], &[("STATUSD_COMMIT", "abc")]).is_ok());
+    }
+
+    #[test]
+    fn check_config_is_a_subcommand() {
+        let (command, _) = Settings::from_args(["statusd", "check-config"], &BTreeMap::new()).expect("valid");
+        assert_eq!(command, Command::CheckConfig);
+    }
+}

@@ -1,0 +1,287 @@
+//! The store: probe history and incidents, in SQLite (embedded default) or PostgreSQL.
+//!
+//! [`Store`] is the one interface the rest of statusd sees; each backend implements the same
+//! methods in its own file with native types (sqlx's `AnyPool` cannot read timestamps), and the
+//! enum forwards to it. The Persistence actor is the only writer; the API only reads.
+
+mod postgres;
+pub mod rollup;
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::AssetConfig;
+use crate::probe::ProbeResult;
+
+pub use postgres::PostgresStore;
+pub use rollup::{Rollup, Uptime};
+pub use sqlite::SqliteStore;
+
+/// A handle to the database; cheap to clone (it is a pool).
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Calls the same method on whichever backend this store is.
+macro_rules! forward {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($backend) => $call,
+            Store::Postgres($backend) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the database named by `url` (its scheme picks the backend) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Store::Sqlite(SqliteStore::connect(url).await?)),
+            "postgres" | "postgresql" => Ok(Store::Postgres(PostgresStore::connect(url).await?)),
+            _ => Err(StoreError::UnsupportedScheme(redact_url(url))),
+        }
+    }
+
+    /// Makes the `assets` table mirror the config: upserts every asset and marks the others
+    /// removed (their history stays).
+    pub async fn sync_assets(&self, assets: &[AssetConfig]) -> Result<(), StoreError> {
+        forward!(self, s => s.sync_assets(assets).await)
+    }
+
+    /// Applies changes, in order, then stores probe results, in one transaction. Doing any of
+    /// it again is harmless, so a batch whose commit was not acknowledged can be retried.
+    pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
+        forward!(self, s => s.write(changes, results).await)
+    }
+
+    pub async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        forward!(self, s => s.incidents(IncidentState::Open, u32::MAX).await)
+    }
+
+    /// Incidents newest first.
+    pub async fn incidents(&self, state: IncidentState, limit: u32) -> Result<Vec<Incident>, StoreError> {
+        forward!(self, s => s.incidents(state, limit).await)
+    }
+
+    /// Probe history of one asset, newest first.
+    pub async fn probe_events(&self, asset_id: &str, query: &EventsQuery) -> Result<Vec<ProbeResult>, StoreError> {
+        forward!(self, s => s.probe_events(asset_id, query).await)
+    }
+
+    /// Rolls up the oldest pending hour that ended before `before` (the start of the current
+    /// hour) from its raw events; returns it, or None when no completed hour is pending.
+    pub async fn roll_up_next(&self, before: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        forward!(self, s => s.roll_up_next(before).await)
+    }
+
+    /// Deletes up to `limit` probe events older than `before`, never from an hour that is not
+    /// rolled up yet; returns how many it deleted. Small batches keep each transaction short,
+    /// so writers never wait long.
+    pub async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        forward!(self, s => s.prune_events(before, limit).await)
+    }
+
+    /// Deletes hourly rollups older than `before`.
+    pub async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        forward!(self, s => s.prune_rollups(before).await)
+    }
+
+    /// Hourly rollups of one asset with `from <= hour < to`, oldest first; hours not rolled up
+    /// yet (the current one among them) are aggregated from the raw events.
+    pub async fn rollups(
+        &self,
+        asset_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        forward!(self, s => s.rollups(asset_id, from, to).await)
+    }
+
+    /// Whether the asset is or was ever configured (removed assets keep their history).
+    pub async fn asset_exists(&self, asset_id: &str) -> Result<bool, StoreError> {
+        forward!(self, s => s.asset_exists(asset_id).await)
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        forward!(self, s => s.ping().await)
+    }
+
+    /// Waits for connections in use to be returned, then closes them.
+    pub async fn close(&self) {
+        forward!(self, s => s.close().await)
+    }
+}
+
+/// An outage as stored in `incidents`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Incident {
+    pub id: Uuid,
+    pub asset_id: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub severity: String,
+    pub summary: String,
+    pub close_reason: Option<CloseReason>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloseReason {
+    Recovered,
+    /// The asset left the config while down: closed without a recovery.
+    Removed,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Recovered => "recovered",
+            CloseReason::Removed => "removed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<CloseReason> {
+        match text {
+            "recovered" => Some(CloseReason::Recovered),
+            "removed" => Some(CloseReason::Removed),
+            _ => None,
+        }
+    }
+}
+
+/// A change queued by the Persistence actor ahead of probe results.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreOp {
+    /// Make `assets` mirror a (reloaded) config; before the results of any new asset.
+    SyncAssets(std::sync::Arc<Vec<AssetConfig>>),
+    Incident(IncidentWrite),
+}
+
+/// A change to `incidents`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncidentWrite {
+    Open(Incident),
+    Close { id: Uuid, ended_at: DateTime<Utc>, reason: CloseReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentState {
+    Open,
+    Closed,
+    All,
+}
+
+/// Which page of an asset's history to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventsQuery {
+    pub limit: u32,
+    /// Only events strictly older than this (the cursor for the next page).
+    pub before: Option<DateTime<Utc>>,
+    /// Only events at or after this.
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: use sqlite://FILE or postgres://…")]
+    UnsupportedScheme(String),
+    #[error("cannot open the database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot migrate the database {url}: {source}")]
+    Migrate { url: String, source: sqlx::migrate::MigrateError },
+    #[error("{context}: {source}")]
+    Query { context: &'static str, source: sqlx::Error },
+    #[error("{context}: unexpected value in the database: {detail}")]
+    Corrupt { context: &'static str, detail: String },
+}
+
+impl StoreError {
+    fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+        move |source| StoreError::Query { context, source }
+    }
+}
+
+/// The distinct hours of a batch of results: the hours a write makes pending.
+fn pending_hours(results: &[ProbeResult]) -> Vec<DateTime<Utc>> {
+    let mut hours: Vec<DateTime<Utc>> = results.iter().map(|r| rollup::hour_of(r.timestamp)).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    hours
+}
+
+/// The smallest UUIDv7 of the millisecond `at`: every event probed before `at` has a smaller id.
+fn first_id_at(at: DateTime<Utc>) -> Uuid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70; // version 7
+    bytes[8] = 0x80; // RFC 4122 variant
+    Uuid::from_bytes(bytes)
+}
+
+/// The URL with its password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
+            format!("{user}:***@{host}")
+        }
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_id_of_a_millisecond_splits_ids_made_before_it_from_ids_made_at_or_after() {
+        let at = DateTime::from_timestamp_millis(1_790_000_000_123).expect("valid");
+        let made = |ms: i64| {
+            let t = DateTime::from_timestamp_millis(ms).expect("valid");
+            let stamp = uuid::Timestamp::from_unix(uuid::NoContext, t.timestamp() as u64, t.timestamp_subsec_nanos());
+            Uuid::new_v7(stamp)
+        };
+        let cutoff = first_id_at(at);
+        assert_eq!(cutoff.get_version_num(), 7);
+        for _ in 0..100 {
+            assert!(made(at.timestamp_millis() - 1) < cutoff);
+            assert!(made(at.timestamp_millis()) >= cutoff);
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(redact_url("postgres://status:s3cret@db:5432/status_db"), "postgres://status:***@db:5432/status_db");
+        assert_eq!(redact_url("sqlite://statusd.db"), "sqlite://statusd.db");
+        assert_eq!(
+            redact_url("postgres://db/x?sslmode=disable&password=a"),
+            "postgres://db/x?sslmode=disable&password=***"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! Logs (tracing), metrics (Prometheus text on `/metrics`) and panic reporting.
+//!
+//! The tracing subscriber, the metrics recorder and the panic hook are process-wide: the first
+//! statusd instance of a process installs them and later ones (tests start many) share them.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
+use tracing_subscriber::EnvFilter;
+
+/// Every metric statusd exports, in one place, so dashboards and code cannot drift apart.
+pub mod names {
+    pub const PROBE_TOTAL: &str = "statusd_probe_total";
+    pub const PROBE_DURATION_SECONDS: &str = "statusd_probe_duration_seconds";
+    pub const ASSET_UP: &str = "statusd_asset_up";
+    pub const INCIDENTS_OPEN: &str = "statusd_incidents_open";
+    pub const NOTIFICATIONS_TOTAL: &str = "statusd_notifications_total";
+    pub const ACTOR_RESTARTS_TOTAL: &str = "statusd_actor_restarts_total";
+    pub const CONFIG_RELOADS_TOTAL: &str = "statusd_config_reloads_total";
+    pub const SCHEDULE_LAG_SECONDS: &str = "statusd_schedule_lag_seconds";
+    pub const PROBES_SKIPPED_TOTAL: &str = "statusd_probes_skipped_total";
+    pub const PERSISTENCE_QUEUE_DEPTH: &str = "statusd_persistence_queue_depth";
+    pub const PERSISTENCE_DROPPED_TOTAL: &str = "statusd_persistence_dropped_total";
+    pub const HTTP_REQUESTS_TOTAL: &str = "statusd_http_requests_total";
+    pub const HTTP_REQUEST_DURATION_SECONDS: &str = "statusd_http_request_duration_seconds";
+    pub const BUILD_INFO: &str = "statusd_build_info";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(
+        "invalid log level {level:?}: {reason} (use error, warn, info, debug, trace or a filter like \"statusd=debug,info\")"
+    )]
+    LogLevel { level: String, reason: String },
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(String),
+}
+
+/// Parses a level or a tracing filter (`debug`, `statusd=debug,warn`).
+pub fn log_filter(level: &str) -> Result<EnvFilter, TelemetryError> {
+    let invalid =
+        |e: &dyn std::fmt::Display| TelemetryError::LogLevel { level: level.to_string(), reason: e.to_string() };
+    let filter = EnvFilter::builder().parse(level).map_err(|e| invalid(&e))?;
+    if level.contains("ractor") {
+        return Ok(filter);
+    }
+    // ractor wraps every actor in an INFO span named by its numeric id, which would prefix each
+    // line with noise; our events name their actor themselves. Its warnings still come through.
+    let quiet_ractor = "ractor=warn".parse().map_err(|e| invalid(&e))?;
+    Ok(filter.add_directive(quiet_ractor))
+}
+
+/// Changes the level (or filter) of the running process's logs.
+type LevelHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+static LEVEL: OnceLock<LevelHandle> = OnceLock::new();
+
+/// Installs the log subscriber and the panic hook, once per process.
+pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = log_filter(level)?;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stdout);
+    let installed = match format {
+        LogFormat::Pretty => tracing_subscriber::registry().with(filter).with(output.with_target(false)).try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(filter)
+            .with(output.json().flatten_event(true).with_current_span(true))
+            .try_init(),
+    };
+    // An error only means a subscriber is already installed (another instance in this process).
+    if installed.is_ok() {
+        let _ = LEVEL.set(handle);
+    }
+    install_panic_hook();
+    Ok(())
+}
+
+/// Applies a new log level or filter to the running process.
+pub fn set_log_level(level: &str) -> Result<(), TelemetryError> {
+    let filter = log_filter(level)?;
+    let handle = LEVEL.get().ok_or_else(|| TelemetryError::LogLevel {
+        level: level.to_string(),
+        reason: "logging was not set up by statusd".into(),
+    })?;
+    handle.reload(filter).map_err(|e| TelemetryError::LogLevel { level: level.to_string(), reason: e.to_string() })
+}
+
+/// Panics become structured error events with their message and location; ractor then turns
+/// them into supervision events and the Supervisor restarts the actor.
+fn install_panic_hook() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(non-string panic payload)".into());
+            let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+            let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+            let backtrace = std::backtrace::Backtrace::capture();
+            if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+                tracing::error!(panic.message = %message, panic.location = %location, thread, %backtrace, "panic: {message}");
+            } else {
+                tracing::error!(panic.message = %message, panic.location = %location, thread, "panic: {message}");
+            }
+        }));
+    });
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> Result<PrometheusHandle, TelemetryError> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+            let lag = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(names::PROBE_DURATION_SECONDS.into()), &seconds)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(names::HTTP_REQUEST_DURATION_SECONDS.into()), &seconds)
+                })
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(names::SCHEDULE_LAG_SECONDS.into()), &lag))
+                .map_err(|e| e.to_string())?
+                .install_recorder()
+                .map_err(|e| e.to_string())?;
+            describe();
+            metrics::gauge!(names::BUILD_INFO, "version" => crate::VERSION, "commit" => crate::COMMIT).set(1.0);
+            // Upkeep drains histogram buffers; without it their memory grows without bound.
+            // A thread, not a task: it must outlive any one tokio runtime of the process.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+            Ok(handle)
+        })
+        .clone()
+        .map_err(TelemetryError::Metrics)
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(names::PROBE_TOTAL, "Probes run, by asset and result (success or failure).");
+    describe_histogram!(names::PROBE_DURATION_SECONDS, Unit::Seconds, "How long probes took, by asset.");
+    describe_gauge!(names::ASSET_UP, "1 while the asset is up, 0 while it is down.");
+    describe_gauge!(names::INCIDENTS_OPEN, "Incidents currently open.");
+    describe_counter!(names::NOTIFICATIONS_TOTAL, "Notifications by channel, event and result (sent or failed).");
+    describe_counter!(names::ACTOR_RESTARTS_TOTAL, "Actor restarts after a failure, by actor.");
+    describe_counter!(names::CONFIG_RELOADS_TOTAL, "Config reloads by result (success, or error when refused).");
+    describe_histogram!(
+        names::SCHEDULE_LAG_SECONDS,
+        Unit::Seconds,
+        "How late probes started after they were due (waiting for a worker)."
+    );
+    describe_counter!(
+        names::PROBES_SKIPPED_TOTAL,
+        "Ticks skipped because the previous probe of the asset was still running."
+    );
+    describe_gauge!(names::PERSISTENCE_QUEUE_DEPTH, "Results and incident changes waiting to be written.");
+    describe_counter!(names::PERSISTENCE_DROPPED_TOTAL, "Probe results dropped because the write buffer was full.");
+    describe_counter!(names::HTTP_REQUESTS_TOTAL, "API requests by method, route template and status.");
+    describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "API request latency by route template.");
+    describe_gauge!(names::BUILD_INFO, "Always 1; the labels say which build is running.");
+}

@@ -1,0 +1,256 @@
+//! The Store interface: the same tests, on every backend.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use statusd::config::AssetConfig;
+use statusd::probe::ProbeResult;
+use statusd::store::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Store, StoreOp};
+use uuid::Uuid;
+
+use crate::e2e::databases::TestDb;
+
+async fn open() -> Option<(TestDb, Store)> {
+    let backend = crate::backend().await?;
+    let db = TestDb::create(backend).await;
+    let store = Store::connect(&db.url).await.expect("connect and migrate");
+    Some((db, store))
+}
+
+fn asset(id: &str) -> AssetConfig {
+    serde_json::from_value(json!({
+        "id": id, "assetType": "http", "name": format!("Asset {id}"), "address": "http://localhost/",
+        "expectedStatusCodes": [200], "metadata": {"team": "ops", "tier": 1}
+    }))
+    .expect("asset")
+}
+
+/// A result as statusd makes it: its UUIDv7 id carries the probe time.
+fn result(asset_id: &str, at: DateTime<Utc>, success: bool, latency_ms: i64) -> ProbeResult {
+    ProbeResult {
+        id: statusd::probe::event_id(at),
+        asset_id: asset_id.into(),
+        timestamp: at,
+        success,
+        latency_ms,
+        code: Some(if success { 200 } else { 500 }),
+        message: (!success).then(|| "HTTP 500 (expected 200)".into()),
+    }
+}
+
+fn hour(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_790_000_000 / 3600 * 3600, 0).expect("valid") + TimeDelta::hours(n)
+}
+
+fn recent(n: u32) -> EventsQuery {
+    EventsQuery { limit: n, before: None, since: None }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_come_back_newest_first_and_page_by_time() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    let results: Vec<ProbeResult> = (0..10)
+        .map(|i| result(if i % 2 == 0 { "a" } else { "b" }, hour(0) + TimeDelta::seconds(i), i != 4, i))
+        .collect();
+    store.write(&[], &results).await.expect("write");
+
+    let a = store.probe_events("a", &recent(100)).await.expect("read");
+    let seconds: Vec<i64> = a.iter().map(|e| (e.timestamp - hour(0)).num_seconds()).collect();
+    assert_eq!(seconds, [8, 6, 4, 2, 0]);
+    assert_eq!(a[2], results[4], "every field round-trips");
+    assert_eq!(store.probe_events("a", &recent(2)).await.expect("read").len(), 2);
+    let page = EventsQuery { limit: 2, before: Some(a[1].timestamp), since: None };
+    let page: Vec<i64> = store.probe_events("a", &page).await.expect("read").iter().map(|e| e.latency_ms).collect();
+    assert_eq!(page, [4, 2]);
+    let since = EventsQuery { limit: 100, before: None, since: Some(a[1].timestamp) };
+    assert_eq!(store.probe_events("a", &since).await.expect("read").len(), 2);
+    assert!(store.probe_events("nobody", &recent(10)).await.expect("read").is_empty());
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writing_a_batch_twice_stores_and_rolls_it_up_once() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a")]).await.expect("sync");
+    let batch: Vec<ProbeResult> = (0..50).map(|i| result("a", hour(0) + TimeDelta::seconds(i), true, 20)).collect();
+    let opened = incident("a", hour(0));
+    let writes = [StoreOp::Incident(IncidentWrite::Open(opened.clone()))];
+    store.write(&writes, &batch).await.expect("first write");
+    store.write(&writes, &batch).await.expect("the same write again");
+    assert_eq!(store.probe_events("a", &recent(1000)).await.expect("read").len(), 50);
+    assert_eq!(store.incidents(IncidentState::All, 100).await.expect("incidents"), [opened]);
+    let live = store.rollups("a", hour(0), hour(1)).await.expect("rollups");
+    assert_eq!(live.len(), 1);
+    assert_eq!((live[0].probes, live[0].successes), (50, 50));
+    assert_eq!(store.roll_up_next(hour(2)).await.expect("roll up"), Some(hour(0)));
+    assert_eq!(store.roll_up_next(hour(2)).await.expect("roll up"), None);
+    assert_eq!(store.rollups("a", hour(0), hour(1)).await.expect("rollups"), live);
+    store.close().await;
+}
+
+fn incident(asset_id: &str, started_at: DateTime<Utc>) -> Incident {
+    Incident {
+        id: Uuid::now_v7(),
+        asset_id: asset_id.into(),
+        started_at,
+        ended_at: None,
+        severity: "INITIAL".into(),
+        summary: format!("{asset_id} is down: HTTP 500"),
+        close_reason: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incidents_open_close_and_filter_by_state() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    let first = incident("a", hour(0));
+    let second = incident("b", hour(1));
+    let third = incident("a", hour(2));
+    let opens: Vec<StoreOp> =
+        [&first, &second, &third].map(|i| StoreOp::Incident(IncidentWrite::Open(i.clone()))).into();
+    store.write(&opens, &[]).await.expect("open");
+    let close =
+        StoreOp::Incident(IncidentWrite::Close { id: first.id, ended_at: hour(1), reason: CloseReason::Recovered });
+    store.write(std::slice::from_ref(&close), &[]).await.expect("close");
+    // Closing again changes nothing: the first close stands.
+    let late =
+        StoreOp::Incident(IncidentWrite::Close { id: first.id, ended_at: hour(5), reason: CloseReason::Removed });
+    store.write(&[late], &[]).await.expect("close again");
+
+    let ids = |incidents: Vec<Incident>| incidents.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.open_incidents().await.expect("open")), [third.id, second.id]);
+    let closed = store.incidents(IncidentState::Closed, 10).await.expect("closed");
+    assert_eq!(closed.len(), 1);
+    assert_eq!((closed[0].ended_at, closed[0].close_reason), (Some(hour(1)), Some(CloseReason::Recovered)));
+    assert_eq!(ids(store.incidents(IncidentState::All, 10).await.expect("all")), [third.id, second.id, first.id]);
+    assert_eq!(store.incidents(IncidentState::All, 1).await.expect("limited").len(), 1);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assets_mirror_the_config_and_removed_ones_keep_their_history() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    store.write(&[], &[result("b", hour(0), true, 5)]).await.expect("write");
+    store.sync_assets(&[asset("a")]).await.expect("b removed");
+    assert!(store.asset_exists("b").await.expect("lookup"), "a removed asset is still known");
+    assert_eq!(store.probe_events("b", &recent(10)).await.expect("history").len(), 1);
+    assert!(!store.asset_exists("c").await.expect("lookup"));
+    let mut changed = asset("b");
+    changed.name = "Renamed".into();
+    store.sync_assets(&[asset("a"), changed]).await.expect("b back");
+    store.write(&[], &[result("b", hour(1), true, 5)]).await.expect("write");
+    assert_eq!(store.probe_events("b", &recent(10)).await.expect("history").len(), 2);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_is_all_or_nothing() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a")]).await.expect("sync");
+    let opened = incident("a", hour(0));
+    // One result names an asset the store never heard of: the whole transaction fails.
+    let batch = [result("a", hour(0), true, 5), result("ghost", hour(0), true, 5)];
+    assert!(store.write(&[StoreOp::Incident(IncidentWrite::Open(opened))], &batch).await.is_err());
+    assert!(store.probe_events("a", &recent(10)).await.expect("read").is_empty());
+    assert!(store.open_incidents().await.expect("read").is_empty());
+    assert!(store.rollups("a", hour(0), hour(1)).await.expect("rollups").is_empty());
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollups_sum_each_hour_read_live_until_rolled_up_and_again_after_late_results() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    // Hour 0: 60 probes, 6 failures, one slow; hour 1: 30 probes, all fine; in uneven batches.
+    let results: Vec<ProbeResult> = (0..90)
+        .map(|i| {
+            let at = hour(0) + TimeDelta::minutes(i);
+            result("a", at, !(i < 60 && i % 10 == 0), if i == 5 { 3000 } else { 40 + i })
+        })
+        .collect();
+    for chunk in results.chunks(37) {
+        store.write(&[], chunk).await.expect("write");
+    }
+    store.write(&[], &[result("b", hour(0), true, 1)]).await.expect("write b");
+    let check = |rollups: &[statusd::store::Rollup]| {
+        assert_eq!(rollups.len(), 2);
+        assert_eq!((rollups[0].hour, rollups[0].probes, rollups[0].successes), (hour(0), 60, 54));
+        assert_eq!((rollups[0].latency_min, rollups[0].latency_max), (40, 3000));
+        assert_eq!(rollups[0].latency_sum, (0..60).map(|i| if i == 5 { 3000 } else { 40 + i }).sum::<i64>());
+        assert_eq!(rollups[0].buckets[2], 10, "40..=50 ms fall in (25, 50]");
+        assert_eq!(rollups[0].buckets[3], 49, "51..=99 ms fall in (50, 100]");
+        assert_eq!(rollups[0].buckets[8], 1, "3 s falls in (2500, 5000]");
+        assert_eq!(rollups[0].buckets.iter().sum::<i64>(), 60);
+        assert_eq!((rollups[1].hour, rollups[1].probes, rollups[1].successes), (hour(1), 30, 30));
+    };
+    let live = store.rollups("a", hour(0), hour(2)).await.expect("live");
+    check(&live);
+
+    // Rolling up stores exactly what was read live; the current hour is left alone.
+    assert_eq!(store.roll_up_next(hour(1)).await.expect("roll up"), Some(hour(0)));
+    assert_eq!(store.roll_up_next(hour(1)).await.expect("roll up"), None, "hour 1 is not over");
+    check(&store.rollups("a", hour(0), hour(2)).await.expect("rolled up"));
+    assert_eq!(store.rollups("b", hour(0), hour(2)).await.expect("b").len(), 1);
+
+    // A late result for a rolled-up hour makes it pending again: read live, then rolled up anew.
+    store.write(&[], &[result("a", hour(0) + TimeDelta::seconds(30), true, 41)]).await.expect("late");
+    assert_eq!(store.rollups("a", hour(0), hour(1)).await.expect("live again")[0].probes, 61);
+    assert_eq!(store.roll_up_next(hour(1)).await.expect("roll up"), Some(hour(0)));
+    assert_eq!(store.rollups("a", hour(0), hour(1)).await.expect("rolled up again")[0].probes, 61);
+
+    let uptime = statusd::store::Uptime::from_rollups(
+        "a",
+        hour(0),
+        hour(2),
+        &store.rollups("a", hour(0), hour(2)).await.expect("r"),
+    );
+    assert_eq!((uptime.probes, uptime.successes), (91, 85));
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_prunes_rolled_up_events_in_batches_and_old_rollups_later() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a")]).await.expect("sync");
+    let now = Utc::now();
+    let old: Vec<ProbeResult> =
+        (0..25).map(|i| result("a", now - TimeDelta::days(40) + TimeDelta::minutes(i), true, 5)).collect();
+    let fresh: Vec<ProbeResult> =
+        (0..5).map(|i| result("a", now - TimeDelta::minutes(10) + TimeDelta::seconds(i), true, 5)).collect();
+    store.write(&[], &old).await.expect("write old");
+    store.write(&[], &fresh).await.expect("write fresh");
+
+    let cutoff = now - TimeDelta::days(30);
+    assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 0, "not rolled up yet: kept");
+    while store.roll_up_next(statusd::store::rollup::hour_of(now)).await.expect("roll up").is_some() {}
+    assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 10, "at most one batch at a time");
+    assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 10);
+    assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 5);
+    assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 0);
+    assert_eq!(store.probe_events("a", &recent(100)).await.expect("read").len(), 5, "recent events stay");
+
+    // The pruned hours' rollups stay, until they pass their own, longer retention.
+    let long_ago = now - TimeDelta::days(41);
+    let rollups = store.rollups("a", long_ago, now + TimeDelta::hours(1)).await.expect("rollups");
+    assert_eq!(rollups.iter().map(|r| r.probes).sum::<i64>(), 30, "{rollups:?}");
+    assert_eq!(store.prune_rollups(now - TimeDelta::days(400)).await.expect("prune"), 0);
+    assert!(store.prune_rollups(now - TimeDelta::days(2)).await.expect("prune") >= 1);
+    let left = store.rollups("a", long_ago, now + TimeDelta::hours(1)).await.expect("rollups");
+    assert_eq!(left.iter().map(|r| r.probes).sum::<i64>(), 5, "{left:?}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_run_once_whoever_connects() {
+    let Some((db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.write(&[], &[result("a", hour(0), true, 5)]).await.expect("write");
+    let (again, third) = tokio::join!(Store::connect(&db.url), Store::connect(&db.url));
+    let again = again.expect("connect again");
+    third.expect("connect concurrently").close().await;
+    assert_eq!(again.probe_events("a", &recent(10)).await.expect("read").len(), 1);
+    again.close().await;
+    store.close().await;
+}

@@ -1,0 +1,16 @@
+//! The end-to-end suite on SQLite, statusd's embedded default, plus the tests that do not
+//! depend on the database (probes, config errors).
+
+#[path = "e2e/config_errors.rs"]
+mod config_errors;
+#[path = "e2e/mod.rs"]
+mod e2e;
+#[path = "e2e/http_probe.rs"]
+mod http_probe;
+
+use e2e::databases::Backend;
+
+/// The backend every scenario of this binary runs on.
+async fn backend() -> Option<Backend> {
+    Some(Backend::Sqlite)
+}
