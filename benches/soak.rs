@@ -1,6 +1,7 @@
 //! Soak: 1,000 assets probed every second for a long time, with a reload every 30 s and a panic
 //! injected into a random actor every second, while the resident memory of the statusd process
-//! is sampled. `STATUSD_SOAK_SECONDS=600 cargo bench --bench soak` (default 600 s).
+//! is sampled. `STATUSD_SOAK_SECONDS=600 cargo bench --bench soak` (default 600 s);
+//! STATUSD_SOAK_RELOAD_SECONDS sets the time between reloads.
 //!
 //! statusd runs as its own process (the release binary); the target it probes is served from
 //! this one, so the memory measured is statusd's alone. STATUSD_SOAK_PANICS=0 and
@@ -56,6 +57,8 @@ async fn main() {
     let seconds: u64 = std::env::var("STATUSD_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
     let with_panics = std::env::var("STATUSD_SOAK_PANICS").map_or(true, |v| v != "0");
     let with_reloads = std::env::var("STATUSD_SOAK_RELOADS").map_or(true, |v| v != "0");
+    let reload_every: u64 =
+        std::env::var("STATUSD_SOAK_RELOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30).max(1);
     let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let target_url = format!("http://{}/health", target.local_addr().expect("addr"));
     tokio::spawn(async move {
@@ -99,7 +102,7 @@ async fn main() {
             }
             next_sample += Duration::from_secs(10);
         }
-        if with_reloads && elapsed.as_secs() / 30 > reloads as u64 {
+        if with_reloads && elapsed.as_secs() / reload_every > reloads as u64 {
             reloads += 1;
             let temporary = path(".manifest.json.new");
             std::fs::write(&temporary, manifest(&target_url, reloads).to_string()).expect("manifest");

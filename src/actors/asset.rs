@@ -21,7 +21,7 @@ use super::incidents::{AssetDown, AssetRecovered, IncidentEvent};
 use super::schedule::{first_tick_offset, next_tick};
 use super::{AbortOnDrop, Services};
 use crate::config::AssetConfig;
-use crate::probe::{self, ProbeResult};
+use crate::probe::{self, ProbeResult, ProbeSpec};
 use crate::telemetry::names;
 
 pub struct Asset;
@@ -56,6 +56,11 @@ pub enum AssetMsg {
     Snapshot(RpcReplyPort<AssetSnapshot>),
     /// The asset's config was reloaded with changes: keep the state, take the new settings.
     Update(Arc<AssetConfig>),
+    /// A push asset was called (`/api/push/{id}`): a result reported from outside.
+    Push {
+        success: bool,
+        message: Option<String>,
+    },
     /// Chaos testing: panic inside the handler, as a bug would.
     Panic(String),
 }
@@ -122,7 +127,17 @@ impl AssetState {
     }
 
     fn wanted_interval(&self) -> Duration {
+        if let ProbeSpec::Push(push) = &self.config.probe {
+            // A push asset's tick is its deadline: a push is missing once this has passed.
+            return push.deadline(self.config.interval_seconds);
+        }
         if self.memory.health.is_suspect_or_down() { self.config.retry_interval() } else { self.config.interval() }
+    }
+
+    /// A push asset's tick: the deadline passed without a push.
+    fn missed_push(&mut self) {
+        let waited = self.interval.as_secs();
+        self.record(pushed_result(&self.config.id, false, Some(format!("no push within {waited}s"))));
     }
 
     fn schedule(&mut self, myself: &ActorRef<AssetMsg>, due: Instant) {
@@ -175,6 +190,10 @@ impl AssetState {
             );
         }
 
+        if let Some(expires_at) = result.detail.certificate_expires_at {
+            let left = (expires_at - Utc::now()).num_seconds() as f64;
+            metrics::gauge!(names::TLS_CERT_EXPIRY_SECONDS, "asset" => config.id.clone()).set(left);
+        }
         let transition = self.memory.health.observe(result.success, result.timestamp, self.thresholds());
         let details = result.message.clone().unwrap_or_default();
         let at = result.timestamp;
@@ -223,6 +242,21 @@ impl AssetState {
     }
 }
 
+/// The result of a push, or of a missed one: no probe ran, so no latency.
+fn pushed_result(asset_id: &str, success: bool, message: Option<String>) -> ProbeResult {
+    let timestamp = Utc::now();
+    ProbeResult {
+        id: probe::event_id(timestamp),
+        asset_id: asset_id.to_string(),
+        timestamp,
+        success,
+        latency_ms: 0,
+        code: None,
+        message: if success { None } else { message.or_else(|| Some("pushed down".into())) },
+        detail: Default::default(),
+    }
+}
+
 impl Actor for Asset {
     type Msg = AssetMsg;
     type State = AssetState;
@@ -254,6 +288,8 @@ impl Actor for Asset {
         state.interval = state.wanted_interval();
         let first = match state.memory.next_due {
             Some(due) => due.max(now),
+            // A push asset gives its caller a whole deadline after start.
+            None if matches!(state.config.probe, ProbeSpec::Push(_)) => now + state.interval,
             None => now + first_tick_offset(&state.config.id, state.interval),
         };
         state.schedule(&myself, first);
@@ -273,6 +309,8 @@ impl Actor for Asset {
                     state.memory.skipped_ticks += 1;
                     state.metrics.skipped.increment(1);
                     tracing::debug!(actor = %state.actor, asset_id = %state.config.id, "previous probe still running: tick skipped");
+                } else if matches!(state.config.probe, ProbeSpec::Push(_)) {
+                    state.missed_push();
                 } else {
                     state.start_probe(&myself, due);
                 }
@@ -312,6 +350,13 @@ impl Actor for Asset {
                     state.schedule(&myself, (last_tick + wanted).max(Instant::now()));
                 }
                 tracing::info!(actor = %state.actor, asset_id = %state.config.id, "asset settings updated");
+                state.checkpoint();
+            }
+            AssetMsg::Push { success, message } => {
+                state.record(pushed_result(&state.config.id, success, message));
+                // The next push is due one deadline from this one.
+                state.interval = state.wanted_interval();
+                state.schedule(&myself, Instant::now() + state.interval);
                 state.checkpoint();
             }
             AssetMsg::Panic(reason) => panic!("{reason}"),

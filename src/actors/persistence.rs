@@ -427,6 +427,7 @@ mod tests {
             latency_ms: 1,
             code: None,
             message: None,
+            detail: Default::default(),
         }
     }
 

@@ -16,6 +16,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("missing or wrong push token")]
+    WrongPushToken,
     #[error("the database is unavailable")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -39,7 +41,9 @@ impl IntoResponse for ApiError {
                 (StatusCode::BAD_REQUEST, json!({"error": message, "parameter": parameter, "value": value}))
             }
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, json!({"error": message})),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"error": self.to_string()})),
+            ApiError::Unauthorized | ApiError::WrongPushToken => {
+                (StatusCode::UNAUTHORIZED, json!({"error": self.to_string()}))
+            }
             ApiError::Store(error) => {
                 tracing::error!(error.cause_chain = %error, "store query failed");
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"error": self.to_string()}))

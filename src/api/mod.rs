@@ -13,6 +13,7 @@ mod incidents;
 mod log_level;
 mod metrics;
 mod middleware;
+mod push;
 mod reload;
 pub mod routes;
 pub mod server;

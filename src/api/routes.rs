@@ -9,7 +9,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use super::{ApiState, actors, assets, debug, demo, health, incidents, log_level, metrics, middleware, reload};
+use super::{ApiState, actors, assets, debug, demo, health, incidents, log_level, metrics, middleware, push, reload};
 
 /// Largest request body accepted; the API takes only small JSON documents.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -27,7 +27,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/assets/{id}/uptime", get(assets::uptime))
         .route("/api/incidents", get(incidents::list))
         .route("/api/actors", get(actors::list))
-        .route("/metrics", get(metrics::render));
+        .route("/metrics", get(metrics::render))
+        // Guarded by each push asset's own token, not the API token: cron jobs hold only theirs.
+        .route("/api/push/{id}", get(push::push).post(push::push));
 
     let reads = if state.demo {
         reads.route("/demo/flaky", get(demo::flaky)).route("/demo/webhook", post(demo::webhook))

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Report, check_identifier, parse_value};
-use crate::probe::ProbeSpec;
+use crate::probe::{Condition, ProbeSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -40,6 +40,9 @@ pub struct AssetConfig {
     pub retry_interval_seconds: Option<u64>,
     #[serde(default)]
     pub metadata: BTreeMap<String, Value>,
+    /// Checks on what the probe saw, in Gatus' syntax; all must hold (see `probe/conditions.rs`).
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
     #[serde(flatten)]
     pub probe: ProbeSpec,
 }
@@ -104,6 +107,19 @@ impl AssetConfig {
             report.problem(format!("{path}.retryIntervalSeconds"), "must be at least 1");
         }
         self.probe.validate(&self.address, path, report);
+    }
+}
+
+impl Manifest {
+    /// Parses and validates a manifest already read into a JSON value (`file` names it in
+    /// the problems).
+    pub fn from_value(value: &Value, file: &str) -> Result<Manifest, super::Problems> {
+        let mut problems = Vec::new();
+        let manifest = parse(value, &mut Report::new(file, &mut problems));
+        match manifest {
+            Some(manifest) if problems.is_empty() => Ok(manifest),
+            _ => Err(super::Problems(problems)),
+        }
     }
 }
 
@@ -177,6 +193,11 @@ fn parse_asset(item: &Value, path: &str, report: &mut Report<'_>) -> Option<Asse
     }
     if asset.name.is_empty() {
         asset.name = asset.id.clone();
+    }
+    // A missed push is already a confirmed fact (its grace period was the benefit of the
+    // doubt), so a push asset goes down on the first miss unless told otherwise.
+    if matches!(asset.probe, ProbeSpec::Push(_)) && !object.contains_key("failureThreshold") {
+        asset.failure_threshold = 1;
     }
     asset.validate(path, report);
     (report.problems.len() == before).then_some(asset)
@@ -255,14 +276,14 @@ mod tests {
             "assets[1].id: id \"bad interval\" has ' ': use letters, digits, '-', '_' and '.'",
             "assets[1].intervalSeconds: must be at least 1",
             "assets[2].id: duplicate id \"ok\" (first used by assets[0])",
-            "assets[3].assetType: unknown asset type \"ftp\" (one of: http)",
+            "assets[3].assetType: unknown asset type \"ftp\" (one of: http, tcp, dns, tls, icmp, push)",
             "assets[4].address: must not be empty: an http asset needs a URL",
             "assets[5].intervalSecond: unknown field (did you mean `intervalSeconds`?)",
             "assets[6].timeoutSeconds: invalid type: string \"5\", expected u64",
             "assets[7].timeoutSeconds: must not exceed intervalSeconds (5): a probe would still run when the next is due",
             "assets[8].expectedStatusCodes[1]: 1000 is not an HTTP status code (100-599)",
             "assets[9]: missing field `id`",
-            "assets[10].assetType: missing (one of: http)",
+            "assets[10].assetType: missing (one of: http, tcp, dns, tls, icmp, push)",
             "assets[11].failureThreshold: must be at least 1",
             "assets[11].successThreshold: must be at least 1",
             "assets[11].retryIntervalSeconds: must be at least 1",

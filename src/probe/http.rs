@@ -1,30 +1,114 @@
-//! HTTP(S) probe: GET the address; healthy when the status is one of `expectedStatusCodes`
-//! (or below 400 when none are given).
+//! HTTP(S) probe: send the request; healthy when the status is one of `expectedStatusCodes`
+//! (or below 400 when none are given, unless `conditions` judge the status), and the body holds
+//! `bodyContains` and not `bodyNotContains`.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
-use super::{ProbeContext, ProbeOutcome, describe_reqwest_error};
-use crate::config::Report;
+use super::{Facts, ProbeContext, ProbeDetail, ProbeOutcome, Timings, describe_reqwest_error, millis_since, tls};
+use crate::config::{AssetConfig, Report, Secret};
 
 /// Enough body to finish a normal health response; a runaway body is cut here.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSpec {
     #[serde(default)]
     pub expected_status_codes: Vec<u16>,
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Request headers; values are secrets (they often carry credentials).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default = "default_true")]
+    pub follow_redirects: bool,
+    /// Accept any certificate (self-signed test servers); expiry is still reported.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Trust this CA (PEM) as well as the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Reuse connections between probes. Off by default: a fresh connection per probe notices
+    /// a server that stopped accepting new ones.
+    #[serde(default)]
+    pub keep_alive: bool,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    #[serde(default)]
+    pub body_not_contains: Option<String>,
 }
 
-/// One client for every HTTP asset. No idle pool: each probe opens a fresh connection, so a
-/// server that stops accepting connections is noticed instead of hidden by a kept-alive one.
-pub(super) fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The settings that need a client of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    follow_redirects: bool,
+    insecure_skip_verify: bool,
+    keep_alive: bool,
+    ca_file: Option<PathBuf>,
+}
+
+/// One client per distinct client setting, built on first use and shared: building a client
+/// costs more than a probe (see STACK.md).
+pub struct Clients {
+    built: Mutex<HashMap<ClientKey, reqwest::Client>>,
+}
+
+impl Clients {
+    pub fn new() -> Result<Clients, reqwest::Error> {
+        // The common case is built now, so that a broken TLS setup stops statusd at start.
+        let default =
+            ClientKey { follow_redirects: true, insecure_skip_verify: false, keep_alive: false, ca_file: None };
+        let client = build(&default, Vec::new())?;
+        Ok(Clients { built: Mutex::new(HashMap::from([(default, client)])) })
+    }
+
+    fn get(&self, key: ClientKey) -> Result<reqwest::Client, String> {
+        if let Some(client) = self.built.lock().get(&key) {
+            return Ok(client.clone());
+        }
+        let roots = match &key.ca_file {
+            Some(path) => tls::read_ca_file(path).map_err(|problem| format!("caFile: {problem}"))?,
+            None => Vec::new(),
+        };
+        let client = build(&key, roots).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        self.built.lock().insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+fn build(key: &ClientKey, extra_roots: Vec<Vec<u8>>) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-        .build()
+        .tls_info(true)
+        .redirect(if key.follow_redirects {
+            reqwest::redirect::Policy::limited(MAX_REDIRECTS)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .danger_accept_invalid_certs(key.insecure_skip_verify);
+    if !key.keep_alive {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    for der in extra_roots {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_der(&der)?);
+    }
+    builder.build()
 }
 
 impl HttpSpec {
@@ -49,6 +133,26 @@ impl HttpSpec {
                 );
             }
         }
+        if !METHODS.contains(&self.method.as_str()) {
+            report.problem(format!("{path}.method"), format!("{:?} is not one of {}", self.method, METHODS.join(", ")));
+        }
+        for (name, value) in &self.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                report.problem(format!("{path}.headers.{name}"), "is not a valid header name");
+            } else if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+                report.problem(format!("{path}.headers.{name}"), "the value has characters a header cannot hold");
+            }
+        }
+        for (key, text) in [("bodyContains", &self.body_contains), ("bodyNotContains", &self.body_not_contains)] {
+            if text.as_deref() == Some("") {
+                report.problem(format!("{path}.{key}"), "must not be empty (leave it out instead)");
+            }
+        }
+        if let Some(ca_file) = &self.ca_file
+            && let Err(problem) = tls::read_ca_file(ca_file)
+        {
+            report.problem(format!("{path}.caFile"), problem);
+        }
     }
 
     fn accepts(&self, status: u16) -> bool {
@@ -64,21 +168,76 @@ impl HttpSpec {
         }
     }
 
-    pub(super) async fn check(&self, address: &str, context: &ProbeContext) -> ProbeOutcome {
+    fn client_key(&self) -> ClientKey {
+        ClientKey {
+            follow_redirects: self.follow_redirects,
+            insecure_skip_verify: self.insecure_skip_verify,
+            keep_alive: self.keep_alive,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+
+    fn request(&self, client: &reqwest::Client, address: &str) -> reqwest::RequestBuilder {
+        // Validated at load: the method is one of METHODS.
+        let method = reqwest::Method::from_bytes(self.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut request = client.request(method, address);
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.expose());
+        }
+        if let Some(body) = &self.body {
+            request = request.body(body.clone());
+        }
+        request
+    }
+
+    pub(super) async fn check(&self, asset: &AssetConfig, context: &ProbeContext) -> ProbeOutcome {
+        let client = match context.http.get(self.client_key()) {
+            Ok(client) => client,
+            Err(problem) => return ProbeOutcome::down(None, problem),
+        };
+        let started = Instant::now();
         // No client timeout here: `probe::run` bounds the whole probe (body included), so a
         // timeout always reads the same, whichever layer would have noticed it first.
-        let mut response = match context.http.get(address).send().await {
+        let mut response = match self.request(&client, &asset.address).send().await {
             Ok(response) => response,
-            Err(e) => return ProbeOutcome::down(None, describe_reqwest_error(&e.without_url())),
+            Err(e) => {
+                let facts = Facts { connected: Some(!e.is_connect()), ..Facts::default() };
+                return ProbeOutcome::down(None, describe_reqwest_error(&e.without_url())).with_facts(facts);
+            }
         };
+        let first_byte_ms = millis_since(started);
         let status = response.status().as_u16();
         let code = Some(i32::from(status));
+        let certificate_expires_at = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .and_then(tls::not_after);
+        let mut facts = Facts {
+            status: Some(status),
+            connected: Some(true),
+            ip: response.remote_addr().map(|a| a.ip().to_string()),
+            certificate_expiration_seconds: certificate_expires_at.map(|at| (at - chrono::Utc::now()).num_seconds()),
+            ..Facts::default()
+        };
+        let detail = ProbeDetail {
+            timings: Some(Timings { first_byte_ms: Some(first_byte_ms), ..Timings::default() }),
+            certificate_expires_at,
+        };
+
         // Read (a bounded part of) the body: a server that sends headers and then dies is down.
+        let keep_body =
+            self.body_contains.is_some() || self.body_not_contains.is_some() || !asset.conditions.is_empty();
+        let mut body = Vec::new();
         let mut read = 0usize;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     read += chunk.len();
+                    if keep_body {
+                        let room = MAX_BODY_BYTES.saturating_sub(body.len());
+                        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
                     if read >= MAX_BODY_BYTES {
                         break;
                     }
@@ -86,14 +245,41 @@ impl HttpSpec {
                 Ok(None) => break,
                 Err(e) => {
                     let reason = describe_reqwest_error(&e.without_url());
-                    return ProbeOutcome::down(code, format!("HTTP {status}, then reading the body failed: {reason}"));
+                    return ProbeOutcome::down(code, format!("HTTP {status}, then reading the body failed: {reason}"))
+                        .with_facts(facts)
+                        .with_detail(detail);
                 }
             }
         }
-        if self.accepts(status) {
-            ProbeOutcome::up(code)
-        } else {
-            ProbeOutcome::down(code, format!("HTTP {status} (expected {})", self.expectation()))
+        let verdict = self.judge(status, &body, !asset.conditions.is_empty());
+        if keep_body {
+            facts.body = Some(body);
         }
+        let outcome = match verdict {
+            Ok(()) => ProbeOutcome::up(code),
+            Err(message) => ProbeOutcome::down(code, message),
+        };
+        outcome.with_facts(facts).with_detail(detail)
+    }
+
+    /// The status check (left to the conditions when they exist and no codes are listed, as
+    /// in Gatus), then the body keywords.
+    fn judge(&self, status: u16, body: &[u8], has_conditions: bool) -> Result<(), String> {
+        let status_judged_by_conditions = has_conditions && self.expected_status_codes.is_empty();
+        if !status_judged_by_conditions && !self.accepts(status) {
+            return Err(format!("HTTP {status} (expected {})", self.expectation()));
+        }
+        let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+        if let Some(needle) = &self.body_contains
+            && !contains(needle)
+        {
+            return Err(format!("HTTP {status}, body does not contain {needle:?}"));
+        }
+        if let Some(needle) = &self.body_not_contains
+            && contains(needle)
+        {
+            return Err(format!("HTTP {status}, body contains {needle:?}"));
+        }
+        Ok(())
     }
 }

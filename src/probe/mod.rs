@@ -4,7 +4,13 @@
 //! time) and its check; [`ProbeSpec`] is the one place where types are looked up. Adding a probe
 //! is a new file, a variant below and its arms in the `match`es.
 
+pub mod conditions;
+pub mod dns;
 pub mod http;
+pub mod icmp;
+pub mod push;
+pub mod tcp;
+pub mod tls;
 
 use std::error::Error as _;
 
@@ -14,65 +20,136 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::config::{AssetConfig, Report};
+pub use conditions::{Condition, Facts};
 
 /// The probe-specific part of an asset, chosen by `assetType`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "assetType", rename_all = "lowercase")]
 pub enum ProbeSpec {
     Http(http::HttpSpec),
+    Tcp(tcp::TcpSpec),
+    Dns(dns::DnsSpec),
+    Tls(tls::TlsSpec),
+    Icmp(icmp::IcmpSpec),
+    Push(push::PushSpec),
 }
 
 impl ProbeSpec {
-    pub const ASSET_TYPES: &'static [&'static str] = &["http"];
+    pub const ASSET_TYPES: &'static [&'static str] = &["http", "tcp", "dns", "tls", "icmp", "push"];
 
     pub fn asset_type(&self) -> &'static str {
         match self {
             ProbeSpec::Http(_) => "http",
+            ProbeSpec::Tcp(_) => "tcp",
+            ProbeSpec::Dns(_) => "dns",
+            ProbeSpec::Tls(_) => "tls",
+            ProbeSpec::Icmp(_) => "icmp",
+            ProbeSpec::Push(_) => "push",
         }
     }
 
     pub(crate) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
         match self {
             ProbeSpec::Http(spec) => spec.validate(address, path, report),
+            ProbeSpec::Tcp(spec) => spec.validate(address, path, report),
+            ProbeSpec::Dns(spec) => spec.validate(address, path, report),
+            ProbeSpec::Tls(spec) => spec.validate(address, path, report),
+            ProbeSpec::Icmp(spec) => spec.validate(address, path, report),
+            ProbeSpec::Push(spec) => spec.validate(address, path, report),
         }
     }
 
-    async fn check(&self, address: &str, context: &ProbeContext) -> ProbeOutcome {
+    async fn check(&self, asset: &AssetConfig, context: &ProbeContext) -> ProbeOutcome {
         match self {
-            ProbeSpec::Http(spec) => spec.check(address, context).await,
+            ProbeSpec::Http(spec) => spec.check(asset, context).await,
+            ProbeSpec::Tcp(spec) => spec.check(asset).await,
+            ProbeSpec::Dns(spec) => spec.check(&asset.address, &context.dns).await,
+            ProbeSpec::Tls(spec) => spec.check(&asset.address, &context.tls).await,
+            ProbeSpec::Icmp(spec) => spec.check(&asset.address, &context.icmp).await,
+            // A push asset is never probed: its actor waits for pushes (see `push.rs`).
+            ProbeSpec::Push(_) => ProbeOutcome::down(None, "push assets are not probed"),
         }
     }
 }
 
 /// What probes share: clients are built once, because building one costs more than a probe.
 pub struct ProbeContext {
-    http: reqwest::Client,
+    http: http::Clients,
+    dns: dns::Resolvers,
+    tls: tls::Trust,
+    icmp: icmp::Pingers,
 }
 
 impl ProbeContext {
     pub fn new() -> Result<ProbeContext, reqwest::Error> {
-        Ok(ProbeContext { http: http::client()? })
+        Ok(ProbeContext {
+            http: http::Clients::new()?,
+            dns: dns::Resolvers::new(),
+            tls: tls::Trust::new(),
+            icmp: icmp::Pingers::new(),
+        })
     }
 }
 
 /// A probe's verdict, before it is stamped with time and asset.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProbeOutcome {
     pub success: bool,
     /// The protocol's own status code, when it has one (HTTP status).
     pub code: Option<i32>,
     /// Why it failed, short enough for a log line and a notification.
     pub message: Option<String>,
+    /// What the probe saw, for `conditions` to judge.
+    pub facts: Facts,
+    pub detail: ProbeDetail,
 }
 
 impl ProbeOutcome {
     pub fn up(code: Option<i32>) -> Self {
-        ProbeOutcome { success: true, code, message: None }
+        ProbeOutcome { success: true, code, ..ProbeOutcome::default() }
     }
 
     pub fn down(code: Option<i32>, message: impl Into<String>) -> Self {
-        ProbeOutcome { success: false, code, message: Some(message.into()) }
+        ProbeOutcome { success: false, code, message: Some(message.into()), ..ProbeOutcome::default() }
     }
+
+    pub fn with_facts(mut self, facts: Facts) -> Self {
+        self.facts = facts;
+        self
+    }
+
+    pub fn with_detail(mut self, detail: ProbeDetail) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// What a probe measured beyond its verdict: shown live (`lastProbe` in the API), not stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+    /// The earliest expiry in the peer's certificate chain (TLS, HTTPS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Where a probe's time went, per phase, in ms (the phases a probe can observe).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_byte_ms: Option<u64>,
+}
+
+/// Milliseconds since `started`, for timings.
+pub(crate) fn millis_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One stored probe: the row of `probe_events`.
@@ -88,6 +165,8 @@ pub struct ProbeResult {
     pub latency_ms: i64,
     pub code: Option<i32>,
     pub message: Option<String>,
+    #[serde(flatten)]
+    pub detail: ProbeDetail,
 }
 
 /// Probes an asset once. The timeout starts now, when the probe starts, not when it was due: a
@@ -96,18 +175,27 @@ pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
     let timestamp = Utc::now();
     let started = Instant::now();
     let timeout = asset.timeout();
-    let outcome = match tokio::time::timeout(timeout, asset.probe.check(&asset.address, context)).await {
+    let mut outcome = match tokio::time::timeout(timeout, asset.probe.check(asset, context)).await {
         Ok(outcome) => outcome,
         Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
     };
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    if outcome.success && !asset.conditions.is_empty() {
+        outcome.facts.response_time_ms = Some(u64::try_from(latency_ms).unwrap_or(0));
+        if let Some(failed) = conditions::first_failure(&asset.conditions, &outcome.facts) {
+            outcome.success = false;
+            outcome.message = Some(failed);
+        }
+    }
     ProbeResult {
         id: event_id(timestamp),
         asset_id: asset.id.clone(),
         timestamp,
         success: outcome.success,
-        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        latency_ms,
         code: outcome.code,
         message: outcome.message,
+        detail: outcome.detail,
     }
 }
 

@@ -13,7 +13,7 @@ use super::{
     redact_url,
 };
 use crate::config::AssetConfig;
-use crate::probe::{ProbeResult, ProbeSpec};
+use crate::probe::{ProbeDetail, ProbeResult, ProbeSpec};
 
 /// A caller waiting longer for a connection is better off failing and retrying (Persistence
 /// buffers; the API answers 503) than hanging while the database is away.
@@ -151,6 +151,7 @@ impl PostgresStore {
                     latency_ms: row.try_get("latency_ms").map_err(get)?,
                     code: row.try_get("code").map_err(get)?,
                     message: row.try_get("message").map_err(get)?,
+                    detail: ProbeDetail::default(),
                 })
             })
             .collect()
@@ -310,6 +311,7 @@ async fn sync_assets_in(
                 "{{{}}}",
                 http.expected_status_codes.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
             )),
+            _ => None,
         })
         .collect();
     sqlx::query(

@@ -14,7 +14,7 @@ use super::{
     redact_url,
 };
 use crate::config::AssetConfig;
-use crate::probe::ProbeResult;
+use crate::probe::{ProbeDetail, ProbeResult};
 
 /// Rows per INSERT statement: 7 (or 18) binds each stays below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 1000;
@@ -159,6 +159,7 @@ impl SqliteStore {
                     latency_ms: row.try_get("latency_ms").map_err(get)?,
                     code: row.try_get("code").map_err(get)?,
                     message: row.try_get("message").map_err(get)?,
+                    detail: ProbeDetail::default(),
                 })
             })
             .collect()
@@ -314,6 +315,7 @@ async fn sync_assets_in(
     for asset in assets {
         let codes = match &asset.probe {
             crate::probe::ProbeSpec::Http(http) => serde_json::to_string(&http.expected_status_codes).ok(),
+            _ => None,
         };
         sqlx::query(
             "INSERT INTO assets (id, name, address, asset_type, interval_seconds, timeout_seconds,

@@ -23,7 +23,7 @@ async fn bad_configs_are_refused_with_every_problem_named() {
     .await;
     let expected = [
         "assets[0].intervalSeconds: must be at least 1",
-        "assets[1].assetType: unknown asset type \"gopher\" (one of: http)",
+        "assets[1].assetType: unknown asset type \"gopher\" (one of: http, tcp, dns, tls, icmp, push)",
         "assets[2].address: must not be empty: an http asset needs a URL",
         "notifiers.hook.webhookUrl: scheme \"ftp\" is not http or https",
         "notificationPolicy.onDown[0]: unknown notifier \"pager\" (defined: hook)",

@@ -139,3 +139,142 @@ async fn never_panics_on_garbage() {
         assert!(result.message.is_some());
     }
 }
+
+/// An axum app that shows what it was sent, redirects, and serves a JSON health document.
+async fn echo_server() -> String {
+    use axum::routing::{any, get};
+    async fn echo(method: axum::http::Method, headers: axum::http::HeaderMap, body: String) -> axum::Json<Value> {
+        let token = headers.get("x-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        axum::Json(json!({"method": method.as_str(), "token": token, "body": body}))
+    }
+    let app = axum::Router::new()
+        .route("/echo", any(echo))
+        .route("/moved", get(|| async { axum::response::Redirect::temporary("/final") }))
+        .route("/final", get(|| async { "you found the final page" }))
+        .route("/health.json", get(|| async { axum::Json(json!({"status": "UP", "data": [{"id": 1}], "items": []})) }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn sends_the_method_headers_and_body_it_is_given() {
+    let base = echo_server().await;
+    let extra = json!({
+        "method": "POST", "headers": {"x-token": "t0ps3cret"}, "body": "{\"ping\":1}",
+        "bodyContains": "\"method\":\"POST\""
+    });
+    let result = probe_once(&format!("{base}/echo"), extra.clone()).await;
+    assert!(result.success, "{result:?}");
+    let mut wrong = extra;
+    wrong["bodyContains"] = json!("\"token\":\"t0ps3cret\",\"body\":\"{\\\"ping\\\":2}\"");
+    let result = probe_once(&format!("{base}/echo"), wrong).await;
+    assert!(result.message.as_deref().is_some_and(|m| m.starts_with("HTTP 200, body does not contain")), "{result:?}");
+    let result = probe_once(&format!("{base}/echo"), json!({"method": "DELETE", "bodyNotContains": "DELETE"})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 200, body contains \"DELETE\""));
+}
+
+#[tokio::test]
+async fn follows_redirects_unless_told_not_to() {
+    let base = echo_server().await;
+    let result = probe_once(&format!("{base}/moved"), json!({"bodyContains": "final page"})).await;
+    assert_eq!((result.success, result.code), (true, Some(200)), "{result:?}");
+    let result = probe_once(&format!("{base}/moved"), json!({"followRedirects": false})).await;
+    assert_eq!((result.success, result.code), (true, Some(307)), "a redirect is below 400: {result:?}");
+    let result =
+        probe_once(&format!("{base}/moved"), json!({"followRedirects": false, "expectedStatusCodes": [200]})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 307 (expected 200)"));
+}
+
+#[tokio::test]
+async fn reports_the_time_to_the_first_byte() {
+    let target = Target::start().await;
+    target.set(Mode::Slow);
+    let result = probe_once(&target.url(), json!({"timeoutSeconds": 2, "intervalSeconds": 5})).await;
+    let first_byte = result.detail.timings.and_then(|t| t.first_byte_ms).expect("first byte time");
+    assert!((400..1000).contains(&first_byte), "{first_byte}");
+}
+
+#[tokio::test]
+async fn conditions_judge_status_body_and_time() {
+    let base = echo_server().await;
+    let url = format!("{base}/health.json");
+    let holds = json!({"conditions": [
+        "[STATUS] == 200", "[BODY].status == UP", "[BODY].data[0].id == 1", "len([BODY].items) == 0",
+        "[RESPONSE_TIME] < 1000", "[CONNECTED] == true"
+    ]});
+    let result = probe_once(&url, holds).await;
+    assert!(result.success, "{result:?}");
+    let result = probe_once(&url, json!({"conditions": ["[STATUS] == 200", "[BODY].status == DOWN"]})).await;
+    assert_eq!((result.success, result.message.as_deref()), (false, Some("[BODY].status (UP) == DOWN")));
+    // With conditions and no expectedStatusCodes, the conditions judge the status too.
+    let result = probe_once(&format!("{base}/nowhere"), json!({"conditions": ["[STATUS] == 404"]})).await;
+    assert!(result.success, "{result:?}");
+}
+
+/// A keep-alive HTTP/1.1 server whose accept loop can be stopped while the connections it
+/// already has go on being served.
+async fn keep_alive_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepting = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer).await {
+                    if n == 0 || stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/"), accepting)
+}
+
+#[tokio::test]
+async fn a_fresh_connection_per_probe_notices_a_server_that_stopped_accepting() {
+    use statusd::probe::{self, ProbeContext};
+    let (url, accepting) = keep_alive_server().await;
+    let context = ProbeContext::new().expect("clients");
+    let asset = |keep_alive: bool| {
+        let asset = json!({"id": "p", "assetType": "http", "address": url, "intervalSeconds": 5,
+                           "timeoutSeconds": 1, "keepAlive": keep_alive});
+        serde_json::from_value::<AssetConfig>(asset).expect("asset")
+    };
+    let (fresh, kept) = (asset(false), asset(true));
+    assert!(probe::run(&fresh, &context).await.success);
+    assert!(probe::run(&kept, &context).await.success);
+    accepting.abort();
+    let _ = accepting.await;
+    let result = probe::run(&fresh, &context).await;
+    assert_eq!((result.success, result.message.as_deref()), (false, Some("connection refused")));
+    // A kept-alive connection hides it: that is why it is not the default.
+    assert!(probe::run(&kept, &context).await.success);
+}
+
+#[test]
+fn http_settings_are_checked_at_load() {
+    let manifest = json!({"assets": [
+        {"id": "a", "assetType": "http", "address": "http://x/", "method": "FETCH",
+         "headers": {"bad header": "v", "x-ok": "line\nbreak"}, "bodyContains": "", "caFile": "/nonexistent/ca.pem"}
+    ]});
+    let problems: Vec<String> = statusd::config::Manifest::from_value(&manifest, "manifest.json")
+        .expect_err("invalid")
+        .0
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    let expected = [
+        "assets[0].method: \"FETCH\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+        "assets[0].headers.bad header: is not a valid header name",
+        "assets[0].headers.x-ok: the value has characters a header cannot hold",
+        "assets[0].bodyContains: must not be empty (leave it out instead)",
+    ];
+    for line in expected {
+        assert!(problems.contains(&line.to_string()), "missing {line:?} in {problems:#?}");
+    }
+    assert!(problems.iter().any(|p| p.starts_with("assets[0].caFile: ")), "{problems:#?}");
+    assert_eq!(problems.len(), 5, "{problems:#?}");
+}

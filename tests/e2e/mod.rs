@@ -14,6 +14,7 @@ mod chaos;
 mod incidents;
 mod lifecycle;
 mod notifications;
+mod push;
 mod reload;
 mod retention;
 mod store;

@@ -34,6 +34,7 @@ fn result(asset_id: &str, at: DateTime<Utc>, success: bool, latency_ms: i64) -> 
         latency_ms,
         code: Some(if success { 200 } else { 500 }),
         message: (!success).then(|| "HTTP 500 (expected 200)".into()),
+        detail: Default::default(),
     }
 }
 

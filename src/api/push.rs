@@ -1,0 +1,55 @@
+//! `GET|POST /api/push/{id}?token=…[&status=up|down][&msg=…]`: a heartbeat from what cannot be
+//! probed (cron jobs, batch tasks). Not behind the API token: each push asset has its own,
+//! compared in constant time. Only the path is ever logged, never the query holding it.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use ractor::call_t;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState};
+use crate::actors::asset::AssetMsg;
+use crate::actors::supervisor::SupervisorMsg;
+use crate::probe::ProbeSpec;
+
+/// A pushed message is stored with every result: a runaway one is cut here.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+#[derive(Deserialize)]
+pub struct PushParams {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    msg: Option<String>,
+}
+
+pub async fn push(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(params): Query<PushParams>,
+) -> Result<Json<Value>, ApiError> {
+    let success = match params.status.as_deref() {
+        None | Some("up") => true,
+        Some("down") => false,
+        Some(other) => return Err(ApiError::bad_parameter("status", other, "status must be up or down")),
+    };
+    let entry = call_t!(state.supervisor, SupervisorMsg::Asset, 2000, id.clone())
+        .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
+    let not_found = || ApiError::NotFound(format!("no push asset {id:?}"));
+    let entry = entry.ok_or_else(not_found)?;
+    let ProbeSpec::Push(spec) = &entry.config.probe else { return Err(not_found()) };
+    if !spec.accepts(&params.token) {
+        return Err(ApiError::WrongPushToken);
+    }
+    let actor = entry
+        .actor
+        .ok_or_else(|| ApiError::Unavailable(format!("the actor of {id:?} keeps failing; push again later")))?;
+    let message = params.msg.filter(|m| !m.is_empty()).map(|m| m.chars().take(MAX_MESSAGE_CHARS).collect());
+    actor
+        .cast(AssetMsg::Push { success, message })
+        .map_err(|e| ApiError::Unavailable(format!("the actor of {id:?} did not take the push: {e}")))?;
+    Ok(Json(json!({"accepted": true, "assetId": id, "status": if success { "up" } else { "down" }})))
+}

@@ -1,0 +1,109 @@
+//! ICMP probe: one echo request to the host; healthy on the reply. Opening an ICMP socket
+//! needs CAP_NET_RAW (raw socket) or a group within `net.ipv4.ping_group_range` (datagram
+//! socket); without either the asset says so on every probe instead of going silently down.
+
+use std::net::IpAddr;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
+
+use super::{Facts, ProbeOutcome};
+use crate::config::Report;
+
+pub const PERMISSION_HINT: &str = "ICMP needs CAP_NET_RAW or net.ipv4.ping_group_range";
+
+/// Sent in every echo request, so a capture shows who is pinging.
+const PAYLOAD: &[u8] = b"statusd";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IcmpSpec {}
+
+/// One socket per address family, opened on first use and shared by every ICMP asset; a
+/// failure to open is not remembered, so granting the permission later needs no restart.
+pub struct Pingers {
+    v4: Mutex<Option<Client>>,
+    v6: Mutex<Option<Client>>,
+}
+
+impl Pingers {
+    pub fn new() -> Self {
+        Pingers { v4: Mutex::new(None), v6: Mutex::new(None) }
+    }
+
+    fn client(&self, ip: IpAddr) -> std::io::Result<Client> {
+        let (slot, kind) = if ip.is_ipv4() { (&self.v4, ICMP::V4) } else { (&self.v6, ICMP::V6) };
+        let mut slot = slot.lock();
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = Client::new(&Config::builder().kind(kind).build())?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+}
+
+impl Default for Pingers {
+    fn default() -> Self {
+        Pingers::new()
+    }
+}
+
+/// What an operator should read when the socket cannot be opened or used.
+pub fn describe_socket_error(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => format!("{PERMISSION_HINT} ({error})"),
+        _ => format!("ICMP error: {error}"),
+    }
+}
+
+impl IcmpSpec {
+    pub(super) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
+        let address_path = format!("{path}.address");
+        if address.trim().is_empty() {
+            report.problem(address_path, "must not be empty: an icmp asset needs a host name or IP address");
+        } else if address.contains("://") || address.contains('/') {
+            report.problem(address_path, format!("{address:?} is not a host: give a host name or IP address, no URL"));
+        } else if address.parse::<IpAddr>().is_err() && address.contains(':') {
+            report.problem(address_path, format!("{address:?} is not a host: ICMP has no ports"));
+        }
+    }
+
+    pub(super) async fn check(&self, address: &str, pingers: &Pingers) -> ProbeOutcome {
+        let ip = match address.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => match tokio::net::lookup_host((address, 0)).await.map(|mut found| found.next()) {
+                Ok(Some(found)) => found.ip(),
+                Ok(None) => return ProbeOutcome::down(None, format!("DNS error: no address for {address}")),
+                Err(error) => return ProbeOutcome::down(None, format!("DNS error: {error}")),
+            },
+        };
+        let client = match pingers.client(ip) {
+            Ok(client) => client,
+            Err(error) => return ProbeOutcome::down(None, describe_socket_error(&error)),
+        };
+        let mut pinger = client.pinger(ip, PingIdentifier(fastrand::u16(..))).await;
+        // The probe's own timeout bounds the wait; this one only has to be longer.
+        pinger.timeout(std::time::Duration::from_secs(3600));
+        let facts = Facts { ip: Some(ip.to_string()), ..Facts::default() };
+        match pinger.ping(PingSequence(0), PAYLOAD).await {
+            Ok(_) => ProbeOutcome::up(None).with_facts(Facts { connected: Some(true), ..facts }),
+            Err(SurgeError::IOError(error)) => {
+                ProbeOutcome::down(None, describe_socket_error(&error)).with_facts(facts)
+            }
+            Err(error) => ProbeOutcome::down(None, format!("no echo reply from {ip}: {error}")).with_facts(facts),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_socket_names_the_permission_it_needs() {
+        let refused = std::io::Error::from_raw_os_error(1); // EPERM, as socket(2) answers
+        assert!(describe_socket_error(&refused).starts_with(PERMISSION_HINT), "{}", describe_socket_error(&refused));
+    }
+}

@@ -1,0 +1,136 @@
+//! TCP probe: connect to `host:port` within the timeout; optionally `send` bytes and `expect` a
+//! substring of the reply (banner checks: SMTP's `220`, Redis' `PING` → `+PONG`).
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{Facts, ProbeDetail, ProbeOutcome, Timings, millis_since};
+use crate::config::{AssetConfig, Report};
+
+/// Enough reply for any banner or short answer; a peer that streams more is cut here.
+const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpSpec {
+    /// Written once connected (JSON escapes such as `\r\n` work).
+    #[serde(default)]
+    pub send: Option<String>,
+    /// The reply must contain this.
+    #[serde(default)]
+    pub expect: Option<String>,
+}
+
+/// Checks a `host:port` address, as the `tcp` and `tls` probes take it.
+pub(super) fn validate_host_port(asset_type: &str, address: &str, path: &str, report: &mut Report<'_>) {
+    let address_path = format!("{path}.address");
+    if address.trim().is_empty() {
+        report.problem(address_path, format!("must not be empty: a {asset_type} asset needs host:port"));
+        return;
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        report.problem(address_path, format!("{address:?} has no port: write host:port"));
+        return;
+    };
+    if host.is_empty() || host == "[]" {
+        report.problem(address_path, format!("{address:?} has no host: write host:port"));
+    } else if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        report.problem(address_path, format!("{address:?}: put an IPv6 address in brackets, as [::1]:443"));
+    } else if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        report.problem(address_path, format!("{port:?} is not a port (1-65535)"));
+    }
+}
+
+/// The host of a `host:port` address, without IPv6 brackets.
+pub(super) fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
+/// Words an operator knows for a failed connect.
+pub(super) fn describe_connect_error(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::ConnectionReset => "connection reset by peer".into(),
+        std::io::ErrorKind::TimedOut => "timeout".into(),
+        // tokio resolves names with getaddrinfo; its failures carry no io kind of their own.
+        _ if error.to_string().contains("failed to lookup address") => format!("DNS error: {error}"),
+        _ => error.to_string(),
+    }
+}
+
+impl TcpSpec {
+    pub(super) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
+        validate_host_port("tcp", address, path, report);
+        if self.expect.as_deref() == Some("") {
+            report.problem(format!("{path}.expect"), "must not be empty (leave it out to only connect)");
+        }
+    }
+
+    pub(super) async fn check(&self, asset: &AssetConfig) -> ProbeOutcome {
+        let started = Instant::now();
+        let mut stream = match TcpStream::connect(&asset.address).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                let facts = Facts { connected: Some(false), ..Facts::default() };
+                return ProbeOutcome::down(None, describe_connect_error(&error)).with_facts(facts);
+            }
+        };
+        let mut timings = Timings { connect_ms: Some(millis_since(started)), ..Timings::default() };
+        let mut facts = Facts {
+            connected: Some(true),
+            ip: stream.peer_addr().ok().map(|a| a.ip().to_string()),
+            ..Facts::default()
+        };
+        if let Some(send) = &self.send
+            && let Err(error) = stream.write_all(send.as_bytes()).await
+        {
+            return ProbeOutcome::down(None, format!("connected, then sending failed: {error}")).with_facts(facts);
+        }
+        // Read only when something will look at the reply: a silent service is not a failure.
+        if self.expect.is_some() || !asset.conditions.is_empty() {
+            let reply = match read_reply(&mut stream, self.expect.as_deref()).await {
+                Ok(reply) => reply,
+                Err(error) => {
+                    return ProbeOutcome::down(None, format!("connected, then reading failed: {error}"))
+                        .with_facts(facts);
+                }
+            };
+            timings.first_byte_ms = Some(millis_since(started));
+            let text = String::from_utf8_lossy(&reply).into_owned();
+            facts.body = Some(reply);
+            if let Some(expect) = &self.expect
+                && !text.contains(expect.as_str())
+            {
+                let shown: String = text.chars().take(80).collect();
+                return ProbeOutcome::down(None, format!("reply {shown:?} does not contain {expect:?}"))
+                    .with_facts(facts);
+            }
+        }
+        let detail = ProbeDetail { timings: Some(timings), ..ProbeDetail::default() };
+        ProbeOutcome::up(None).with_facts(facts).with_detail(detail)
+    }
+}
+
+/// Reads until the reply holds `expect`, the peer closes, or the size bound; with nothing
+/// expected, the first chunk is the reply. The probe's timeout bounds the wait.
+async fn read_reply(stream: &mut TcpStream, expect: Option<&str>) -> std::io::Result<Vec<u8>> {
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(reply);
+        }
+        reply.extend_from_slice(&chunk[..read]);
+        let found = match expect {
+            Some(expect) => reply.windows(expect.len()).any(|w| w == expect.as_bytes()),
+            None => true,
+        };
+        if found || reply.len() >= MAX_REPLY_BYTES {
+            return Ok(reply);
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! TLS certificate probe: connect to `host:port`, complete a TLS handshake and judge the
+//! certificate chain the server sent: trusted, issued for the right name, and valid for at least
+//! `minDaysValid` more days.
+//!
+//! The handshake accepts any chain, so that an untrusted or expired certificate is still seen
+//! and its expiry reported; the chain is then judged by rustls' own WebPki verifier, the one a
+//! normal client would have used. Handshake signatures are always verified: a server must still
+//! prove it holds the key of the certificate it presents.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use super::tcp::{describe_connect_error, host_of, validate_host_port};
+use super::{Facts, ProbeDetail, ProbeOutcome, Timings, millis_since};
+use crate::config::Report;
+
+const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
+/// How long a polite close (close_notify) may take before the connection is simply dropped.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
+/// Names listed in a name-mismatch message; a certificate may carry hundreds.
+const NAMES_SHOWN: usize = 3;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// Fail when the earliest expiry in the chain is closer than this.
+    #[serde(default = "default_min_days_valid")]
+    pub min_days_valid: u32,
+    /// Trust this CA (PEM) as well as the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The name sent as SNI and checked against the certificate, when it is not the address' host
+    /// (a server reached by IP, or through a tunnel).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Accept an untrusted chain or another name (self-signed test servers); expiry is still
+    /// checked and reported.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+fn default_min_days_valid() -> u32 {
+    14
+}
+
+/// What TLS probes share: the system's roots, read once, and one client setup per `caFile`,
+/// built on first use (building one parses every root).
+pub struct Trust {
+    provider: Arc<CryptoProvider>,
+    system_roots: OnceLock<RootCertStore>,
+    /// By `caFile` only: `insecureSkipVerify` changes how the chain is judged after the
+    /// handshake, not the handshake itself, so both settings share a setup.
+    setups: Mutex<HashMap<Option<PathBuf>, Arc<Setup>>>,
+}
+
+/// A client config whose handshake accepts any chain, and the verifier that judges the chain.
+struct Setup {
+    config: Arc<ClientConfig>,
+    /// Err when there is no root at all to build a verifier from: every chain is then untrusted.
+    verifier: Result<Arc<WebPkiServerVerifier>, String>,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Trust {
+    /// Reads nothing yet: the system's roots are read by the first TLS probe, so that a monitor
+    /// without TLS assets never depends on the system's certificate store.
+    pub fn new() -> Self {
+        Trust {
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            system_roots: OnceLock::new(),
+            setups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn system_roots(&self) -> &RootCertStore {
+        self.system_roots.get_or_init(load_system_roots)
+    }
+
+    fn setup(&self, ca_file: Option<&Path>) -> Result<Arc<Setup>, String> {
+        let key = ca_file.map(Path::to_path_buf);
+        if let Some(setup) = self.setups.lock().get(&key) {
+            return Ok(setup.clone());
+        }
+        // Built outside the lock: two probes racing here build twice, and nothing waits on a file read.
+        let setup = Arc::new(self.build(ca_file)?);
+        self.setups.lock().insert(key, setup.clone());
+        Ok(setup)
+    }
+
+    fn build(&self, ca_file: Option<&Path>) -> Result<Setup, String> {
+        let mut roots = self.system_roots().clone();
+        if let Some(path) = ca_file {
+            for der in read_ca_file(path).map_err(|problem| format!("caFile: {problem}"))? {
+                roots.add(CertificateDer::from(der)).map_err(|e| format!("caFile: {e}"))?;
+            }
+        }
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| match e {
+                rustls::client::VerifierBuilderError::NoRootAnchors => {
+                    "no root certificates to check it against (the system store is empty: set caFile)".to_string()
+                }
+                other => other.to_string(),
+            });
+        let capture = CaptureChain {
+            inner: verifier.as_ref().ok().cloned(),
+            algorithms: self.provider.signature_verification_algorithms,
+        };
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(capture))
+            .with_no_client_auth();
+        // A resumed session skips the certificate: every probe must see the chain served now.
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(Setup { config: Arc::new(config), verifier })
+    }
+}
+
+/// The system's roots as rustls-native-certs finds them (it honours `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR`). Unreadable entries are logged, not fatal: `caFile` may be all a probe needs.
+fn load_system_roots() -> RootCertStore {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "cannot read some of the system's root certificates");
+    }
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "skipped system root certificates rustls cannot use");
+    }
+    if added == 0 {
+        tracing::warn!("no system root certificates found: TLS probes trust only their caFile");
+    }
+    roots
+}
+
+/// Lets every handshake finish so that the chain can be judged (and its expiry reported) after
+/// it; the chain is judged after the handshake, because a verifier shared by concurrent probes
+/// has no per-connection place to leave its verdict. Signatures are checked as WebPki does.
+#[derive(Debug)]
+struct CaptureChain {
+    inner: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for CaptureChain {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match &self.inner {
+            Some(inner) => inner.verify_tls12_signature(message, cert, dss),
+            None => rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms),
+        }
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match &self.inner {
+            Some(inner) => inner.verify_tls13_signature(message, cert, dss),
+            None => rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms),
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        match &self.inner {
+            Some(inner) => inner.supported_verify_schemes(),
+            None => self.algorithms.supported_schemes(),
+        }
+    }
+}
+
+impl TlsSpec {
+    pub(super) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
+        validate_host_port("tls", address, path, report);
+        match &self.server_name {
+            Some(name) if name.is_empty() => {
+                report
+                    .problem(format!("{path}.serverName"), "must not be empty (leave it out to use the address' host)");
+            }
+            Some(name) if ServerName::try_from(name.as_str()).is_err() => {
+                report.problem(format!("{path}.serverName"), format!("{name:?} is not a host name or IP address"));
+            }
+            Some(_) => {}
+            None => {
+                // Only for an address that has a port: one without is already reported above.
+                let host = host_of(address);
+                if address.contains(':') && !host.is_empty() && ServerName::try_from(host).is_err() {
+                    report.problem(
+                        format!("{path}.address"),
+                        format!("{host:?} is not a name a certificate can be checked against: set serverName"),
+                    );
+                }
+            }
+        }
+        if let Some(ca_file) = &self.ca_file
+            && let Err(problem) = read_ca_file(ca_file)
+        {
+            report.problem(format!("{path}.caFile"), problem);
+        }
+    }
+
+    pub(super) async fn check(&self, address: &str, trust: &Trust) -> ProbeOutcome {
+        let name = self.server_name.as_deref().unwrap_or_else(|| host_of(address));
+        let server_name = match ServerName::try_from(name.to_string()) {
+            Ok(server_name) => server_name,
+            Err(_) => return ProbeOutcome::down(None, format!("{name:?} is not a host name or IP address")),
+        };
+        let setup = match trust.setup(self.ca_file.as_deref()) {
+            Ok(setup) => setup,
+            Err(problem) => return ProbeOutcome::down(None, problem),
+        };
+
+        let started = Instant::now();
+        let stream = match TcpStream::connect(address).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                let facts = Facts { connected: Some(false), ..Facts::default() };
+                return ProbeOutcome::down(None, describe_connect_error(&error)).with_facts(facts);
+            }
+        };
+        let mut timings = Timings { connect_ms: Some(millis_since(started)), ..Timings::default() };
+        let mut facts = Facts {
+            connected: Some(true),
+            ip: stream.peer_addr().ok().map(|a| a.ip().to_string()),
+            ..Facts::default()
+        };
+
+        let handshake_started = Instant::now();
+        let connector = TlsConnector::from(setup.config.clone());
+        let mut tls = match connector.connect(server_name.clone(), stream).await {
+            Ok(tls) => tls,
+            Err(error) => {
+                let detail = ProbeDetail { timings: Some(timings), ..ProbeDetail::default() };
+                return ProbeOutcome::down(None, describe_handshake_error(&error))
+                    .with_facts(facts)
+                    .with_detail(detail);
+            }
+        };
+        timings.tls_ms = Some(millis_since(handshake_started));
+        let chain: Vec<CertificateDer<'static>> =
+            tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.clone().into_owned()).collect();
+        // Politely, but a server that does not read its socket must not hold the probe.
+        let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
+        drop(tls);
+
+        let mut detail = ProbeDetail { timings: Some(timings), ..ProbeDetail::default() };
+        let Some(expiry) = earliest_expiry(&chain) else {
+            let message = if chain.is_empty() {
+                "the server sent no certificate"
+            } else {
+                "cannot read the expiry of the server's certificate"
+            };
+            return ProbeOutcome::down(None, message).with_facts(facts).with_detail(detail);
+        };
+        let now = Utc::now();
+        let seconds_left = (expiry.at - now).num_seconds();
+        facts.certificate_expiration_seconds = Some(seconds_left);
+        detail.certificate_expires_at = Some(expiry.at);
+
+        let trusted = if self.insecure_skip_verify { Ok(()) } else { setup.judge(&chain, &server_name) };
+        let message = if seconds_left <= 0 {
+            let mut message = format!("{} expired {} ago", expiry.which(), span(-seconds_left));
+            // Not repeating the expiry the verifier also found, but naming any other problem.
+            if let Err(Untrusted::Other(problem)) = trusted {
+                message = format!("{message}; {problem}");
+            }
+            Some(message)
+        } else if let Err(untrusted) = trusted {
+            Some(untrusted.into_message())
+        } else if seconds_left < i64::from(self.min_days_valid) * SECONDS_PER_DAY {
+            Some(format!("{} expires in {} (minDaysValid {})", expiry.which(), span(seconds_left), self.min_days_valid))
+        } else {
+            None
+        };
+        let outcome = match message {
+            Some(message) => ProbeOutcome::down(None, message),
+            None => ProbeOutcome::up(None),
+        };
+        outcome.with_facts(facts).with_detail(detail)
+    }
+}
+
+/// Why a chain is not trusted; an expiry is told apart, since the probe reports it on its own.
+enum Untrusted {
+    Expired(String),
+    Other(String),
+}
+
+impl Untrusted {
+    fn into_message(self) -> String {
+        match self {
+            Untrusted::Expired(message) | Untrusted::Other(message) => message,
+        }
+    }
+}
+
+impl Setup {
+    /// The verdict a normal client would have reached on this chain.
+    fn judge(&self, chain: &[CertificateDer<'static>], server_name: &ServerName<'_>) -> Result<(), Untrusted> {
+        let verifier = self
+            .verifier
+            .as_ref()
+            .map_err(|problem| Untrusted::Other(format!("certificate not trusted: {problem}")))?;
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err(Untrusted::Other("the server sent no certificate".into()));
+        };
+        match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], UnixTime::now()) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(describe_untrusted(&error)),
+        }
+    }
+}
+
+fn describe_untrusted(error: &rustls::Error) -> Untrusted {
+    let rustls::Error::InvalidCertificate(error) = error else {
+        return Untrusted::Other(format!("certificate not trusted: {error}"));
+    };
+    match error {
+        CertificateError::NotValidForNameContext { expected, presented } => {
+            let names = if presented.is_empty() {
+                "no host name".to_string()
+            } else {
+                let mut shown: Vec<&str> = presented.iter().take(NAMES_SHOWN).map(|n| plain_name(n)).collect();
+                let more = presented.len().saturating_sub(NAMES_SHOWN);
+                let more_text = format!("{more} more");
+                if more > 0 {
+                    shown.push(&more_text);
+                }
+                shown.join(", ")
+            };
+            Untrusted::Other(format!(
+                "certificate is for another name: NotValidForName {:?} (it is for {names})",
+                expected.to_str()
+            ))
+        }
+        CertificateError::NotValidForName => {
+            Untrusted::Other("certificate is for another name: NotValidForName".into())
+        }
+        CertificateError::ExpiredContext { time, not_after } => {
+            let ago = i64::try_from(time.as_secs().saturating_sub(not_after.as_secs())).unwrap_or(i64::MAX);
+            Untrusted::Expired(format!("a certificate in the chain expired {} ago", span(ago)))
+        }
+        CertificateError::Expired => Untrusted::Expired("a certificate in the chain expired".into()),
+        CertificateError::NotValidYetContext { not_before, .. } => {
+            let from = i64::try_from(not_before.as_secs())
+                .ok()
+                .and_then(|secs| DateTime::from_timestamp(secs, 0))
+                .map_or_else(|| "the future".to_string(), |at| at.to_rfc3339());
+            Untrusted::Other(format!("certificate not valid yet: valid from {from}"))
+        }
+        other => Untrusted::Other(format!("certificate not trusted: {other}")),
+    }
+}
+
+/// `DnsName("a.example")` as `a.example`: the names as an operator writes them.
+fn plain_name(presented: &str) -> &str {
+    for wrapper in ["DnsName(\"", "IpAddress(", "UniformResourceIdentifier(\""] {
+        if let Some(inner) = presented.strip_prefix(wrapper) {
+            return inner.trim_end_matches(')').trim_end_matches('"');
+        }
+    }
+    presented
+}
+
+/// The earliest `notAfter` of a chain, and which certificate it belongs to.
+struct Expiry {
+    at: DateTime<Utc>,
+    /// The subject, when it is not the server's own certificate (an expired intermediate is a
+    /// different fix than an expired leaf).
+    chain_subject: Option<String>,
+}
+
+impl Expiry {
+    fn which(&self) -> String {
+        match &self.chain_subject {
+            None => "certificate".into(),
+            Some(subject) => format!("chain certificate {subject:?}"),
+        }
+    }
+}
+
+fn earliest_expiry(chain: &[CertificateDer<'_>]) -> Option<Expiry> {
+    chain
+        .iter()
+        .enumerate()
+        .filter_map(|(i, der)| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            let at = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)?;
+            Some(Expiry { at, chain_subject: (i > 0).then(|| cert.subject().to_string()) })
+        })
+        .min_by_key(|expiry| expiry.at)
+}
+
+/// A duration as people say it: whole days, else hours, else minutes (rounded down, so that a
+/// certificate failing `minDaysValid 14` never reads "14 days").
+fn span(seconds: i64) -> String {
+    let (count, unit) = if seconds >= SECONDS_PER_DAY {
+        (seconds / SECONDS_PER_DAY, "day")
+    } else if seconds >= 3600 {
+        (seconds / 3600, "hour")
+    } else if seconds >= 60 {
+        (seconds / 60, "minute")
+    } else {
+        return "less than a minute".into();
+    };
+    if count == 1 { format!("1 {unit}") } else { format!("{count} {unit}s") }
+}
+
+/// Words an operator knows for a failed handshake.
+fn describe_handshake_error(error: &std::io::Error) -> String {
+    if let Some(tls) = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        return match tls {
+            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                format!("TLS handshake failed: {tls} (does this port speak TLS?)")
+            }
+            _ => format!("TLS handshake failed: {tls}"),
+        };
+    }
+    match error.kind() {
+        std::io::ErrorKind::UnexpectedEof => "TLS handshake failed: the server closed the connection".into(),
+        _ => format!("TLS handshake failed: {}", describe_connect_error(error)),
+    }
+}
+
+/// The certificates (DER) of a PEM file, or what is wrong with it.
+pub fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for (i, item) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let der = item.map_err(|e| format!("{} is not valid PEM: {e}", path.display()))?;
+        // Checked now: a certificate that cannot be a root would otherwise be ignored at probe
+        // time, and the probe would fail with "not trusted" for no visible reason.
+        if let Err(e) = RootCertStore::empty().add(der.clone()) {
+            return Err(format!("{}: certificate {} cannot be a root ({e})", path.display(), i + 1));
+        }
+        certs.push(der.to_vec());
+    }
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The `notAfter` of a DER certificate, None when it cannot be parsed.
+pub fn not_after(der: &[u8]) -> Option<DateTime<Utc>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_round_down() {
+        assert_eq!(span(5 * SECONDS_PER_DAY + 10), "5 days");
+        assert_eq!(span(SECONDS_PER_DAY), "1 day");
+        assert_eq!(span(SECONDS_PER_DAY - 1), "23 hours");
+        assert_eq!(span(90), "1 minute");
+        assert_eq!(span(5), "less than a minute");
+    }
+
+    #[test]
+    fn presented_names_read_plainly() {
+        assert_eq!(plain_name("DnsName(\"other.example\")"), "other.example");
+        assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(plain_name("DirectoryName"), "DirectoryName");
+    }
+
+    #[test]
+    fn garbage_is_no_certificate() {
+        assert_eq!(not_after(b"not a certificate"), None);
+        assert!(earliest_expiry(&[CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01])]).is_none());
+    }
+}

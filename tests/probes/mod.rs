@@ -1,0 +1,5 @@
+pub mod common;
+mod dns;
+mod icmp;
+mod tcp;
+mod tls;

@@ -1,0 +1,412 @@
+//! The TLS probe (and the HTTPS side of the HTTP probe) against tokio-rustls servers on loopback,
+//! with certificates made here: a test CA and leaves that are valid, expire soon, have expired,
+//! or name another host.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::common::{asset, probe_once, problems};
+
+const DAY: i64 = 24 * 60 * 60;
+
+fn unix_now() -> i64 {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).expect("a clock after 1970");
+    i64::try_from(elapsed.as_secs()).expect("seconds fit")
+}
+
+/// A test CA, with its certificate in a PEM file for `caFile`.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pem_file: tempfile::NamedTempFile,
+}
+
+/// A leaf certificate and its key, as a server serves them.
+struct Leaf {
+    der: CertificateDer<'static>,
+    key: Vec<u8>,
+    not_after: DateTime<Utc>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        let mut pem_file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut pem_file, cert.pem().as_bytes()).expect("write CA");
+        Ca { issuer: Issuer::new(params, key), pem_file }
+    }
+
+    fn path(&self) -> String {
+        self.pem_file.path().display().to_string()
+    }
+
+    /// A leaf for `names` that expires `expires_in` seconds from now (negative: already expired).
+    fn leaf(&self, names: &[&str], expires_in: i64) -> Leaf {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let now = unix_now();
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        let seconds = |at: i64| Duration::from_secs(u64::try_from(at).expect("after 1970"));
+        params.not_before = epoch + seconds(now + expires_in.min(0) - 30 * DAY);
+        params.not_after = epoch + seconds(now + expires_in);
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf certificate");
+        Leaf {
+            der: cert.der().clone(),
+            key: key.serialize_der(),
+            not_after: DateTime::from_timestamp(now + expires_in, 0).expect("a date"),
+        }
+    }
+}
+
+fn acceptor(leaf: &Leaf) -> TlsAcceptor {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der.clone()], key)
+        .expect("server config");
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// A TLS server that completes the handshake and closes; records the SNI each client sent.
+struct Server {
+    port: u16,
+    sni: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl Server {
+    /// The SNI of the first `count` handshakes: the server finishes its side after the client.
+    async fn sni(&self, count: usize) -> Vec<Option<String>> {
+        for _ in 0..100 {
+            if self.sni.lock().len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.sni.lock().clone()
+    }
+}
+
+async fn serve(leaf: &Leaf) -> Server {
+    let acceptor = acceptor(leaf);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let sni = Arc::new(Mutex::new(Vec::new()));
+    let seen = sni.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    seen.lock().push(tls.get_ref().1.server_name().map(str::to_string));
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    Server { port, sni }
+}
+
+/// An HTTPS server answering 200 to everything.
+async fn serve_https(leaf: &Leaf) -> u16 {
+    let acceptor = acceptor(leaf);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, Infallible>(hyper::Response::new("ok".to_string()))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+fn tls_asset(address: String, extra: serde_json::Value) -> serde_json::Value {
+    let mut fields = json!({"assetType": "tls", "address": address});
+    for (key, value) in extra.as_object().expect("an object") {
+        fields[key] = value.clone();
+    }
+    fields
+}
+
+#[tokio::test]
+async fn a_valid_certificate_succeeds_and_reports_its_expiry() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"], 90 * DAY);
+    let server = serve(&leaf).await;
+    let result = probe_once(tls_asset(format!("localhost:{}", server.port), json!({"caFile": ca.path()}))).await;
+    assert!(result.success, "{:?}", result.message);
+    assert_eq!(result.message, None);
+    let expires_at = result.detail.certificate_expires_at.expect("the expiry");
+    assert_eq!(expires_at, leaf.not_after);
+    assert_eq!((expires_at - Utc::now()).num_days(), 89);
+    let timings = result.detail.timings.expect("timings");
+    assert!(timings.connect_ms.is_some() && timings.tls_ms.is_some(), "{timings:?}");
+    // SNI is the address' host.
+    assert_eq!(server.sni(1).await, [Some("localhost".to_string())]);
+}
+
+#[tokio::test]
+async fn an_ip_address_is_checked_against_the_certificate() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"], 90 * DAY);
+    let server = serve(&leaf).await;
+    let result = probe_once(tls_asset(format!("127.0.0.1:{}", server.port), json!({"caFile": ca.path()}))).await;
+    assert!(result.success, "{:?}", result.message);
+    // rustls sends no SNI for an IP address, as RFC 6066 asks.
+    assert_eq!(server.sni(1).await, [None]);
+}
+
+#[tokio::test]
+async fn a_certificate_expiring_soon_fails() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost"], 5 * DAY + 3600);
+    let server = serve(&leaf).await;
+    let address = format!("localhost:{}", server.port);
+    let result = probe_once(tls_asset(address.clone(), json!({"caFile": ca.path()}))).await;
+    assert!(!result.success);
+    assert_eq!(result.message.as_deref(), Some("certificate expires in 5 days (minDaysValid 14)"));
+    assert_eq!(result.detail.certificate_expires_at, Some(leaf.not_after));
+
+    let result = probe_once(tls_asset(address, json!({"caFile": ca.path(), "minDaysValid": 5}))).await;
+    assert!(result.success, "{:?}", result.message);
+}
+
+#[tokio::test]
+async fn an_expired_certificate_fails_even_when_verification_is_skipped() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost"], -3 * DAY);
+    let server = serve(&leaf).await;
+    let address = format!("localhost:{}", server.port);
+    for extra in [json!({"caFile": ca.path()}), json!({"insecureSkipVerify": true})] {
+        let result = probe_once(tls_asset(address.clone(), extra.clone())).await;
+        assert!(!result.success, "{extra}");
+        assert_eq!(result.message.as_deref(), Some("certificate expired 3 days ago"), "{extra}");
+        assert_eq!(result.detail.certificate_expires_at, Some(leaf.not_after), "{extra}");
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_fails_unless_verification_is_skipped() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["other.example"], 90 * DAY);
+    let server = serve(&leaf).await;
+    let address = format!("localhost:{}", server.port);
+    let result = probe_once(tls_asset(address.clone(), json!({"caFile": ca.path()}))).await;
+    assert!(!result.success);
+    assert_eq!(
+        result.message.as_deref(),
+        Some(r#"certificate is for another name: NotValidForName "localhost" (it is for other.example)"#)
+    );
+
+    let result = probe_once(tls_asset(address.clone(), json!({"insecureSkipVerify": true}))).await;
+    assert!(result.success, "{:?}", result.message);
+    assert_eq!(result.detail.certificate_expires_at, Some(leaf.not_after));
+
+    // serverName checks (and sends) the name the certificate is for.
+    let result = probe_once(tls_asset(address, json!({"caFile": ca.path(), "serverName": "other.example"}))).await;
+    assert!(result.success, "{:?}", result.message);
+    assert_eq!(server.sni(3).await.last(), Some(&Some("other.example".to_string())));
+}
+
+#[tokio::test]
+async fn a_certificate_from_an_unknown_ca_is_not_trusted() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost"], 90 * DAY);
+    let server = serve(&leaf).await;
+    let address = format!("localhost:{}", server.port);
+
+    // Without caFile only the system's roots are trusted (the message differs when it has none).
+    let result = probe_once(tls_asset(address.clone(), json!({}))).await;
+    assert!(!result.success);
+    let message = result.message.expect("a message");
+    assert!(message.starts_with("certificate not trusted: "), "{message}");
+    assert_eq!(result.detail.certificate_expires_at, Some(leaf.not_after));
+
+    let other = Ca::new("another CA");
+    let result = probe_once(tls_asset(address, json!({"caFile": other.path()}))).await;
+    assert_eq!(result.message.as_deref(), Some("certificate not trusted: UnknownIssuer"));
+}
+
+#[tokio::test]
+async fn a_server_that_never_speaks_tls_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let result = probe_once(tls_asset(address, json!({}))).await;
+    assert!(!result.success);
+    assert_eq!(result.message.as_deref(), Some("timeout after 1s"));
+}
+
+#[tokio::test]
+async fn a_server_that_answers_in_plain_text_fails_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let result = probe_once(tls_asset(address, json!({}))).await;
+    assert!(!result.success);
+    let message = result.message.expect("a message");
+    assert!(message.starts_with("TLS handshake failed: "), "{message}");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_connection_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let result = probe_once(tls_asset(address, json!({}))).await;
+    assert!(!result.success);
+    assert_eq!(result.message.as_deref(), Some("connection refused"));
+}
+
+#[test]
+fn settings_are_checked_at_load() {
+    let tls = asset(json!({"assetType": "tls", "address": "example.com:443"}));
+    let statusd::probe::ProbeSpec::Tls(spec) = tls.probe else { panic!("a tls asset") };
+    assert_eq!(spec.min_days_valid, 14);
+    assert!(!spec.insecure_skip_verify);
+
+    assert_eq!(
+        problems(json!({"assetType": "tls", "address": "example.com"})),
+        [r#"assets[0].address: "example.com" has no port: write host:port"#]
+    );
+
+    let missing = problems(json!({"assetType": "tls", "address": "example.com:443", "caFile": "/no/such/ca.pem"}));
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].starts_with("assets[0].caFile: cannot read /no/such/ca.pem: "), "{missing:?}");
+
+    let mut empty = tempfile::NamedTempFile::new().expect("temp file");
+    std::io::Write::write_all(&mut empty, b"no certificate here\n").expect("write");
+    let path = empty.path().display().to_string();
+    let no_certificate = problems(json!({"assetType": "tls", "address": "example.com:443", "caFile": path}));
+    assert_eq!(no_certificate.len(), 1, "{no_certificate:?}");
+    assert!(no_certificate[0].starts_with("assets[0].caFile: ") && no_certificate[0].contains("holds no certificate"));
+
+    let bad_name = problems(json!({"assetType": "tls", "address": "example.com:443", "serverName": "not a name"}));
+    assert_eq!(bad_name, [r#"assets[0].serverName: "not a name" is not a host name or IP address"#]);
+}
+
+#[tokio::test]
+async fn https_reports_the_leaf_expiry() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"], 90 * DAY);
+    let port = serve_https(&leaf).await;
+    let result = probe_once(json!({
+        "assetType": "http",
+        "address": format!("https://localhost:{port}/"),
+        "caFile": ca.path(),
+    }))
+    .await;
+    assert!(result.success, "{:?}", result.message);
+    assert_eq!(result.code, Some(200));
+    assert_eq!(result.detail.certificate_expires_at, Some(leaf.not_after));
+}
+
+#[tokio::test]
+async fn https_with_insecure_skip_verify_still_reports_an_expired_certificate() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"], -3 * DAY);
+    let port = serve_https(&leaf).await;
+    let address = format!("https://localhost:{port}/");
+
+    let result = probe_once(json!({"assetType": "http", "address": address, "caFile": ca.path()})).await;
+    assert!(!result.success, "an expired certificate must fail verification");
+
+    let result = probe_once(json!({"assetType": "http", "address": address, "insecureSkipVerify": true})).await;
+    assert!(result.success, "{:?}", result.message);
+    assert_eq!(result.detail.certificate_expires_at, Some(leaf.not_after));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_statusd_exports_the_days_left_as_a_metric() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost"], 5 * DAY);
+    let server = serve(&leaf).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let asset = tls_asset(
+        format!("localhost:{}", server.port),
+        json!({"id": "cert", "caFile": ca.path(), "intervalSeconds": 1, "timeoutSeconds": 1}),
+    );
+    std::fs::write(path("manifest.json"), json!({"assets": [asset]}).to_string()).expect("manifest");
+    std::fs::write(path("notifiers.json"), "{}").expect("notifiers");
+    std::fs::write(path("statusd.toml"), "").expect("settings");
+    let args: Vec<String> = [
+        "statusd",
+        "--config",
+        &path("statusd.toml"),
+        "--manifest",
+        &path("manifest.json"),
+        "--notifiers",
+        &path("notifiers.json"),
+        "--db",
+        &format!("sqlite://{}", path("statusd.db")),
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (_, settings) = statusd::settings::Settings::from_args(args, &Default::default()).expect("settings");
+    let app = statusd::App::build(settings).await.expect("statusd starts");
+    let metrics_url = format!("http://{}/metrics", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.serve(async {
+        let _ = stopped.await;
+    }));
+
+    let prefix = "statusd_tls_cert_expiry_seconds{asset=\"cert\"} ";
+    let mut seconds_left = None;
+    for _ in 0..100 {
+        let text = reqwest::get(&metrics_url).await.expect("metrics").text().await.expect("text");
+        seconds_left = text.lines().find_map(|l| l.strip_prefix(prefix)?.parse::<f64>().ok());
+        if seconds_left.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seconds_left = seconds_left.expect("the expiry metric");
+    let expected = (leaf.not_after - Utc::now()).num_seconds() as f64;
+    assert!((seconds_left - expected).abs() < 30.0, "{seconds_left} vs {expected}");
+    let _ = stop.send(());
+    let _ = running.await;
+}
