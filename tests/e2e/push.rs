@@ -60,17 +60,19 @@ async fn a_heartbeat_keeps_a_push_asset_up_and_silence_takes_it_down() {
     let down = statusd.wait_status("nightly-backup", "down", WAIT).await;
     assert_eq!(down["lastProbe"]["message"], "disk full");
 
-    // Every push and every miss is a stored result.
-    let (_, events) = statusd.get("/api/assets/nightly-backup/events").await;
-    let stored: Vec<(bool, String)> = events
-        .as_array()
-        .expect("events")
-        .iter()
-        .rev()
-        .map(|e| (e["success"].as_bool().unwrap_or(false), e["message"].as_str().unwrap_or("").to_string()))
-        .collect();
+    // Every push and every miss is a stored result (written a moment after the actor decides).
+    let stored = eventually("the last push stored", WAIT, || async {
+        let (_, events) = statusd.get("/api/assets/nightly-backup/events").await;
+        let stored: Vec<(bool, String)> = events
+            .as_array()?
+            .iter()
+            .rev()
+            .map(|e| (e["success"].as_bool().unwrap_or(false), e["message"].as_str().unwrap_or("").to_string()))
+            .collect();
+        (stored.last() == Some(&(false, "disk full".to_string()))).then_some(stored)
+    })
+    .await;
     assert_eq!(stored.first(), Some(&(true, String::new())), "{stored:?}");
-    assert_eq!(stored.last(), Some(&(false, "disk full".to_string())), "{stored:?}");
     assert!(stored.contains(&(false, "no push within 2s".to_string())), "{stored:?}");
     statusd.stop().await;
 }

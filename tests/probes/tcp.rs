@@ -99,7 +99,7 @@ async fn a_silent_peer_times_out_when_a_reply_is_expected() {
     .await;
     let result = probe_once(json!({"assetType": "tcp", "address": address, "expect": "220"})).await;
     assert_eq!((result.success, result.message.as_deref()), (false, Some("timeout after 1s")));
-    assert!((1000..1500).contains(&result.latency_ms), "{}", result.latency_ms);
+    assert!((1000..2000).contains(&result.latency_ms), "{}", result.latency_ms);
     // Without anything to check, a silent peer is just a connection: healthy.
     let result = probe_once(json!({"assetType": "tcp", "address": address})).await;
     assert!(result.success, "{result:?}");
