@@ -103,7 +103,11 @@ impl SqliteStore {
                     .push_bind(result.message.clone());
             });
             insert.push(" ON CONFLICT (id) DO NOTHING");
-            insert.build().execute(&mut *tx).await.map_err(StoreError::query(CONTEXT))?;
+            // Only the full-size statement is worth keeping prepared. Every other row count is
+            // a different SQL text, and caching each (up to 100 per connection, a 1,000-row
+            // statement is hundreds of KiB) made memory creep for as long as batch sizes varied.
+            let full = chunk.len() == ROWS_PER_INSERT;
+            insert.build().persistent(full).execute(&mut *tx).await.map_err(StoreError::query(CONTEXT))?;
         }
         for hour in pending_hours(results) {
             sqlx::query("INSERT INTO rollup_pending (hour) VALUES (?) ON CONFLICT (hour) DO NOTHING")
