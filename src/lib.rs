@@ -78,6 +78,8 @@ pub enum Error {
     HttpClient(#[from] reqwest::Error),
     #[error("cannot start the supervision tree: {0}")]
     Actors(String),
+    #[error("{url}: {reason}")]
+    Unhealthy { url: String, reason: String },
 }
 
 impl Error {
@@ -118,6 +120,7 @@ where
     let (command, settings) = Settings::from_args(args, &env)?;
     match command {
         Command::CheckConfig => check_config(&settings),
+        Command::Healthcheck => healthcheck(&settings).await,
         Command::Run => {
             telemetry::init_logging(settings.log_format, &settings.log_level)?;
             App::build(settings).await?.serve(shutdown).await
@@ -134,6 +137,29 @@ fn check_config(settings: &Settings) -> Result<(), Error> {
         settings.notifiers.display(),
         config.notifiers.notifiers.len()
     );
+    Ok(())
+}
+
+/// How long `statusd healthcheck` waits for an answer; a Docker HEALTHCHECK allows 30 s.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn healthcheck(settings: &Settings) -> Result<(), Error> {
+    // A server listening on every address is reached on loopback.
+    let mut addr = settings.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let url = format!("http://{addr}/healthz");
+    let unhealthy = |reason: String| Error::Unhealthy { url: url.clone(), reason };
+    let client = reqwest::Client::builder().timeout(HEALTHCHECK_TIMEOUT).build()?;
+    let response = client.get(&url).send().await.map_err(|e| unhealthy(probe::describe_reqwest_error(&e)))?;
+    if !response.status().is_success() {
+        return Err(unhealthy(format!("answered {}", response.status())));
+    }
+    println!("{url}: {}", response.status());
     Ok(())
 }
 
@@ -243,6 +269,7 @@ impl App {
             lifecycle: Arc::clone(&lifecycle),
             api_token: settings.api_token.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
             enable_chaos: settings.enable_chaos,
+            cors_origins: settings.cors_origins.clone(),
             demo: settings.demo,
         });
         let hangups = listen_for_hangups();

@@ -34,6 +34,9 @@ pub enum Command {
     Run,
     /// Validate the config files, print every problem, exit 1 if there is any.
     CheckConfig,
+    /// Ask the running statusd at the `listen` address for /healthz: exit 0 when it answers 200,
+    /// 1 otherwise (the container's HEALTHCHECK; distroless images have no curl).
+    Healthcheck,
 }
 
 /// Flags override everything else; unset flags leave lower layers alone.
@@ -96,6 +99,9 @@ pub struct Settings {
     pub enable_chaos: bool,
     /// Bearer token required by mutating API routes, when set (`STATUSD_API_TOKEN`).
     pub api_token: Option<String>,
+    /// Origins whose pages may call the API from a browser (`https://status.example.com`, or
+    /// `*`). Empty, the default, sends no CORS headers at all: browsers keep other sites out.
+    pub cors_origins: Vec<String>,
     /// Serve `/demo/flaky` and `/demo/webhook`, which the example config watches and notifies.
     pub demo: bool,
     /// Reload when the config files change; without it, only SIGHUP and `POST /api/reload` do.
@@ -169,6 +175,7 @@ impl Default for Settings {
             log_level: "info".into(),
             enable_chaos: false,
             api_token: None,
+            cors_origins: Vec::new(),
             demo: false,
             watch_config: true,
             persistence: PersistenceSettings {
@@ -270,6 +277,11 @@ impl Settings {
             ));
         }
         log_filter(&self.log_level).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        for origin in &self.cors_origins {
+            validate_origin(origin).map_err(|reason| {
+                SettingsError::Invalid(format!("cors_origins: {origin:?} is not an origin: {reason}"))
+            })?;
+        }
         Ok(())
     }
 }
@@ -277,6 +289,19 @@ impl Settings {
 /// `STATUSD_*` variables from the given map: `STATUSD_LOG_LEVEL` is `log_level`, and `__`
 /// nests (`STATUSD_PERSISTENCE__BATCH_SIZE`). Variables that name no setting are ignored,
 /// since other tools may share the prefix.
+/// An origin is `scheme://host[:port]`, exactly what a browser sends in `Origin`, or `*`.
+fn validate_origin(origin: &str) -> Result<(), &'static str> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let uri: axum::http::Uri = origin.parse().map_err(|_| "expected scheme://host[:port]")?;
+    match (uri.scheme_str(), uri.authority(), uri.path_and_query().map(|p| p.as_str())) {
+        (Some("http" | "https"), Some(_), None | Some("") | Some("/")) if !origin.ends_with('/') => Ok(()),
+        (Some("http" | "https"), Some(_), _) => Err("an origin has no path, not even a trailing /"),
+        _ => Err("expected http(s)://host[:port]"),
+    }
+}
+
 struct EnvVars(Vec<(String, String)>);
 
 impl From<&BTreeMap<String, String>> for EnvVars {

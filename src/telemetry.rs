@@ -26,6 +26,7 @@ pub mod names {
     pub const PERSISTENCE_DROPPED_TOTAL: &str = "statusd_persistence_dropped_total";
     pub const HTTP_REQUESTS_TOTAL: &str = "statusd_http_requests_total";
     pub const HTTP_REQUEST_DURATION_SECONDS: &str = "statusd_http_request_duration_seconds";
+    pub const HTTP_PANICS_TOTAL: &str = "statusd_http_panics_total";
     pub const BUILD_INFO: &str = "statusd_build_info";
 }
 
@@ -52,6 +53,13 @@ pub enum TelemetryError {
 pub fn log_filter(level: &str) -> Result<EnvFilter, TelemetryError> {
     let invalid =
         |e: &dyn std::fmt::Display| TelemetryError::LogLevel { level: level.to_string(), reason: e.to_string() };
+    // EnvFilter reads a bare word as a target to log at every level: "loud" would be accepted
+    // and silence everything else. A bare directive must be a level.
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains(['=', '[']) && directive.parse::<tracing_subscriber::filter::LevelFilter>().is_err() {
+            return Err(invalid(&format!("{directive:?} is not a level")));
+        }
+    }
     let filter = EnvFilter::builder().parse(level).map_err(|e| invalid(&e))?;
     if level.contains("ractor") {
         return Ok(filter);
@@ -142,6 +150,7 @@ pub fn metrics_handle() -> Result<PrometheusHandle, TelemetryError> {
                 .map_err(|e| e.to_string())?;
             describe();
             metrics::gauge!(names::BUILD_INFO, "version" => crate::VERSION, "commit" => crate::COMMIT).set(1.0);
+            register_process_series();
             // Upkeep drains histogram buffers; without it their memory grows without bound.
             // A thread, not a task: it must outlive any one tokio runtime of the process.
             let upkeep = handle.clone();
@@ -158,6 +167,18 @@ pub fn metrics_handle() -> Result<PrometheusHandle, TelemetryError> {
         })
         .clone()
         .map_err(TelemetryError::Metrics)
+}
+
+/// The series with no per-asset labels exist from the start, at zero, so that alerts such as
+/// `increase(statusd_persistence_dropped_total[10m]) > 0` have something to evaluate.
+fn register_process_series() {
+    metrics::counter!(names::PERSISTENCE_DROPPED_TOTAL).increment(0);
+    metrics::counter!(names::HTTP_PANICS_TOTAL).increment(0);
+    for result in ["success", "error"] {
+        metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => result).increment(0);
+    }
+    metrics::gauge!(names::PERSISTENCE_QUEUE_DEPTH).set(0.0);
+    metrics::gauge!(names::INCIDENTS_OPEN).set(0.0);
 }
 
 fn describe() {
@@ -186,5 +207,22 @@ fn describe() {
     describe_counter!(names::PERSISTENCE_DROPPED_TOTAL, "Probe results dropped because the write buffer was full.");
     describe_counter!(names::HTTP_REQUESTS_TOTAL, "API requests by method, route template and status.");
     describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "API request latency by route template.");
+    describe_counter!(names::HTTP_PANICS_TOTAL, "API handlers that panicked (answered 500).");
     describe_gauge!(names::BUILD_INFO, "Always 1; the labels say which build is running.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn levels_and_filters_are_accepted_and_bare_words_that_are_not_levels_are_refused() {
+        for good in ["debug", "INFO", "off", "statusd=debug,warn", "warn,statusd::api=trace", "sqlx=warn, info"] {
+            assert!(log_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["loud", "debug,loud", "statusd=loudest", "statusd=debug,verbose"] {
+            let error = log_filter(bad).expect_err(bad).to_string();
+            assert!(error.contains(&format!("invalid log level {bad:?}")), "{error}");
+        }
+    }
 }

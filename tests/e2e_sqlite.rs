@@ -7,6 +7,8 @@ mod config_errors;
 mod e2e;
 #[path = "e2e/http_probe.rs"]
 mod http_probe;
+#[path = "e2e/ops.rs"]
+mod ops;
 
 use e2e::databases::Backend;
 

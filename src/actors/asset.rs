@@ -66,7 +66,7 @@ pub enum AssetMsg {
 }
 
 /// The live state of an asset, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetSnapshot {
     pub status: StatusName,

@@ -30,7 +30,7 @@ pub enum Status {
 }
 
 /// Status as the API spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusName {
     Unknown,

@@ -30,6 +30,7 @@ use super::{PersistenceSettings, RetentionSettings, Services};
 use crate::config::diff::{ChangeSummary, ConfigDiff};
 use crate::config::watcher::{ConfigWatcher, WatcherArgs, WatcherMsg};
 use crate::config::{AssetConfig, Config, Problems};
+use crate::notify::Event;
 use crate::settings::Settings;
 use crate::store::{Incident, Store, StoreOp};
 use crate::telemetry::names;
@@ -67,7 +68,7 @@ pub struct SupervisorArgs {
 }
 
 /// What asked for a reload, for logs and the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReloadTrigger {
     FileChange,
@@ -76,7 +77,7 @@ pub enum ReloadTrigger {
 }
 
 /// A reload that was applied.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReloadReport {
     pub trigger: ReloadTrigger,
@@ -122,7 +123,7 @@ pub struct AssetEntry {
 }
 
 /// One actor of the tree, as `/api/actors` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActorInfo {
     pub name: String,
@@ -244,9 +245,25 @@ pub struct SupervisorState {
     shutting_down: bool,
 }
 
+/// Counters that only move on rare events are exported at zero from the start, so a dashboard
+/// or an alert (`increase(...) > 0`) sees a series instead of nothing until the first event.
+fn register_series(name: &str, spec: &ChildSpec) {
+    metrics::counter!(names::ACTOR_RESTARTS_TOTAL, "actor" => name.to_string()).increment(0);
+    if let ChildSpec::Notifier { queue } = spec {
+        for event in Event::ALL {
+            for result in ["sent", "failed"] {
+                let channel = queue.name().to_string();
+                metrics::counter!(names::NOTIFICATIONS_TOTAL, "channel" => channel, "event" => event.as_str(), "result" => result)
+                    .increment(0);
+            }
+        }
+    }
+}
+
 impl SupervisorState {
     async fn start_child(&mut self, myself: &ActorRef<SupervisorMsg>, spec: ChildSpec) {
         let name = spec.name();
+        register_series(&name, &spec);
         self.order.push(name.clone());
         self.children.insert(
             name.clone(),

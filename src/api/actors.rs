@@ -4,11 +4,17 @@ use axum::Json;
 use axum::extract::State;
 use ractor::call_t;
 
+use super::error::ErrorBody;
 use super::{ApiError, ApiState};
 use crate::actors::supervisor::{ActorInfo, SupervisorMsg};
 
 /// `GET /api/actors`: the supervisor first, then its children in start order.
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<ActorInfo>>, ApiError> {
+#[utoipa::path(get, path = "/api/actors", tag = "actors",
+    responses(
+        (status = 200, description = "The supervision tree: every actor with its status and restarts", body = Vec<ActorInfo>),
+        (status = 503, description = "The supervisor did not answer", body = ErrorBody),
+    ))]
+pub async fn list_actors(State(state): State<ApiState>) -> Result<Json<Vec<ActorInfo>>, ApiError> {
     let children = call_t!(state.supervisor, SupervisorMsg::Actors, 2000)
         .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
     let supervisor = ActorInfo {

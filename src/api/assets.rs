@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ractor::call_t;
 use serde::Serialize;
 
+use super::error::ErrorBody;
 use super::{ApiError, ApiState};
 use crate::actors::asset::{AssetMsg, AssetSnapshot};
 use crate::actors::health::StatusName;
@@ -24,7 +25,7 @@ const SUPERVISOR_TIMEOUT_MS: u64 = 2000;
 pub const MAX_LIMIT: u32 = 1000;
 const DEFAULT_LIMIT: u32 = 100;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetView {
     #[serde(flatten)]
@@ -64,14 +65,26 @@ fn supervisor_unavailable(error: impl std::fmt::Display) -> ApiError {
 }
 
 /// `GET /api/assets`
-pub async fn list(State(state): State<ApiState>) -> Result<Json<Vec<AssetView>>, ApiError> {
+#[utoipa::path(get, path = "/api/assets", tag = "assets",
+    responses(
+        (status = 200, description = "Every asset: its config and its live state, asked from its actor", body = Vec<AssetView>),
+        (status = 503, description = "The supervisor did not answer", body = ErrorBody),
+    ))]
+pub async fn list_assets(State(state): State<ApiState>) -> Result<Json<Vec<AssetView>>, ApiError> {
     let entries =
         call_t!(state.supervisor, SupervisorMsg::Assets, SUPERVISOR_TIMEOUT_MS).map_err(supervisor_unavailable)?;
     Ok(Json(futures::future::join_all(entries.into_iter().map(view)).await))
 }
 
 /// `GET /api/assets/{id}`
-pub async fn one(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AssetView>, ApiError> {
+#[utoipa::path(get, path = "/api/assets/{id}", tag = "assets",
+    params(("id" = String, Path, description = "Asset id")),
+    responses(
+        (status = 200, description = "One asset", body = AssetView),
+        (status = 404, description = "No such asset", body = ErrorBody),
+        (status = 503, description = "The supervisor did not answer", body = ErrorBody),
+    ))]
+pub async fn get_asset(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AssetView>, ApiError> {
     let entry = call_t!(state.supervisor, SupervisorMsg::Asset, SUPERVISOR_TIMEOUT_MS, id.clone())
         .map_err(supervisor_unavailable)?
         .ok_or_else(|| ApiError::NotFound(format!("no asset {id:?}")))?;
@@ -79,7 +92,20 @@ pub async fn one(State(state): State<ApiState>, Path(id): Path<String>) -> Resul
 }
 
 /// `GET /api/assets/{id}/events?limit=&before=&since=`: newest first.
-pub async fn events(
+#[utoipa::path(get, path = "/api/assets/{id}/events", tag = "assets",
+    params(
+        ("id" = String, Path, description = "Asset id"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000; default 100", minimum = 1, maximum = 1000),
+        ("before" = Option<String>, Query, description = "RFC 3339 timestamp: only events before it (paging cursor)"),
+        ("since" = Option<String>, Query, description = "RFC 3339 timestamp: only events at or after it"),
+    ),
+    responses(
+        (status = 200, description = "Probe history, newest first", body = Vec<ProbeResult>),
+        (status = 400, description = "A parameter out of range or not a timestamp", body = ErrorBody),
+        (status = 404, description = "No such asset", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn asset_events(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
@@ -97,7 +123,19 @@ pub async fn events(
 
 /// `GET /api/assets/{id}/uptime?days=N` or `?hours=N` (default 30 days): uptime and latency
 /// from the hourly rollups, whole hours from the start of the window up to now.
-pub async fn uptime(
+#[utoipa::path(get, path = "/api/assets/{id}/uptime", tag = "assets",
+    params(
+        ("id" = String, Path, description = "Asset id"),
+        ("days" = Option<u32>, Query, description = "Window in days, 1 to 3660; default 30"),
+        ("hours" = Option<u32>, Query, description = "Window in hours, instead of days"),
+    ),
+    responses(
+        (status = 200, description = "Uptime and latency over the window, from the hourly rollups", body = Uptime),
+        (status = 400, description = "A window out of range, or both days and hours", body = ErrorBody),
+        (status = 404, description = "No such asset", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn asset_uptime(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,

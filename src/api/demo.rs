@@ -12,6 +12,12 @@ use serde_json::{Value, json};
 const CYCLE_SECONDS: i64 = 120;
 
 /// `GET /demo/flaky`: 200 for a minute, then 503 for a minute, by the wall clock.
+#[utoipa::path(get, path = "/demo/flaky", tag = "demo",
+    description = "Only with `demo = true`: up for a minute, down for a minute.",
+    responses(
+        (status = 200, description = "In its up minute", body = Object),
+        (status = 503, description = "In its down minute", body = Object),
+    ))]
 pub async fn flaky() -> (StatusCode, Json<Value>) {
     let phase = Utc::now().timestamp().rem_euclid(CYCLE_SECONDS);
     if phase < CYCLE_SECONDS / 2 {
@@ -22,6 +28,10 @@ pub async fn flaky() -> (StatusCode, Json<Value>) {
 }
 
 /// `POST /demo/webhook`: logs the notification it receives (a generic webhook payload).
+#[utoipa::path(post, path = "/demo/webhook", tag = "demo",
+    description = "Only with `demo = true`: logs the notification it receives.",
+    request_body(content = Object, description = "A generic webhook notification"),
+    responses((status = 204, description = "Received")))]
 pub async fn webhook(Json(notification): Json<Value>) -> StatusCode {
     tracing::info!(
         event = %notification["event"].as_str().unwrap_or("?"),

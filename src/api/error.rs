@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::config::Problems;
 use crate::store::StoreError;
@@ -34,38 +34,78 @@ impl ApiError {
     }
 }
 
+/// Every error answer: `{"error": "..."}`, plus what went wrong where it helps.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub error: String,
+    /// The query parameter that was wrong (400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<&'static str>,
+    /// Its value, as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Every problem of a refused config (422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<ProblemBody>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProblemBody {
+    pub file: String,
+    /// Where in the file, e.g. `assets[2].intervalSeconds`.
+    pub path: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    fn new(error: impl Into<String>) -> Self {
+        ErrorBody { error: error.into(), ..ErrorBody::default() }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
-            ApiError::BadParameter { parameter, value, message } => {
-                (StatusCode::BAD_REQUEST, json!({"error": message, "parameter": parameter, "value": value}))
-            }
-            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, json!({"error": message})),
+            ApiError::BadParameter { parameter, value, message } => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody { parameter: Some(parameter), value: Some(value.clone()), ..ErrorBody::new(message) },
+            ),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, ErrorBody::new(message)),
             ApiError::Unauthorized | ApiError::WrongPushToken => {
-                (StatusCode::UNAUTHORIZED, json!({"error": self.to_string()}))
+                (StatusCode::UNAUTHORIZED, ErrorBody::new(self.to_string()))
             }
             ApiError::Store(error) => {
                 tracing::error!(error.cause_chain = %error, "store query failed");
-                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": self.to_string()}))
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(self.to_string()))
             }
-            ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": message})),
+            ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(message)),
             ApiError::InvalidConfig(problems) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({
-                    "error": format!("the config has {} problem(s); nothing was changed", problems.0.len()),
-                    "problems": problems.0.iter().map(|p| json!({"file": p.file, "path": p.path, "message": p.message})).collect::<Vec<_>>(),
-                }),
+                ErrorBody {
+                    problems: Some(
+                        problems
+                            .0
+                            .iter()
+                            .map(|p| ProblemBody {
+                                file: p.file.clone(),
+                                path: p.path.clone(),
+                                message: p.message.clone(),
+                            })
+                            .collect(),
+                    ),
+                    ..ErrorBody::new(format!("the config has {} problem(s); nothing was changed", problems.0.len()))
+                },
             ),
             ApiError::InvalidSettings(message) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": format!("invalid settings: {message}; nothing was changed")}),
+                ErrorBody::new(format!("invalid settings: {message}; nothing was changed")),
             ),
         };
         (status, Json(body)).into_response()
     }
 }
 
-/// A JSON error response for middleware that has no `ApiError` at hand.
 pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
+    (status, Json(ErrorBody::new(message))).into_response()
 }

@@ -13,11 +13,15 @@ use super::ApiState;
 const STORE_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `GET /healthz`: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process runs", body = Object, example = json!({"status": "ok"}))))]
 pub async fn liveness() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /api/health`: the seed's health check.
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses((status = 200, description = "The seed's health check", body = Object, example = json!({"status": "healthy"}))))]
 pub async fn seed_health() -> Json<Value> {
     Json(json!({"status": "healthy"}))
 }
@@ -25,6 +29,12 @@ pub async fn seed_health() -> Json<Value> {
 /// `GET /readyz`: 200 when the config is loaded, the store answers and the supervisor runs;
 /// 503 otherwise, with what is wrong. A monitor that cannot keep up with its probes says so here
 /// too, without failing readiness (it still answers and still probes).
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Config loaded, store reachable, supervisor running; each check with its status", body = Object,
+            example = json!({"status": "ready", "checks": {"config": {"status": "ok"}, "store": {"status": "ok"}, "supervisor": {"status": "ok"}, "scheduler": {"status": "ok", "probesWaitingForWorker": 0}}})),
+        (status = 503, description = "Not ready (or stopping): the failing checks say why", body = Object),
+    ))]
 pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
     let mut store = match tokio::time::timeout(STORE_PING_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => json!({"status": "ok"}),

@@ -6,14 +6,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorBody;
 
-#[derive(Deserialize)]
-struct LevelChange {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LevelChange {
     level: String,
 }
 
 /// Body `{"level": "debug"}` or a filter (`"statusd=debug,warn"`); 400 for anything else.
-pub async fn set(body: Bytes) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(put, path = "/api/log-level", tag = "config", security(("apiToken" = [])),
+    request_body(content = LevelChange, example = json!({"level": "debug"})),
+    responses(
+        (status = 200, description = "The new level", body = LevelChange),
+        (status = 400, description = "Not a level or filter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
+pub async fn set_log_level(body: Bytes) -> Result<Json<Value>, ApiError> {
     let change: LevelChange = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_parameter(
             "level",

@@ -6,6 +6,8 @@ use axum::response::IntoResponse;
 
 use super::ApiState;
 
-pub async fn render(State(state): State<ApiState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
+pub async fn scrape(State(state): State<ApiState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

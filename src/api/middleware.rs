@@ -77,8 +77,10 @@ pub async fn require_token(State(state): State<ApiState>, request: Request, next
     next.run(request).await
 }
 
-/// A handler panicked: the panic hook has logged it; the client gets a JSON 500.
+/// A handler panicked: the panic hook has logged it with its location; it is counted and the
+/// client gets a JSON 500.
 pub fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    metrics::counter!(names::HTTP_PANICS_TOTAL).increment(1);
     json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
 

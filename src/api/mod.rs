@@ -13,10 +13,12 @@ mod incidents;
 mod log_level;
 mod metrics;
 mod middleware;
+pub mod openapi;
 mod push;
 mod reload;
 pub mod routes;
 pub mod server;
+mod version;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +43,8 @@ pub struct ApiState {
     /// Required as a bearer token by mutating routes, when set.
     pub api_token: Option<Arc<str>>,
     pub enable_chaos: bool,
+    /// Origins allowed to call the API from a browser; empty: no CORS headers.
+    pub cors_origins: Vec<String>,
     /// Serve the demo target and webhook (see `api/demo.rs`).
     pub demo: bool,
 }

@@ -8,6 +8,7 @@ use ractor::call_t;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::error::ErrorBody;
 use super::{ApiError, ApiState};
 use crate::actors::asset::AssetMsg;
 use crate::actors::supervisor::SupervisorMsg;
@@ -26,6 +27,21 @@ pub struct PushParams {
     msg: Option<String>,
 }
 
+#[utoipa::path(method(get, post), path = "/api/push/{id}", tag = "assets",
+    description = "A heartbeat for a push asset, guarded by that asset's own token (not the API token).",
+    params(
+        ("id" = String, Path, description = "Push asset id"),
+        ("token" = String, Query, description = "The asset's token"),
+        ("status" = Option<String>, Query, description = "up (default) or down"),
+        ("msg" = Option<String>, Query, description = "Stored with the result; at most 200 characters are kept"),
+    ),
+    responses(
+        (status = 200, description = "Accepted", body = Object, example = json!({"accepted": true, "assetId": "nightly-backup", "status": "up"})),
+        (status = 400, description = "A status other than up or down", body = ErrorBody),
+        (status = 401, description = "Wrong token", body = ErrorBody),
+        (status = 404, description = "No such push asset", body = ErrorBody),
+        (status = 503, description = "The asset's actor is unavailable", body = ErrorBody),
+    ))]
 pub async fn push(
     State(state): State<ApiState>,
     Path(id): Path<String>,

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use ractor::rpc::CallResult;
 
+use super::error::ErrorBody;
 use super::{ApiError, ApiState};
 use crate::actors::supervisor::{ReloadError, ReloadReport, ReloadTrigger, SupervisorMsg};
 
@@ -13,6 +14,13 @@ use crate::actors::supervisor::{ReloadError, ReloadReport, ReloadTrigger, Superv
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// 200 with what changed, 422 with every problem (and then nothing changed).
+#[utoipa::path(post, path = "/api/reload", tag = "config", security(("apiToken" = [])),
+    responses(
+        (status = 200, description = "Applied: what changed", body = ReloadReport),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 422, description = "The new config has problems; nothing changed", body = ErrorBody),
+        (status = 503, description = "The supervisor did not answer", body = ErrorBody),
+    ))]
 pub async fn reload(State(state): State<ApiState>) -> Result<Json<ReloadReport>, ApiError> {
     let answer = state
         .supervisor

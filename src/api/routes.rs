@@ -3,50 +3,66 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use super::{ApiState, actors, assets, debug, demo, health, incidents, log_level, metrics, middleware, push, reload};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{
+    ApiState, actors, assets, debug, demo, health, incidents, log_level, metrics, middleware, openapi, push, reload,
+    version,
+};
 
 /// Largest request body accepted; the API takes only small JSON documents.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// A request that takes longer is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn router(state: ApiState) -> Router {
-    let reads = Router::new()
-        .route("/healthz", get(health::liveness))
-        .route("/readyz", get(health::readiness))
-        .route("/api/health", get(health::seed_health))
-        .route("/api/assets", get(assets::list))
-        .route("/api/assets/{id}", get(assets::one))
-        .route("/api/assets/{id}/events", get(assets::events))
-        .route("/api/assets/{id}/uptime", get(assets::uptime))
-        .route("/api/incidents", get(incidents::list))
-        .route("/api/actors", get(actors::list))
-        .route("/metrics", get(metrics::render))
+/// Every route with its handler; the OpenAPI document is collected from the same calls.
+/// `chaos` and `demo` add the routes that exist only with `--enable-chaos` or `demo = true`.
+pub fn surface(chaos: bool, demo: bool) -> OpenApiRouter<ApiState> {
+    reading(demo).merge(mutating(chaos))
+}
+
+/// The routes that only read (push has its own token).
+fn reading(demo: bool) -> OpenApiRouter<ApiState> {
+    let reads = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::liveness))
+        .routes(routes!(health::readiness))
+        .routes(routes!(health::seed_health))
+        .routes(routes!(assets::list_assets))
+        .routes(routes!(assets::get_asset))
+        .routes(routes!(assets::asset_events))
+        .routes(routes!(assets::asset_uptime))
+        .routes(routes!(incidents::list_incidents))
+        .routes(routes!(actors::list_actors))
+        .routes(routes!(version::version))
+        .routes(routes!(openapi::openapi))
+        .routes(routes!(metrics::scrape))
         // Guarded by each push asset's own token, not the API token: cron jobs hold only theirs.
-        .route("/api/push/{id}", get(push::push).post(push::push));
+        .routes(routes!(push::push));
+    if demo { reads.routes(routes!(demo::flaky)).routes(routes!(demo::webhook)) } else { reads }
+}
 
-    let reads = if state.demo {
-        reads.route("/demo/flaky", get(demo::flaky)).route("/demo/webhook", post(demo::webhook))
-    } else {
-        reads
-    };
+/// The routes that change something; `router` puts them behind the API token.
+fn mutating(chaos: bool) -> OpenApiRouter<ApiState> {
+    let writes = OpenApiRouter::new().routes(routes!(reload::reload)).routes(routes!(log_level::set_log_level));
+    if chaos { writes.routes(routes!(debug::panic)) } else { writes }
+}
 
-    // Mutating routes: behind the API token when one is set.
-    let mut writes =
-        Router::new().route("/api/reload", post(reload::reload)).route("/api/log-level", put(log_level::set));
-    if state.enable_chaos {
-        writes = writes.route("/api/debug/panic", post(debug::panic));
-    }
-    let writes = writes.route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_token));
+pub fn router(state: ApiState) -> Router {
+    let writes = mutating(state.enable_chaos)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_token));
+    let (routes, _document) = reading(state.demo).merge(writes).split_for_parts();
 
-    reads
-        .merge(writes)
+    let cors = cors(&state.cors_origins);
+    routes
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(
@@ -54,10 +70,33 @@ pub fn router(state: ApiState) -> Router {
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(axum::middleware::from_fn(middleware::trace))
-                .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(axum::middleware::from_fn(middleware::record_metrics))
+                // Inside the metrics layer, so that a caught panic is counted as the 500 it became.
+                .layer(CatchPanicLayer::custom(middleware::panic_response))
                 .layer(axum::middleware::from_fn(middleware::timeout))
                 .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES)),
         )
+        .layer(cors)
         .with_state(state)
+}
+
+/// No CORS headers unless origins are configured: a page on another site cannot read the API.
+fn cors(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
+    if origins.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    let allowed = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        // Settings validation has already checked every origin; one that still fails is skipped.
+        AllowOrigin::list(origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()))
+    };
+    tower::util::Either::Left(
+        CorsLayer::new()
+            .allow_origin(allowed)
+            .allow_methods([Method::GET, Method::POST, Method::PUT])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-request-id")])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
 }

@@ -84,7 +84,7 @@ impl ConfigDiff {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeSummary {
     pub assets: Changes,
@@ -92,7 +92,7 @@ pub struct ChangeSummary {
     pub policy_changed: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Changes {
     pub added: Vec<String>,

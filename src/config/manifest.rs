@@ -16,7 +16,7 @@ pub struct Manifest {
 
 /// One watched service. The common fields come from the seed; probe-specific settings live in
 /// [`ProbeSpec`], chosen by `assetType`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetConfig {
     pub id: String,
@@ -42,6 +42,7 @@ pub struct AssetConfig {
     pub metadata: BTreeMap<String, Value>,
     /// Checks on what the probe saw, in Gatus' syntax; all must hold (see `probe/conditions.rs`).
     #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["[STATUS] == 200", "[RESPONSE_TIME] < 300"]))]
     pub conditions: Vec<Condition>,
     #[serde(flatten)]
     pub probe: ProbeSpec,

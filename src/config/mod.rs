@@ -192,8 +192,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// A value that must never reach a log line or an API answer (webhook URLs carry their token).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "***")]
 pub struct Secret(String);
 
 impl Secret {

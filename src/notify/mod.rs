@@ -29,6 +29,8 @@ pub enum Event {
 }
 
 impl Event {
+    pub const ALL: [Event; 4] = [Event::Down, Event::Recovery, Event::Reminder, Event::Panic];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Down => "DOWN",

@@ -44,7 +44,7 @@ const RESOLVER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest answer list quoted in a failure message: a message is a log line, not a zone dump.
 const MAX_SHOWN_ANSWERS_CHARS: usize = 200;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DnsSpec {
     #[serde(default)]
@@ -61,7 +61,7 @@ pub struct DnsSpec {
 }
 
 /// The record types a DNS asset can ask for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum DnsRecordType {
     #[default]
@@ -96,7 +96,7 @@ impl DnsRecordType {
 }
 
 /// The response codes of RFC 1035 and RFC 2136, by the mnemonics `dig` prints.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Rcode {
     #[default]

@@ -17,7 +17,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSpec {
     #[serde(default)]
@@ -36,6 +36,7 @@ pub struct HttpSpec {
     pub insecure_skip_verify: bool,
     /// Trust this CA (PEM) as well as the system's roots.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub ca_file: Option<PathBuf>,
     /// Reuse connections between probes. Off by default: a fresh connection per probe notices
     /// a server that stopped accepting new ones.

@@ -16,7 +16,7 @@ pub const PERMISSION_HINT: &str = "ICMP needs CAP_NET_RAW or net.ipv4.ping_group
 /// Sent in every echo request, so a capture shows who is pinging.
 const PAYLOAD: &[u8] = b"statusd";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IcmpSpec {}
 

@@ -23,7 +23,7 @@ use crate::config::{AssetConfig, Report};
 pub use conditions::{Condition, Facts};
 
 /// The probe-specific part of an asset, chosen by `assetType`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "assetType", rename_all = "lowercase")]
 pub enum ProbeSpec {
     Http(http::HttpSpec),
@@ -125,7 +125,7 @@ impl ProbeOutcome {
 }
 
 /// What a probe measured beyond its verdict: shown live (`lastProbe` in the API), not stored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,7 +136,7 @@ pub struct ProbeDetail {
 }
 
 /// Where a probe's time went, per phase, in ms (the phases a probe can observe).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Timings {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,7 +153,7 @@ pub(crate) fn millis_since(started: Instant) -> u64 {
 }
 
 /// One stored probe: the row of `probe_events`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeResult {
     /// Made here, not by the database, so that retrying a write can never store a result twice.

@@ -12,7 +12,7 @@ use crate::config::{Report, Secret};
 /// must not be guessable.
 const MIN_TOKEN_CHARS: usize = 16;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PushSpec {
     pub token: Secret,

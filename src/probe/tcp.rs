@@ -12,7 +12,7 @@ use crate::config::{AssetConfig, Report};
 /// Enough reply for any banner or short answer; a peer that streams more is cut here.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpSpec {
     /// Written once connected (JSON escapes such as `\r\n` work).

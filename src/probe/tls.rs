@@ -36,7 +36,7 @@ const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// Names listed in a name-mismatch message; a certificate may carry hundreds.
 const NAMES_SHOWN: usize = 3;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsSpec {
     /// Fail when the earliest expiry in the chain is closer than this.
@@ -44,6 +44,7 @@ pub struct TlsSpec {
     pub min_days_valid: u32,
     /// Trust this CA (PEM) as well as the system's roots.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub ca_file: Option<PathBuf>,
     /// The name sent as SNI and checked against the certificate, when it is not the address' host
     /// (a server reached by IP, or through a tunnel).

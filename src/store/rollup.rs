@@ -119,7 +119,7 @@ pub(super) fn aggregate_select(hour: &str) -> String {
 }
 
 /// Uptime and latency of one asset over a window, from its rollups.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Uptime {
     pub asset_id: String,
@@ -132,7 +132,7 @@ pub struct Uptime {
     pub latency_ms: Option<LatencySummary>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LatencySummary {
     pub avg: f64,
