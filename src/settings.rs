@@ -369,6 +369,19 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_come_from_the_environment_as_a_list_and_must_be_origins() {
+        let settings = load(&[], &[("STATUSD_CORS_ORIGINS", "[\"https://a.example\", \"http://b.example:8080\"]")])
+            .expect("valid");
+        assert_eq!(settings.cors_origins, ["https://a.example", "http://b.example:8080"]);
+        assert_eq!(load(&[], &[("STATUSD_CORS_ORIGINS", "[\"*\"]")]).expect("valid").cors_origins, ["*"]);
+        assert!(load(&[], &[]).expect("valid").cors_origins.is_empty());
+        for bad in ["https://a.example/", "https://a.example/path", "a.example", "ftp://a.example"] {
+            let error = load(&[], &[("STATUSD_CORS_ORIGINS", &format!("[\"{bad}\"]"))]).expect_err(bad).to_string();
+            assert!(error.contains(&format!("cors_origins: {bad:?} is not an origin")), "{error}");
+        }
+    }
+
+    #[test]
     fn layers_apply_in_order_defaults_file_env_flags() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("statusd.toml");

@@ -17,32 +17,63 @@ use crate::probe::ProbeSpec;
 /// A pushed message is stored with every result: a runaway one is cut here.
 const MAX_MESSAGE_CHARS: usize = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PushParams {
+    /// The asset's token.
     #[serde(default)]
+    #[param(required = true)]
     token: String,
+    /// `up` (the default) or `down`.
     #[serde(default)]
     status: Option<String>,
+    /// Stored with the result; at most 200 characters are kept.
     #[serde(default)]
     msg: Option<String>,
 }
 
-#[utoipa::path(method(get, post), path = "/api/push/{id}", tag = "assets",
+/// What a push answers; the same for GET (a cron job's curl) and POST.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only describes the answers of `push` for the OpenAPI document.
+enum PushAnswers {
+    #[response(status = 200, description = "Accepted",
+        example = json!({"accepted": true, "assetId": "nightly-backup", "status": "up"}))]
+    Accepted(#[to_schema] Value),
+    #[response(status = 400, description = "A status other than up or down")]
+    BadStatus(#[to_schema] ErrorBody),
+    #[response(status = 401, description = "Wrong token")]
+    WrongToken(#[to_schema] ErrorBody),
+    #[response(status = 404, description = "No such push asset")]
+    NotFound(#[to_schema] ErrorBody),
+    #[response(status = 503, description = "The asset's actor is unavailable")]
+    Unavailable(#[to_schema] ErrorBody),
+}
+
+#[utoipa::path(get, path = "/api/push/{id}", tag = "assets",
     description = "A heartbeat for a push asset, guarded by that asset's own token (not the API token).",
-    params(
-        ("id" = String, Path, description = "Push asset id"),
-        ("token" = String, Query, description = "The asset's token"),
-        ("status" = Option<String>, Query, description = "up (default) or down"),
-        ("msg" = Option<String>, Query, description = "Stored with the result; at most 200 characters are kept"),
-    ),
-    responses(
-        (status = 200, description = "Accepted", body = Object, example = json!({"accepted": true, "assetId": "nightly-backup", "status": "up"})),
-        (status = 400, description = "A status other than up or down", body = ErrorBody),
-        (status = 401, description = "Wrong token", body = ErrorBody),
-        (status = 404, description = "No such push asset", body = ErrorBody),
-        (status = 503, description = "The asset's actor is unavailable", body = ErrorBody),
-    ))]
-pub async fn push(
+    params(("id" = String, Path, description = "Push asset id"), PushParams),
+    responses(PushAnswers))]
+pub async fn push_get(
+    state: State<ApiState>,
+    id: Path<String>,
+    params: Query<PushParams>,
+) -> Result<Json<Value>, ApiError> {
+    push(state, id, params).await
+}
+
+#[utoipa::path(post, path = "/api/push/{id}", tag = "assets",
+    description = "A heartbeat for a push asset, guarded by that asset's own token (not the API token).",
+    params(("id" = String, Path, description = "Push asset id"), PushParams),
+    responses(PushAnswers))]
+pub async fn push_post(
+    state: State<ApiState>,
+    id: Path<String>,
+    params: Query<PushParams>,
+) -> Result<Json<Value>, ApiError> {
+    push(state, id, params).await
+}
+
+async fn push(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(params): Query<PushParams>,

@@ -46,7 +46,7 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(openapi::openapi))
         .routes(routes!(metrics::scrape))
         // Guarded by each push asset's own token, not the API token: cron jobs hold only theirs.
-        .routes(routes!(push::push));
+        .routes(routes!(push::push_get, push::push_post));
     if demo { reads.routes(routes!(demo::flaky)).routes(routes!(demo::webhook)) } else { reads }
 }
 
