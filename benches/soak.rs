@@ -71,13 +71,16 @@ async fn main() {
     std::fs::write(path("manifest.json"), manifest(&target_url, 0).to_string()).expect("manifest");
     std::fs::write(path("notifiers.json"), "{}").expect("notifiers");
     std::fs::write(path("statusd.toml"), "[restart]\nmax_restarts = 1000000\n").expect("settings");
+    // STATUSD_SOAK_DB: a database URL instead of a fresh SQLite file (e.g. an empty PostgreSQL
+    // database), to tell the store's memory from the rest.
+    let db = std::env::var("STATUSD_SOAK_DB").unwrap_or_else(|_| format!("sqlite://{}", path("statusd.db").display()));
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_statusd"))
         .args(["--config", path("statusd.toml").to_str().expect("utf-8")])
         .args(["--manifest", path("manifest.json").to_str().expect("utf-8")])
         .args(["--notifiers", path("notifiers.json").to_str().expect("utf-8")])
-        .args(["--db", &format!("sqlite://{}", path("statusd.db").display())])
+        .args(["--db", &db])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "error", "--enable-chaos"])
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::null())
@@ -144,7 +147,10 @@ async fn main() {
         .filter(|l| l.starts_with("statusd_probe_total") && l.contains("result=\"failure\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    println!("soak: {ASSETS} assets at 1 s for {seconds} s, {reloads} reloads, {panics} panics injected");
+    println!(
+        "soak: {ASSETS} assets at 1 s for {seconds} s, {reloads} reloads, {panics} panics injected, on {}",
+        db.split(':').next().unwrap_or("?")
+    );
     println!("  RSS after 60 s: {} MiB   at the end: {} MiB   max: {} MiB", at(60) / 1024, end / 1024, max / 1024);
     println!("  RSS samples (s, MiB): {:?}", samples.iter().map(|(s, k)| (*s, k / 1024)).collect::<Vec<_>>());
     println!("  probes: {probes:.0} ({:.0}/s), failed: {failures:.0}", probes / seconds as f64);

@@ -27,6 +27,7 @@ pub mod names {
     pub const HTTP_REQUESTS_TOTAL: &str = "statusd_http_requests_total";
     pub const HTTP_REQUEST_DURATION_SECONDS: &str = "statusd_http_request_duration_seconds";
     pub const HTTP_PANICS_TOTAL: &str = "statusd_http_panics_total";
+    pub const SQLITE_MEMORY_BYTES: &str = "statusd_sqlite_memory_bytes";
     pub const BUILD_INFO: &str = "statusd_build_info";
 }
 
@@ -208,6 +209,10 @@ fn describe() {
     describe_counter!(names::HTTP_REQUESTS_TOTAL, "API requests by method, route template and status.");
     describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "API request latency by route template.");
     describe_counter!(names::HTTP_PANICS_TOTAL, "API handlers that panicked (answered 500).");
+    describe_gauge!(
+        names::SQLITE_MEMORY_BYTES,
+        "Memory SQLite holds in this process (page caches, prepared statements), with the SQLite store."
+    );
     describe_gauge!(names::BUILD_INFO, "Always 1; the labels say which build is running.");
 }
 

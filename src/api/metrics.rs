@@ -5,9 +5,14 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::ApiState;
+use crate::store::Store;
+use crate::telemetry::names;
 
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn scrape(State(state): State<ApiState>) -> impl IntoResponse {
+    if let Store::Sqlite(_) = state.store {
+        metrics::gauge!(names::SQLITE_MEMORY_BYTES).set(crate::store::sqlite::memory_used() as f64);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

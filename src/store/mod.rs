@@ -6,7 +6,7 @@
 
 mod postgres;
 pub mod rollup;
-mod sqlite;
+pub mod sqlite;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

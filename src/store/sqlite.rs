@@ -19,6 +19,14 @@ use crate::probe::{ProbeDetail, ProbeResult};
 /// Rows per INSERT statement: 7 (or 18) binds each stays below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 1000;
 
+/// Bytes SQLite has allocated in this process, across every connection (its page caches and
+/// prepared statements live outside Rust's view, so they get a metric of their own).
+pub fn memory_used() -> i64 {
+    // SAFETY: sqlite3_memory_used takes no arguments and only reads SQLite's own counters,
+    // which it keeps behind its own mutex; it is safe to call from any thread at any time.
+    unsafe { libsqlite3_sys::sqlite3_memory_used() }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,

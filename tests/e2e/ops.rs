@@ -204,6 +204,8 @@ async fn series_that_count_rare_events_exist_from_the_start() {
     ] {
         assert!(metric(&metrics, series).is_some(), "{series} is missing:\n{metrics}");
     }
+    // This suite runs on SQLite, whose own memory (outside Rust's allocator) is reported.
+    assert!(metric(&metrics, "statusd_sqlite_memory_bytes").is_some_and(|bytes| bytes > 0.0), "{metrics}");
     statusd.stop().await;
 }
 
