@@ -50,6 +50,20 @@ pub(super) fn host_of(address: &str) -> &str {
 }
 
 /// Words an operator knows for a failed connect.
+/// Connects for a TCP-based probe, with what the connection tells conditions (`[CONNECTED]`,
+/// `[IP]`) and its time; a refused or failed connection is the probe's outcome.
+pub(super) async fn connect(address: &str) -> Result<(TcpStream, Facts, Timings), ProbeOutcome> {
+    let started = Instant::now();
+    let stream = TcpStream::connect(address).await.map_err(|error| {
+        let facts = Facts { connected: Some(false), ..Facts::default() };
+        ProbeOutcome::down(None, describe_connect_error(&error)).with_facts(facts)
+    })?;
+    let timings = Timings { connect_ms: Some(millis_since(started)), ..Timings::default() };
+    let facts =
+        Facts { connected: Some(true), ip: stream.peer_addr().ok().map(|a| a.ip().to_string()), ..Facts::default() };
+    Ok((stream, facts, timings))
+}
+
 pub(super) fn describe_connect_error(error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
@@ -71,18 +85,9 @@ impl TcpSpec {
 
     pub(super) async fn check(&self, asset: &AssetConfig) -> ProbeOutcome {
         let started = Instant::now();
-        let mut stream = match TcpStream::connect(&asset.address).await {
-            Ok(stream) => stream,
-            Err(error) => {
-                let facts = Facts { connected: Some(false), ..Facts::default() };
-                return ProbeOutcome::down(None, describe_connect_error(&error)).with_facts(facts);
-            }
-        };
-        let mut timings = Timings { connect_ms: Some(millis_since(started)), ..Timings::default() };
-        let mut facts = Facts {
-            connected: Some(true),
-            ip: stream.peer_addr().ok().map(|a| a.ip().to_string()),
-            ..Facts::default()
+        let (mut stream, mut facts, mut timings) = match connect(&asset.address).await {
+            Ok(connected) => connected,
+            Err(outcome) => return outcome,
         };
         if let Some(send) = &self.send
             && let Err(error) = stream.write_all(send.as_bytes()).await

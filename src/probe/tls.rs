@@ -22,12 +22,11 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::tcp::{describe_connect_error, host_of, validate_host_port};
-use super::{Facts, ProbeDetail, ProbeOutcome, Timings, millis_since};
+use super::tcp::{connect, describe_connect_error, host_of, validate_host_port};
+use super::{ProbeDetail, ProbeOutcome, millis_since};
 use crate::config::Report;
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
@@ -252,19 +251,9 @@ impl TlsSpec {
             Err(problem) => return ProbeOutcome::down(None, problem),
         };
 
-        let started = Instant::now();
-        let stream = match TcpStream::connect(address).await {
-            Ok(stream) => stream,
-            Err(error) => {
-                let facts = Facts { connected: Some(false), ..Facts::default() };
-                return ProbeOutcome::down(None, describe_connect_error(&error)).with_facts(facts);
-            }
-        };
-        let mut timings = Timings { connect_ms: Some(millis_since(started)), ..Timings::default() };
-        let mut facts = Facts {
-            connected: Some(true),
-            ip: stream.peer_addr().ok().map(|a| a.ip().to_string()),
-            ..Facts::default()
+        let (stream, mut facts, mut timings) = match connect(address).await {
+            Ok(connected) => connected,
+            Err(outcome) => return outcome,
         };
 
         let handshake_started = Instant::now();
