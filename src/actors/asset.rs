@@ -252,7 +252,7 @@ fn pushed_result(asset_id: &str, success: bool, message: Option<String>) -> Prob
         success,
         latency_ms: 0,
         code: None,
-        message: if success { None } else { message.or_else(|| Some("pushed down".into())) },
+        message: if success { None } else { Some(message.map_or_else(|| "pushed down".into(), probe::without_nul)) },
         detail: Default::default(),
     }
 }

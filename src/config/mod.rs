@@ -48,7 +48,10 @@ fn load_file<T>(
     let file = path.display().to_string();
     let mut report = Report::new(&file, problems);
     match format::read(path) {
-        Ok(value) => parse(&value, &mut report),
+        Ok(value) => {
+            report_nul_characters(&value, "", &mut report);
+            parse(&value, &mut report)
+        }
         Err(message) => {
             report.problem("", message);
             None
@@ -149,6 +152,30 @@ fn parse_value<T: for<'de> Deserialize<'de>>(
             report.deserialize_error(path, error);
             None
         }
+    }
+}
+
+/// A NUL (`\u0000`) is valid in JSON, YAML and TOML strings but not in PostgreSQL text, and no
+/// name, address or header needs one: refuse it where it is rather than fail every write later.
+fn report_nul_characters(value: &serde_json::Value, path: &str, report: &mut Report<'_>) {
+    const MESSAGE: &str = "contains a NUL character (\\u0000)";
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => report.problem(path, MESSAGE),
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                report_nul_characters(item, &format!("{path}[{index}]"), report);
+            }
+        }
+        serde_json::Value::Object(object) => {
+            for (key, item) in object {
+                if key.contains('\0') {
+                    report.problem(path, format!("a key {MESSAGE}"));
+                } else {
+                    report_nul_characters(item, &join_path(path, key), report);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -275,6 +302,30 @@ mod tests {
         let problems = Config::load(&missing, &missing).expect_err("missing").0;
         assert!(problems.iter().all(|p| p.message.starts_with("cannot read the file")), "{problems:?}");
         assert!(problems[0].to_string().contains("missing.json"));
+    }
+
+    #[test]
+    fn nul_characters_anywhere_are_refused_where_they_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = write(
+            &dir,
+            "manifest.json",
+            r#"{"assets": [{"id": "api", "assetType": "http", "name": "A\u0000B", "address": "http://localhost/",
+                "metadata": {"tags": ["ok", "bad\u0000"], "k\u0000": "v"}}]}"#,
+        );
+        let notifiers = write(&dir, "notifiers.yaml", "notifiers: {}\n");
+        let problems = Config::load(&manifest, &notifiers).expect_err("invalid").0;
+        let mut found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        found.sort();
+        let file = manifest.display();
+        assert_eq!(
+            found,
+            [
+                format!("{file}: assets[0].metadata.tags[1]: contains a NUL character (\\u0000)"),
+                format!("{file}: assets[0].metadata: a key contains a NUL character (\\u0000)"),
+                format!("{file}: assets[0].name: contains a NUL character (\\u0000)"),
+            ]
+        );
     }
 
     #[test]

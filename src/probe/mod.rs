@@ -194,9 +194,17 @@ pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
         success: outcome.success,
         latency_ms,
         code: outcome.code,
-        message: outcome.message,
+        message: outcome.message.map(without_nul),
         detail: outcome.detail,
     }
+}
+
+/// A message as every database can store it: a peer's answer quoted in a message (a body
+/// value, a pushed `msg`) may hold NUL characters, which PostgreSQL text refuses, and a refused
+/// write would hold back every result batched with it. Each NUL becomes U+FFFD, the usual
+/// mark of a character that could not be kept.
+pub fn without_nul(message: String) -> String {
+    if message.contains('\0') { message.replace('\0', "\u{FFFD}") } else { message }
 }
 
 /// A probe result's id: a UUIDv7 of the probe's own timestamp, so that ordering events by id

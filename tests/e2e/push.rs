@@ -74,6 +74,15 @@ async fn a_heartbeat_keeps_a_push_asset_up_and_silence_takes_it_down() {
     .await;
     assert_eq!(stored.first(), Some(&(true, String::new())), "{stored:?}");
     assert!(stored.contains(&(false, "no push within 2s".to_string())), "{stored:?}");
+
+    // A NUL from the pusher is kept as U+FFFD: PostgreSQL would refuse the whole batch.
+    assert_eq!(push(format!("nightly-backup?token={TOKEN}&status=down&msg=nul%00here")).await.0, StatusCode::OK);
+    eventually("the NUL message stored", WAIT, || async {
+        let (_, events) = statusd.get("/api/assets/nightly-backup/events?limit=1").await;
+        (events[0]["message"] == "nul\u{FFFD}here").then_some(())
+    })
+    .await;
+    assert_eq!(statusd.asset("nightly-backup").await["lastProbe"]["message"], "nul\u{FFFD}here");
     statusd.stop().await;
 }
 
