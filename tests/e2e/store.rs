@@ -69,6 +69,43 @@ async fn events_come_back_newest_first_and_page_by_time() {
     store.close().await;
 }
 
+/// Messages are whatever a peer sent back (SQLite takes the batch as one JSON text), and batch
+/// sizes are whatever gathered: every row comes back exactly as written.
+#[tokio::test(flavor = "multi_thread")]
+async fn any_message_and_any_batch_size_round_trip_exactly() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a"), asset("quote\"d \\ asset")]).await.expect("sync");
+    let messages = [
+        None,
+        Some(String::new()),
+        Some(r#"say "hi" \ C:\path\n not a newline"#.into()),
+        Some("line one\nline two\ttab\r\u{1}control".into()),
+        Some("ünïcødé, 中文, 🚨".into()),
+        Some(r#"["looks", "like", {"json": null}]"#.into()),
+        Some("x".repeat(10_000)),
+    ];
+    let results: Vec<ProbeResult> = (0..2_345)
+        .map(|i: i64| {
+            let mut r = result(
+                if i % 3 == 0 { "quote\"d \\ asset" } else { "a" },
+                hour(0) + TimeDelta::milliseconds(i),
+                i % 2 == 0,
+                i * 1_000_003,
+            );
+            r.message = messages[i as usize % messages.len()].clone();
+            r.code = (i % 5 != 0).then_some(i32::MAX - i as i32);
+            r
+        })
+        .collect();
+    store.write(&[], &results).await.expect("write");
+    store.write(&[], &results[..1]).await.expect("a batch of one");
+    let mut stored = store.probe_events("a", &recent(10_000)).await.expect("read");
+    stored.extend(store.probe_events("quote\"d \\ asset", &recent(10_000)).await.expect("read"));
+    stored.sort_by_key(|r| r.timestamp);
+    assert_eq!(stored, results);
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn writing_a_batch_twice_stores_and_rolls_it_up_once() {
     let Some((_db, store)) = open().await else { return };
