@@ -1,22 +1,34 @@
-//! Soak: 1,000 assets probed every second for a long time, with a reload every 30 s and a panic
-//! injected into a random actor every second, while the resident memory of the statusd process
-//! is sampled. `STATUSD_SOAK_SECONDS=600 cargo bench --bench soak` (default 600 s);
-//! STATUSD_SOAK_RELOAD_SECONDS sets the time between reloads.
+//! Soak: 1,000 assets probed every second for a long time, with a reload every 30 s, a panic
+//! injected into a random actor every second and an outage of every target every 120 s, while
+//! the resident memory of the statusd process is sampled. `STATUSD_SOAK_SECONDS=600 cargo bench
+//! --bench soak` (default 600 s); STATUSD_SOAK_RELOAD_SECONDS and STATUSD_SOAK_OUTAGE_SECONDS set
+//! the time between reloads and between outages (0: none).
+//!
+//! An outage lasts 10 s: the target holds every request past the probes' timeout, so all 1,000
+//! assets fail at once, open incidents and recover together; the bursts (timeouts, reconnects,
+//! incident writes) are what a monitor lives through, and what raises a heap's high-water mark.
 //!
 //! statusd runs as its own process (the release binary); the target it probes is served from
 //! this one, so the memory measured is statusd's alone. STATUSD_SOAK_PANICS=0 and
-//! STATUSD_SOAK_RELOADS=0 leave out the panics or the reloads, to see what costs what.
+//! STATUSD_SOAK_RELOADS=0 leave out the panics or the reloads, to see what costs what;
+//! STATUSD_SOAK_BIN runs another statusd binary (a saved build), to compare two side by side.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 const ASSETS: usize = 1000;
+const OUTAGE: Duration = Duration::from_secs(10);
 
-fn rss_kib(pid: u32) -> Option<u64> {
+/// Resident memory in KiB: total, then its anonymous (heap, stacks), file-backed and shared parts.
+fn rss_kib(pid: u32) -> Option<[u64; 4]> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix(" kB")?.trim().parse().ok())
+    let field =
+        |name: &str| status.lines().find_map(|l| l.strip_prefix(name)?.trim().strip_suffix(" kB")?.trim().parse().ok());
+    Some([field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?, field("RssShmem:")?])
 }
 
 /// Threads and open file descriptors: resources a leak would show before memory does.
@@ -59,10 +71,25 @@ async fn main() {
     let with_reloads = std::env::var("STATUSD_SOAK_RELOADS").map_or(true, |v| v != "0");
     let reload_every: u64 =
         std::env::var("STATUSD_SOAK_RELOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30).max(1);
+    let outage_every: u64 =
+        std::env::var("STATUSD_SOAK_OUTAGE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
     let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let target_url = format!("http://{}/health", target.local_addr().expect("addr"));
+    let target_down = Arc::new(AtomicBool::new(false));
+    let down = target_down.clone();
     tokio::spawn(async move {
-        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        let app = axum::Router::new().route(
+            "/health",
+            axum::routing::get(move || {
+                let down = down.clone();
+                async move {
+                    if down.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    "ok"
+                }
+            }),
+        );
         let _ = axum::serve(target, app).await;
     });
 
@@ -76,7 +103,8 @@ async fn main() {
     let db = std::env::var("STATUSD_SOAK_DB").unwrap_or_else(|_| format!("sqlite://{}", path("statusd.db").display()));
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_statusd"))
+    let binary = std::env::var("STATUSD_SOAK_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_statusd").to_string());
+    let mut child = Command::new(binary)
         .args(["--config", path("statusd.toml").to_str().expect("utf-8")])
         .args(["--manifest", path("manifest.json").to_str().expect("utf-8")])
         .args(["--notifiers", path("notifiers.json").to_str().expect("utf-8")])
@@ -94,8 +122,8 @@ async fn main() {
 
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(11);
-    let (mut panics, mut reloads) = (0u64, 0usize);
-    let mut samples: Vec<(u64, u64)> = Vec::new();
+    let (mut panics, mut reloads, mut outages) = (0u64, 0usize, 0u64);
+    let mut samples: Vec<(u64, [u64; 4])> = Vec::new();
     let mut next_sample = Duration::ZERO;
     while started.elapsed() < Duration::from_secs(seconds) {
         let elapsed = started.elapsed();
@@ -104,6 +132,16 @@ async fn main() {
                 samples.push((elapsed.as_secs(), rss));
             }
             next_sample += Duration::from_secs(10);
+        }
+        if outage_every > 0 {
+            let phase = elapsed.as_secs() % outage_every;
+            let down = elapsed.as_secs() >= outage_every && phase < OUTAGE.as_secs();
+            if down && !target_down.swap(true, Ordering::Relaxed) {
+                outages += 1;
+            }
+            if !down {
+                target_down.store(false, Ordering::Relaxed);
+            }
         }
         if with_reloads && elapsed.as_secs() / reload_every > reloads as u64 {
             reloads += 1;
@@ -138,9 +176,9 @@ async fn main() {
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = child.wait().expect("wait");
 
-    let at = |second: u64| samples.iter().find(|(s, _)| *s >= second).or(samples.last()).map_or(0, |(_, kib)| *kib);
-    let max = samples.iter().map(|(_, kib)| *kib).max().unwrap_or(0);
-    let end = samples.last().map_or(0, |(_, kib)| *kib);
+    let at = |second: u64| samples.iter().find(|(s, _)| *s >= second).or(samples.last()).map_or(0, |(_, kib)| kib[0]);
+    let max = samples.iter().map(|(_, kib)| kib[0]).max().unwrap_or(0);
+    let end = samples.last().map_or(0, |(_, kib)| kib[0]);
     let probes = metric_sum(&metrics, "statusd_probe_total");
     let failures: f64 = metrics
         .lines()
@@ -148,11 +186,22 @@ async fn main() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     println!(
-        "soak: {ASSETS} assets at 1 s for {seconds} s, {reloads} reloads, {panics} panics injected, on {}",
+        "soak: {ASSETS} assets at 1 s for {seconds} s, {reloads} reloads, {panics} panics injected, {outages} outages, on {}",
         db.split(':').next().unwrap_or("?")
     );
     println!("  RSS after 60 s: {} MiB   at the end: {} MiB   max: {} MiB", at(60) / 1024, end / 1024, max / 1024);
-    println!("  RSS samples (s, MiB): {:?}", samples.iter().map(|(s, k)| (*s, k / 1024)).collect::<Vec<_>>());
+    println!("  RSS samples (s, MiB): {:?}", samples.iter().map(|(s, k)| (*s, k[0] / 1024)).collect::<Vec<_>>());
+    let end_parts = samples.last().map_or([0; 4], |(_, kib)| *kib);
+    let first_parts = samples.iter().find(|(s, _)| *s >= 60).or(samples.last()).map_or([0; 4], |(_, kib)| *kib);
+    println!(
+        "  anonymous / file / shared (MiB): after 60 s {} / {} / {}   at the end {} / {} / {}",
+        first_parts[1] / 1024,
+        first_parts[2] / 1024,
+        first_parts[3] / 1024,
+        end_parts[1] / 1024,
+        end_parts[2] / 1024,
+        end_parts[3] / 1024
+    );
     println!("  probes: {probes:.0} ({:.0}/s), failed: {failures:.0}", probes / seconds as f64);
     println!("  restarts counted: {:.0}", metric_sum(&metrics, "statusd_actor_restarts_total"));
     println!("  reloads counted: {:.0}", metric_sum(&metrics, "statusd_config_reloads_total{result=\"success\"}"));
