@@ -176,9 +176,10 @@ async fn main() {
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = child.wait().expect("wait");
 
-    let at = |second: u64| samples.iter().find(|(s, _)| *s >= second).or(samples.last()).map_or(0, |(_, kib)| kib[0]);
+    let at =
+        |second: u64| samples.iter().find(|(s, _)| *s >= second).or(samples.last()).map_or([0; 4], |(_, kib)| *kib);
+    let (start, end) = (at(60), samples.last().map_or([0; 4], |(_, kib)| *kib));
     let max = samples.iter().map(|(_, kib)| kib[0]).max().unwrap_or(0);
-    let end = samples.last().map_or(0, |(_, kib)| kib[0]);
     let probes = metric_sum(&metrics, "statusd_probe_total");
     let failures: f64 = metrics
         .lines()
@@ -189,19 +190,10 @@ async fn main() {
         "soak: {ASSETS} assets at 1 s for {seconds} s, {reloads} reloads, {panics} panics injected, {outages} outages, on {}",
         db.split(':').next().unwrap_or("?")
     );
-    println!("  RSS after 60 s: {} MiB   at the end: {} MiB   max: {} MiB", at(60) / 1024, end / 1024, max / 1024);
+    println!("  RSS after 60 s: {} MiB   at the end: {} MiB   max: {} MiB", start[0] / 1024, end[0] / 1024, max / 1024);
     println!("  RSS samples (s, MiB): {:?}", samples.iter().map(|(s, k)| (*s, k[0] / 1024)).collect::<Vec<_>>());
-    let end_parts = samples.last().map_or([0; 4], |(_, kib)| *kib);
-    let first_parts = samples.iter().find(|(s, _)| *s >= 60).or(samples.last()).map_or([0; 4], |(_, kib)| *kib);
-    println!(
-        "  anonymous / file / shared (MiB): after 60 s {} / {} / {}   at the end {} / {} / {}",
-        first_parts[1] / 1024,
-        first_parts[2] / 1024,
-        first_parts[3] / 1024,
-        end_parts[1] / 1024,
-        end_parts[2] / 1024,
-        end_parts[3] / 1024
-    );
+    let parts = |kib: [u64; 4]| format!("{} / {} / {}", kib[1] / 1024, kib[2] / 1024, kib[3] / 1024);
+    println!("  anonymous / file / shared (MiB): after 60 s {}   at the end {}", parts(start), parts(end));
     println!("  probes: {probes:.0} ({:.0}/s), failed: {failures:.0}", probes / seconds as f64);
     println!("  restarts counted: {:.0}", metric_sum(&metrics, "statusd_actor_restarts_total"));
     println!("  reloads counted: {:.0}", metric_sum(&metrics, "statusd_config_reloads_total{result=\"success\"}"));
