@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use ractor::Actor;
 use serde_json::json;
 use statusd::actors::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
-use statusd::actors::{PersistenceSettings, RetentionSettings};
+use statusd::actors::{Directory, PersistenceSettings, RetentionSettings, Services};
 use statusd::config::AssetConfig;
 use statusd::probe::ProbeResult;
 use statusd::store::Store;
@@ -67,9 +67,16 @@ async fn direct(store: &Store, batch: usize, total: usize) -> f64 {
 
 async fn through_the_actor(store: &Store, total: usize) -> f64 {
     let backlog = Arc::new(Mutex::new(Backlog::new(total)));
+    let settings = PersistenceSettings {
+        batch_size: 500,
+        flush_interval: Duration::from_secs(1),
+        write_stall: Duration::from_secs(3),
+    };
+    let directory = Directory::new(Arc::clone(&backlog), settings.batch_size);
     let args = PersistenceArgs {
         store: store.clone(),
-        settings: PersistenceSettings { batch_size: 500, flush_interval: Duration::from_secs(1) },
+        services: Arc::new(Services::new(directory, 1, settings).expect("services")),
+        settings,
         retention: RetentionSettings {
             events: TimeDelta::days(30),
             rollups: TimeDelta::days(400),

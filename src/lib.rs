@@ -28,21 +28,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use axum::Router;
 use chrono::Utc;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use actors::persistence::Backlog;
 use actors::supervisor::{RestartIntensity, Supervisor, SupervisorArgs, SupervisorMsg};
 use actors::{Directory, RetentionSettings, Services};
 use api::{ApiState, Lifecycle};
 use config::{Config, Problems};
-use probe::ProbeContext;
 use settings::{Command, Settings, SettingsError};
 use store::{CloseReason, IncidentWrite, Store, StoreError, StoreOp};
 use telemetry::TelemetryError;
@@ -223,19 +220,13 @@ impl App {
 
         let max_buffered = settings.persistence.max_buffered.unwrap_or_else(|| default_buffer(&config));
         let backlog = Arc::new(parking_lot::Mutex::new(Backlog::new(max_buffered)));
-        let services = Arc::new(Services {
-            directory: Directory::new(backlog, settings.persistence.batch_size),
-            probes: ProbeContext::new()?,
-            workers: Arc::new(Semaphore::new(settings.workers)),
-            notify_client: reqwest::Client::builder()
-                .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
-                .build()?,
-            persistence: actors::PersistenceSettings {
-                batch_size: settings.persistence.batch_size,
-                flush_interval: Duration::from_millis(settings.persistence.flush_interval_ms),
-            },
-            waiting: AtomicUsize::new(0),
-        });
+        let persistence = actors::PersistenceSettings {
+            batch_size: settings.persistence.batch_size,
+            flush_interval: Duration::from_millis(settings.persistence.flush_interval_ms),
+            write_stall: write_stall(&settings.persistence),
+        };
+        let directory = Directory::new(backlog, settings.persistence.batch_size);
+        let services = Arc::new(Services::new(directory, settings.workers, persistence)?);
         let (supervisor, supervisor_task) = Actor::spawn(
             None,
             Supervisor,
@@ -394,6 +385,14 @@ async fn close_orphaned_incidents(store: &Store, config: &Config) -> Result<Vec<
         tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
     }
     Ok(open)
+}
+
+/// How long writes may fail with nothing written before statusd says it is not ready.
+fn write_stall(persistence: &settings::PersistenceSettings) -> Duration {
+    match persistence.write_stall_seconds {
+        Some(seconds) => Duration::from_secs(seconds),
+        None => Duration::from_millis(persistence.flush_interval_ms.saturating_mul(3)).max(Duration::from_secs(3)),
+    }
 }
 
 /// Ten minutes of probe results at the configured rate, and never less than 10,000.

@@ -139,6 +139,9 @@ pub struct PersistenceSettings {
     pub max_buffered: Option<usize>,
     /// How long to keep trying to reach the database at start before giving up.
     pub connect_timeout_seconds: u64,
+    /// `/readyz` fails once writes have been failing and nothing was written for this long;
+    /// by default three flush intervals (at least 3 s).
+    pub write_stall_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +186,7 @@ impl Default for Settings {
                 flush_interval_ms: 1000,
                 max_buffered: None,
                 connect_timeout_seconds: 30,
+                write_stall_seconds: None,
             },
             retention: RetentionSettings { days: 30, rollup_days: 400, interval_seconds: 300, batch: 5000 },
             restart: RestartSettings { max_restarts: 5, window_seconds: 60 },
@@ -261,6 +265,11 @@ impl Settings {
             return Err(SettingsError::Invalid(
                 "persistence.batch_size and persistence.flush_interval_ms must be at least 1".into(),
             ));
+        }
+        if let Some(seconds) = self.persistence.write_stall_seconds
+            && !(1..=86_400).contains(&seconds)
+        {
+            return Err(SettingsError::Invalid("persistence.write_stall_seconds: must be from 1 to 86400".into()));
         }
         if self.retention.days == 0
             || self.retention.rollup_days == 0

@@ -24,6 +24,8 @@ pub mod names {
     pub const PROBES_SKIPPED_TOTAL: &str = "statusd_probes_skipped_total";
     pub const PERSISTENCE_QUEUE_DEPTH: &str = "statusd_persistence_queue_depth";
     pub const PERSISTENCE_DROPPED_TOTAL: &str = "statusd_persistence_dropped_total";
+    pub const PERSISTENCE_REJECTED_TOTAL: &str = "statusd_persistence_rejected_total";
+    pub const TASK_PANICS_TOTAL: &str = "statusd_task_panics_total";
     pub const HTTP_REQUESTS_TOTAL: &str = "statusd_http_requests_total";
     pub const HTTP_REQUEST_DURATION_SECONDS: &str = "statusd_http_request_duration_seconds";
     pub const HTTP_PANICS_TOTAL: &str = "statusd_http_panics_total";
@@ -115,12 +117,7 @@ fn install_panic_hook() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         std::panic::set_hook(Box::new(|info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(non-string panic payload)".into());
+            let message = panic_message(info.payload());
             let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
             let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
             let backtrace = std::backtrace::Backtrace::capture();
@@ -131,6 +128,15 @@ fn install_panic_hook() {
             }
         }));
     });
+}
+
+/// The message a panic was raised with (`panic!("…")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".into())
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -174,6 +180,7 @@ pub fn metrics_handle() -> Result<PrometheusHandle, TelemetryError> {
 /// `increase(statusd_persistence_dropped_total[10m]) > 0` have something to evaluate.
 fn register_process_series() {
     metrics::counter!(names::PERSISTENCE_DROPPED_TOTAL).increment(0);
+    metrics::counter!(names::PERSISTENCE_REJECTED_TOTAL).increment(0);
     metrics::counter!(names::HTTP_PANICS_TOTAL).increment(0);
     for result in ["success", "error"] {
         metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => result).increment(0);
@@ -206,6 +213,14 @@ fn describe() {
     );
     describe_gauge!(names::PERSISTENCE_QUEUE_DEPTH, "Results and incident changes waiting to be written.");
     describe_counter!(names::PERSISTENCE_DROPPED_TOTAL, "Probe results dropped because the write buffer was full.");
+    describe_counter!(
+        names::PERSISTENCE_REJECTED_TOTAL,
+        "Probe results the database refused for good (a constraint, an encoding); each is logged with its asset."
+    );
+    describe_counter!(
+        names::TASK_PANICS_TOTAL,
+        "Panics caught inside tasks that actors spawn, by actor and task (probe, delivery, write, retention)."
+    );
     describe_counter!(names::HTTP_REQUESTS_TOTAL, "API requests by method, route template and status.");
     describe_histogram!(names::HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "API request latency by route template.");
     describe_counter!(names::HTTP_PANICS_TOTAL, "API handlers that panicked (answered 500).");

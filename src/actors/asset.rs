@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::health::{Health, StatusName, Thresholds, Transition};
 use super::incidents::{AssetDown, AssetRecovered, IncidentEvent};
 use super::schedule::{first_tick_offset, next_tick};
+use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::config::AssetConfig;
 use crate::probe::{self, ProbeResult, ProbeSpec};
@@ -137,7 +138,7 @@ impl AssetState {
     /// A push asset's tick: the deadline passed without a push.
     fn missed_push(&mut self) {
         let waited = self.interval.as_secs();
-        self.record(pushed_result(&self.config.id, false, Some(format!("no push within {waited}s"))));
+        self.record(ProbeResult::unmeasured(&self.config.id, false, Some(format!("no push within {waited}s"))));
     }
 
     fn schedule(&mut self, myself: &ActorRef<AssetMsg>, due: Instant) {
@@ -155,6 +156,7 @@ impl AssetState {
         let config = Arc::clone(&self.config);
         let services = Arc::clone(&self.services);
         let myself = myself.clone();
+        let actor = self.actor.clone();
         let task = tokio::spawn(async move {
             // A closed semaphore means statusd is shutting down: no more probes.
             let Some(_slot) = services.worker_slot().await else {
@@ -162,7 +164,11 @@ impl AssetState {
             };
             let lag = Instant::now().saturating_duration_since(due);
             metrics::histogram!(names::SCHEDULE_LAG_SECONDS).record(lag.as_secs_f64());
-            let result = probe::run(&config, &services.probes).await;
+            let probe = probe::run(&config, &services.probes);
+            // A panicking probe still answers: as a failed result, so the schedule goes on.
+            let result = supervised(&services, &actor, TaskKind::Probe, probe).await.unwrap_or_else(|panic| {
+                ProbeResult::unmeasured(&config.id, false, Some(format!("probe panicked: {}", panic.message)))
+            });
             // The actor may have been restarted meanwhile; then this result has no one to go to.
             let _ = myself.cast(AssetMsg::ProbeDone { seq, result });
         });
@@ -239,21 +245,6 @@ impl AssetState {
 
     fn checkpoint(&self) {
         *self.checkpoint.lock() = self.memory.clone();
-    }
-}
-
-/// The result of a push, or of a missed one: no probe ran, so no latency.
-fn pushed_result(asset_id: &str, success: bool, message: Option<String>) -> ProbeResult {
-    let timestamp = Utc::now();
-    ProbeResult {
-        id: probe::event_id(timestamp),
-        asset_id: asset_id.to_string(),
-        timestamp,
-        success,
-        latency_ms: 0,
-        code: None,
-        message: if success { None } else { Some(message.map_or_else(|| "pushed down".into(), probe::without_nul)) },
-        detail: Default::default(),
     }
 }
 
@@ -353,7 +344,8 @@ impl Actor for Asset {
                 state.checkpoint();
             }
             AssetMsg::Push { success, message } => {
-                state.record(pushed_result(&state.config.id, success, message));
+                let message = message.or_else(|| Some("pushed down".into()));
+                state.record(ProbeResult::unmeasured(&state.config.id, success, message));
                 // The next push is due one deadline from this one.
                 state.interval = state.wanted_interval();
                 state.schedule(&myself, Instant::now() + state.interval);

@@ -17,14 +17,17 @@ pub mod persistence;
 pub mod policy;
 pub mod schedule;
 pub mod supervisor;
+pub mod task;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use ractor::ActorRef;
+use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -47,9 +50,34 @@ pub struct Services {
     pub persistence: PersistenceSettings,
     /// Probes due but waiting for a worker slot: above zero for long, statusd cannot keep up.
     pub waiting: AtomicUsize,
+    /// Panics armed for the next task of an actor (`--enable-chaos` only).
+    pub chaos: task::ChaosSwitch,
+    /// What the Supervisor reports to readiness.
+    pub tree: TreeHealth,
 }
 
 impl Services {
+    /// What the actors of one statusd share: `workers` probes at a time, results and changes
+    /// handed to Persistence through `directory`.
+    pub fn new(
+        directory: Directory,
+        workers: usize,
+        persistence: PersistenceSettings,
+    ) -> Result<Services, reqwest::Error> {
+        Ok(Services {
+            directory,
+            probes: ProbeContext::new()?,
+            workers: Arc::new(Semaphore::new(workers)),
+            notify_client: reqwest::Client::builder()
+                .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            persistence,
+            waiting: AtomicUsize::new(0),
+            chaos: task::ChaosSwitch::default(),
+            tree: TreeHealth::default(),
+        })
+    }
+
     pub fn probes_waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
@@ -75,6 +103,50 @@ pub struct PersistenceSettings {
     pub batch_size: usize,
     /// Flush at least this often.
     pub flush_interval: Duration,
+    /// Writes failing with nothing written for this long make statusd not ready.
+    pub write_stall: Duration,
+}
+
+/// What the Supervisor knows that `/readyz` reports, kept where the API reads it without asking
+/// the Supervisor (which may be busy applying a large reload).
+#[derive(Debug, Default)]
+pub struct TreeHealth {
+    /// Actors marked crashed (failing too often, waiting out a restart backoff), by name.
+    crashed: Mutex<BTreeSet<String>>,
+    /// The last reload, when it was refused: when, and why. The config in force is the one
+    /// before it, still valid and still served.
+    refused_reload: Mutex<Option<RefusedReload>>,
+}
+
+/// A reload that changed nothing because the new config or settings were invalid.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedReload {
+    pub at: DateTime<Utc>,
+    pub error: String,
+}
+
+impl TreeHealth {
+    pub fn crashed(&self) -> Vec<String> {
+        self.crashed.lock().iter().cloned().collect()
+    }
+
+    pub fn refused_reload(&self) -> Option<RefusedReload> {
+        self.refused_reload.lock().clone()
+    }
+
+    pub(crate) fn set_crashed(&self, actor: &str, crashed: bool) {
+        let mut set = self.crashed.lock();
+        if crashed {
+            set.insert(actor.to_string());
+        } else {
+            set.remove(actor);
+        }
+    }
+
+    pub(crate) fn set_reload(&self, refused: Option<String>) {
+        *self.refused_reload.lock() = refused.map(|error| RefusedReload { at: Utc::now(), error });
+    }
 }
 
 /// How long history is kept, and how the pruning is paced.

@@ -10,6 +10,13 @@
 //! are made by statusd), so writing twice stores once. Probe results beyond the buffer bound
 //! are dropped oldest first and counted; changes are never dropped.
 //!
+//! A failed write is classified ([`Failure`]). While the database is unavailable the whole
+//! batch waits and is tried again with backoff. When the database refuses the data itself, one
+//! bad row must not hold back the rest: the batch is taken apart (changes one by one, results by
+//! bisection) until the refused rows stand alone; a refused probe result is dropped, logged and
+//! counted (`statusd_persistence_rejected_total`), while a refused change (an incident) stays
+//! queued, in order, is retried with backoff, and makes `/readyz` fail until it is written.
+//!
 //! Maintenance runs here too, in the same single slot as writes and always after them, one
 //! short step at a time so that a write never waits long: completed hours are rolled up, raw
 //! events past their retention are deleted in small batches, then old hourly rollups.
@@ -24,11 +31,15 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::AbortOnDrop;
+use super::task::{TaskKind, supervised};
+use super::{AbortOnDrop, Services};
 use crate::actors::{PersistenceSettings, RetentionSettings};
 use crate::probe::ProbeResult;
-use crate::store::{Store, StoreOp};
+use crate::store::{Failure, IncidentWrite, Store, StoreOp};
 use crate::telemetry::names;
+
+/// This actor's name, in logs, metrics and panic reports.
+const ACTOR: &str = "persistence";
 
 /// Rows per write when catching up on a backlog.
 const MAX_ROWS_PER_WRITE: usize = 5000;
@@ -41,6 +52,7 @@ pub struct Persistence;
 
 pub struct PersistenceArgs {
     pub store: Store,
+    pub services: Arc<Services>,
     pub settings: PersistenceSettings,
     pub retention: RetentionSettings,
     /// Outlives the actor: the Supervisor hands it to the replacement after a panic.
@@ -53,9 +65,7 @@ pub enum PersistenceMsg {
     /// Flush timer.
     Flush,
     /// The write under way finished.
-    Written {
-        error: Option<String>,
-    },
+    Written(WriteOutcome),
     /// Retention timer.
     Maintain,
     /// A retention step finished.
@@ -82,6 +92,90 @@ enum RetentionPhase {
     Rollups,
 }
 
+/// How a write ended.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// Committed: the first `changes` changes of the batch and every result but the `rejected`
+    /// ones. A change the database refused stops the changes there: it and the ones after it
+    /// stay queued, in order, and `refused_change` says why.
+    Committed { changes: usize, rejected: Vec<Rejected>, refused_change: Option<String> },
+    /// Nothing was written (the database is unavailable, or the write task panicked): the whole
+    /// batch is tried again after a backoff.
+    Failed { error: String },
+}
+
+/// A probe result the database refused for good: its place in the batch, and why.
+#[derive(Debug)]
+pub struct Rejected {
+    index: usize,
+    error: String,
+}
+
+/// Writes a batch in one transaction; if the database refuses part of it, takes the batch apart
+/// so that everything it accepts is written: the changes one at a time, in order, up to the first
+/// refused one (changes are never dropped), and the results by bisection, so `k` bad rows among
+/// `n` cost about `2k·log n` extra statements. Every write is idempotent, so parts committed
+/// before the database went away are simply written again with the rest later.
+async fn write_batch(store: &Store, changes: &[StoreOp], results: &[ProbeResult]) -> WriteOutcome {
+    let refused = match store.write(changes, results).await {
+        Ok(()) => {
+            return WriteOutcome::Committed { changes: changes.len(), rejected: Vec::new(), refused_change: None };
+        }
+        Err(error) if error.failure() == Failure::Rejected => error,
+        Err(error) => return WriteOutcome::Failed { error: error.to_string() },
+    };
+    tracing::warn!(
+        actor = ACTOR, error = %refused, changes = changes.len(), results = results.len(),
+        "the database refused part of a batch: writing the rest without the refused rows"
+    );
+    let mut written_changes = 0;
+    let mut refused_change = None;
+    for change in changes {
+        match store.write(std::slice::from_ref(change), &[]).await {
+            Ok(()) => written_changes += 1,
+            Err(error) if error.failure() == Failure::Rejected => {
+                refused_change = Some(format!("{}: {error}", describe(change)));
+                break;
+            }
+            Err(error) => return WriteOutcome::Failed { error: error.to_string() },
+        }
+    }
+    let mut rejected = Vec::new();
+    // The ranges still to write, as (start, end) of the batch.
+    let mut ranges = vec![(0, results.len())];
+    while let Some((start, end)) = ranges.pop() {
+        if start == end {
+            continue;
+        }
+        match store.write(&[], &results[start..end]).await {
+            Ok(()) => {}
+            Err(error) if error.failure() == Failure::Rejected => {
+                if end - start == 1 {
+                    rejected.push(Rejected { index: start, error: error.to_string() });
+                } else {
+                    let middle = start + (end - start) / 2;
+                    // The first half is popped first: rows are written in their order.
+                    ranges.push((middle, end));
+                    ranges.push((start, middle));
+                }
+            }
+            Err(error) => return WriteOutcome::Failed { error: error.to_string() },
+        }
+    }
+    WriteOutcome::Committed { changes: written_changes, rejected, refused_change }
+}
+
+/// A change in words, for the log line and readiness when the database refuses it.
+fn describe(change: &StoreOp) -> String {
+    match change {
+        StoreOp::SyncAssets(assets) => format!("syncing the {} configured assets", assets.len()),
+        StoreOp::Incident(IncidentWrite::Open(incident)) => {
+            format!("opening incident {} of asset {}", incident.id, incident.asset_id)
+        }
+        StoreOp::Incident(IncidentWrite::Close { id, .. }) => format!("closing incident {id}"),
+    }
+}
+
 /// The backlog in numbers, for readiness and logs.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +184,15 @@ pub struct BacklogStats {
     pub accepted: u64,
     pub written: u64,
     pub dropped: u64,
+    /// Results the database refused for good (see `statusd_persistence_rejected_total`).
+    pub rejected: u64,
+}
+
+/// A write that failed, and since when writes have been failing.
+#[derive(Debug, Clone)]
+struct WriteFailure {
+    error: String,
+    since: Instant,
 }
 
 /// What Persistence accepted and has not yet seen committed.
@@ -99,11 +202,21 @@ pub struct Backlog {
     changes: VecDeque<StoreOp>,
     /// How many changes and results at the front of the queues a write is under way for.
     writing: Option<(usize, usize)>,
+    /// When the write under way began: one that waits on the database for long (a lock held
+    /// elsewhere) is as bad for readiness as one that failed.
+    write_started: Option<Instant>,
     /// Probe results kept while the database cannot take them; beyond, the oldest go.
     max_results: usize,
     accepted: u64,
     written: u64,
     dropped: u64,
+    rejected: u64,
+    /// When a write last committed (or the backlog was made): how long nothing has been written.
+    last_commit: Instant,
+    /// Set while writes fail; cleared by the next commit.
+    failing: Option<WriteFailure>,
+    /// A change the database refuses: it stays queued, and readiness fails until it is written.
+    refused_change: Option<String>,
     /// Drops not yet logged: during a long outage one line per interval, not one per result.
     unlogged_drops: u64,
     last_drop_log: Option<Instant>,
@@ -118,10 +231,15 @@ impl Backlog {
             results: VecDeque::new(),
             changes: VecDeque::new(),
             writing: None,
+            write_started: None,
             max_results: max_results.max(1),
             accepted: 0,
             written: 0,
             dropped: 0,
+            rejected: 0,
+            last_commit: Instant::now(),
+            failing: None,
+            refused_change: None,
             unlogged_drops: 0,
             last_drop_log: None,
         }
@@ -136,7 +254,39 @@ impl Backlog {
     }
 
     pub fn stats(&self) -> BacklogStats {
-        BacklogStats { queued: self.len(), accepted: self.accepted, written: self.written, dropped: self.dropped }
+        BacklogStats {
+            queued: self.len(),
+            accepted: self.accepted,
+            written: self.written,
+            dropped: self.dropped,
+            rejected: self.rejected,
+        }
+    }
+
+    /// Whether results and changes reach the database, for readiness: not when a change is
+    /// refused (it is kept and retried, but nothing after it can be written), nor when writes
+    /// have failed (or one has waited on the database) and nothing was written for longer than
+    /// `stall`. A single failed write, or a database that is merely slow, is not yet a reason to
+    /// take statusd out of rotation.
+    pub fn write_health(&self, stall: Duration) -> Result<(), String> {
+        if let Some(refused) = &self.refused_change {
+            return Err(format!("the database refuses a change, which is kept and retried: {refused}"));
+        }
+        if self.last_commit.elapsed() <= stall {
+            return Ok(());
+        }
+        match (&self.failing, self.write_started) {
+            (Some(failure), _) => Err(format!(
+                "writes have failed for {}s and nothing was written for {}s: {}",
+                failure.since.elapsed().as_secs(),
+                self.last_commit.elapsed().as_secs(),
+                failure.error
+            )),
+            (None, Some(started)) if started.elapsed() > stall => {
+                Err(format!("a write has been waiting for the database for {}s", started.elapsed().as_secs()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Takes a probe result; says how many results now wait (the sender wakes the actor when
@@ -154,7 +304,7 @@ impl Backlog {
             metrics::counter!(names::PERSISTENCE_DROPPED_TOTAL).increment(excess as u64);
             if self.last_drop_log.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
                 tracing::error!(
-                    actor = "persistence",
+                    actor = ACTOR,
                     dropped = self.unlogged_drops,
                     dropped_total = self.dropped,
                     buffer = self.max_results,
@@ -177,16 +327,37 @@ impl Backlog {
         let changes: Vec<StoreOp> = self.changes.iter().cloned().collect();
         let results: Vec<ProbeResult> = self.results.iter().take(MAX_ROWS_PER_WRITE).cloned().collect();
         self.writing = Some((changes.len(), results.len()));
+        self.write_started = Some(Instant::now());
         (changes, results)
     }
 
-    /// The write committed: what it covered leaves the queues.
-    fn commit(&mut self) {
-        if let Some((changes, results)) = self.writing.take() {
+    /// The write under way will not commit: what it covered stays queued for the next one.
+    fn abandon_write(&mut self) {
+        self.writing = None;
+        self.write_started = None;
+    }
+
+    /// The write committed: the changes it wrote and every result it covered leave the queues;
+    /// the results the database refused are dropped for good and counted.
+    fn commit(&mut self, changes: usize, rejected: &[Rejected]) {
+        self.write_started = None;
+        if let Some((_, results)) = self.writing.take() {
             self.changes.drain(..changes);
+            for refused in rejected {
+                if let Some(result) = self.results.get(refused.index) {
+                    tracing::error!(
+                        actor = ACTOR, asset_id = %result.asset_id, timestamp = %result.timestamp,
+                        error = %refused.error, "the database refused a probe result: dropped"
+                    );
+                }
+            }
             self.results.drain(..results);
-            self.written += results as u64;
+            self.written += (results - rejected.len()) as u64;
+            self.rejected += rejected.len() as u64;
+            metrics::counter!(names::PERSISTENCE_REJECTED_TOTAL).increment(rejected.len() as u64);
         }
+        self.last_commit = Instant::now();
+        self.failing = None;
     }
 
     fn report_depth(&self) {
@@ -196,6 +367,7 @@ impl Backlog {
 
 pub struct PersistenceState {
     store: Store,
+    services: Arc<Services>,
     settings: PersistenceSettings,
     retention: RetentionSettings,
     backlog: Arc<Mutex<Backlog>>,
@@ -210,6 +382,24 @@ pub struct PersistenceState {
     _retention_timer: AbortOnDrop<()>,
 }
 
+/// One step of a retention pass. Cut-offs are computed with checked arithmetic: a retention
+/// long enough to reach before the calendar's start simply has nothing to delete.
+async fn retention_step(store: Store, phase: RetentionPhase, retention: RetentionSettings) -> Result<Pruned, String> {
+    let now = Utc::now();
+    let outcome = match phase {
+        RetentionPhase::RollUp => store.roll_up_next(crate::store::rollup::hour_of(now)).await.map(Pruned::RolledUp),
+        RetentionPhase::Events => match now.checked_sub_signed(retention.events) {
+            Some(before) => store.prune_events(before, retention.batch).await.map(Pruned::Events),
+            None => Ok(Pruned::Events(0)),
+        },
+        RetentionPhase::Rollups => match now.checked_sub_signed(retention.rollups) {
+            Some(before) => store.prune_rollups(before).await.map(Pruned::Rollups),
+            None => Ok(Pruned::Rollups(0)),
+        },
+    };
+    outcome.map_err(|e| e.to_string())
+}
+
 impl PersistenceState {
     /// Uses the slot: a write if one is due, else the next retention step, if any.
     fn flush(&mut self, myself: &ActorRef<PersistenceMsg>, force: bool) {
@@ -222,11 +412,16 @@ impl PersistenceState {
             (due && !backlog.is_empty()).then(|| backlog.begin_write())
         };
         let store = self.store.clone();
+        let services = Arc::clone(&self.services);
         let myself = myself.clone();
         if let Some((changes, results)) = batch {
             self.write = Some(AbortOnDrop(tokio::spawn(async move {
-                let error = store.write(&changes, &results).await.err().map(|e| e.to_string());
-                match myself.cast(PersistenceMsg::Written { error }) {
+                let write = write_batch(&store, &changes, &results);
+                // A panicking write is a failed one: the batch stays queued and is written again.
+                let outcome = supervised(&services, ACTOR, TaskKind::Write, write)
+                    .await
+                    .unwrap_or_else(|panic| WriteOutcome::Failed { error: panic.to_string() });
+                match myself.cast(PersistenceMsg::Written(outcome)) {
                     Ok(()) => None,
                     // Stopping: post_stop picks the outcome up from this task instead.
                     Err(MessagingErr::SendErr(message)) => Some(message),
@@ -236,17 +431,11 @@ impl PersistenceState {
         } else if let Some(phase) = self.retention_due {
             let retention = self.retention;
             self.write = Some(AbortOnDrop(tokio::spawn(async move {
-                let now = Utc::now();
-                let outcome = match phase {
-                    RetentionPhase::RollUp => {
-                        store.roll_up_next(crate::store::rollup::hour_of(now)).await.map(Pruned::RolledUp)
-                    }
-                    RetentionPhase::Events => {
-                        store.prune_events(now - retention.events, retention.batch).await.map(Pruned::Events)
-                    }
-                    RetentionPhase::Rollups => store.prune_rollups(now - retention.rollups).await.map(Pruned::Rollups),
-                };
-                let _ = myself.cast(PersistenceMsg::Pruned(outcome.map_err(|e| e.to_string())));
+                let step = retention_step(store, phase, retention);
+                let outcome = supervised(&services, ACTOR, TaskKind::Retention, step)
+                    .await
+                    .unwrap_or_else(|panic| Err(panic.to_string()));
+                let _ = myself.cast(PersistenceMsg::Pruned(outcome));
                 None
             })));
         }
@@ -257,13 +446,13 @@ impl PersistenceState {
         self.retention_due = match outcome {
             // One hour per step, so writes get the slot in between.
             Ok(Pruned::RolledUp(Some(hour))) => {
-                tracing::debug!(actor = "persistence", %hour, "hour rolled up");
+                tracing::debug!(actor = ACTOR, %hour, "hour rolled up");
                 Some(RetentionPhase::RollUp)
             }
             Ok(Pruned::RolledUp(None)) => Some(RetentionPhase::Events),
             Ok(Pruned::Events(deleted)) => {
                 if deleted > 0 {
-                    tracing::info!(actor = "persistence", deleted, "pruned probe events past retention");
+                    tracing::info!(actor = ACTOR, deleted, "pruned probe events past retention");
                 }
                 // A full batch may have left more behind: the next step takes the next batch.
                 Some(if deleted >= u64::from(self.retention.batch) {
@@ -274,32 +463,52 @@ impl PersistenceState {
             }
             Ok(Pruned::Rollups(deleted)) => {
                 if deleted > 0 {
-                    tracing::info!(actor = "persistence", deleted, "pruned hourly rollups past retention");
+                    tracing::info!(actor = ACTOR, deleted, "pruned hourly rollups past retention");
                 }
                 None
             }
             Err(error) => {
-                tracing::warn!(actor = "persistence", %error, "retention step failed; trying again next round");
+                tracing::warn!(actor = ACTOR, %error, "retention step failed; trying again next round");
                 None
             }
         };
     }
 
-    fn written(&mut self, error: Option<String>) {
+    fn written(&mut self, outcome: WriteOutcome) {
         self.write = None;
         let mut backlog = self.backlog.lock();
-        match error {
+        let retry = match outcome {
+            WriteOutcome::Committed { changes, rejected, refused_change } => {
+                backlog.commit(changes, &rejected);
+                match refused_change {
+                    None => {
+                        backlog.refused_change = None;
+                        None
+                    }
+                    Some(refused) => {
+                        tracing::error!(actor = ACTOR, error = %refused, "the database refused a change; it is kept and retried");
+                        backlog.refused_change = Some(refused);
+                        Some(())
+                    }
+                }
+            }
+            WriteOutcome::Failed { error } => {
+                backlog.abandon_write();
+                tracing::warn!(
+                    actor = ACTOR, %error, backlog = backlog.len(),
+                    retry_in_ms = self.retry_delay.as_millis() as u64, "write failed; will retry"
+                );
+                let since = backlog.failing.as_ref().map_or_else(Instant::now, |failing| failing.since);
+                backlog.failing = Some(WriteFailure { error, since });
+                Some(())
+            }
+        };
+        match retry {
             None => {
-                backlog.commit();
                 self.retry_delay = FIRST_RETRY;
                 self.retry_at = None;
             }
-            Some(error) => {
-                backlog.writing = None;
-                tracing::warn!(
-                    actor = "persistence", %error, backlog = backlog.len(),
-                    retry_in_ms = self.retry_delay.as_millis() as u64, "write failed; will retry"
-                );
+            Some(()) => {
                 self.retry_at = Some(Instant::now() + self.retry_delay);
                 self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
             }
@@ -319,13 +528,14 @@ impl Actor for Persistence {
         args: PersistenceArgs,
     ) -> Result<PersistenceState, ActorProcessingErr> {
         // A write that was under way when a previous incarnation died is simply done again.
-        args.backlog.lock().writing = None;
+        args.backlog.lock().abandon_write();
         // Whatever the previous incarnation left is written without waiting for the timer.
         let _ = myself.cast(PersistenceMsg::Wake);
         let flush_timer = AbortOnDrop(myself.send_interval(args.settings.flush_interval, || PersistenceMsg::Flush));
         let retention_timer = AbortOnDrop(myself.send_interval(args.retention.every, || PersistenceMsg::Maintain));
         Ok(PersistenceState {
             store: args.store,
+            services: args.services,
             settings: args.settings,
             retention: args.retention,
             backlog: args.backlog,
@@ -348,8 +558,8 @@ impl Actor for Persistence {
         match message {
             PersistenceMsg::Wake => state.flush(&myself, false),
             PersistenceMsg::Flush => state.flush(&myself, true),
-            PersistenceMsg::Written { error } => {
-                state.written(error);
+            PersistenceMsg::Written(outcome) => {
+                state.written(outcome);
                 state.flush(&myself, false);
             }
             PersistenceMsg::Maintain => {
@@ -375,21 +585,19 @@ impl Actor for Persistence {
         let deadline = Instant::now() + STOP_DEADLINE;
         if let Some(mut task) = state.write.take() {
             match tokio::time::timeout_at(deadline, &mut task.0).await {
-                Ok(Ok(Some(PersistenceMsg::Written { error }))) => state.written(error),
+                Ok(Ok(Some(PersistenceMsg::Written(outcome)))) => state.written(outcome),
                 // A retention step, or a write that did not finish: what it covered stays queued.
-                _ => state.backlog.lock().writing = None,
+                _ => state.backlog.lock().abandon_write(),
             }
         }
         let mut delay = FIRST_RETRY;
         while !state.backlog.lock().is_empty() && Instant::now() < deadline {
             let (changes, results) = state.backlog.lock().begin_write();
-            let error = match tokio::time::timeout_at(deadline, state.store.write(&changes, &results)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("deadline reached".to_string()),
-            };
-            let failed = error.is_some();
-            state.written(error);
+            let outcome = tokio::time::timeout_at(deadline, write_batch(&state.store, &changes, &results))
+                .await
+                .unwrap_or_else(|_| WriteOutcome::Failed { error: "deadline reached".into() });
+            let failed = !matches!(outcome, WriteOutcome::Committed { refused_change: None, .. });
+            state.written(outcome);
             if failed {
                 tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
                 delay = (delay * 2).min(MAX_RETRY);
@@ -398,13 +606,14 @@ impl Actor for Persistence {
         let backlog = state.backlog.lock();
         let lost = backlog.len();
         if lost > 0 {
-            tracing::error!(actor = "persistence", lost, "stopped before the database took everything");
+            tracing::error!(actor = ACTOR, lost, "stopped before the database took everything");
         }
         tracing::info!(
-            actor = "persistence",
+            actor = ACTOR,
             accepted = backlog.accepted,
             written = backlog.written,
             dropped = backlog.dropped,
+            rejected = backlog.rejected,
             lost,
             "persistence stopped"
         );
@@ -457,9 +666,48 @@ mod tests {
         backlog.accept(result(4));
         // The three being written stay; the newest overflow goes.
         assert_eq!(ids(&backlog), ["a0", "a1", "a2", "a4"]);
-        backlog.commit();
+        backlog.commit(0, &[]);
         assert_eq!(ids(&backlog), ["a4"]);
         assert_eq!((backlog.written, backlog.dropped), (3, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_are_unhealthy_once_nothing_was_written_for_longer_than_the_bound() {
+        let stall = Duration::from_secs(3);
+        let mut backlog = Backlog::new(10);
+        backlog.accept(result(0));
+        backlog.begin_write();
+        assert_eq!(backlog.write_health(stall), Ok(()));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let error = backlog.write_health(stall).expect_err("a write waited too long");
+        assert!(error.starts_with("a write has been waiting for the database for 4s"), "{error}");
+
+        // A failed write is reported only once nothing was written for the bound.
+        backlog.abandon_write();
+        backlog.failing = Some(WriteFailure { error: "database is locked".into(), since: Instant::now() });
+        let error = backlog.write_health(stall).expect_err("failing");
+        assert!(error.starts_with("writes have failed for 0s and nothing was written for 4s"), "{error}");
+        backlog.begin_write();
+        backlog.commit(0, &[]);
+        assert_eq!(backlog.write_health(stall), Ok(()));
+        backlog.failing = Some(WriteFailure { error: "database is locked".into(), since: Instant::now() });
+        assert_eq!(backlog.write_health(stall), Ok(()), "one failure right after a commit is not a stall");
+
+        // A refused change is reported at once.
+        backlog.refused_change = Some("opening incident 1 of asset a: refused".into());
+        assert!(backlog.write_health(stall).is_err());
+    }
+
+    #[test]
+    fn refused_results_leave_the_queue_counted_apart_from_the_written_ones() {
+        let mut backlog = Backlog::new(10);
+        for n in 0..4 {
+            backlog.accept(result(n));
+        }
+        backlog.begin_write();
+        backlog.commit(0, &[Rejected { index: 1, error: "CHECK constraint failed".into() }]);
+        assert!(backlog.is_empty());
+        assert_eq!((backlog.written, backlog.rejected), (3, 1));
     }
 
     #[test]
@@ -472,7 +720,7 @@ mod tests {
             reason: crate::store::CloseReason::Recovered,
         }));
         backlog.begin_write();
-        backlog.writing = None;
+        backlog.abandon_write();
         assert_eq!(backlog.len(), 2);
         let (incidents, results) = backlog.begin_write();
         assert_eq!((incidents.len(), results.len()), (1, 1));

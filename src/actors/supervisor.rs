@@ -291,6 +291,7 @@ impl SupervisorState {
             ChildSpec::Persistence { store, settings, retention, backlog } => {
                 let args = PersistenceArgs {
                     store: store.clone(),
+                    services: Arc::clone(&services),
                     settings: *settings,
                     retention: *retention,
                     backlog: Arc::clone(backlog),
@@ -378,6 +379,7 @@ impl SupervisorState {
         let Some(child) = self.children.get_mut(name) else { return };
         let backoff = child.crash_backoff;
         child.crash_backoff = (backoff * 2).min(MAX_CRASH_BACKOFF);
+        self.services.tree.set_crashed(name, true);
         tracing::error!(actor = %name, retry_in_s = backoff.as_secs_f64(), "actor keeps failing: marked crashed");
         let name = name.to_string();
         myself.send_after(backoff, move || SupervisorMsg::Respawn { name });
@@ -397,6 +399,7 @@ impl SupervisorState {
     fn retire(&mut self, name: &str) -> Option<Child> {
         let child = self.children.remove(name)?;
         self.order.retain(|n| n != name);
+        self.services.tree.set_crashed(name, false);
         if let Some(running) = &child.running {
             self.by_id.remove(&running.cell().get_id());
         }
@@ -624,6 +627,7 @@ impl Actor for Supervisor {
                     return Ok(());
                 }
                 let outcome = state.reload(&myself, trigger).await;
+                state.services.tree.set_reload(outcome.as_ref().err().map(ToString::to_string));
                 match &outcome {
                     Ok(report) => {
                         metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => "success").increment(1);
@@ -642,7 +646,10 @@ impl Actor for Supervisor {
                 let waiting = state.children.get(&name).is_some_and(|child| child.running.is_none());
                 if waiting && !state.shutting_down {
                     match state.spawn(&myself, &name).await {
-                        Ok(()) => tracing::warn!(actor = %name, "crashed actor started again"),
+                        Ok(()) => {
+                            state.services.tree.set_crashed(&name, false);
+                            tracing::warn!(actor = %name, "crashed actor started again");
+                        }
                         Err(error) => {
                             tracing::error!(actor = %name, %error, "restart failed");
                             state.crashed(&myself, &name);

@@ -1,6 +1,8 @@
-//! `POST /api/debug/panic?actor=NAME`: exists only with `--enable-chaos`; makes the named
-//! actor panic so that restarts can be tested from outside. `actor=api` panics the request
-//! handler itself, to show the API answering 500 and going on.
+//! `POST /api/debug/panic?actor=NAME[&task=KIND]`: exists only with `--enable-chaos`; makes the
+//! named actor panic, or with `task`, the next task of that kind the actor spawns (a probe, a
+//! delivery, a write, a retention step), so that restarts and task recovery can be tested from
+//! outside. `actor=api` panics the request handler itself, to show the API answering 500 and
+//! going on.
 
 use std::collections::HashMap;
 
@@ -12,13 +14,17 @@ use serde_json::{Value, json};
 use super::error::ErrorBody;
 use super::{ApiError, ApiState};
 use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::task::TaskKind;
 
 #[utoipa::path(post, path = "/api/debug/panic", tag = "debug", security(("apiToken" = [])),
     description = "Exists only when statusd runs with --enable-chaos.",
-    params(("actor" = String, Query, description = "An actor name from /api/actors, or api for this handler")),
+    params(
+        ("actor" = String, Query, description = "An actor name from /api/actors, or api for this handler"),
+        ("task" = Option<String>, Query, description = "probe (an asset), delivery (a notifier), write or retention (persistence): the actor's next such task panics instead of the actor"),
+    ),
     responses(
-        (status = 200, description = "The actor was told to panic", body = Object, example = json!({"panicked": "asset:api-prod"})),
-        (status = 400, description = "No actor named", body = ErrorBody),
+        (status = 200, description = "The actor (or its next task) was told to panic", body = Object, example = json!({"panicked": "asset:api-prod", "task": "probe"})),
+        (status = 400, description = "No actor named, or a task this actor does not run", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such running actor (or chaos is off)", body = ErrorBody),
         (status = 500, description = "actor=api: the handler panicked and the panic was caught", body = ErrorBody),
@@ -35,10 +41,39 @@ pub async fn panic(
     if actor == "api" {
         panic!("chaos: panic requested in an API handler");
     }
+    if let Some(task) = params.get("task") {
+        return arm_task(&state, actor, task).await;
+    }
     let sent = call_t!(state.supervisor, SupervisorMsg::Panic, 2000, actor.clone())
         .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
     if !sent {
         return Err(ApiError::NotFound(format!("no running actor {actor:?} (see /api/actors)")));
     }
     Ok(Json(json!({"panicked": actor})))
+}
+
+/// Arms a panic for the next `task` of `actor`, after checking that the actor runs such tasks.
+async fn arm_task(state: &ApiState, actor: String, task: &str) -> Result<Json<Value>, ApiError> {
+    let kind = match task {
+        "probe" => TaskKind::Probe,
+        "delivery" => TaskKind::Delivery,
+        "write" => TaskKind::Write,
+        "retention" => TaskKind::Retention,
+        _ => return Err(ApiError::bad_parameter("task", task, "task must be probe, delivery, write or retention")),
+    };
+    let actors = call_t!(state.supervisor, SupervisorMsg::Actors, 2000)
+        .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
+    let Some(found) = actors.iter().find(|info| info.name == actor) else {
+        return Err(ApiError::NotFound(format!("no actor {actor:?} (see /api/actors)")));
+    };
+    let runs = match kind {
+        TaskKind::Probe => found.kind == "asset",
+        TaskKind::Delivery => found.kind == "notifier",
+        TaskKind::Write | TaskKind::Retention => found.kind == "persistence",
+    };
+    if !runs {
+        return Err(ApiError::bad_parameter("task", task, format!("{actor} runs no {kind} tasks")));
+    }
+    state.services.chaos.arm(&actor, kind);
+    Ok(Json(json!({"panicked": actor, "task": kind.as_str()})))
 }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::config::Problems;
-use crate::store::StoreError;
+use crate::store::{Failure, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -18,7 +18,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("missing or wrong push token")]
     WrongPushToken,
-    #[error("the database is unavailable")]
+    /// 503 when the database cannot be reached (try again later); 500 with an error id for
+    /// anything else, the full error logged under that id (it may name tables and values).
+    #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
     Unavailable(String),
@@ -48,6 +50,9 @@ pub struct ErrorBody {
     /// Every problem of a refused config (422).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<ProblemBody>>,
+    /// An internal error (500): the log line with the details carries the same id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_id: Option<uuid::Uuid>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -75,9 +80,20 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized | ApiError::WrongPushToken => {
                 (StatusCode::UNAUTHORIZED, ErrorBody::new(self.to_string()))
             }
+            ApiError::Store(error) if error.failure() == Failure::Unavailable => {
+                tracing::error!(error.cause_chain = %error, "store query failed: the database is unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new("the database is unavailable"))
+            }
             ApiError::Store(error) => {
-                tracing::error!(error.cause_chain = %error, "store query failed");
-                (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(self.to_string()))
+                let error_id = uuid::Uuid::now_v7();
+                tracing::error!(%error_id, error.cause_chain = %error, "store query failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorBody {
+                        error_id: Some(error_id),
+                        ..ErrorBody::new(format!("the database query failed (error id {error_id}, in the log)"))
+                    },
+                )
             }
             ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(message)),
             ApiError::InvalidConfig(problems) => (

@@ -26,13 +26,15 @@ pub async fn seed_health() -> Json<Value> {
     Json(json!({"status": "healthy"}))
 }
 
-/// `GET /readyz`: 200 when the config is loaded, the store answers and the supervisor runs;
-/// 503 otherwise, with what is wrong. A monitor that cannot keep up with its probes says so here
-/// too, without failing readiness (it still answers and still probes).
+/// `GET /readyz`: 200 when statusd does its job: the store answers and takes writes, the
+/// supervisor runs and no actor is crashed; 503 otherwise, with what is wrong. Two things are
+/// reported without failing readiness, because statusd still works through them: a refused
+/// reload (the previous config, still valid, stays in force and is served) and a scheduler that
+/// cannot keep up with its probes (it still answers and still probes).
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
-        (status = 200, description = "Config loaded, store reachable, supervisor running; each check with its status", body = Object,
-            example = json!({"status": "ready", "checks": {"config": {"status": "ok"}, "store": {"status": "ok"}, "supervisor": {"status": "ok"}, "scheduler": {"status": "ok", "probesWaitingForWorker": 0}}})),
+        (status = 200, description = "Store reachable and writing, supervisor running, no actor crashed; each check with its status", body = Object,
+            example = json!({"status": "ready", "checks": {"config": {"status": "ok"}, "store": {"status": "ok", "backlog": {"queued": 0, "accepted": 120, "written": 120, "dropped": 0, "rejected": 0}}, "supervisor": {"status": "ok"}, "actors": {"status": "ok", "crashed": []}, "scheduler": {"status": "ok", "probesWaitingForWorker": 0}}})),
         (status = 503, description = "Not ready (or stopping): the failing checks say why", body = Object),
     ))]
 pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
@@ -41,11 +43,35 @@ pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value
         Ok(Err(error)) => json!({"status": "down", "error": error.to_string()}),
         Err(_) => json!({"status": "down", "error": "no answer within 1s"}),
     };
-    // While the database is away, results wait here: how many, and how many were dropped.
-    store["backlog"] = json!(state.services.directory.backlog().lock().stats());
+    {
+        let backlog = state.services.directory.backlog().lock();
+        // Answering is not enough: writes must go through.
+        if store["status"] == "ok"
+            && let Err(error) = backlog.write_health(state.services.persistence.write_stall)
+        {
+            store = json!({"status": "down", "error": error});
+        }
+        // While the database is away, results wait here: how many, and how many were dropped.
+        store["backlog"] = json!(backlog.stats());
+    }
     let supervisor = match state.supervisor.get_status() {
         ActorStatus::Running => json!({"status": "ok"}),
         other => json!({"status": "down", "error": format!("supervisor is {other:?}")}),
+    };
+    let crashed = state.services.tree.crashed();
+    let actors = if crashed.is_empty() {
+        json!({"status": "ok", "crashed": []})
+    } else {
+        let error = format!("{} keep failing and wait out a restart backoff", crashed.join(", "));
+        json!({"status": "down", "crashed": crashed, "error": error})
+    };
+    let config = match state.services.tree.refused_reload() {
+        None => json!({"status": "ok"}),
+        Some(refused) => json!({
+            "status": "warning",
+            "error": format!("the last reload was refused; the config before it stays in force: {}", refused.error),
+            "refusedAt": refused.at,
+        }),
     };
     let waiting = state.services.probes_waiting();
     let scheduler = json!({
@@ -53,14 +79,15 @@ pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value
         "probesWaitingForWorker": waiting,
     });
     let stopping = state.lifecycle.is_stopping();
-    let ready = !stopping && store["status"] == "ok" && supervisor["status"] == "ok";
+    let ready = !stopping && [&store, &supervisor, &actors].iter().all(|check| check["status"] == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if ready { "ready" } else if stopping { "stopping" } else { "not ready" },
         "checks": {
-            "config": {"status": "ok"},
+            "config": config,
             "store": store,
             "supervisor": supervisor,
+            "actors": actors,
             "scheduler": scheduler,
         },
     });

@@ -169,6 +169,24 @@ pub struct ProbeResult {
     pub detail: ProbeDetail,
 }
 
+impl ProbeResult {
+    /// A result no probe measured (a push, a missed push, a probe task that panicked): stamped
+    /// now, without latency; a failure always has a message.
+    pub fn unmeasured(asset_id: &str, success: bool, message: Option<String>) -> ProbeResult {
+        let timestamp = Utc::now();
+        ProbeResult {
+            id: event_id(timestamp),
+            asset_id: asset_id.to_string(),
+            timestamp,
+            success,
+            latency_ms: 0,
+            code: None,
+            message: if success { None } else { Some(message.map_or_else(|| "failed".into(), without_nul)) },
+            detail: ProbeDetail::default(),
+        }
+    }
+}
+
 /// Probes an asset once. The timeout starts now, when the probe starts, not when it was due: a
 /// probe that waited for a worker is never failed for the wait.
 pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {

@@ -202,9 +202,88 @@ pub enum StoreError {
     Corrupt { context: &'static str, detail: String },
 }
 
+/// What a failed store operation means for whoever asked: a decision, not a description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failure {
+    /// The database cannot be reached or cannot take this now (connection refused or reset, no
+    /// free connection, locked, disk full, read-only, shutting down, a deadlock): the same
+    /// request may well succeed later.
+    Unavailable,
+    /// The database refused the data itself (a constraint, an encoding, a value out of range):
+    /// asking again changes nothing; only leaving the offending row out does.
+    Rejected,
+    /// Anything else: a statement the database does not understand (a schema that does not
+    /// match), a value statusd cannot read back. Neither the data's fault nor passing.
+    Internal,
+}
+
 impl StoreError {
     fn query(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
         move |source| StoreError::Query { context, source }
+    }
+
+    /// Classifies the error by its cause: the SQLSTATE of PostgreSQL
+    /// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>) or the result code of
+    /// SQLite (<https://www.sqlite.org/rescode.html>), and sqlx's own error kinds.
+    pub fn failure(&self) -> Failure {
+        match self {
+            StoreError::Connect { .. } => Failure::Unavailable,
+            StoreError::Query { source, .. } => sqlx_failure(source),
+            StoreError::UnsupportedScheme(_) | StoreError::Migrate { .. } | StoreError::Corrupt { .. } => {
+                Failure::Internal
+            }
+        }
+    }
+}
+
+fn sqlx_failure(error: &sqlx::Error) -> Failure {
+    use sqlx::Error as E;
+    match error {
+        E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::BeginFailed => {
+            Failure::Unavailable
+        }
+        E::Encode(_) | E::InvalidArgument(_) => Failure::Rejected,
+        E::Database(database) => {
+            let code = database.code().map(|c| c.into_owned()).unwrap_or_default();
+            match database.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                Some(_) => sqlite_failure(code.parse().unwrap_or(0)),
+                None => postgres_failure(&code),
+            }
+        }
+        _ => Failure::Internal,
+    }
+}
+
+/// By SQLSTATE class (the first two characters) and a few codes of their own.
+fn postgres_failure(sqlstate: &str) -> Failure {
+    match sqlstate {
+        // read_only_sql_transaction: a primary that failed over to standby.
+        "25006" => Failure::Unavailable,
+        // lock_not_available
+        "55P03" => Failure::Unavailable,
+        _ => match sqlstate.get(..2).unwrap_or_default() {
+            // connection exception, transaction rollback (serialization, deadlock), insufficient
+            // resources (disk full, out of memory), operator intervention (admin shutdown,
+            // cannot connect now, query canceled), system error (I/O).
+            "08" | "40" | "53" | "57" | "58" => Failure::Unavailable,
+            // data exception (out of range, bad encoding), integrity constraint violation, and
+            // an exception raised by a trigger (PL/pgSQL).
+            "22" | "23" | "P0" => Failure::Rejected,
+            _ => Failure::Internal,
+        },
+    }
+}
+
+/// By the primary result code (the low byte of the extended code sqlx reports).
+fn sqlite_failure(extended_code: i32) -> Failure {
+    match extended_code & 0xff {
+        // PERM, BUSY, LOCKED, NOMEM, READONLY, INTERRUPT, IOERR, FULL, CANTOPEN, PROTOCOL,
+        // SCHEMA (the schema changed under a prepared statement: preparing again works), NOLFS, AUTH
+        3 | 5 | 6 | 7 | 8 | 9 | 10 | 13 | 14 | 15 | 17 | 22 | 23 => Failure::Unavailable,
+        // TOOBIG, CONSTRAINT (a RAISE(ABORT) in a trigger included), MISMATCH, RANGE
+        18 | 19 | 20 | 25 => Failure::Rejected,
+        _ => Failure::Internal,
     }
 }
 
@@ -272,6 +351,33 @@ mod tests {
         for _ in 0..100 {
             assert!(made(at.timestamp_millis() - 1) < cutoff);
             assert!(made(at.timestamp_millis()) >= cutoff);
+        }
+    }
+
+    #[test]
+    fn database_errors_are_classified_by_their_codes() {
+        for (code, failure) in [
+            ("25006", Failure::Unavailable), // read-only transaction: a failed-over primary
+            ("08006", Failure::Unavailable), // connection failure
+            ("57P01", Failure::Unavailable), // admin shutdown
+            ("53100", Failure::Unavailable), // disk full
+            ("40P01", Failure::Unavailable), // deadlock
+            ("23514", Failure::Rejected),    // check violation
+            ("22003", Failure::Rejected),    // numeric value out of range
+            ("P0001", Failure::Rejected),    // raised by a trigger
+            ("42P01", Failure::Internal),    // undefined table
+        ] {
+            assert_eq!(postgres_failure(code), failure, "{code}");
+        }
+        for (code, failure) in [
+            (5, Failure::Unavailable),   // SQLITE_BUSY
+            (517, Failure::Unavailable), // SQLITE_BUSY_SNAPSHOT
+            (13, Failure::Unavailable),  // SQLITE_FULL
+            (1811, Failure::Rejected),   // SQLITE_CONSTRAINT_TRIGGER
+            (275, Failure::Rejected),    // SQLITE_CONSTRAINT_CHECK
+            (1, Failure::Internal),      // SQLITE_ERROR: no such table
+        ] {
+            assert_eq!(sqlite_failure(code), failure, "{code}");
         }
     }
 

@@ -159,11 +159,62 @@ impl Inspect {
         }
     }
 
+    /// Runs statements as an operator would (a trigger, a renamed table): `sqlite` or
+    /// `postgres`, whichever this database is.
+    pub async fn execute(&self, sqlite: &str, postgres: &str) {
+        match self {
+            Inspect::Sqlite(pool) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_string())).execute(pool).await.map(drop)
+            }
+            Inspect::Postgres(pool) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_string())).execute(pool).await.map(drop)
+            }
+        }
+        .unwrap_or_else(|e| panic!("execute: {e}"));
+    }
+
+    /// Takes a lock that keeps every writer out (readers go on) until [`WriteLock::release`]:
+    /// SQLite's `BEGIN EXCLUSIVE` (writers fail with `database is locked`), PostgreSQL's
+    /// `LOCK TABLE … IN EXCLUSIVE MODE` (writers wait).
+    pub async fn lock_writes(&self) -> WriteLock {
+        match self {
+            Inspect::Sqlite(pool) => {
+                let mut connection = pool.acquire().await.expect("a connection");
+                sqlx::query("BEGIN EXCLUSIVE").execute(&mut *connection).await.expect("lock");
+                WriteLock::Sqlite(connection)
+            }
+            Inspect::Postgres(pool) => {
+                let mut connection = pool.acquire().await.expect("a connection");
+                sqlx::raw_sql("BEGIN; LOCK TABLE probe_events, incidents IN EXCLUSIVE MODE")
+                    .execute(&mut *connection)
+                    .await
+                    .expect("lock");
+                WriteLock::Postgres(connection)
+            }
+        }
+    }
+
     pub async fn close(self) {
         match self {
             Inspect::Sqlite(pool) => pool.close().await,
             Inspect::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// A lock held on a database (see [`Inspect::lock_writes`]).
+pub enum WriteLock {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl WriteLock {
+    pub async fn release(self) {
+        match self {
+            WriteLock::Sqlite(mut connection) => sqlx::query("COMMIT").execute(&mut *connection).await.map(drop),
+            WriteLock::Postgres(mut connection) => sqlx::query("COMMIT").execute(&mut *connection).await.map(drop),
+        }
+        .expect("release the lock");
     }
 }
 

@@ -11,6 +11,7 @@ pub mod harness;
 
 mod api;
 mod chaos;
+mod faults;
 mod incidents;
 mod lifecycle;
 mod notifications;
