@@ -26,6 +26,7 @@ use super::inbox::Inbox;
 use super::incidents::{IncidentEvent, Incidents, IncidentsArgs, IncidentsMemory, IncidentsMsg};
 use super::notifier::{ChannelQueue, Notifier, NotifierArgs, NotifierMsg};
 use super::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
+use super::task::TaskKind;
 use super::{PersistenceSettings, RetentionSettings, Services};
 use crate::config::diff::{ChangeSummary, ConfigDiff};
 use crate::config::watcher::{ConfigWatcher, WatcherArgs, WatcherMsg};
@@ -249,6 +250,15 @@ pub struct SupervisorState {
 /// or an alert (`increase(...) > 0`) sees a series instead of nothing until the first event.
 fn register_series(name: &str, spec: &ChildSpec) {
     metrics::counter!(names::ACTOR_RESTARTS_TOTAL, "actor" => name.to_string()).increment(0);
+    let tasks: &[TaskKind] = match spec {
+        ChildSpec::Persistence { .. } => &[TaskKind::Write, TaskKind::Retention],
+        ChildSpec::Notifier { .. } => &[TaskKind::Delivery],
+        ChildSpec::Asset { .. } => &[TaskKind::Probe],
+        ChildSpec::Incidents { .. } | ChildSpec::Watcher { .. } => &[],
+    };
+    for task in tasks {
+        metrics::counter!(names::TASK_PANICS_TOTAL, "actor" => name.to_string(), "task" => task.as_str()).increment(0);
+    }
     if let ChildSpec::Notifier { queue } = spec {
         for event in Event::ALL {
             for result in ["sent", "failed"] {
