@@ -11,5 +11,7 @@ async fn backend() -> Option<Backend> {
     postgres_available().await.then_some(Backend::Postgres)
 }
 
+#[path = "e2e/failover.rs"]
+mod failover;
 #[path = "e2e/outage.rs"]
 mod outage;

@@ -287,6 +287,37 @@ fn sqlite_failure(extended_code: i32) -> Failure {
     }
 }
 
+/// Runs `work` in a transaction on a connection of its own and commits it. If it fails for any
+/// reason but refused data, the connection is closed instead of going back to the pool (a row the
+/// database refuses leaves the connection as good as it was): a failed COMMIT may leave
+/// the database's transaction open (SQLite does, on a full disk, while sqlx counts it as still
+/// open or as ended), and a connection left like that holds the write lock for good ("database is
+/// locked" for every other writer) while its own later writes become savepoints that never
+/// commit. A PostgreSQL connection whose server turned read-only or is shutting down is of no
+/// further use either. Closing it ends whatever it held; the pool opens a fresh one.
+async fn transaction<DB, T>(
+    pool: &sqlx::Pool<DB>,
+    context: &'static str,
+    work: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError>
+where
+    DB: sqlx::Database,
+{
+    use sqlx::Connection;
+    let mut connection = pool.acquire().await.map_err(StoreError::query(context))?;
+    let outcome = async {
+        let mut tx = connection.begin().await.map_err(StoreError::query(context))?;
+        let value = work(&mut tx).await?;
+        tx.commit().await.map_err(StoreError::query(context))?;
+        Ok(value)
+    }
+    .await;
+    if outcome.as_ref().is_err_and(|error: &StoreError| error.failure() != Failure::Rejected) {
+        connection.close_on_drop();
+    }
+    outcome
+}
+
 /// The distinct hours of a batch of results: the hours a write makes pending.
 fn pending_hours(results: &[ProbeResult]) -> Vec<DateTime<Utc>> {
     let mut hours: Vec<DateTime<Utc>> = results.iter().map(|r| rollup::hour_of(r.timestamp)).collect();

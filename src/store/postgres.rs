@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::rollup::{self, Rollup};
 use super::{
     CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at, pending_hours,
-    redact_url,
+    redact_url, transaction,
 };
 use crate::config::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult, ProbeSpec};
@@ -42,68 +42,68 @@ impl PostgresStore {
     }
 
     pub async fn sync_assets(&self, assets: &[AssetConfig]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("syncing assets"))?;
-        sync_assets_in(&mut tx, assets).await?;
-        tx.commit().await.map_err(StoreError::query("syncing assets"))
+        transaction(&self.pool, "syncing assets", async |tx| sync_assets_in(tx, assets).await).await
     }
 
     pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
         const CONTEXT: &str = "writing probe results and incidents";
-        let mut tx = self.pool.begin().await.map_err(StoreError::query(CONTEXT))?;
-        for change in changes {
-            match change {
-                StoreOp::SyncAssets(assets) => sync_assets_in(&mut tx, assets).await?,
-                StoreOp::Incident(IncidentWrite::Open(incident)) => {
-                    sqlx::query(
-                        "INSERT INTO incidents (id, asset_id, severity, summary, started_at)
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(incident.id)
-                    .bind(incident.asset_id.clone())
-                    .bind(incident.severity.clone())
-                    .bind(incident.summary.clone())
-                    .bind(incident.started_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::query(CONTEXT))?;
-                }
-                StoreOp::Incident(IncidentWrite::Close { id, ended_at, reason }) => {
-                    sqlx::query(
-                        "UPDATE incidents SET ended_at = $1, close_reason = $2 WHERE id = $3 AND ended_at IS NULL",
-                    )
-                    .bind(*ended_at)
-                    .bind(reason.as_str())
-                    .bind(*id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::query(CONTEXT))?;
+        transaction(&self.pool, CONTEXT, async |tx| {
+            for change in changes {
+                match change {
+                    StoreOp::SyncAssets(assets) => sync_assets_in(tx, assets).await?,
+                    StoreOp::Incident(IncidentWrite::Open(incident)) => {
+                        sqlx::query(
+                            "INSERT INTO incidents (id, asset_id, severity, summary, started_at)
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(incident.id)
+                        .bind(incident.asset_id.clone())
+                        .bind(incident.severity.clone())
+                        .bind(incident.summary.clone())
+                        .bind(incident.started_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Incident(IncidentWrite::Close { id, ended_at, reason }) => {
+                        sqlx::query(
+                            "UPDATE incidents SET ended_at = $1, close_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+                        )
+                        .bind(*ended_at)
+                        .bind(reason.as_str())
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
                 }
             }
-        }
-        if !results.is_empty() {
-            // One statement per batch, whatever its size: columns travel as arrays.
-            sqlx::query(
-                "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message)
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::int8[], $6::int4[], $7::text[])
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(results.iter().map(|r| r.id).collect::<Vec<Uuid>>())
-            .bind(results.iter().map(|r| r.asset_id.clone()).collect::<Vec<String>>())
-            .bind(results.iter().map(|r| r.timestamp).collect::<Vec<DateTime<Utc>>>())
-            .bind(results.iter().map(|r| r.success).collect::<Vec<bool>>())
-            .bind(results.iter().map(|r| r.latency_ms).collect::<Vec<i64>>())
-            .bind(results.iter().map(|r| r.code).collect::<Vec<Option<i32>>>())
-            .bind(results.iter().map(|r| r.message.clone()).collect::<Vec<Option<String>>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-            sqlx::query("INSERT INTO rollup_pending (hour) SELECT * FROM UNNEST($1::timestamptz[]) ON CONFLICT (hour) DO NOTHING")
-                .bind(pending_hours(results))
+            if !results.is_empty() {
+                // One statement per batch, whatever its size: columns travel as arrays.
+                sqlx::query(
+                    "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message)
+                     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::int8[], $6::int4[], $7::text[])
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(results.iter().map(|r| r.id).collect::<Vec<Uuid>>())
+                .bind(results.iter().map(|r| r.asset_id.clone()).collect::<Vec<String>>())
+                .bind(results.iter().map(|r| r.timestamp).collect::<Vec<DateTime<Utc>>>())
+                .bind(results.iter().map(|r| r.success).collect::<Vec<bool>>())
+                .bind(results.iter().map(|r| r.latency_ms).collect::<Vec<i64>>())
+                .bind(results.iter().map(|r| r.code).collect::<Vec<Option<i32>>>())
+                .bind(results.iter().map(|r| r.message.clone()).collect::<Vec<Option<String>>>())
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query(CONTEXT))?;
-        }
-        tx.commit().await.map_err(StoreError::query(CONTEXT))
+                sqlx::query("INSERT INTO rollup_pending (hour) SELECT * FROM UNNEST($1::timestamptz[]) ON CONFLICT (hour) DO NOTHING")
+                    .bind(pending_hours(results))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query(CONTEXT))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     pub async fn incidents(&self, state: IncidentState, limit: u32) -> Result<Vec<Incident>, StoreError> {
@@ -159,69 +159,77 @@ impl PostgresStore {
 
     pub async fn roll_up_next(&self, before: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
         const CONTEXT: &str = "rolling up an hour";
-        let mut tx = self.pool.begin().await.map_err(StoreError::query(CONTEXT))?;
-        // Locked, so that a write marking the hour pending again waits for this roll-up and its
-        // mark survives it; skipped by another instance rolling up at the same time.
-        let hour: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT hour FROM rollup_pending WHERE hour < $1 ORDER BY hour LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(before)
-        .fetch_optional(&mut *tx)
+        transaction(&self.pool, CONTEXT, async |tx| {
+            // Locked, so that a write marking the hour pending again waits for this roll-up and its
+            // mark survives it; skipped by another instance rolling up at the same time.
+            let hour: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT hour FROM rollup_pending WHERE hour < $1 ORDER BY hour LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(before)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+            let Some(hour) = hour else { return Ok(None) };
+            sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour = $1")
+                .bind(hour)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            let sql = format!(
+                "INSERT INTO probe_rollups_hourly ({}) SELECT {} FROM probe_events WHERE id >= $2 AND id < $3 GROUP BY asset_id",
+                rollup::rollup_columns(),
+                rollup::aggregate_select("$1::timestamptz")
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(hour)
+                .bind(first_id_at(hour))
+                .bind(first_id_at(hour + TimeDelta::hours(1)))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            sqlx::query("DELETE FROM rollup_pending WHERE hour = $1")
+                .bind(hour)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            Ok(Some(hour))
+        })
         .await
-        .map_err(StoreError::query(CONTEXT))?;
-        let Some(hour) = hour else { return Ok(None) };
-        sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour = $1")
-            .bind(hour)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-        let sql = format!(
-            "INSERT INTO probe_rollups_hourly ({}) SELECT {} FROM probe_events WHERE id >= $2 AND id < $3 GROUP BY asset_id",
-            rollup::rollup_columns(),
-            rollup::aggregate_select("$1::timestamptz")
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(hour)
-            .bind(first_id_at(hour))
-            .bind(first_id_at(hour + TimeDelta::hours(1)))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-        sqlx::query("DELETE FROM rollup_pending WHERE hour = $1")
-            .bind(hour)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-        tx.commit().await.map_err(StoreError::query(CONTEXT))?;
-        Ok(Some(hour))
     }
 
     pub async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
-        // The primary key is a UUIDv7 of the probe time: pruning walks it, no extra index. Hours
-        // not rolled up yet keep their events until they are.
-        let pending: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT min(hour) FROM rollup_pending")
-            .fetch_one(&self.pool)
+        const CONTEXT: &str = "pruning probe events";
+        transaction(&self.pool, CONTEXT, async |tx| {
+            // The primary key is a UUIDv7 of the probe time: pruning walks it, no extra index. Hours
+            // not rolled up yet keep their events until they are.
+            let pending: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT min(hour) FROM rollup_pending")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            let cutoff = pending.map_or(before, |pending| pending.min(before));
+            sqlx::query(
+                "DELETE FROM probe_events WHERE id IN (SELECT id FROM probe_events WHERE id < $1 ORDER BY id LIMIT $2)",
+            )
+            .bind(first_id_at(cutoff))
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
             .await
-            .map_err(StoreError::query("pruning probe events"))?;
-        let cutoff = pending.map_or(before, |pending| pending.min(before));
-        sqlx::query(
-            "DELETE FROM probe_events WHERE id IN (SELECT id FROM probe_events WHERE id < $1 ORDER BY id LIMIT $2)",
-        )
-        .bind(first_id_at(cutoff))
-        .bind(i64::from(limit))
-        .execute(&self.pool)
+            .map(|done| done.rows_affected())
+            .map_err(StoreError::query(CONTEXT))
+        })
         .await
-        .map(|done| done.rows_affected())
-        .map_err(StoreError::query("pruning probe events"))
     }
 
     pub async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(StoreError::query("pruning rollups"))
+        transaction(&self.pool, "pruning rollups", async |tx| {
+            sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(StoreError::query("pruning rollups"))
+        })
+        .await
     }
 
     pub async fn rollups(
@@ -297,10 +305,7 @@ impl PostgresStore {
 }
 
 /// Makes `assets` mirror the config inside the caller's transaction.
-async fn sync_assets_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    assets: &[AssetConfig],
-) -> Result<(), StoreError> {
+async fn sync_assets_in(tx: &mut sqlx::PgConnection, assets: &[AssetConfig]) -> Result<(), StoreError> {
     const CONTEXT: &str = "syncing assets";
     // One statement for any number of assets; status codes travel as array literals
     // ("{200,301}") because UNNEST cannot take arrays of arrays of different lengths.
@@ -334,13 +339,13 @@ async fn sync_assets_in(
     .bind(assets.iter().map(|a| i32::try_from(a.timeout_seconds).unwrap_or(i32::MAX)).collect::<Vec<_>>())
     .bind(codes)
     .bind(assets.iter().map(|a| sqlx::types::Json(a.metadata.clone())).collect::<Vec<_>>())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::query(CONTEXT))?;
     let ids: Vec<String> = assets.iter().map(|a| a.id.clone()).collect();
     sqlx::query("UPDATE assets SET removed_at = now() WHERE removed_at IS NULL AND id <> ALL($1)")
         .bind(ids)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::query("marking removed assets"))?;
     Ok(())

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::rollup::{self, Rollup};
 use super::{
     CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at, pending_hours,
-    redact_url,
+    redact_url, transaction,
 };
 use crate::config::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -72,66 +72,66 @@ impl SqliteStore {
     }
 
     pub async fn sync_assets(&self, assets: &[AssetConfig]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("syncing assets"))?;
-        sync_assets_in(&mut tx, assets).await?;
-        tx.commit().await.map_err(StoreError::query("syncing assets"))
+        transaction(&self.pool, "syncing assets", async |tx| sync_assets_in(tx, assets).await).await
     }
 
     pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
         const CONTEXT: &str = "writing probe results and incidents";
-        let mut tx = self.pool.begin().await.map_err(StoreError::query(CONTEXT))?;
-        for change in changes {
-            match change {
-                StoreOp::SyncAssets(assets) => sync_assets_in(&mut tx, assets).await?,
-                StoreOp::Incident(IncidentWrite::Open(incident)) => {
-                    sqlx::query(
-                        "INSERT INTO incidents (id, asset_id, severity, summary, started_at, ended_at, close_reason)
-                         VALUES (?, ?, ?, ?, ?, NULL, NULL) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(incident.id.to_string())
-                    .bind(incident.asset_id.clone())
-                    .bind(incident.severity.clone())
-                    .bind(incident.summary.clone())
-                    .bind(incident.started_at.timestamp_millis())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::query(CONTEXT))?;
-                }
-                StoreOp::Incident(IncidentWrite::Close { id, ended_at, reason }) => {
-                    sqlx::query(
-                        "UPDATE incidents SET ended_at = ?, close_reason = ? WHERE id = ? AND ended_at IS NULL",
-                    )
-                    .bind(ended_at.timestamp_millis())
-                    .bind(reason.as_str())
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::query(CONTEXT))?;
+        transaction(&self.pool, CONTEXT, async |tx| {
+            for change in changes {
+                match change {
+                    StoreOp::SyncAssets(assets) => sync_assets_in(tx, assets).await?,
+                    StoreOp::Incident(IncidentWrite::Open(incident)) => {
+                        sqlx::query(
+                            "INSERT INTO incidents (id, asset_id, severity, summary, started_at, ended_at, close_reason)
+                             VALUES (?, ?, ?, ?, ?, NULL, NULL) ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(incident.id.to_string())
+                        .bind(incident.asset_id.clone())
+                        .bind(incident.severity.clone())
+                        .bind(incident.summary.clone())
+                        .bind(incident.started_at.timestamp_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Incident(IncidentWrite::Close { id, ended_at, reason }) => {
+                        sqlx::query(
+                            "UPDATE incidents SET ended_at = ?, close_reason = ? WHERE id = ? AND ended_at IS NULL",
+                        )
+                        .bind(ended_at.timestamp_millis())
+                        .bind(reason.as_str())
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
                 }
             }
-        }
-        if !results.is_empty() {
-            sqlx::query(
-                "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message)
-                 SELECT unhex(item.value ->> 0), item.value ->> 1, item.value ->> 2, item.value ->> 3,
-                        item.value ->> 4, item.value ->> 5, item.value ->> 6
-                 -- WHERE true: without it SQLite would read ON CONFLICT as part of the join.
-                 FROM json_each(?) AS item WHERE true
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(json_rows(results))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-        }
-        for hour in pending_hours(results) {
-            sqlx::query("INSERT INTO rollup_pending (hour) VALUES (?) ON CONFLICT (hour) DO NOTHING")
-                .bind(hour.timestamp_millis())
+            if !results.is_empty() {
+                sqlx::query(
+                    "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message)
+                     SELECT unhex(item.value ->> 0), item.value ->> 1, item.value ->> 2, item.value ->> 3,
+                            item.value ->> 4, item.value ->> 5, item.value ->> 6
+                     -- WHERE true: without it SQLite would read ON CONFLICT as part of the join.
+                     FROM json_each(?) AS item WHERE true
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(json_rows(results))
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query(CONTEXT))?;
-        }
-        tx.commit().await.map_err(StoreError::query(CONTEXT))
+            }
+            for hour in pending_hours(results) {
+                sqlx::query("INSERT INTO rollup_pending (hour) VALUES (?) ON CONFLICT (hour) DO NOTHING")
+                    .bind(hour.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query(CONTEXT))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     pub async fn incidents(&self, state: IncidentState, limit: u32) -> Result<Vec<Incident>, StoreError> {
@@ -186,70 +186,78 @@ impl SqliteStore {
 
     pub async fn roll_up_next(&self, before: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
         const CONTEXT: &str = "rolling up an hour";
-        let mut tx = self.pool.begin().await.map_err(StoreError::query(CONTEXT))?;
-        let hour: Option<i64> =
-            sqlx::query_scalar("SELECT hour FROM rollup_pending WHERE hour < ? ORDER BY hour LIMIT 1")
-                .bind(before.timestamp_millis())
-                .fetch_optional(&mut *tx)
+        transaction(&self.pool, CONTEXT, async |tx| {
+            let hour: Option<i64> =
+                sqlx::query_scalar("SELECT hour FROM rollup_pending WHERE hour < ? ORDER BY hour LIMIT 1")
+                    .bind(before.timestamp_millis())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::query(CONTEXT))?;
+            let Some(hour) = hour else { return Ok(None) };
+            let start = from_millis(hour, CONTEXT)?;
+            sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour = ?")
+                .bind(hour)
+                .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query(CONTEXT))?;
-        let Some(hour) = hour else { return Ok(None) };
-        let start = from_millis(hour, CONTEXT)?;
-        sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour = ?")
-            .bind(hour)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-        let sql = format!(
-            "INSERT INTO probe_rollups_hourly ({}) SELECT {} FROM probe_events WHERE id >= ? AND id < ? GROUP BY asset_id",
-            rollup::rollup_columns(),
-            rollup::aggregate_select("?")
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(hour)
-            .bind(first_id_at(start))
-            .bind(first_id_at(start + TimeDelta::hours(1)))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-        sqlx::query("DELETE FROM rollup_pending WHERE hour = ?")
-            .bind(hour)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query(CONTEXT))?;
-        tx.commit().await.map_err(StoreError::query(CONTEXT))?;
-        Ok(Some(start))
+            let sql = format!(
+                "INSERT INTO probe_rollups_hourly ({}) SELECT {} FROM probe_events WHERE id >= ? AND id < ? GROUP BY asset_id",
+                rollup::rollup_columns(),
+                rollup::aggregate_select("?")
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(hour)
+                .bind(first_id_at(start))
+                .bind(first_id_at(start + TimeDelta::hours(1)))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            sqlx::query("DELETE FROM rollup_pending WHERE hour = ?")
+                .bind(hour)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            Ok(Some(start))
+        })
+        .await
     }
 
     pub async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
-        // The primary key is a UUIDv7 of the probe time: pruning walks it, no extra index. Hours
-        // not rolled up yet keep their events until they are.
-        let pending: Option<i64> = sqlx::query_scalar("SELECT min(hour) FROM rollup_pending")
-            .fetch_one(&self.pool)
+        const CONTEXT: &str = "pruning probe events";
+        transaction(&self.pool, CONTEXT, async |tx| {
+            // The primary key is a UUIDv7 of the probe time: pruning walks it, no extra index. Hours
+            // not rolled up yet keep their events until they are.
+            let pending: Option<i64> = sqlx::query_scalar("SELECT min(hour) FROM rollup_pending")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            let cutoff = match pending.map(|ms| from_millis(ms, CONTEXT)).transpose()? {
+                Some(pending) => pending.min(before),
+                None => before,
+            };
+            sqlx::query(
+                "DELETE FROM probe_events WHERE id IN (SELECT id FROM probe_events WHERE id < ? ORDER BY id LIMIT ?)",
+            )
+            .bind(first_id_at(cutoff))
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
             .await
-            .map_err(StoreError::query("pruning probe events"))?;
-        let cutoff = match pending.map(|ms| from_millis(ms, "pruning probe events")).transpose()? {
-            Some(pending) => pending.min(before),
-            None => before,
-        };
-        sqlx::query(
-            "DELETE FROM probe_events WHERE id IN (SELECT id FROM probe_events WHERE id < ? ORDER BY id LIMIT ?)",
-        )
-        .bind(first_id_at(cutoff))
-        .bind(i64::from(limit))
-        .execute(&self.pool)
+            .map(|done| done.rows_affected())
+            .map_err(StoreError::query(CONTEXT))
+        })
         .await
-        .map(|done| done.rows_affected())
-        .map_err(StoreError::query("pruning probe events"))
     }
 
     pub async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour < ?")
-            .bind(before.timestamp_millis())
-            .execute(&self.pool)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(StoreError::query("pruning rollups"))
+        transaction(&self.pool, "pruning rollups", async |tx| {
+            sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour < ?")
+                .bind(before.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map(|done| done.rows_affected())
+                .map_err(StoreError::query("pruning rollups"))
+        })
+        .await
     }
 
     pub async fn rollups(
@@ -326,10 +334,7 @@ impl SqliteStore {
 }
 
 /// Makes `assets` mirror the config inside the caller's transaction.
-async fn sync_assets_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    assets: &[AssetConfig],
-) -> Result<(), StoreError> {
+async fn sync_assets_in(tx: &mut sqlx::SqliteConnection, assets: &[AssetConfig]) -> Result<(), StoreError> {
     let now = Utc::now().timestamp_millis();
     for asset in assets {
         let codes = match &asset.probe {
@@ -356,7 +361,7 @@ async fn sync_assets_in(
         .bind(serde_json::to_string(&asset.metadata).ok())
         .bind(now)
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::query("syncing assets"))?;
     }
@@ -367,7 +372,7 @@ async fn sync_assets_in(
     )
     .bind(now)
     .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(StoreError::query("marking removed assets"))?;
     Ok(())
