@@ -1,16 +1,18 @@
 //! PostgreSQL backend: for production and for several statusd instances sharing one history.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::postgres::{PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use super::rollup::{self, Rollup};
 use super::{
-    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at, pending_hours,
-    redact_url, transaction,
+    CloseReason, EventsQuery, Failure, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at,
+    pending_hours, redact_url, transaction,
 };
 use crate::config::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult, ProbeSpec};
@@ -23,22 +25,145 @@ const MAX_CONNECTIONS: u32 = 10;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    servers: Arc<Servers>,
+    /// Which of `servers` new connections go to.
+    current: Arc<AtomicUsize>,
+}
+
+/// The servers a URL names, and what a session on them must be able to do: libpq's multi-host
+/// URLs (`postgres://user@db1:5432,db2:5432/statusd?target_session_attrs=read-write`,
+/// <https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-MULTIPLE-HOSTS>), which
+/// sqlx does not read itself.
+struct Servers {
+    /// One set of options per host, in the order the URL gives them.
+    hosts: Vec<PgConnectOptions>,
+    /// `target_session_attrs=read-write`: a session must take writes (`SHOW
+    /// transaction_read_only` is off), as on a primary, never on a standby or a demoted primary.
+    read_write: bool,
+}
+
+impl Servers {
+    /// Splits a URL into one URL per host, with the same user, database and parameters.
+    /// Hand-written because no URL crate reads a comma-separated host list; it only splits the
+    /// authority, and sqlx parses each resulting URL.
+    fn parse(url: &str) -> Result<Servers, String> {
+        let (scheme, rest) = url.split_once("://").ok_or("expected postgres://…")?;
+        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
+            None => (String::new(), authority),
+        };
+        let (path, query) = tail.split_once('?').map_or((tail, ""), |(path, query)| (path, query));
+        let mut read_write = false;
+        let mut kept = Vec::new();
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            match param.split_once('=') {
+                Some(("target_session_attrs", "read-write")) => read_write = true,
+                Some(("target_session_attrs", "any")) => {}
+                Some(("target_session_attrs", other)) => {
+                    return Err(format!("target_session_attrs={other} is not supported (use read-write or any)"));
+                }
+                _ => kept.push(param),
+            }
+        }
+        let query = if kept.is_empty() { String::new() } else { format!("?{}", kept.join("&")) };
+        let hosts = hosts
+            .split(',')
+            .map(|host| format!("{scheme}://{userinfo}{host}{path}{query}").parse::<PgConnectOptions>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(Servers { hosts, read_write })
+    }
+
+    /// Whether a new session on `options` is of the kind asked for; the error says why not.
+    async fn check(&self, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+        let mut connection = PgConnection::connect_with(options).await?;
+        let checked = self.check_session(&mut connection).await;
+        let _ = connection.close().await;
+        checked
+    }
+
+    async fn check_session(&self, connection: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if !self.read_write {
+            return Ok(());
+        }
+        let read_only: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut *connection).await?;
+        if read_only == "on" {
+            return Err(sqlx::Error::Protocol(
+                "the server takes no writes (transaction_read_only is on) and the URL asks for target_session_attrs=read-write".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first host from `start` on (wrapping) that gives a session of the kind asked, or the
+    /// last error.
+    async fn find(&self, start: usize) -> Result<usize, sqlx::Error> {
+        if self.hosts.len() == 1 && !self.read_write {
+            // Nothing to choose: the pool's own connect reports an unreachable server.
+            return Ok(0);
+        }
+        let mut last = None;
+        for step in 0..self.hosts.len() {
+            let index = (start + step) % self.hosts.len();
+            match self.check(&self.hosts[index]).await {
+                Ok(()) => return Ok(index),
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or(sqlx::Error::PoolClosed))
+    }
 }
 
 impl PostgresStore {
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let connect_error = |source| StoreError::Connect { url: redact_url(url), source };
+        let servers =
+            Arc::new(Servers::parse(url).map_err(|reason| connect_error(sqlx::Error::Configuration(reason.into())))?);
+        let first = servers.find(0).await.map_err(connect_error)?;
+        let checker = Arc::clone(&servers);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+            // A session that cannot write (a standby, a demoted primary) is closed at once.
+            .after_connect(move |connection, _| {
+                let checker = Arc::clone(&checker);
+                Box::pin(async move { checker.check_session(connection).await })
+            })
+            .connect_with(servers.hosts[first].clone())
             .await
-            .map_err(|source| StoreError::Connect { url: redact_url(url), source })?;
+            .map_err(connect_error)?;
         // Concurrent instances migrating at once are serialised by sqlx's advisory lock.
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { url: redact_url(url), source })?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, servers, current: Arc::new(AtomicUsize::new(first)) })
+    }
+
+    /// After a write failed because the database is unavailable: with several hosts, new
+    /// connections go to the first one (from the next on) that gives a session of the kind
+    /// asked, so writes follow the primary through a failover. Connections to the old one are
+    /// closed as their writes fail.
+    async fn follow_the_primary(&self) {
+        if self.servers.hosts.len() < 2 {
+            return;
+        }
+        let current = self.current.load(Ordering::Relaxed);
+        match self.servers.find((current + 1) % self.servers.hosts.len()).await {
+            Ok(found) if found != current => {
+                tracing::warn!(
+                    actor = "persistence",
+                    from = current,
+                    to = found,
+                    "database failover: new connections go to another host of the URL"
+                );
+                self.pool.set_connect_options(self.servers.hosts[found].clone());
+                self.current.store(found, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(actor = "persistence", %error, "no host of the database URL takes writes"),
+        }
     }
 
     pub async fn sync_assets(&self, assets: &[AssetConfig]) -> Result<(), StoreError> {
@@ -46,6 +171,14 @@ impl PostgresStore {
     }
 
     pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
+        let written = self.write_once(changes, results).await;
+        if written.as_ref().is_err_and(|error| error.failure() == Failure::Unavailable) {
+            self.follow_the_primary().await;
+        }
+        written
+    }
+
+    async fn write_once(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
         const CONTEXT: &str = "writing probe results and incidents";
         transaction(&self.pool, CONTEXT, async |tx| {
             for change in changes {

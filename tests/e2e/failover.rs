@@ -87,3 +87,75 @@ async fn a_primary_turned_read_only_holds_writes_back_and_writing_resumes_when_i
     assert_eq!((incidents[0].1, incidents[0].2.as_deref()), (true, Some("recovered")), "{incidents:?}");
     db.close().await;
 }
+
+/// Turns a whole server read-only (every session, from its next transaction) or writable again.
+async fn server_read_only(server: &PgPool, on: bool) {
+    let setting = if on {
+        "ALTER SYSTEM SET default_transaction_read_only = on"
+    } else {
+        "ALTER SYSTEM RESET default_transaction_read_only"
+    };
+    sqlx::query(setting).execute(server).await.expect("alter system");
+    sqlx::query("SELECT pg_reload_conf()").execute(server).await.expect("reload");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_several_hosts_and_target_session_attrs_read_write_writes_follow_the_primary() {
+    if crate::backend().await.is_none() {
+        return;
+    }
+    let (Some(first), Some(second)) = (PgCluster::start(), PgCluster::start()) else { return };
+    let admin = |cluster: &PgCluster| PgPool::connect_lazy(&cluster.url("template1")).expect("admin pool");
+    let (first_admin, second_admin) = (admin(&first), admin(&second));
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        first.port, second.port
+    );
+    let target = Target::start().await;
+    let setup = Setup::on(
+        TestDb::existing(Backend::Postgres, url),
+        json!([http_asset("multi-host", &target.url())]),
+        json!({"notifiers": {}}),
+    );
+    // Both hold statusd's schema and assets, as a primary and its replica would.
+    let config = statusd::config::Config::load(&setup.path("manifest.json"), &setup.path("notifiers.json"));
+    let assets = config.expect("valid config").manifest.assets;
+    for cluster in [&first, &second] {
+        let store = statusd::store::Store::connect(&cluster.url("postgres")).await.expect("migrate");
+        store.sync_assets(&assets).await.expect("assets");
+        store.close().await;
+    }
+    // The first host listed is a standby at start: statusd must write to the second.
+    server_read_only(&first_admin, true).await;
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("multi-host", "up", WAIT).await;
+    let stored = |cluster: &PgCluster| {
+        let url = cluster.url("postgres");
+        async move {
+            let pool = PgPool::connect(&url).await.expect("connect");
+            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_events WHERE asset_id = 'multi-host'")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+            pool.close().await;
+            count
+        }
+    };
+    eventually("results written to the primary", WAIT, || async { (stored(&second).await >= 2).then_some(()) }).await;
+    assert_eq!(stored(&first).await, 0, "nothing is written to the standby");
+
+    // Failover: the first host is promoted, the second demoted.
+    server_read_only(&first_admin, false).await;
+    server_read_only(&second_admin, true).await;
+    eventually("results written to the new primary", WAIT, || async { (stored(&first).await >= 2).then_some(()) })
+        .await;
+    eventually("everything held written", WAIT, || async {
+        let (status, ready) = statusd.get("/readyz").await;
+        (status == StatusCode::OK && ready["checks"]["store"]["backlog"]["queued"] == 0).then_some(())
+    })
+    .await;
+    statusd.stop().await;
+    assert_eq!(stored(&first).await + stored(&second).await, probes_counted("multi-host"), "nothing lost");
+    first_admin.close().await;
+    second_admin.close().await;
+}
