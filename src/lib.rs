@@ -128,10 +128,19 @@ where
     }
 }
 
+/// Prints every warning (on stderr, like problems) and a summary; warnings alone exit 0.
 fn check_config(settings: &Settings) -> Result<(), Error> {
     let config = Config::load(&settings.manifest, &settings.notifiers)?;
+    for warning in &config.warnings {
+        eprintln!("statusd: warning: {warning}");
+    }
+    let warnings = match config.warnings.len() {
+        0 => String::new(),
+        1 => ", 1 warning".to_string(),
+        n => format!(", {n} warnings"),
+    };
     println!(
-        "{}: {} assets; {}: {} notifiers; no problems found",
+        "{}: {} assets; {}: {} notifiers; no problems found{warnings}",
         settings.manifest.display(),
         config.manifest.assets.len(),
         settings.notifiers.display(),
@@ -208,6 +217,7 @@ impl App {
             manifest = %settings.manifest.display(),
             "config loaded"
         );
+        config.log_warnings();
         let metrics = telemetry::metrics_handle()?;
         let store =
             connect_with_retries(&settings.db, Duration::from_secs(settings.persistence.connect_timeout_seconds))
@@ -246,8 +256,8 @@ impl App {
                 services: Arc::clone(&services),
                 open_incidents,
                 retention: RetentionSettings {
-                    events: chrono::TimeDelta::days(i64::from(settings.retention.days)),
-                    rollups: chrono::TimeDelta::days(i64::from(settings.retention.rollup_days)),
+                    events: days(settings.retention.days),
+                    rollups: days(settings.retention.rollup_days),
                     every: Duration::from_secs(settings.retention.interval_seconds),
                     batch: settings.retention.batch,
                 },
@@ -394,6 +404,12 @@ async fn close_orphaned_incidents(store: &Store, config: &Config) -> Result<Vec<
         tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
     }
     Ok(open)
+}
+
+/// A retention period. Settings bound it far inside chrono's range; one past it would keep
+/// everything, as the retention task's checked arithmetic then prunes nothing.
+fn days(days: u32) -> chrono::TimeDelta {
+    chrono::TimeDelta::try_days(i64::from(days)).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 /// Ten minutes of probe results at the configured rate, and never less than 10,000.

@@ -241,10 +241,15 @@ impl PersistenceState {
                     RetentionPhase::RollUp => {
                         store.roll_up_next(crate::store::rollup::hour_of(now)).await.map(Pruned::RolledUp)
                     }
-                    RetentionPhase::Events => {
-                        store.prune_events(now - retention.events, retention.batch).await.map(Pruned::Events)
-                    }
-                    RetentionPhase::Rollups => store.prune_rollups(now - retention.rollups).await.map(Pruned::Rollups),
+                    // Checked: a retention reaching before the earliest date there is prunes nothing.
+                    RetentionPhase::Events => match now.checked_sub_signed(retention.events) {
+                        Some(before) => store.prune_events(before, retention.batch).await.map(Pruned::Events),
+                        None => Ok(Pruned::Events(0)),
+                    },
+                    RetentionPhase::Rollups => match now.checked_sub_signed(retention.rollups) {
+                        Some(before) => store.prune_rollups(before).await.map(Pruned::Rollups),
+                        None => Ok(Pruned::Rollups(0)),
+                    },
                 };
                 let _ = myself.cast(PersistenceMsg::Pruned(outcome.map_err(|e| e.to_string())));
                 None
