@@ -12,6 +12,7 @@ pub mod harness;
 mod api;
 mod chaos;
 mod incidents;
+mod inputs;
 mod lifecycle;
 mod notifications;
 mod push;
