@@ -369,11 +369,14 @@ async fn reload_on_hangup(hangups: Hangups, supervisor: ActorRef<SupervisorMsg>)
 /// Opens the database, retrying with backoff while it cannot be reached (it may still be
 /// starting, as in a fresh `docker compose up`); other errors end the start at once.
 async fn connect_with_retries(url: &str, patience: Duration) -> Result<Store, StoreError> {
-    let deadline = tokio::time::Instant::now() + patience;
+    // Checked: no deadline is the same as one too far away to reach.
+    let deadline = tokio::time::Instant::now().checked_add(patience);
     let mut delay = Duration::from_millis(250);
     loop {
         match Store::connect(url).await {
-            Err(StoreError::Connect { url, source }) if tokio::time::Instant::now() + delay < deadline => {
+            Err(StoreError::Connect { url, source })
+                if deadline.is_none_or(|deadline| tokio::time::Instant::now() + delay < deadline) =>
+            {
                 tracing::warn!(db = %url, error = %source, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
