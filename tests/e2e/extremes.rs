@@ -92,7 +92,7 @@ fn fields() -> Vec<Field> {
         setting("retention.rollup_days", 30..=36_500),
         setting("retention.interval_seconds", 1..=WEEK),
         setting("retention.batch", 1..=100_000),
-        setting("restart.max_restarts", 0..=1000),
+        setting("restart.max_restarts", 0..=1_000_000),
         setting("restart.window_seconds", 1..=86_400),
         asset("assets[1].intervalSeconds", Some(1..=WEEK), |url, v| http_with(url, "intervalSeconds", v)),
         asset("assets[1].timeoutSeconds", Some(1..=3600), |url, v| http_with(url, "timeoutSeconds", v)),
