@@ -125,10 +125,19 @@ where
     }
 }
 
+/// Prints every warning (on stderr, like problems) and a summary; warnings alone exit 0.
 fn check_config(settings: &Settings) -> Result<(), Error> {
     let config = Config::load(&settings.manifest, &settings.notifiers)?;
+    for warning in &config.warnings {
+        eprintln!("statusd: warning: {warning}");
+    }
+    let warnings = match config.warnings.len() {
+        0 => String::new(),
+        1 => ", 1 warning".to_string(),
+        n => format!(", {n} warnings"),
+    };
     println!(
-        "{}: {} assets; {}: {} notifiers; no problems found",
+        "{}: {} assets; {}: {} notifiers; no problems found{warnings}",
         settings.manifest.display(),
         config.manifest.assets.len(),
         settings.notifiers.display(),
@@ -205,6 +214,7 @@ impl App {
             manifest = %settings.manifest.display(),
             "config loaded"
         );
+        config.log_warnings();
         let metrics = telemetry::metrics_handle()?;
         let store =
             connect_with_retries(&settings.db, Duration::from_secs(settings.persistence.connect_timeout_seconds))
@@ -237,8 +247,8 @@ impl App {
                 services: Arc::clone(&services),
                 open_incidents,
                 retention: RetentionSettings {
-                    events: chrono::TimeDelta::days(i64::from(settings.retention.days)),
-                    rollups: chrono::TimeDelta::days(i64::from(settings.retention.rollup_days)),
+                    events: days(settings.retention.days),
+                    rollups: days(settings.retention.rollup_days),
                     every: Duration::from_secs(settings.retention.interval_seconds),
                     batch: settings.retention.batch,
                 },
@@ -350,11 +360,14 @@ async fn reload_on_hangup(hangups: Hangups, supervisor: ActorRef<SupervisorMsg>)
 /// Opens the database, retrying with backoff while it cannot be reached (it may still be
 /// starting, as in a fresh `docker compose up`); other errors end the start at once.
 async fn connect_with_retries(url: &str, patience: Duration) -> Result<Store, StoreError> {
-    let deadline = tokio::time::Instant::now() + patience;
+    // Checked: no deadline is the same as one too far away to reach.
+    let deadline = tokio::time::Instant::now().checked_add(patience);
     let mut delay = Duration::from_millis(250);
     loop {
         match Store::connect(url).await {
-            Err(StoreError::Connect { url, source }) if tokio::time::Instant::now() + delay < deadline => {
+            Err(StoreError::Connect { url, source })
+                if deadline.is_none_or(|deadline| tokio::time::Instant::now() + delay < deadline) =>
+            {
                 tracing::warn!(db = %url, error = %source, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -393,6 +406,12 @@ fn write_stall(persistence: &settings::PersistenceSettings) -> Duration {
         Some(seconds) => Duration::from_secs(seconds),
         None => Duration::from_millis(persistence.flush_interval_ms.saturating_mul(3)).max(Duration::from_secs(3)),
     }
+}
+
+/// A retention period. Settings bound it far inside chrono's range; one past it would keep
+/// everything, as the retention task's checked arithmetic then prunes nothing.
+fn days(days: u32) -> chrono::TimeDelta {
+    chrono::TimeDelta::try_days(i64::from(days)).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 /// Ten minutes of probe results at the configured rate, and never less than 10,000.

@@ -14,10 +14,31 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Bound;
 use crate::telemetry::{LogFormat, log_filter};
 
 const DEFAULT_SETTINGS_FILE: &str = "config/statusd.toml";
 const ENV_PREFIX: &str = "STATUSD_";
+
+/// Every whole-number setting and its range, by its key in `statusd.toml` (the README's
+/// settings table lists them). Checked after layering, whichever layer a value came from.
+const BOUNDS: &[Bound] = &[
+    Bound::new("workers", 1, 10_000),
+    Bound::new("api_port", 1, 65_535),
+    Bound::new("persistence.batch_size", 1, 100_000),
+    Bound::new("persistence.flush_interval_ms", 1, 60_000),
+    Bound::new("persistence.max_buffered", 1, 10_000_000),
+    Bound::new("persistence.connect_timeout_seconds", 0, 3600),
+    Bound::new("persistence.write_stall_seconds", 1, 86_400),
+    // A century: "keep forever" in practice, and far inside what date arithmetic can take.
+    Bound::new("retention.days", 1, 36_500),
+    Bound::new("retention.rollup_days", 1, 36_500),
+    Bound::new("retention.interval_seconds", 1, 7 * 24 * 3600),
+    Bound::new("retention.batch", 1, 100_000),
+    // Benchmarks and chaos tests set a million: "never give up on an actor".
+    Bound::new("restart.max_restarts", 0, 1_000_000),
+    Bound::new("restart.window_seconds", 1, 24 * 3600),
+];
 
 #[derive(Debug, Parser)]
 #[command(name = "statusd", version = crate::VERSION, about = "An uptime monitor: probes assets, opens incidents, notifies people.")]
@@ -199,10 +220,9 @@ impl Default for Settings {
 pub enum SettingsError {
     #[error("{}", .0.to_string().trim())]
     Cli(#[from] clap::Error),
-    #[error("invalid settings: {0}")]
-    Figment(#[from] Box<figment::Error>),
-    #[error("invalid settings: {0}")]
-    Invalid(String),
+    /// Every problem found, each naming its setting (`retention.days: must be at most 36500`).
+    #[error("invalid settings: {}", .0.join("; "))]
+    Invalid(Vec<String>),
 }
 
 impl Settings {
@@ -227,7 +247,7 @@ impl Settings {
             .merge(EnvVars::from(env))
             .merge(Serialized::defaults(flags))
             .extract()
-            .map_err(Box::new)?;
+            .map_err(|error| SettingsError::Invalid(error.into_iter().map(|e| describe_figment_error(&e)).collect()))?;
         if let Some(port) = settings.api_port {
             settings.listen.set_port(port);
         }
@@ -257,47 +277,64 @@ impl Settings {
             .collect()
     }
 
+    /// Reports every problem at once, each with its key.
     fn validate(&self) -> Result<(), SettingsError> {
-        if self.workers == 0 {
-            return Err(SettingsError::Invalid("workers must be at least 1".into()));
-        }
-        if self.persistence.batch_size == 0 || self.persistence.flush_interval_ms == 0 {
-            return Err(SettingsError::Invalid(
-                "persistence.batch_size and persistence.flush_interval_ms must be at least 1".into(),
-            ));
-        }
-        if let Some(seconds) = self.persistence.write_stall_seconds
-            && !(1..=86_400).contains(&seconds)
-        {
-            return Err(SettingsError::Invalid("persistence.write_stall_seconds: must be from 1 to 86400".into()));
-        }
-        if self.retention.days == 0
-            || self.retention.rollup_days == 0
-            || self.retention.interval_seconds == 0
-            || self.retention.batch == 0
-        {
-            return Err(SettingsError::Invalid(
-                "retention.days, rollup_days, interval_seconds and batch must be at least 1".into(),
-            ));
+        let mut problems = Vec::new();
+        // Settings serialize to the shape of `statusd.toml`, so the bounds find values by key.
+        let values = serde_json::to_value(self).unwrap_or_default();
+        for bound in BOUNDS {
+            let value = bound.key.split('.').try_fold(&values, |value, key| value.get(key));
+            if let Some(value) = value.filter(|v| !v.is_null())
+                && let Err(message) = bound.refusal(value)
+            {
+                problems.push(format!("{}: {message}", bound.key));
+            }
         }
         if self.retention.rollup_days < self.retention.days {
-            return Err(SettingsError::Invalid(
-                "retention.rollup_days must be at least retention.days: rollups summarise the raw events".into(),
-            ));
+            problems.push(
+                "retention.rollup_days: must be at least retention.days: rollups summarise the raw events".into(),
+            );
         }
-        log_filter(&self.log_level).map_err(|e| SettingsError::Invalid(e.to_string()))?;
+        if let Err(error) = log_filter(&self.log_level) {
+            problems.push(format!("log_level: {error}"));
+        }
         for origin in &self.cors_origins {
-            validate_origin(origin).map_err(|reason| {
-                SettingsError::Invalid(format!("cors_origins: {origin:?} is not an origin: {reason}"))
-            })?;
+            if let Err(reason) = validate_origin(origin) {
+                problems.push(format!("cors_origins: {origin:?} is not an origin: {reason}"));
+            }
         }
-        Ok(())
+        if problems.is_empty() { Ok(()) } else { Err(SettingsError::Invalid(problems)) }
     }
 }
 
-/// `STATUSD_*` variables from the given map: `STATUSD_LOG_LEVEL` is `log_level`, and `__`
-/// nests (`STATUSD_PERSISTENCE__BATCH_SIZE`). Variables that name no setting are ignored,
-/// since other tools may share the prefix.
+/// One layering error in words: a number that does not even fit its type (`days = -1`,
+/// `STATUSD_WORKERS=many`) names its key and range like one out of range, plus where it came
+/// from; anything else is figment's own message, which names key and source.
+fn describe_figment_error(error: &figment::Error) -> String {
+    let key = error.path.join(".");
+    let bound = BOUNDS.iter().find(|bound| bound.key == key);
+    let found = match &error.kind {
+        figment::error::Kind::InvalidType(actual, _) | figment::error::Kind::InvalidValue(actual, _) => {
+            actual.to_string()
+        }
+        figment::error::Kind::ISizeOutOfRange(n) => n.to_string(),
+        figment::error::Kind::USizeOutOfRange(n) => n.to_string(),
+        _ => return error.to_string(),
+    };
+    let Some(bound) = bound else { return error.to_string() };
+    let origin = match (&error.metadata, &error.profile) {
+        (Some(metadata), _) if metadata.source.is_some() => {
+            format!(" in {}", metadata.source.as_ref().map(ToString::to_string).unwrap_or_default())
+        }
+        // The variable's name, as the EnvVars provider spells it.
+        (Some(metadata), Some(profile)) => {
+            format!(" in {} {}", metadata.name, metadata.interpolate(profile, &error.path))
+        }
+        _ => String::new(),
+    };
+    format!("{key}: must be a whole number from {} to {}, found {found}{origin}", bound.min, bound.max)
+}
+
 /// An origin is `scheme://host[:port]`, exactly what a browser sends in `Origin`, or `*`.
 fn validate_origin(origin: &str) -> Result<(), &'static str> {
     if origin == "*" {
@@ -311,6 +348,9 @@ fn validate_origin(origin: &str) -> Result<(), &'static str> {
     }
 }
 
+/// `STATUSD_*` variables from the given map: `STATUSD_LOG_LEVEL` is `log_level`, and `__`
+/// nests (`STATUSD_PERSISTENCE__BATCH_SIZE`). Variables that name no setting are ignored,
+/// since other tools may share the prefix.
 struct EnvVars(Vec<(String, String)>);
 
 impl From<&BTreeMap<String, String>> for EnvVars {
@@ -431,7 +471,39 @@ mod tests {
         let error = load(&["--log-level", "loud=verbose=yes"], &[]).expect_err("invalid").to_string();
         assert!(error.contains("invalid log level"), "{error}");
         let error = load(&["--workers", "0"], &[]).expect_err("invalid").to_string();
-        assert!(error.contains("workers must be at least 1"), "{error}");
+        assert!(error.contains("workers: must be at least 1"), "{error}");
+    }
+
+    #[test]
+    fn every_number_out_of_range_is_named_with_its_range_all_at_once() {
+        let error = load(
+            &["--workers", "0"],
+            &[("STATUSD_RETENTION__DAYS", "999999999"), ("STATUSD_PERSISTENCE__BATCH_SIZE", "18446744073709551615")],
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert_eq!(
+            error,
+            "invalid settings: workers: must be at least 1; persistence.batch_size: must be at most 100000; \
+             retention.days: must be at most 36500; retention.rollup_days: must be at least retention.days: \
+             rollups summarise the raw events"
+        );
+        // Numbers that do not even fit their type name their key, range and source as well.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "[retention]\ndays = -1\n").expect("write");
+        let error = load(&["--config", file.to_str().expect("utf-8")], &[]).expect_err("negative").to_string();
+        assert!(
+            error.starts_with("invalid settings: retention.days: must be a whole number from 1 to 36500"),
+            "{error}"
+        );
+        assert!(error.ends_with(&format!("found signed int `-1` in {}", file.display())), "{error}");
+        let error = load(&[], &[("STATUSD_RETENTION__BATCH", "99999999999")]).expect_err("too big").to_string();
+        assert!(
+            error.starts_with("invalid settings: retention.batch: must be a whole number from 1 to 100000"),
+            "{error}"
+        );
+        assert!(error.ends_with("in environment variable STATUSD_RETENTION__BATCH"), "{error}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The end-to-end suite on SQLite, statusd's embedded default, plus the tests that do not
-//! depend on the database (probes, config errors).
+//! depend on the database (probes, config errors, extreme values).
 
 #[path = "e2e/config_errors.rs"]
 mod config_errors;
@@ -7,6 +7,8 @@ mod config_errors;
 mod disk_full;
 #[path = "e2e/mod.rs"]
 mod e2e;
+#[path = "e2e/extremes.rs"]
+mod extremes;
 #[path = "e2e/http_probe.rs"]
 mod http_probe;
 #[path = "e2e/ops.rs"]

@@ -86,6 +86,8 @@ pub struct ReloadReport {
     pub changes: ChangeSummary,
     /// Settings that changed but only take effect after a restart.
     pub restart_required: Vec<String>,
+    /// What the new config does that may not be meant, as `check-config` prints it.
+    pub warnings: Vec<String>,
 }
 
 /// A reload that changed nothing, and why.
@@ -428,6 +430,7 @@ impl SupervisorState {
             None => self.settings.clone(),
         };
         let config = Config::load(&self.settings.manifest, &self.settings.notifiers).map_err(ReloadError::Config)?;
+        config.log_warnings();
         let mut restart_required = self.settings.needs_restart(&settings);
         if settings.log_level != self.settings.log_level {
             match crate::telemetry::set_log_level(&settings.log_level) {
@@ -440,7 +443,8 @@ impl SupervisorState {
         self.config = config;
         // Only the log level applies live; the rest keeps running as it started.
         self.settings.log_level = settings.log_level;
-        Ok(ReloadReport { trigger, changes: diff.summary(), restart_required })
+        let warnings = self.config.warnings.iter().map(ToString::to_string).collect();
+        Ok(ReloadReport { trigger, changes: diff.summary(), restart_required, warnings })
     }
 
     /// Applies a diff: only what changed is touched.

@@ -1,11 +1,11 @@
 //! Cross-cutting request handling: request ids in logs, RED metrics, timeouts, bearer tokens,
-//! JSON answers for panics and unknown routes.
+//! JSON answers for panics, unknown routes and every other error.
 
 use std::any::Any;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -51,6 +51,39 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!(names::HTTP_REQUEST_DURATION_SECONDS, "route" => route).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Error text longer than this is not an extractor's rejection; it is cut here.
+const MAX_ERROR_TEXT_BYTES: usize = 4096;
+
+/// Every error answer is `{"error": …}` JSON. Handlers answer with [`ApiError`]; what answers
+/// before a handler runs (axum's extractor rejections: a path segment that is not UTF-8, a bad
+/// query string, a malformed JSON body; the body limit's 413) speaks plain text, and is
+/// rewritten here with its status, its headers and its words.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, MAX_ERROR_TEXT_BYTES).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { text };
+    let (json_parts, json_body) = json_error(status, message).into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        json_parts.headers.get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    Response::from_parts(parts, json_body)
 }
 
 pub async fn timeout(request: Request, next: Next) -> Response {

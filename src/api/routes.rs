@@ -19,7 +19,8 @@ use super::{
     version,
 };
 
-/// Largest request body accepted; the API takes only small JSON documents.
+/// Largest request body accepted; the API takes only small JSON documents. Push takes any
+/// body, reading only what it keeps (see `api/push.rs`).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// A request that takes longer is answered 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,7 +28,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Every route with its handler; the OpenAPI document is collected from the same calls.
 /// `chaos` and `demo` add the routes that exist only with `--enable-chaos` or `demo = true`.
 pub fn surface(chaos: bool, demo: bool) -> OpenApiRouter<ApiState> {
-    reading(demo).merge(mutating(chaos))
+    reading(demo).merge(pushing()).merge(mutating(chaos))
 }
 
 /// The routes that only read (push has its own token).
@@ -44,10 +45,14 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(actors::list_actors))
         .routes(routes!(version::version))
         .routes(routes!(openapi::openapi))
-        .routes(routes!(metrics::scrape))
-        // Guarded by each push asset's own token, not the API token: cron jobs hold only theirs.
-        .routes(routes!(push::push_get, push::push_post));
+        .routes(routes!(metrics::scrape));
     if demo { reads.routes(routes!(demo::flaky)).routes(routes!(demo::webhook)) } else { reads }
+}
+
+/// Heartbeats: guarded by each push asset's own token, not the API token (cron jobs hold only
+/// theirs), and not under the body limit (a job may post its whole log; push keeps the start).
+fn pushing() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(push::push_get, push::push_post))
 }
 
 /// The routes that change something; `router` puts them behind the API token.
@@ -60,9 +65,12 @@ pub fn router(state: ApiState) -> Router {
     let writes = mutating(state.enable_chaos)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_token));
     let (routes, _document) = reading(state.demo).merge(writes).split_for_parts();
+    let (push, _document) = pushing().split_for_parts();
 
     let cors = cors(&state.cors_origins);
     routes
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .merge(push)
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(
@@ -71,10 +79,11 @@ pub fn router(state: ApiState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(axum::middleware::from_fn(middleware::trace))
                 .layer(axum::middleware::from_fn(middleware::record_metrics))
+                // Outside everything that may answer an error in plain text.
+                .layer(axum::middleware::from_fn(middleware::json_errors))
                 // Inside the metrics layer, so that a caught panic is counted as the 500 it became.
                 .layer(CatchPanicLayer::custom(middleware::panic_response))
-                .layer(axum::middleware::from_fn(middleware::timeout))
-                .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES)),
+                .layer(axum::middleware::from_fn(middleware::timeout)),
         )
         .layer(cors)
         .with_state(state)

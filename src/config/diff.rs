@@ -130,6 +130,7 @@ mod tests {
                 notifiers: channels.iter().map(|(n, u)| (n.to_string(), channel(u))).collect(),
                 policy: NotificationPolicy { throttle_seconds: throttle, ..NotificationPolicy::default() },
             },
+            warnings: Vec::new(),
         }
     }
 

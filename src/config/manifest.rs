@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Report, check_identifier, parse_value};
+use super::{Bound, Report, check_identifier, parse_value};
 use crate::probe::{Condition, ProbeSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,7 +35,8 @@ pub struct AssetConfig {
     #[serde(default = "default_success_threshold")]
     pub success_threshold: u32,
     /// Probe interval while the asset is suspect or down; defaults to the smaller of
-    /// `intervalSeconds` and 30 s, so an outage is confirmed (and its end seen) quickly.
+    /// `intervalSeconds` and 30 s, so an outage is confirmed (and its end seen) quickly, but
+    /// never to less than `timeoutSeconds`, so a hanging target does not skip every retry.
     #[serde(default)]
     pub retry_interval_seconds: Option<u64>,
     #[serde(default)]
@@ -63,7 +64,24 @@ fn default_success_threshold() -> u32 {
 
 const DEFAULT_MAX_RETRY_INTERVAL_SECONDS: u64 = 30;
 
+/// A week: the longest gap between probes (or pushes) anyone watches with a monitor.
+pub const MAX_INTERVAL_SECONDS: u64 = 7 * 24 * 3600;
+/// An hour: a probe that takes longer has failed by any standard.
+pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
+/// Confirming an outage (or a recovery) over more probes than this is not confirming it.
+pub const MAX_THRESHOLD: u64 = 100;
+
 impl AssetConfig {
+    /// The common whole-number fields and their ranges (probe-specific ones are in
+    /// [`ProbeSpec::bounds`]).
+    pub const BOUNDS: &'static [Bound] = &[
+        Bound::new("intervalSeconds", 1, MAX_INTERVAL_SECONDS),
+        Bound::new("timeoutSeconds", 1, MAX_TIMEOUT_SECONDS),
+        Bound::new("failureThreshold", 1, MAX_THRESHOLD),
+        Bound::new("successThreshold", 1, MAX_THRESHOLD),
+        Bound::new("retryIntervalSeconds", 1, MAX_INTERVAL_SECONDS),
+    ];
+
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.interval_seconds)
     }
@@ -74,7 +92,8 @@ impl AssetConfig {
 
     pub fn retry_interval(&self) -> Duration {
         Duration::from_secs(
-            self.retry_interval_seconds.unwrap_or(self.interval_seconds.min(DEFAULT_MAX_RETRY_INTERVAL_SECONDS)),
+            self.retry_interval_seconds
+                .unwrap_or(self.interval_seconds.min(DEFAULT_MAX_RETRY_INTERVAL_SECONDS).max(self.timeout_seconds)),
         )
     }
 
@@ -82,30 +101,34 @@ impl AssetConfig {
         self.probe.asset_type()
     }
 
+    /// Numbers are already in range (see [`AssetConfig::BOUNDS`]); this checks the rest.
     fn validate(&self, path: &str, report: &mut Report<'_>) {
         check_identifier(report, &format!("{path}.id"), "id", &self.id);
-        if self.interval_seconds < 1 {
-            report.problem(format!("{path}.intervalSeconds"), "must be at least 1");
-        }
-        if self.timeout_seconds < 1 {
-            report.problem(format!("{path}.timeoutSeconds"), "must be at least 1");
-        } else if self.interval_seconds >= 1 && self.timeout_seconds > self.interval_seconds {
-            report.problem(
-                format!("{path}.timeoutSeconds"),
-                format!(
-                    "must not exceed intervalSeconds ({}): a probe would still run when the next is due",
-                    self.interval_seconds
-                ),
-            );
-        }
-        if self.failure_threshold < 1 {
-            report.problem(format!("{path}.failureThreshold"), "must be at least 1");
-        }
-        if self.success_threshold < 1 {
-            report.problem(format!("{path}.successThreshold"), "must be at least 1");
-        }
-        if self.retry_interval_seconds == Some(0) {
-            report.problem(format!("{path}.retryIntervalSeconds"), "must be at least 1");
+        // A push asset is never probed: its timeout means nothing.
+        if !matches!(self.probe, ProbeSpec::Push(_)) {
+            // Allowed: a tick that finds the previous probe still running is skipped and counted.
+            if self.timeout_seconds > self.interval_seconds {
+                report.warning(
+                    format!("{path}.timeoutSeconds"),
+                    format!(
+                        "{}s is longer than intervalSeconds ({}s): while a probe takes that long, the ticks \
+                         due meanwhile are skipped (counted in statusd_probes_skipped_total)",
+                        self.timeout_seconds, self.interval_seconds
+                    ),
+                );
+            }
+            if let Some(retry) = self.retry_interval_seconds
+                && retry < self.timeout_seconds
+            {
+                report.warning(
+                    format!("{path}.retryIntervalSeconds"),
+                    format!(
+                        "{retry}s is shorter than timeoutSeconds ({}s): while a probe takes that long, the \
+                         retries due meanwhile are skipped",
+                        self.timeout_seconds
+                    ),
+                );
+            }
         }
         self.probe.validate(&self.address, path, report);
     }
@@ -185,8 +208,11 @@ fn parse_asset(item: &Value, path: &str, report: &mut Report<'_>) -> Option<Asse
         _ => {}
     }
 
+    let asset_type = object.get("assetType").and_then(Value::as_str).unwrap_or_default();
+    let (checked, in_range) = report.bounded(path, item, &[AssetConfig::BOUNDS, ProbeSpec::bounds(asset_type)]);
     let before = report.problems.len();
-    let mut asset: AssetConfig = parse_value(item, path, report)?;
+    let warned = report.warnings.len();
+    let mut asset: AssetConfig = parse_value(&checked, path, report)?;
     // Every field the type knows survives a round trip; any other key in the input is a typo.
     if let Ok(Value::Object(known)) = serde_json::to_value(&asset) {
         let known: Vec<&str> = known.keys().map(String::as_str).collect();
@@ -201,6 +227,11 @@ fn parse_asset(item: &Value, path: &str, report: &mut Report<'_>) -> Option<Asse
         asset.failure_threshold = 1;
     }
     asset.validate(path, report);
+    if !in_range {
+        // Checked under defaults in place of the refused numbers: its warnings may be about those.
+        report.warnings.truncate(warned);
+        return None;
+    }
     (report.problems.len() == before).then_some(asset)
 }
 
@@ -280,9 +311,8 @@ mod tests {
             "assets[3].assetType: unknown asset type \"ftp\" (one of: http, tcp, dns, tls, icmp, push)",
             "assets[4].address: must not be empty: an http asset needs a URL",
             "assets[5].intervalSecond: unknown field (did you mean `intervalSeconds`?)",
-            "assets[6].timeoutSeconds: invalid type: string \"5\", expected u64",
-            "assets[7].timeoutSeconds: must not exceed intervalSeconds (5): a probe would still run when the next is due",
-            "assets[8].expectedStatusCodes[1]: 1000 is not an HTTP status code (100-599)",
+            "assets[6].timeoutSeconds: must be a whole number from 1 to 3600, not \"5\"",
+            "assets[8].expectedStatusCodes[1]: must be at most 599",
             "assets[9]: missing field `id`",
             "assets[10].assetType: missing (one of: http, tcp, dns, tls, icmp, push)",
             "assets[11].failureThreshold: must be at least 1",
@@ -294,6 +324,65 @@ mod tests {
             assert!(problems.contains(&line.to_string()), "missing {line:?} in {problems:#?}");
         }
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn every_number_out_of_range_is_refused_with_its_key_and_range() {
+        let problems = problems_of(json!({"assets": [
+            {"id": "a", "assetType": "http", "address": "http://x/", "intervalSeconds": 604_801,
+             "timeoutSeconds": u64::MAX, "failureThreshold": 4_294_967_296u64, "successThreshold": -1,
+             "retryIntervalSeconds": 1.5, "expectedStatusCodes": [200, -1, 1e30]},
+            {"id": "b", "assetType": "push", "token": "0123456789abcdef", "graceSeconds": -1},
+            {"id": "c", "assetType": "tls", "address": "x:443", "minDaysValid": i64::MAX},
+            {"id": "d e", "assetType": "http", "address": "http://x/", "intervalSeconds": 0}
+        ]}));
+        assert_eq!(
+            problems,
+            [
+                "assets[0].intervalSeconds: must be at most 604800",
+                "assets[0].timeoutSeconds: must be at most 3600",
+                "assets[0].failureThreshold: must be at most 100",
+                "assets[0].successThreshold: must be at least 1",
+                "assets[0].retryIntervalSeconds: must be a whole number from 1 to 604800, not 1.5",
+                "assets[0].expectedStatusCodes[1]: must be at least 100",
+                "assets[0].expectedStatusCodes[2]: must be at most 599",
+                // Inside the flattened probe settings too, where serde would lose the key.
+                "assets[1].graceSeconds: must be at least 0",
+                "assets[2].minDaysValid: must be at most 3650",
+                // The rest of an asset is still checked.
+                "assets[3].intervalSeconds: must be at least 1",
+                "assets[3].id: id \"d e\" has ' ': use letters, digits, '-', '_' and '.'",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_timeout_longer_than_the_interval_is_a_warning_and_retries_wait_for_it() {
+        let mut problems = Vec::new();
+        let mut report = Report::new("manifest.json", &mut problems);
+        let manifest = parse(
+            &json!({"assets": [
+                {"id": "slow", "assetType": "http", "address": "http://x/", "intervalSeconds": 10, "timeoutSeconds": 60},
+                {"id": "retry", "assetType": "http", "address": "http://x/", "timeoutSeconds": 20, "retryIntervalSeconds": 5},
+                {"id": "cron", "assetType": "push", "token": "0123456789abcdef", "intervalSeconds": 1}
+            ]}),
+            &mut report,
+        );
+        let warnings: Vec<String> = report.warnings().iter().map(|w| format!("{}: {}", w.path, w.message)).collect();
+        let manifest = manifest.expect("warnings refuse nothing");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            warnings,
+            [
+                "assets[0].timeoutSeconds: 60s is longer than intervalSeconds (10s): while a probe takes that long, \
+                 the ticks due meanwhile are skipped (counted in statusd_probes_skipped_total)",
+                "assets[1].retryIntervalSeconds: 5s is shorter than timeoutSeconds (20s): while a probe takes that \
+                 long, the retries due meanwhile are skipped",
+            ]
+        );
+        // The default retry interval is never shorter than the timeout.
+        assert_eq!(manifest.assets[0].retry_interval(), Duration::from_secs(60));
+        assert_eq!(manifest.assets[1].retry_interval(), Duration::from_secs(5), "as configured");
     }
 
     #[test]

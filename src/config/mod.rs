@@ -3,14 +3,16 @@
 //! Loading never stops at the first mistake. Every problem is collected with its file and the
 //! path of the offending value (`assets[2].intervalSeconds: must be at least 1`), so a single
 //! `statusd check-config` shows everything there is to fix, and `statusd run` refuses to start
-//! with exactly the same list.
+//! with exactly the same list. Warnings (a setting that works, but maybe not as meant) are
+//! collected the same way; they never stop a load.
 
 pub mod diff;
-mod format;
+pub(crate) mod format;
 pub mod manifest;
 pub mod notifiers;
 pub mod watcher;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -24,30 +26,42 @@ pub use notifiers::{NotificationPolicy, NotifiersConfig};
 pub struct Config {
     pub manifest: Manifest,
     pub notifiers: NotifiersConfig,
+    /// What works but may not be what was meant (a timeout longer than the interval):
+    /// `check-config` prints these, `run` and every reload log them.
+    pub warnings: Vec<Problem>,
 }
 
 impl Config {
     /// Loads and validates both files, reporting every problem in either of them.
     pub fn load(manifest_path: &Path, notifiers_path: &Path) -> Result<Config, Problems> {
         let mut problems = Vec::new();
-        let manifest = load_file(manifest_path, &mut problems, manifest::parse);
-        let notifiers = load_file(notifiers_path, &mut problems, notifiers::parse);
+        let mut warnings = Vec::new();
+        let manifest = load_file(manifest_path, &mut problems, &mut warnings, manifest::parse);
+        let notifiers = load_file(notifiers_path, &mut problems, &mut warnings, notifiers::parse);
         match (manifest, notifiers) {
-            (Some(manifest), Some(notifiers)) if problems.is_empty() => Ok(Config { manifest, notifiers }),
+            (Some(manifest), Some(notifiers)) if problems.is_empty() => Ok(Config { manifest, notifiers, warnings }),
             _ => Err(Problems(problems)),
+        }
+    }
+
+    /// Logs every warning, at start and at each reload.
+    pub fn log_warnings(&self) {
+        for warning in &self.warnings {
+            tracing::warn!(file = %warning.file, path = %warning.path, "config warning: {}", warning.message);
         }
     }
 }
 
-/// Reads one config file and parses it, adding every problem found to `problems`.
+/// Reads one config file and parses it, adding every problem and warning found.
 fn load_file<T>(
     path: &Path,
     problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
     parse: impl FnOnce(&serde_json::Value, &mut Report<'_>) -> Option<T>,
 ) -> Option<T> {
     let file = path.display().to_string();
     let mut report = Report::new(&file, problems);
-    match format::read(path) {
+    let parsed = match format::read(path) {
         Ok(value) => {
             report_nul_characters(&value, "", &mut report);
             parse(&value, &mut report)
@@ -56,10 +70,12 @@ fn load_file<T>(
             report.problem("", message);
             None
         }
-    }
+    };
+    warnings.extend(report.into_warnings());
+    parsed
 }
 
-/// One thing wrong in a config file: where it is and what is wrong with it.
+/// One thing wrong (or, as a warning, odd) in a config file: where it is and what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: String,
@@ -93,15 +109,17 @@ impl fmt::Display for Problems {
     }
 }
 
-/// Collects the problems of one file, so validation code only says where and what.
+/// Collects the problems (and warnings) of one file, so validation code only says where and
+/// what.
 pub struct Report<'a> {
     file: &'a str,
     problems: &'a mut Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl<'a> Report<'a> {
     pub fn new(file: &'a str, problems: &'a mut Vec<Problem>) -> Self {
-        Report { file, problems }
+        Report { file, problems, warnings: Vec::new() }
     }
 
     pub fn problem(&mut self, path: impl fmt::Display, message: impl fmt::Display) {
@@ -110,6 +128,58 @@ impl<'a> Report<'a> {
             path: path.to_string(),
             message: message.to_string(),
         });
+    }
+
+    /// Something that works but may not be what was meant: reported, never refused.
+    pub fn warning(&mut self, path: impl fmt::Display, message: impl fmt::Display) {
+        self.warnings.push(Problem {
+            file: self.file.to_string(),
+            path: path.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// The warnings collected so far.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
+    }
+
+    pub fn into_warnings(self) -> Vec<Problem> {
+        self.warnings
+    }
+
+    /// Checks every whole-number field of `object` (at `path`) that `bounds` names, on the
+    /// value as written, before serde: each refused number is reported with its key and its
+    /// range (serde would say only "expected u32", and loses the key inside flattened probe
+    /// settings). Returns the object to parse on: itself when all are in range, otherwise a copy
+    /// without the refused fields, so the rest is still checked and reported, and whether all
+    /// were in range (if not, what is parsed from the copy must not be used).
+    fn bounded<'v>(
+        &mut self,
+        path: &str,
+        object: &'v serde_json::Value,
+        bounds: &[&[Bound]],
+    ) -> (Cow<'v, serde_json::Value>, bool) {
+        let mut refused = Vec::new();
+        for bound in bounds.iter().flat_map(|b| b.iter()) {
+            if let Some(value) = object.get(bound.key) {
+                let before = self.problems.len();
+                bound.check(value, &join_path(path, bound.key), self);
+                if self.problems.len() != before {
+                    refused.push(bound.key);
+                }
+            }
+        }
+        if refused.is_empty() {
+            return (Cow::Borrowed(object), true);
+        }
+        let mut rest = object.clone();
+        if let Some(fields) = rest.as_object_mut() {
+            for key in refused {
+                fields.remove(key);
+            }
+        }
+        (Cow::Owned(rest), false)
     }
 
     /// Records a serde error for the value at `path`, keeping serde's own path inside it.
@@ -137,6 +207,83 @@ impl<'a> Report<'a> {
             };
             self.problem(join_path(path, key), message);
         }
+    }
+}
+
+/// The range of a whole-number field: every number statusd reads from a file, the environment
+/// or a flag has one, so that no value a person can write makes arithmetic on it overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The field's name as written (`intervalSeconds`; dotted for settings, `retention.days`).
+    pub key: &'static str,
+    pub min: u64,
+    pub max: u64,
+    /// A list of such numbers (`expectedStatusCodes`), each checked.
+    pub list: bool,
+}
+
+impl Bound {
+    pub const fn new(key: &'static str, min: u64, max: u64) -> Bound {
+        Bound { key, min, max, list: false }
+    }
+
+    /// A list whose every element must be in range.
+    pub const fn each(key: &'static str, min: u64, max: u64) -> Bound {
+        Bound { key, min, max, list: true }
+    }
+
+    /// Reports why `value`, found at `path`, is refused, if it is. `null` is left to serde: it
+    /// means "the default" for optional fields.
+    fn check(&self, value: &serde_json::Value, path: &str, report: &mut Report<'_>) {
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::Array(items) if self.list => {
+                for (index, item) in items.iter().enumerate() {
+                    if let Err(message) = self.refusal(item) {
+                        report.problem(format!("{path}[{index}]"), message);
+                    }
+                }
+            }
+            _ if self.list => {
+                report.problem(path, format!("must be a list of whole numbers from {} to {}", self.min, self.max))
+            }
+            _ => {
+                if let Err(message) = self.refusal(value) {
+                    report.problem(path, message);
+                }
+            }
+        }
+    }
+
+    /// Why one number is refused: `must be at most 36500`, in the words of every other check.
+    pub fn refusal(&self, value: &serde_json::Value) -> Result<(), String> {
+        let number = value.as_number();
+        if let Some(n) = number.and_then(serde_json::Number::as_u64) {
+            if n < self.min {
+                return Err(format!("must be at least {}", self.min));
+            }
+            if n > self.max {
+                return Err(format!("must be at most {}", self.max));
+            }
+            return Ok(());
+        }
+        // A negative integer, or one too large even for u64 (JSON parsers read it as a float).
+        if number.and_then(serde_json::Number::as_i64).is_some() {
+            return Err(format!("must be at least {}", self.min));
+        }
+        if let Some(f) = number.and_then(serde_json::Number::as_f64).filter(|f| f.fract() == 0.0) {
+            if f < 0.0 {
+                return Err(format!("must be at least {}", self.min));
+            }
+            if f > u64::MAX as f64 {
+                return Err(format!("must be at most {}", self.max));
+            }
+        }
+        let mut shown = value.to_string();
+        if shown.chars().count() > 40 {
+            shown = format!("{}…", shown.chars().take(40).collect::<String>());
+        }
+        Err(format!("must be a whole number from {} to {}, not {shown}", self.min, self.max))
     }
 }
 
@@ -287,6 +434,21 @@ mod tests {
         let yml =
             write(&dir, "manifest.yml", "assets:\n  - id: web\n    assetType: http\n    address: http://localhost/\n");
         assert_eq!(Config::load(&yml, &notifiers).expect("valid").manifest.assets[0].id, "web");
+    }
+
+    #[test]
+    fn files_saved_with_a_byte_order_mark_load_in_every_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let notifiers = write(&dir, "notifiers.yaml", "\u{FEFF}notifiers: {}\n");
+        for (name, text) in [
+            ("manifest.json", r#"{"assets": [{"id": "api", "assetType": "http", "address": "http://localhost/"}]}"#),
+            ("manifest.toml", "[[assets]]\nid = \"api\"\nassetType = \"http\"\naddress = \"http://localhost/\"\n"),
+            ("manifest.yaml", "assets:\n  - id: api\n    assetType: http\n    address: http://localhost/\n"),
+        ] {
+            let manifest = write(&dir, name, &format!("\u{FEFF}{text}"));
+            let config = Config::load(&manifest, &notifiers).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(config.manifest.assets[0].id, "api", "{name}");
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Report, check_identifier, parse_value};
-use crate::notify::ChannelConfig;
+use super::{Bound, Report, check_identifier, parse_value};
+use crate::config::manifest::MAX_INTERVAL_SECONDS;
+use crate::notify::{ChannelConfig, Endpoint};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifiersConfig {
@@ -55,6 +56,12 @@ impl Default for NotificationPolicy {
 }
 
 impl NotificationPolicy {
+    /// Windows up to a week: a longer one would silence an asset for good.
+    pub const BOUNDS: &'static [Bound] = &[
+        Bound::new("throttleSeconds", 0, MAX_INTERVAL_SECONDS),
+        Bound::new("repeatIntervalSeconds", 1, MAX_INTERVAL_SECONDS),
+    ];
+
     pub fn throttle(&self) -> Duration {
         Duration::from_secs(self.throttle_seconds)
     }
@@ -115,7 +122,11 @@ pub(super) fn parse(value: &Value, report: &mut Report<'_>) -> Option<NotifiersC
 
     let policy = match root.get("notificationPolicy") {
         None | Some(Value::Null) => Some(NotificationPolicy::default()),
-        Some(value) => parse_value::<NotificationPolicy>(value, "notificationPolicy", report),
+        Some(value) => {
+            // A number out of range is a problem already, which refuses the file below.
+            let (checked, _) = report.bounded("notificationPolicy", value, &[NotificationPolicy::BOUNDS]);
+            parse_value::<NotificationPolicy>(&checked, "notificationPolicy", report)
+        }
     };
     if let Some(policy) = &policy {
         policy.validate(&defined, report);
@@ -141,10 +152,11 @@ fn parse_channel(entry: &Value, path: &str, report: &mut Report<'_>) -> Option<C
             return None;
         }
     }
-    let channel: ChannelConfig = parse_value(entry, path, report)?;
+    let (checked, in_range) = report.bounded(path, entry, &[Endpoint::BOUNDS]);
+    let channel: ChannelConfig = parse_value(&checked, path, report)?;
     let before = report.problems.len();
     channel.validate(path, report);
-    (report.problems.len() == before).then_some(channel)
+    (in_range && report.problems.len() == before).then_some(channel)
 }
 
 #[cfg(test)]
@@ -212,6 +224,29 @@ mod tests {
             assert!(problems.contains(&line.to_string()), "missing {line:?} in {problems:#?}");
         }
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    }
+
+    #[test]
+    fn every_number_out_of_range_is_refused_with_its_key_and_range() {
+        let problems = problems_of(json!({
+          "notifiers": {
+            "slow": {"type": "webhook", "url": "https://example.com/x", "timeoutSeconds": 61},
+            "never": {"type": "slack", "webhookUrl": "ftp://example.com/x", "timeoutSeconds": -1}
+          },
+          "notificationPolicy": {"onDown": ["pager"], "throttleSeconds": u64::MAX, "repeatIntervalSeconds": 0}
+        }));
+        assert_eq!(
+            problems,
+            [
+                "notifiers.never.timeoutSeconds: must be at least 1",
+                // The rest of a channel is still checked.
+                "notifiers.never.webhookUrl: scheme \"ftp\" is not http or https",
+                "notifiers.slow.timeoutSeconds: must be at most 60",
+                "notificationPolicy.throttleSeconds: must be at most 604800",
+                "notificationPolicy.repeatIntervalSeconds: must be at least 1",
+                "notificationPolicy.onDown[0]: unknown notifier \"pager\" (defined: never, slow)",
+            ]
+        );
     }
 
     #[test]

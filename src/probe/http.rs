@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{Facts, ProbeContext, ProbeDetail, ProbeOutcome, Timings, describe_reqwest_error, millis_since, tls};
-use crate::config::{AssetConfig, Report, Secret};
+use crate::config::{AssetConfig, Bound, Report, Secret};
 
 /// Enough body to finish a normal health response; a runaway body is cut here.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -113,6 +113,9 @@ fn build(key: &ClientKey, extra_roots: Vec<Vec<u8>>) -> Result<reqwest::Client, 
 }
 
 impl HttpSpec {
+    /// Status codes are those of RFC 9110 (section 15): 100 to 599.
+    pub const BOUNDS: &'static [Bound] = &[Bound::each("expectedStatusCodes", 100, 599)];
+
     pub(super) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
         let address_path = format!("{path}.address");
         if address.trim().is_empty() {
@@ -124,14 +127,6 @@ impl HttpSpec {
                     report.problem(address_path, format!("scheme {:?} is not http or https", url.scheme()))
                 }
                 Ok(_) => {}
-            }
-        }
-        for (i, code) in self.expected_status_codes.iter().enumerate() {
-            if !(100..=599).contains(code) {
-                report.problem(
-                    format!("{path}.expectedStatusCodes[{i}]"),
-                    format!("{code} is not an HTTP status code (100-599)"),
-                );
             }
         }
         if !METHODS.contains(&self.method.as_str()) {

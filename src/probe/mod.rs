@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::config::{AssetConfig, Report};
+use crate::config::{AssetConfig, Bound, Report};
 pub use conditions::{Condition, Facts};
 
 /// The probe-specific part of an asset, chosen by `assetType`.
@@ -45,6 +45,17 @@ impl ProbeSpec {
             ProbeSpec::Tls(_) => "tls",
             ProbeSpec::Icmp(_) => "icmp",
             ProbeSpec::Push(_) => "push",
+        }
+    }
+
+    /// The whole-number settings of an asset type and their ranges, checked on the file's
+    /// values before they are parsed (see [`Report::bounds`]); none for an unknown type.
+    pub fn bounds(asset_type: &str) -> &'static [Bound] {
+        match asset_type {
+            "http" => http::HttpSpec::BOUNDS,
+            "tls" => tls::TlsSpec::BOUNDS,
+            "push" => push::PushSpec::BOUNDS,
+            _ => &[],
         }
     }
 

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::config::{Report, Secret};
+use crate::config::manifest::MAX_INTERVAL_SECONDS;
+use crate::config::{Bound, Report, Secret};
 
 /// Shortest token accepted: a push URL is often pasted into crontabs and CI settings, so it
 /// must not be guessable.
@@ -26,6 +27,9 @@ fn default_grace_seconds() -> u64 {
 }
 
 impl PushSpec {
+    /// A push may be as late as the longest interval.
+    pub const BOUNDS: &'static [Bound] = &[Bound::new("graceSeconds", 0, MAX_INTERVAL_SECONDS)];
+
     pub(super) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
         if !address.is_empty() {
             report.problem(format!("{path}.address"), "a push asset has no address: it is called, it does not call");

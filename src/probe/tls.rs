@@ -27,7 +27,7 @@ use tokio_rustls::TlsConnector;
 
 use super::tcp::{connect, describe_connect_error, host_of, validate_host_port};
 use super::{ProbeDetail, ProbeOutcome, millis_since};
-use crate::config::Report;
+use crate::config::{Bound, Report};
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 /// How long a polite close (close_notify) may take before the connection is simply dropped.
@@ -211,6 +211,9 @@ impl ServerCertVerifier for CaptureChain {
 }
 
 impl TlsSpec {
+    /// Ten years: the longest-lived certificates (private CAs) are issued for about that long.
+    pub const BOUNDS: &'static [Bound] = &[Bound::new("minDaysValid", 0, 3650)];
+
     pub(super) fn validate(&self, address: &str, path: &str, report: &mut Report<'_>) {
         validate_host_port("tls", address, path, report);
         match &self.server_name {

@@ -1,10 +1,12 @@
-//! Bad configs are refused, by `run` and by `check-config`, with every problem named.
+//! Bad configs are refused, by `run` and by `check-config`, with every problem named; odd ones
+//! are warned about; files as editors save them are read.
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
 
-use crate::e2e::harness::{Backend, Setup, binary, http_asset, no_channels};
+use crate::e2e::harness::{Backend, Mode, Setup, Target, binary, eventually, http_asset, no_channels};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_configs_are_refused_with_every_problem_named() {
@@ -54,4 +56,66 @@ async fn bad_configs_are_refused_with_every_problem_named() {
     let output = Command::new(binary()).args(&args).output().expect("run check-config");
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("1 assets"));
+}
+
+/// `check-config` on the setup's files: exit code, stdout, stderr.
+fn check_config(setup: &Setup) -> (Option<i32>, String, String) {
+    let mut args = setup.args(&[]);
+    args[0] = "check-config".into();
+    let output = Command::new(binary()).args(&args).output().expect("run check-config");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_files_saved_with_a_byte_order_mark_are_accepted() {
+    let target = Target::start().await;
+    let setup = Setup::new(Backend::Sqlite, json!([]), no_channels()).await;
+    // As Notepad saves them: a UTF-8 byte order mark first.
+    let manifest = json!({"assets": [http_asset("bom", &target.url())]});
+    std::fs::write(setup.path("manifest.json"), format!("\u{FEFF}{manifest}")).expect("write");
+    std::fs::write(setup.path("notifiers.json"), format!("\u{FEFF}{}", no_channels())).expect("write");
+    setup.write_settings("\u{FEFF}workers = 4\n");
+
+    let (code, stdout, stderr) = check_config(&setup);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1 assets"), "{stdout}");
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("bom", "up", Duration::from_secs(10)).await;
+    statusd.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_longer_than_the_interval_is_a_warning_and_the_ticks_it_covers_are_skipped() {
+    let target = Target::start().await;
+    target.set(Mode::Hang);
+    let mut slow = http_asset("slow", &target.url());
+    slow["timeoutSeconds"] = json!(3);
+    // Left to its default, which waits for the timeout: no second warning.
+    slow.as_object_mut().expect("an object").remove("retryIntervalSeconds");
+    // A push asset is never probed: its (default, 5 s) timeout is no concern at any interval.
+    let push = json!({"id": "cron", "assetType": "push", "token": "0123456789abcdef", "intervalSeconds": 1});
+    let setup = Setup::new(Backend::Sqlite, json!([slow, push]), no_channels()).await;
+
+    let (code, stdout, stderr) = check_config(&setup);
+    assert_eq!(code, Some(0), "warnings alone pass: {stderr}");
+    let warning = format!(
+        "statusd: warning: {}: assets[0].timeoutSeconds: 3s is longer than intervalSeconds (1s): while a probe \
+         takes that long, the ticks due meanwhile are skipped (counted in statusd_probes_skipped_total)",
+        setup.path("manifest.json").display()
+    );
+    assert_eq!(stderr.trim(), warning);
+    assert!(stdout.contains("no problems found, 1 warning"), "{stdout}");
+
+    // It runs as designed: while the hanging probe lasts, ticks are skipped and counted.
+    let statusd = setup.start(&[]).await;
+    eventually("ticks skipped behind the hanging probe", Duration::from_secs(10), || async {
+        (statusd.asset("slow").await["skippedTicks"].as_u64() >= Some(2)).then_some(())
+    })
+    .await;
+    // A reload says so too.
+    let (status, report) = statusd.post("/api/reload").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{report}");
+    assert_eq!(report["warnings"], json!([warning.trim_start_matches("statusd: warning: ")]));
+    statusd.stop().await;
 }

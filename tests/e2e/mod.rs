@@ -13,6 +13,7 @@ mod api;
 mod chaos;
 mod faults;
 mod incidents;
+mod inputs;
 mod lifecycle;
 mod notifications;
 mod push;
