@@ -194,7 +194,8 @@ pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
         success: outcome.success,
         latency_ms,
         code: outcome.code,
-        message: outcome.message.map(without_nul),
+        // Stored, logged and notified: no secret of the address may be in it.
+        message: outcome.message.map(|message| without_nul(asset.scrub(message))),
         detail: outcome.detail,
     }
 }

@@ -348,7 +348,8 @@ async fn sync_assets_in(
         )
         .bind(asset.id.clone())
         .bind(asset.name.clone())
-        .bind(asset.address.clone())
+        // As the API shows it: the address as written may hold credentials.
+        .bind(asset.shown_address())
         .bind(asset.asset_type())
         .bind(i64::try_from(asset.interval_seconds).unwrap_or(i64::MAX))
         .bind(i64::try_from(asset.timeout_seconds).unwrap_or(i64::MAX))

@@ -17,4 +17,5 @@ mod notifications;
 mod push;
 mod reload;
 mod retention;
+mod secrets;
 mod store;
