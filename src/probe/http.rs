@@ -102,7 +102,12 @@ fn build(key: &ClientKey, extra_roots: Vec<Vec<u8>>) -> Result<reqwest::Client, 
         } else {
             reqwest::redirect::Policy::none()
         })
-        .danger_accept_invalid_certs(key.insecure_skip_verify);
+        .danger_accept_invalid_certs(key.insecure_skip_verify)
+        // Asked for (Accept-Encoding) and decoded, as browsers do: many CDNs compress whatever
+        // the client accepts, and keywords are looked for in the decoded body.
+        .gzip(true)
+        .deflate(true)
+        .brotli(true);
     if !key.keep_alive {
         builder = builder.pool_max_idle_per_host(0);
     }
@@ -226,11 +231,21 @@ impl HttpSpec {
             certificate_expires_at,
         };
 
+        // What the client could not decode is judged as it came (compressed), and said so.
+        let undecoded = response
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_string())
+            .filter(|encoding| !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity"));
+
         // Read (a bounded part of) the body: a server that sends headers and then dies is down.
+        // The bound is on the decoded body (chunks arrive decoded), so a decompression bomb is
+        // cut like any endless body.
         let keep_body =
             self.body_contains.is_some() || self.body_not_contains.is_some() || !asset.conditions.is_empty();
         let mut body = Vec::new();
         let mut read = 0usize;
+        let mut cut = false;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -240,6 +255,7 @@ impl HttpSpec {
                         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     }
                     if read >= MAX_BODY_BYTES {
+                        cut = true;
                         break;
                     }
                 }
@@ -252,9 +268,11 @@ impl HttpSpec {
                 }
             }
         }
-        let verdict = self.judge(status, &body, !asset.conditions.is_empty());
+        let body_note = body_note(cut, undecoded.as_deref());
+        let verdict = self.judge(status, &body, !asset.conditions.is_empty(), body_note.as_deref());
         if keep_body {
             facts.body = Some(body);
+            facts.body_note = body_note;
         }
         let outcome = match verdict {
             Ok(()) => ProbeOutcome::up(code),
@@ -265,22 +283,40 @@ impl HttpSpec {
 
     /// The status check (left to the conditions when they exist and no codes are listed, as
     /// in Gatus), then the body keywords.
-    fn judge(&self, status: u16, body: &[u8], has_conditions: bool) -> Result<(), String> {
+    /// `note` says what of the body could not be judged, for the body keywords' messages.
+    fn judge(&self, status: u16, body: &[u8], has_conditions: bool, note: Option<&str>) -> Result<(), String> {
         let status_judged_by_conditions = has_conditions && self.expected_status_codes.is_empty();
         if !status_judged_by_conditions && !self.accepts(status) {
             return Err(format!("HTTP {status} (expected {})", self.expectation()));
         }
         let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+        let noted = |message: String| match note {
+            Some(note) => format!("{message} ({note})"),
+            None => message,
+        };
         if let Some(needle) = &self.body_contains
             && !contains(needle)
         {
-            return Err(format!("HTTP {status}, body does not contain {needle:?}"));
+            return Err(noted(format!("HTTP {status}, body does not contain {needle:?}")));
         }
         if let Some(needle) = &self.body_not_contains
             && contains(needle)
         {
-            return Err(format!("HTTP {status}, body contains {needle:?}"));
+            return Err(noted(format!("HTTP {status}, body contains {needle:?}")));
         }
         Ok(())
     }
+}
+
+/// What of a body the probe could not judge: the part past [`MAX_BODY_BYTES`], or all of it when
+/// it came in an encoding the client does not decode (only gzip, deflate and br are asked for).
+fn body_note(cut: bool, undecoded: Option<&str>) -> Option<String> {
+    let mut notes = Vec::new();
+    if let Some(encoding) = undecoded {
+        notes.push(format!("the body is {encoding}-encoded, which statusd does not decode"));
+    }
+    if cut {
+        notes.push(format!("only the first {} MiB of the body was read", MAX_BODY_BYTES / (1024 * 1024)));
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
 }

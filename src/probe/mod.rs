@@ -184,7 +184,10 @@ pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
         outcome.facts.response_time_ms = Some(u64::try_from(latency_ms).unwrap_or(0));
         if let Some(failed) = conditions::first_failure(&asset.conditions, &outcome.facts) {
             outcome.success = false;
-            outcome.message = Some(failed);
+            outcome.message = Some(match &outcome.facts.body_note {
+                Some(note) if failed.contains("[BODY]") => format!("{failed} ({note})"),
+                _ => failed,
+            });
         }
     }
     ProbeResult {

@@ -278,3 +278,106 @@ fn http_settings_are_checked_at_load() {
     assert!(problems.iter().any(|p| p.starts_with("assets[0].caFile: ")), "{problems:#?}");
     assert_eq!(problems.len(), 5, "{problems:#?}");
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, data).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, data).expect("deflate");
+    encoder.finish().expect("deflate")
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams::default();
+    brotli::BrotliCompress(&mut std::io::Cursor::new(data), &mut encoded, &params).expect("brotli");
+    encoded
+}
+
+/// A server that answers every request with `head` (status line and headers, without the
+/// blank line) and `body`, as a CDN would send it; it records each request's head.
+async fn raw_server(head: String, body: Vec<u8>) -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let requests = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (head, body, seen) = (head.clone(), body.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                seen.lock().push(String::from_utf8_lossy(&request).to_ascii_lowercase());
+                let mut response = format!("{head}\r\nconnection: close\r\n\r\n").into_bytes();
+                if !request.starts_with(b"HEAD ") {
+                    response.extend_from_slice(&body);
+                }
+                let _ = stream.write_all(&response).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}/"), requests)
+}
+
+#[tokio::test]
+async fn compressed_bodies_are_asked_for_decoded_and_judged() {
+    let page = br#"{"status": "UP", "note": "served compressed, as CDNs do"}"#;
+    for (encoding, encoded) in [("gzip", gzip(page)), ("deflate", zlib(page)), ("br", brotli(page))] {
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-encoding: {encoding}\r\ncontent-length: {}", encoded.len());
+        let (url, requests) = raw_server(head, encoded).await;
+        let checks = json!({"bodyContains": "\"status\": \"UP\"", "conditions": ["[BODY].status == UP"]});
+        let result = probe_once(&url, checks).await;
+        assert!(result.success, "{encoding}: {result:?}");
+        let asked = requests.lock()[0].clone();
+        let accepted = asked.lines().find_map(|l| l.strip_prefix("accept-encoding:")).unwrap_or_default().to_string();
+        for name in ["gzip", "deflate", "br"] {
+            assert!(accepted.contains(name), "Accept-Encoding {accepted:?} lacks {name}");
+        }
+        let result = probe_once(&url, json!({"bodyContains": "DOWN"})).await;
+        assert_eq!(result.message.as_deref(), Some("HTTP 200, body does not contain \"DOWN\""), "{encoding}");
+        // A HEAD answer announces the encoding but has no body to decode.
+        let result = probe_once(&url, json!({"method": "HEAD"})).await;
+        assert!(result.success, "{encoding} HEAD: {result:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_is_cut_at_one_mebibyte_decoded() {
+    // 64 MiB of zeros in about 64 KiB of gzip: what a hostile or broken server may send.
+    let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
+    assert!(bomb.len() < 256 * 1024, "{}", bomb.len());
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: {}", bomb.len());
+    let (url, _) = raw_server(head, bomb).await;
+    let started = std::time::Instant::now();
+    let result = probe_once(&url, json!({"bodyContains": "never there", "timeoutSeconds": 5})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("HTTP 200, body does not contain \"never there\" (only the first 1 MiB of the body was read)")
+    );
+    let result = probe_once(&url, json!({"conditions": ["[BODY] == ok"], "timeoutSeconds": 5})).await;
+    let message = result.message.expect("a message");
+    assert!(message.ends_with(" == ok (only the first 1 MiB of the body was read)"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_body_in_an_encoding_statusd_cannot_decode_says_so() {
+    let head = "HTTP/1.1 200 OK\r\ncontent-encoding: zstd\r\ncontent-length: 4".to_string();
+    let (url, _) = raw_server(head, b"\x28\xb5\x2f\xfd".to_vec()).await;
+    let result = probe_once(&url, json!({"bodyContains": "UP"})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("HTTP 200, body does not contain \"UP\" (the body is zstd-encoded, which statusd does not decode)")
+    );
+}
