@@ -15,6 +15,14 @@ use crate::config::{AssetConfig, Report, Secret};
 /// Enough body to finish a normal health response; a runaway body is cut here.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
+/// Header lines a response may have. hyper's default (100) refuses responses that curl and
+/// browsers read (150 `Set-Cookie`s, a CDN's debug headers); no browser counts them at all, and a
+/// parse reserves room for this many.
+pub const MAX_RESPONSE_HEADERS: usize = 1000;
+/// The size a response head may have: hyper's HTTP/1 read buffer (8 KiB + 400 KiB), which
+/// reqwest does not let us change; larger than Chrome's 256 KiB and near curl's 300 KiB. HTTP/2
+/// is given the same (its own default is 16 KiB).
+pub const MAX_RESPONSE_HEAD_BYTES: usize = 8 * 1024 + 400 * 1024;
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -107,7 +115,15 @@ fn build(key: &ClientKey, extra_roots: Vec<Vec<u8>>) -> Result<reqwest::Client, 
         // the client accepts, and keywords are looked for in the decoded body.
         .gzip(true)
         .deflate(true)
-        .brotli(true);
+        .brotli(true)
+        // Heads that curl and browsers read must not fail a probe: many headers, folded
+        // (obsolete) header lines, `Name : value`, and lines that are not headers at all, which
+        // are skipped as curl skips them.
+        .http1_max_headers(MAX_RESPONSE_HEADERS)
+        .http1_allow_obsolete_multiline_headers_in_responses(true)
+        .http1_allow_spaces_after_header_name_in_responses(true)
+        .http1_ignore_invalid_headers_in_responses(true)
+        .http2_max_header_list_size(u32::try_from(MAX_RESPONSE_HEAD_BYTES).unwrap_or(u32::MAX));
     if !key.keep_alive {
         builder = builder.pool_max_idle_per_host(0);
     }

@@ -247,6 +247,20 @@ pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
             return format!("TLS error: {tls}");
         }
+        if let Some(http) = current.downcast_ref::<hyper::Error>() {
+            if http.is_parse_too_large() {
+                return format!(
+                    "the response head is larger than statusd reads (at most {} header lines and {} KiB)",
+                    http::MAX_RESPONSE_HEADERS,
+                    http::MAX_RESPONSE_HEAD_BYTES / 1024
+                );
+            }
+            if http.is_parse_status() {
+                return "invalid HTTP status line: statusd reads a 3-digit code between single spaces \
+                        (HTTP/1.1 200 OK)"
+                    .into();
+            }
+        }
         let text = current.to_string();
         if text == "dns error" {
             let reason = current.source().map(|s| s.to_string()).unwrap_or_default();

@@ -1,7 +1,9 @@
 //! The HTTP probe against real servers misbehaving in every way it claims to recognise.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use statusd::config::AssetConfig;
 use statusd::probe::{self, ProbeContext, ProbeResult};
@@ -300,14 +302,27 @@ fn brotli(data: &[u8]) -> Vec<u8> {
 
 /// A server that answers every request with `head` (status line and headers, without the
 /// blank line) and `body`, as a CDN would send it; it records each request's head.
-async fn raw_server(head: String, body: Vec<u8>) -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+async fn raw_server(head: String, body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let answer = move |is_head: bool| {
+        let mut response = format!("{head}\r\nconnection: close\r\n\r\n").into_bytes();
+        if !is_head {
+            response.extend_from_slice(&body);
+        }
+        response
+    };
+    serve_bytes(answer).await
+}
+
+/// A server that writes `answer(whether the request is a HEAD)` verbatim after each request.
+async fn serve_bytes(answer: impl Fn(bool) -> Vec<u8> + Send + Sync + 'static) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let requests = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = requests.clone();
+    let answer = Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            let (head, body, seen) = (head.clone(), body.clone(), seen.clone());
+            let (answer, seen) = (answer.clone(), seen.clone());
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buffer = [0u8; 4096];
@@ -318,11 +333,7 @@ async fn raw_server(head: String, body: Vec<u8>) -> (String, std::sync::Arc<park
                     }
                 }
                 seen.lock().push(String::from_utf8_lossy(&request).to_ascii_lowercase());
-                let mut response = format!("{head}\r\nconnection: close\r\n\r\n").into_bytes();
-                if !request.starts_with(b"HEAD ") {
-                    response.extend_from_slice(&body);
-                }
-                let _ = stream.write_all(&response).await;
+                let _ = stream.write_all(&answer(request.starts_with(b"HEAD "))).await;
                 let _ = stream.shutdown().await;
             });
         }
@@ -380,4 +391,52 @@ async fn a_body_in_an_encoding_statusd_cannot_decode_says_so() {
         result.message.as_deref(),
         Some("HTTP 200, body does not contain \"UP\" (the body is zstd-encoded, which statusd does not decode)")
     );
+}
+
+#[tokio::test]
+async fn heads_that_curl_and_browsers_read_are_read() {
+    let headers =
+        |count: usize, value: &str| -> String { (0..count).map(|i| format!("x-header-{i}: {value}\r\n")).collect() };
+    let long_value = "a".repeat(64 * 1024);
+    let heads: Vec<(&str, String)> = vec![
+        ("150 headers", format!("HTTP/1.1 200 OK\r\n{}content-length: 2\r\n\r\nok", headers(150, "v"))),
+        ("a 64 KiB header line", format!("HTTP/1.1 200 OK\r\nx-long: {long_value}\r\ncontent-length: 2\r\n\r\nok")),
+        (
+            "300 KiB of headers",
+            format!("HTTP/1.1 200 OK\r\n{}content-length: 2\r\n\r\nok", headers(75, &"b".repeat(4096))),
+        ),
+        ("obsolete line folding", "HTTP/1.1 200 OK\r\nx-folded: a\r\n  b\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("no reason phrase", "HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("a space before the colon", "HTTP/1.1 200 OK\r\nx-thing : v\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("an invalid header name", "HTTP/1.1 200 OK\r\nbad header: x\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("a line that is no header", "HTTP/1.1 200 OK\r\ngarbage\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("bare LF line ends", "HTTP/1.1 200 OK\ncontent-length: 2\n\nok".into()),
+        ("Latin-1 in a value and the reason", "HTTP/1.1 200 D\u{e9}j\u{e0} vu\r\nx-name: caf\u{e9}\r\ncontent-length: 2\r\n\r\nok".into()),
+        (
+            "interim 100 and 103 answers",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".into(),
+        ),
+        ("HTTP/1.0, read to the close", "HTTP/1.0 200 OK\r\n\r\nok".into()),
+    ];
+    for (what, response) in heads {
+        let bytes: Vec<u8> = response.chars().map(|c| u8::try_from(u32::from(c)).expect("Latin-1")).collect();
+        let (url, _) = serve_bytes(move |_| bytes.clone()).await;
+        let result = probe_once(&url, json!({"bodyContains": "ok"})).await;
+        assert_eq!((result.success, result.code), (true, Some(200)), "{what}: {result:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_head_past_the_client_limits_is_named_as_such() {
+    let headers: String = (0..1001).map(|i| format!("x-header-{i}: v\r\n")).collect();
+    let (many, _) = raw_server(format!("HTTP/1.1 200 OK\r\n{headers}content-length: 2"), b"ok".to_vec()).await;
+    let huge = format!("x-huge: {}", "c".repeat(500 * 1024));
+    let (large, _) = raw_server(format!("HTTP/1.1 200 OK\r\n{huge}\r\ncontent-length: 2"), b"ok".to_vec()).await;
+    for url in [many, large] {
+        let result = probe_once(&url, json!({})).await;
+        assert_eq!(
+            result.message.as_deref(),
+            Some("the response head is larger than statusd reads (at most 1000 header lines and 408 KiB)")
+        );
+    }
 }

@@ -410,3 +410,48 @@ async fn a_running_statusd_exports_the_days_left_as_a_metric() {
     let _ = stop.send(());
     let _ = running.await;
 }
+
+/// An HTTPS server speaking HTTP/2 (chosen by ALPN) whose answer carries a 64 KiB header.
+async fn serve_h2_with_a_long_header(leaf: &Leaf) -> u16 {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der.clone()], key)
+            .expect("server config");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let service = hyper::service::service_fn(|_request| async {
+                    let mut response = hyper::Response::new("ok".to_string());
+                    let long = hyper::header::HeaderValue::from_str(&"a".repeat(64 * 1024)).expect("a value");
+                    response.headers_mut().insert("x-long", long);
+                    Ok::<_, Infallible>(response)
+                });
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn https_over_http2_reads_a_long_header_as_browsers_do() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost"], 90 * DAY);
+    let port = serve_h2_with_a_long_header(&leaf).await;
+    let address = format!("https://localhost:{port}/");
+    let result =
+        probe_once(json!({"assetType": "http", "address": address, "caFile": ca.path(), "bodyContains": "ok"})).await;
+    assert_eq!((result.success, result.code), (true, Some(200)), "{:?}", result.message);
+}
