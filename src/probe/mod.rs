@@ -130,7 +130,9 @@ impl ProbeOutcome {
 pub struct ProbeDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<Timings>,
-    /// The earliest expiry in the peer's certificate chain (TLS, HTTPS).
+    /// When the peer's certificate expires: for TLS the earliest expiry on the path the verifier
+    /// accepted (everything the server sent when verification is off or fails); for HTTPS the
+    /// server's own certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_expires_at: Option<DateTime<Utc>>,
 }
