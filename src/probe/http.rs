@@ -220,7 +220,16 @@ impl HttpSpec {
         let started = Instant::now();
         // No client timeout here: `probe::run` bounds the whole probe (body included), so a
         // timeout always reads the same, whichever layer would have noticed it first.
-        let mut response = match self.request(&client, &asset.address).send().await {
+        // The URL asked for, to tell whether the answer came after a redirect.
+        let mut asked = None;
+        let sent = match self.request(&client, &asset.address).build() {
+            Ok(request) => {
+                asked = Some(request.url().clone());
+                client.execute(request).await
+            }
+            Err(e) => Err(e),
+        };
+        let mut response = match sent {
             Ok(response) => response,
             Err(e) => {
                 let facts = Facts { connected: Some(!e.is_connect()), ..Facts::default() };
@@ -229,6 +238,7 @@ impl HttpSpec {
         };
         let first_byte_ms = millis_since(started);
         let status = response.status().as_u16();
+        let redirected = asked.is_some_and(|asked| !same_resource(response.url(), &asked));
         let code = Some(i32::from(status));
         let certificate_expires_at = response
             .extensions()
@@ -285,7 +295,7 @@ impl HttpSpec {
             }
         }
         let body_note = body_note(cut, undecoded.as_deref());
-        let verdict = self.judge(status, &body, !asset.conditions.is_empty(), body_note.as_deref());
+        let verdict = self.judge(status, redirected, &body, !asset.conditions.is_empty(), body_note.as_deref());
         if keep_body {
             facts.body = Some(body);
             facts.body_note = body_note;
@@ -299,11 +309,28 @@ impl HttpSpec {
 
     /// The status check (left to the conditions when they exist and no codes are listed, as
     /// in Gatus), then the body keywords.
-    /// `note` says what of the body could not be judged, for the body keywords' messages.
-    fn judge(&self, status: u16, body: &[u8], has_conditions: bool, note: Option<&str>) -> Result<(), String> {
+    /// `redirected`: the status is the answer to a redirect that was followed; `note` says what
+    /// of the body could not be judged, for the body keywords' messages.
+    fn judge(
+        &self,
+        status: u16,
+        redirected: bool,
+        body: &[u8],
+        has_conditions: bool,
+        note: Option<&str>,
+    ) -> Result<(), String> {
         let status_judged_by_conditions = has_conditions && self.expected_status_codes.is_empty();
         if !status_judged_by_conditions && !self.accepts(status) {
-            return Err(format!("HTTP {status} (expected {})", self.expectation()));
+            if !redirected {
+                return Err(format!("HTTP {status} (expected {})", self.expectation()));
+            }
+            // Expecting a 3xx while following redirects can never succeed: say how to fix it.
+            let hint = if self.expected_status_codes.iter().any(|code| (300..400).contains(code)) {
+                "; set followRedirects: false to check the redirect itself"
+            } else {
+                ""
+            };
+            return Err(format!("HTTP {status} after a redirect (expected {}{hint})", self.expectation()));
         }
         let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
         let noted = |message: String| match note {
@@ -322,6 +349,20 @@ impl HttpSpec {
         }
         Ok(())
     }
+}
+
+/// Whether two URLs name the same resource: credentials (sent in a header, not in the URL
+/// reqwest reports) and the fragment (never sent) aside.
+fn same_resource(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    let bare = |url: &reqwest::Url| {
+        let mut url = url.clone();
+        // Only a URL without a host refuses these, and it has no credentials to clear.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_fragment(None);
+        url
+    };
+    bare(a) == bare(b)
 }
 
 /// What of a body the probe could not judge: the part past [`MAX_BODY_BYTES`], or all of it when

@@ -190,6 +190,24 @@ async fn follows_redirects_unless_told_not_to() {
 }
 
 #[tokio::test]
+async fn a_status_after_a_followed_redirect_says_so() {
+    let base = echo_server().await;
+    let result = probe_once(&format!("{base}/moved"), json!({"expectedStatusCodes": [301]})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("HTTP 200 after a redirect (expected 301; set followRedirects: false to check the redirect itself)")
+    );
+    let result = probe_once(&format!("{base}/moved"), json!({"expectedStatusCodes": [204]})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 200 after a redirect (expected 204)"));
+    // No redirect, no mention of one (credentials and a fragment are not part of what is sent).
+    let result = probe_once(&format!("{base}/final"), json!({"expectedStatusCodes": [301]})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 200 (expected 301)"));
+    let address = base.replace("http://", "http://user:secret-pw@");
+    let result = probe_once(&format!("{address}/final#top"), json!({"expectedStatusCodes": [204]})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 200 (expected 204)"));
+}
+
+#[tokio::test]
 async fn reports_the_time_to_the_first_byte() {
     let target = Target::start().await;
     target.set(Mode::Slow);
