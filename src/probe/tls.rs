@@ -101,9 +101,11 @@ impl Roots {
 
     fn add(&mut self, der: CertificateDer<'_>) -> Result<(), webpki::Error> {
         let anchor = webpki::anchor_from_trusted_cert(&der)?.to_owned();
-        if let Some(at) = not_after(&der) {
-            let subject = x509_parser::parse_x509_certificate(&der)
-                .map_or_else(|_| "root".to_string(), |(_, cert)| cert.subject().to_string());
+        let parsed = x509_parser::parse_x509_certificate(&der).ok().and_then(|(_, cert)| {
+            let at = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)?;
+            Some((at, cert.subject().to_string()))
+        });
+        if let Some((at, subject)) = parsed {
             let key = (anchor.subject.to_vec(), anchor.subject_public_key_info.to_vec());
             let later = self.expiries.get(&key).is_none_or(|known| known.at < at);
             if later {
