@@ -102,6 +102,8 @@ async fn passwords_keys_and_hidden_addresses_never_leave_the_process() {
         assert_no_secret(&format!("GET /api/assets/{id}/events"), &events.to_string());
     }
     assert_eq!(statusd.asset("keyed").await["address"], address(&assets, "keyed"));
+    let incidents = statusd.wait_incidents("open", 2).await;
+    assert_no_secret("GET /api/incidents", &incidents.to_string());
 
     let inspect = setup.inspect().await;
     let rows = inspect.asset_addresses().await;
