@@ -445,7 +445,7 @@ async fn heads_that_curl_and_browsers_read_are_read() {
 }
 
 #[tokio::test]
-async fn a_head_past_the_client_limits_is_named_as_such() {
+async fn a_head_statusd_cannot_read_is_named_as_such() {
     let headers: String = (0..1001).map(|i| format!("x-header-{i}: v\r\n")).collect();
     let (many, _) = raw_server(format!("HTTP/1.1 200 OK\r\n{headers}content-length: 2"), b"ok".to_vec()).await;
     let huge = format!("x-huge: {}", "c".repeat(500 * 1024));
@@ -457,4 +457,11 @@ async fn a_head_past_the_client_limits_is_named_as_such() {
             Some("the response head is larger than statusd reads (at most 1000 header lines and 408 KiB)")
         );
     }
+    // curl reads this one; hyper cannot be told to.
+    let (url, _) = raw_server("HTTP/1.1  200  OK\r\ncontent-length: 2".into(), b"ok".to_vec()).await;
+    let result = probe_once(&url, json!({})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("invalid HTTP status line: statusd reads a 3-digit code between single spaces (HTTP/1.1 200 OK)")
+    );
 }
