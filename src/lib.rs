@@ -8,6 +8,7 @@
 //! - [`notify`]: one file per notification channel.
 //! - [`store`]: the Store interface and its SQLite backend.
 //! - [`api`]: the HTTP API, every route in `api/routes.rs`.
+//! - [`redact`]: what an address (a URL with credentials) may show outside the process.
 //! - [`telemetry`]: logs, metrics and the panic hook.
 //!
 //! [`run`] is the whole program; `main.rs` only calls it. Tests call it too (or [`App`], to
@@ -18,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod notify;
 pub mod probe;
+pub mod redact;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

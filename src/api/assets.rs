@@ -30,6 +30,9 @@ const DEFAULT_LIMIT: u32 = 100;
 pub struct AssetView {
     #[serde(flatten)]
     config: AssetConfig,
+    /// The address with its password and secret query values masked (`user:***@`,
+    /// `apikey=***`), or `***` with `hideAddress`: this route needs no token.
+    address: String,
     #[serde(flatten)]
     live: AssetSnapshot,
     restarts: u32,
@@ -40,6 +43,7 @@ pub struct AssetView {
 
 async fn view(entry: AssetEntry) -> AssetView {
     let config = (*entry.config).clone();
+    let address = config.shown_address();
     let blank = |status| AssetSnapshot {
         status,
         since: None,
@@ -57,7 +61,7 @@ async fn view(entry: AssetEntry) -> AssetView {
             Err(e) => (blank(StatusName::Unknown), Some(format!("the asset's actor did not answer: {e}"))),
         },
     };
-    AssetView { config, live, restarts: entry.restarts, error }
+    AssetView { config, address, live, restarts: entry.restarts, error }
 }
 
 fn supervisor_unavailable(error: impl std::fmt::Display) -> ApiError {

@@ -23,8 +23,14 @@ pub struct AssetConfig {
     /// Shown in notifications and logs; defaults to the id.
     #[serde(default)]
     pub name: String,
-    #[serde(default)]
+    /// What the probe connects to, as written; it may hold credentials, so it is never
+    /// serialized: what leaves the process is [`AssetConfig::shown_address`].
+    #[serde(default, skip_serializing)]
     pub address: String,
+    /// Show the address as `***` everywhere outside the process (API, store, messages), for
+    /// addresses that are secrets as a whole (a ping URL with a token in its path).
+    #[serde(default)]
+    pub hide_address: bool,
     #[serde(default = "default_interval_seconds")]
     pub interval_seconds: u64,
     #[serde(default = "default_timeout_seconds")]
@@ -101,6 +107,21 @@ impl AssetConfig {
         self.probe.asset_type()
     }
 
+    /// The address as it may be shown outside the process: `***` with `hideAddress`, otherwise
+    /// with its password and secret query values masked (see [`crate::redact::url`]).
+    pub fn shown_address(&self) -> String {
+        if self.hide_address { crate::redact::MASK.to_string() } else { crate::redact::url(&self.address) }
+    }
+
+    /// `text` (a probe's message) with every secret of the address masked, and with
+    /// `hideAddress` the address, its host and its path too: a peer may echo the request.
+    pub fn scrub(&self, text: String) -> String {
+        if !self.hide_address && !self.address.contains(['@', '?']) {
+            return text;
+        }
+        crate::redact::scrub(text, &crate::redact::secrets(&self.address, self.hide_address))
+    }
+
     /// Numbers are already in range (see [`AssetConfig::BOUNDS`]); this checks the rest.
     fn validate(&self, path: &str, report: &mut Report<'_>) {
         check_identifier(report, &format!("{path}.id"), "id", &self.id);
@@ -130,7 +151,13 @@ impl AssetConfig {
                 );
             }
         }
+        let before = report.problems.len();
         self.probe.validate(&self.address, path, report);
+        // Problems are printed, logged and answered by the reload route: a probe quoting the
+        // address must not quote its secrets.
+        for problem in &mut report.problems[before..] {
+            problem.message = self.scrub(std::mem::take(&mut problem.message));
+        }
     }
 }
 
@@ -215,7 +242,8 @@ fn parse_asset(item: &Value, path: &str, report: &mut Report<'_>) -> Option<Asse
     let mut asset: AssetConfig = parse_value(&checked, path, report)?;
     // Every field the type knows survives a round trip; any other key in the input is a typo.
     if let Ok(Value::Object(known)) = serde_json::to_value(&asset) {
-        let known: Vec<&str> = known.keys().map(String::as_str).collect();
+        // `address` is never serialized (it may hold credentials).
+        let known: Vec<&str> = known.keys().map(String::as_str).chain(["address"]).collect();
         report.unknown_fields(path, item, &known);
     }
     if asset.name.is_empty() {
@@ -383,6 +411,37 @@ mod tests {
         // The default retry interval is never shorter than the timeout.
         assert_eq!(manifest.assets[0].retry_interval(), Duration::from_secs(60));
         assert_eq!(manifest.assets[1].retry_interval(), Duration::from_secs(5), "as configured");
+    }
+
+    #[test]
+    fn problems_never_quote_the_secrets_of_an_address() {
+        let problems = problems_of(json!({"assets": [
+            {"id": "a", "assetType": "http", "address": "http://user:s3cretpw@host:99999/x?token=t0k3n"},
+            {"id": "b", "assetType": "icmp", "address": "http://host/ping/t0k3n", "hideAddress": true}
+        ]}));
+        assert_eq!(
+            problems,
+            [
+                r#"assets[0].address: "http://user:***@host:99999/x?token=***" is not a valid URL (invalid port number)"#,
+                r#"assets[1].address: "***" is not a host: give a host name or IP address, no URL"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn an_address_is_shown_masked_and_hidden_on_request() {
+        let manifest = parse_ok(json!({"assets": [
+            {"id": "a", "assetType": "http", "address": "https://u:pw@example.com/h?apikey=k&page=2"},
+            {"id": "b", "assetType": "http", "address": "https://example.com/h", "hideAddress": true}
+        ]}));
+        let (a, b) = (&manifest.assets[0], &manifest.assets[1]);
+        assert!(!a.hide_address);
+        assert_eq!(a.shown_address(), "https://u:***@example.com/h?apikey=***&page=2");
+        assert_eq!(b.shown_address(), "***");
+        // The address as written is never serialized, masked or not.
+        let serialized = serde_json::to_value(a).expect("serializes");
+        assert_eq!(serialized.get("address"), None);
+        assert_eq!(serialized["hideAddress"], json!(false));
     }
 
     #[test]

@@ -14,7 +14,8 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
         context.push_str(&format!(" · incident `{incident}`"));
     }
     json!({
-        "text": format!("{}: {}", notification.headline(), notification.details),
+        // Shown in push notifications and old clients, and parsed as mrkdwn like the blocks.
+        "text": escape(&format!("{}: {}", notification.headline(), notification.details)),
         "blocks": [
             {
                 "type": "header",
@@ -40,7 +41,9 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
-/// Slack reads `&`, `<` and `>` as markup; a probe's error message must not become a link.
+/// Slack reads `&`, `<` and `>` as markup (links, mentions such as `<!channel>`); a probe's
+/// error message must not become one. Escaped as Slack's formatting reference asks:
+/// <https://api.slack.com/reference/surfaces/formatting#escaping>.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -67,5 +70,14 @@ mod tests {
         notification.details = "<!channel> & <http://evil|click>".into();
         let message = payload(&notification);
         assert_eq!(message["blocks"][2]["text"]["text"], "*Details*\n&lt;!channel&gt; &amp; &lt;http://evil|click&gt;");
+    }
+
+    #[test]
+    fn markup_in_the_top_level_text_is_escaped_too() {
+        let mut notification = sample(Event::Down);
+        notification.asset_name = "A&B <ops>".into();
+        notification.details = "<!channel> <http://evil|click>".into();
+        let message = payload(&notification);
+        assert_eq!(message["text"], "🔴 A&amp;B &lt;ops&gt; - DOWN: &lt;!channel&gt; &lt;http://evil|click&gt;");
     }
 }

@@ -44,6 +44,9 @@ pub struct Facts {
     pub response_time_ms: Option<u64>,
     /// `[BODY]`: the HTTP body (at most 1 MiB), a TCP reply, DNS answers one per line.
     pub body: Option<Vec<u8>>,
+    /// What of the body the probe could not see (cut at its limit, or an encoding it cannot
+    /// decode), added to the message of a failed `[BODY]` condition.
+    pub body_note: Option<String>,
     /// `[CONNECTED]`: whether a connection was made.
     pub connected: Option<bool>,
     /// `[CERTIFICATE_EXPIRATION]`: seconds until the earliest certificate expiry (negative once expired).
@@ -1158,6 +1161,7 @@ mod tests {
             certificate_expiration_seconds: Some(36 * 3600),
             dns_rcode: Some("NOERROR".to_string()),
             ip: Some("10.0.0.1".to_string()),
+            body_note: None,
         }
     }
 
@@ -1825,6 +1829,7 @@ mod tests {
                     certificate_expiration_seconds,
                     dns_rcode,
                     ip,
+                    body_note: None,
                 },
             )
     }

@@ -15,6 +15,14 @@ use crate::config::{AssetConfig, Bound, Report, Secret};
 /// Enough body to finish a normal health response; a runaway body is cut here.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
+/// Header lines a response may have. hyper's default (100) refuses responses that curl and
+/// browsers read (150 `Set-Cookie`s, a CDN's debug headers); no browser counts them at all, and a
+/// parse reserves room for this many.
+pub const MAX_RESPONSE_HEADERS: usize = 1000;
+/// The size a response head may have: hyper's HTTP/1 read buffer (8 KiB + 400 KiB), which
+/// reqwest does not let us change; larger than Chrome's 256 KiB and near curl's 300 KiB. HTTP/2
+/// is given the same (its own default is 16 KiB).
+pub const MAX_RESPONSE_HEAD_BYTES: usize = 8 * 1024 + 400 * 1024;
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -102,7 +110,20 @@ fn build(key: &ClientKey, extra_roots: Vec<Vec<u8>>) -> Result<reqwest::Client, 
         } else {
             reqwest::redirect::Policy::none()
         })
-        .danger_accept_invalid_certs(key.insecure_skip_verify);
+        .danger_accept_invalid_certs(key.insecure_skip_verify)
+        // Asked for (Accept-Encoding) and decoded, as browsers do: many CDNs compress whatever
+        // the client accepts, and keywords are looked for in the decoded body.
+        .gzip(true)
+        .deflate(true)
+        .brotli(true)
+        // Heads that curl and browsers read must not fail a probe: many headers, folded
+        // (obsolete) header lines, `Name : value`, and lines that are not headers at all, which
+        // are skipped as curl skips them.
+        .http1_max_headers(MAX_RESPONSE_HEADERS)
+        .http1_allow_obsolete_multiline_headers_in_responses(true)
+        .http1_allow_spaces_after_header_name_in_responses(true)
+        .http1_ignore_invalid_headers_in_responses(true)
+        .http2_max_header_list_size(u32::try_from(MAX_RESPONSE_HEAD_BYTES).unwrap_or(u32::MAX));
     if !key.keep_alive {
         builder = builder.pool_max_idle_per_host(0);
     }
@@ -194,7 +215,16 @@ impl HttpSpec {
         let started = Instant::now();
         // No client timeout here: `probe::run` bounds the whole probe (body included), so a
         // timeout always reads the same, whichever layer would have noticed it first.
-        let mut response = match self.request(&client, &asset.address).send().await {
+        // The URL asked for, to tell whether the answer came after a redirect.
+        let mut asked = None;
+        let sent = match self.request(&client, &asset.address).build() {
+            Ok(request) => {
+                asked = Some(request.url().clone());
+                client.execute(request).await
+            }
+            Err(e) => Err(e),
+        };
+        let mut response = match sent {
             Ok(response) => response,
             Err(e) => {
                 let facts = Facts { connected: Some(!e.is_connect()), ..Facts::default() };
@@ -203,6 +233,7 @@ impl HttpSpec {
         };
         let first_byte_ms = millis_since(started);
         let status = response.status().as_u16();
+        let redirected = asked.is_some_and(|asked| !same_resource(response.url(), &asked));
         let code = Some(i32::from(status));
         let certificate_expires_at = response
             .extensions()
@@ -221,11 +252,21 @@ impl HttpSpec {
             certificate_expires_at,
         };
 
+        // What the client could not decode is judged as it came (compressed), and said so.
+        let undecoded = response
+            .headers()
+            .get(reqwest::header::CONTENT_ENCODING)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_string())
+            .filter(|encoding| !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity"));
+
         // Read (a bounded part of) the body: a server that sends headers and then dies is down.
+        // The bound is on the decoded body (chunks arrive decoded), so a decompression bomb is
+        // cut like any endless body.
         let keep_body =
             self.body_contains.is_some() || self.body_not_contains.is_some() || !asset.conditions.is_empty();
         let mut body = Vec::new();
         let mut read = 0usize;
+        let mut cut = false;
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -235,6 +276,7 @@ impl HttpSpec {
                         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
                     }
                     if read >= MAX_BODY_BYTES {
+                        cut = true;
                         break;
                     }
                 }
@@ -247,9 +289,11 @@ impl HttpSpec {
                 }
             }
         }
-        let verdict = self.judge(status, &body, !asset.conditions.is_empty());
+        let body_note = body_note(cut, undecoded.as_deref());
+        let verdict = self.judge(status, redirected, &body, !asset.conditions.is_empty(), body_note.as_deref());
         if keep_body {
             facts.body = Some(body);
+            facts.body_note = body_note;
         }
         let outcome = match verdict {
             Ok(()) => ProbeOutcome::up(code),
@@ -260,22 +304,71 @@ impl HttpSpec {
 
     /// The status check (left to the conditions when they exist and no codes are listed, as
     /// in Gatus), then the body keywords.
-    fn judge(&self, status: u16, body: &[u8], has_conditions: bool) -> Result<(), String> {
+    /// `redirected`: the status is the answer to a redirect that was followed; `note` says what
+    /// of the body could not be judged, for the body keywords' messages.
+    fn judge(
+        &self,
+        status: u16,
+        redirected: bool,
+        body: &[u8],
+        has_conditions: bool,
+        note: Option<&str>,
+    ) -> Result<(), String> {
         let status_judged_by_conditions = has_conditions && self.expected_status_codes.is_empty();
         if !status_judged_by_conditions && !self.accepts(status) {
-            return Err(format!("HTTP {status} (expected {})", self.expectation()));
+            if !redirected {
+                return Err(format!("HTTP {status} (expected {})", self.expectation()));
+            }
+            // Expecting a 3xx while following redirects can never succeed: say how to fix it.
+            let hint = if self.expected_status_codes.iter().any(|code| (300..400).contains(code)) {
+                "; set followRedirects: false to check the redirect itself"
+            } else {
+                ""
+            };
+            return Err(format!("HTTP {status} after a redirect (expected {}{hint})", self.expectation()));
         }
         let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+        let noted = |message: String| match note {
+            Some(note) => format!("{message} ({note})"),
+            None => message,
+        };
         if let Some(needle) = &self.body_contains
             && !contains(needle)
         {
-            return Err(format!("HTTP {status}, body does not contain {needle:?}"));
+            return Err(noted(format!("HTTP {status}, body does not contain {needle:?}")));
         }
         if let Some(needle) = &self.body_not_contains
             && contains(needle)
         {
-            return Err(format!("HTTP {status}, body contains {needle:?}"));
+            return Err(noted(format!("HTTP {status}, body contains {needle:?}")));
         }
         Ok(())
     }
+}
+
+/// Whether two URLs name the same resource: credentials (sent in a header, not in the URL
+/// reqwest reports) and the fragment (never sent) aside.
+fn same_resource(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    let bare = |url: &reqwest::Url| {
+        let mut url = url.clone();
+        // Only a URL without a host refuses these, and it has no credentials to clear.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_fragment(None);
+        url
+    };
+    bare(a) == bare(b)
+}
+
+/// What of a body the probe could not judge: the part past [`MAX_BODY_BYTES`], or all of it when
+/// it came in an encoding the client does not decode (only gzip, deflate and br are asked for).
+fn body_note(cut: bool, undecoded: Option<&str>) -> Option<String> {
+    let mut notes = Vec::new();
+    if let Some(encoding) = undecoded {
+        notes.push(format!("the body is {encoding}-encoded, which statusd does not decode"));
+    }
+    if cut {
+        notes.push(format!("only the first {} MiB of the body was read", MAX_BODY_BYTES / (1024 * 1024)));
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
 }

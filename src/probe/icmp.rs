@@ -65,15 +65,15 @@ impl IcmpSpec {
             report.problem(address_path, "must not be empty: an icmp asset needs a host name or IP address");
         } else if address.contains("://") || address.contains('/') {
             report.problem(address_path, format!("{address:?} is not a host: give a host name or IP address, no URL"));
-        } else if address.parse::<IpAddr>().is_err() && address.contains(':') {
+        } else if literal_ip(address).is_none() && address.contains(':') {
             report.problem(address_path, format!("{address:?} is not a host: ICMP has no ports"));
         }
     }
 
     pub(super) async fn check(&self, address: &str, pingers: &Pingers) -> ProbeOutcome {
-        let ip = match address.parse::<IpAddr>() {
-            Ok(ip) => ip,
-            Err(_) => match tokio::net::lookup_host((address, 0)).await.map(|mut found| found.next()) {
+        let ip = match literal_ip(address) {
+            Some(ip) => ip,
+            None => match tokio::net::lookup_host((address, 0)).await.map(|mut found| found.next()) {
                 Ok(Some(found)) => found.ip(),
                 Ok(None) => return ProbeOutcome::down(None, format!("DNS error: no address for {address}")),
                 Err(error) => return ProbeOutcome::down(None, format!("DNS error: {error}")),
@@ -94,6 +94,15 @@ impl IcmpSpec {
             }
             Err(error) => ProbeOutcome::down(None, format!("no echo reply from {ip}: {error}")).with_facts(facts),
         }
+    }
+}
+
+/// An IP address as written, IPv6 with or without brackets (`::1`, `[::1]`, as URLs write it).
+fn literal_ip(address: &str) -> Option<IpAddr> {
+    let unbracketed = address.strip_prefix('[').and_then(|a| a.strip_suffix(']'));
+    match unbracketed {
+        Some(inner) => inner.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+        None => address.parse().ok(),
     }
 }
 

@@ -141,7 +141,9 @@ impl ProbeOutcome {
 pub struct ProbeDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<Timings>,
-    /// The earliest expiry in the peer's certificate chain (TLS, HTTPS).
+    /// When the peer's certificate expires: for TLS the earliest expiry on the path the verifier
+    /// accepted (everything the server sent when verification is off or fails); for HTTPS the
+    /// server's own certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_expires_at: Option<DateTime<Utc>>,
 }
@@ -213,7 +215,10 @@ pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
         outcome.facts.response_time_ms = Some(u64::try_from(latency_ms).unwrap_or(0));
         if let Some(failed) = conditions::first_failure(&asset.conditions, &outcome.facts) {
             outcome.success = false;
-            outcome.message = Some(failed);
+            outcome.message = Some(match &outcome.facts.body_note {
+                Some(note) if failed.contains("[BODY]") => format!("{failed} ({note})"),
+                _ => failed,
+            });
         }
     }
     ProbeResult {
@@ -223,7 +228,8 @@ pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
         success: outcome.success,
         latency_ms,
         code: outcome.code,
-        message: outcome.message.map(without_nul),
+        // Stored, logged and notified: no secret of the address may be in it.
+        message: outcome.message.map(|message| without_nul(asset.scrub(message))),
         detail: outcome.detail,
     }
 }
@@ -271,6 +277,20 @@ pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
         }
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
             return format!("TLS error: {tls}");
+        }
+        if let Some(http) = current.downcast_ref::<hyper::Error>() {
+            if http.is_parse_too_large() {
+                return format!(
+                    "the response head is larger than statusd reads (at most {} header lines and {} KiB)",
+                    http::MAX_RESPONSE_HEADERS,
+                    http::MAX_RESPONSE_HEAD_BYTES / 1024
+                );
+            }
+            if http.is_parse_status() {
+                return "invalid HTTP status line: statusd reads a 3-digit code between single spaces \
+                        (HTTP/1.1 200 OK)"
+                    .into();
+            }
         }
         let text = current.to_string();
         if text == "dns error" {

@@ -6,6 +6,12 @@
 //! and its expiry reported; the chain is then judged by rustls' own WebPki verifier, the one a
 //! normal client would have used. Handshake signatures are always verified: a server must still
 //! prove it holds the key of the certificate it presents.
+//!
+//! Expiry is taken over the path the verifier accepted (leaf, the intermediates it used, and the
+//! trusted root), not over everything the server sent: servers often send extra certificates (an
+//! expired cross-signed copy of their root, as many did when old roots expired in 2020 and 2021)
+//! that no client uses. Only when verification is off (`insecureSkipVerify`) or fails is the
+//! served chain's earliest expiry reported.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -63,7 +69,7 @@ fn default_min_days_valid() -> u32 {
 /// built on first use (building one parses every root).
 pub struct Trust {
     provider: Arc<CryptoProvider>,
-    system_roots: OnceLock<RootCertStore>,
+    system_roots: OnceLock<Roots>,
     /// By `caFile` only: `insecureSkipVerify` changes how the chain is judged after the
     /// handshake, not the handshake itself, so both settings share a setup.
     setups: Mutex<HashMap<Option<PathBuf>, Arc<Setup>>>,
@@ -74,6 +80,45 @@ struct Setup {
     config: Arc<ClientConfig>,
     /// Err when there is no root at all to build a verifier from: every chain is then untrusted.
     verifier: Result<Arc<WebPkiServerVerifier>, String>,
+    /// The verifier's roots, to find the path it accepted (and the expiry of its root).
+    roots: Arc<Roots>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// Trusted roots, and the expiry of each: a trust anchor keeps only a root's name and key.
+#[derive(Clone)]
+struct Roots {
+    store: RootCertStore,
+    /// By the anchor's subject and key. Two roots with both equal (a root reissued with a new
+    /// validity) keep the later expiry: a verifier accepts either.
+    expiries: HashMap<(Vec<u8>, Vec<u8>), Expiry>,
+}
+
+impl Roots {
+    fn empty() -> Roots {
+        Roots { store: RootCertStore::empty(), expiries: HashMap::new() }
+    }
+
+    fn add(&mut self, der: CertificateDer<'_>) -> Result<(), webpki::Error> {
+        let anchor = webpki::anchor_from_trusted_cert(&der)?.to_owned();
+        let parsed = x509_parser::parse_x509_certificate(&der).ok().and_then(|(_, cert)| {
+            let at = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)?;
+            Some((at, cert.subject().to_string()))
+        });
+        if let Some((at, subject)) = parsed {
+            let key = (anchor.subject.to_vec(), anchor.subject_public_key_info.to_vec());
+            let later = self.expiries.get(&key).is_none_or(|known| known.at < at);
+            if later {
+                self.expiries.insert(key, Expiry { at, chain_subject: Some(subject) });
+            }
+        }
+        self.store.roots.push(anchor);
+        Ok(())
+    }
+
+    fn expiry_of(&self, anchor: &rustls::pki_types::TrustAnchor<'_>) -> Option<&Expiry> {
+        self.expiries.get(&(anchor.subject.to_vec(), anchor.subject_public_key_info.to_vec()))
+    }
 }
 
 impl Default for Trust {
@@ -93,7 +138,7 @@ impl Trust {
         }
     }
 
-    fn system_roots(&self) -> &RootCertStore {
+    fn system_roots(&self) -> &Roots {
         self.system_roots.get_or_init(load_system_roots)
     }
 
@@ -115,14 +160,16 @@ impl Trust {
                 roots.add(CertificateDer::from(der)).map_err(|e| format!("caFile: {e}"))?;
             }
         }
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| match e {
-                rustls::client::VerifierBuilderError::NoRootAnchors => {
-                    "no root certificates to check it against (the system store is empty: set caFile)".to_string()
-                }
-                other => other.to_string(),
-            });
+        let roots = Arc::new(roots);
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots.store.clone()), self.provider.clone())
+                .build()
+                .map_err(|e| match e {
+                    rustls::client::VerifierBuilderError::NoRootAnchors => {
+                        "no root certificates to check it against (the system store is empty: set caFile)".to_string()
+                    }
+                    other => other.to_string(),
+                });
         let capture = CaptureChain {
             inner: verifier.as_ref().ok().cloned(),
             algorithms: self.provider.signature_verification_algorithms,
@@ -135,23 +182,29 @@ impl Trust {
             .with_no_client_auth();
         // A resumed session skips the certificate: every probe must see the chain served now.
         config.resumption = rustls::client::Resumption::disabled();
-        Ok(Setup { config: Arc::new(config), verifier })
+        Ok(Setup {
+            config: Arc::new(config),
+            verifier,
+            roots,
+            algorithms: self.provider.signature_verification_algorithms,
+        })
     }
 }
 
 /// The system's roots as rustls-native-certs finds them (it honours `SSL_CERT_FILE` and
 /// `SSL_CERT_DIR`). Unreadable entries are logged, not fatal: `caFile` may be all a probe needs.
-fn load_system_roots() -> RootCertStore {
+fn load_system_roots() -> Roots {
     let found = rustls_native_certs::load_native_certs();
     for error in &found.errors {
         tracing::warn!(%error, "cannot read some of the system's root certificates");
     }
-    let mut roots = RootCertStore::empty();
-    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    let mut roots = Roots::empty();
+    let total = found.certs.len();
+    let ignored = found.certs.into_iter().filter_map(|der| roots.add(der).err()).count();
     if ignored > 0 {
         tracing::debug!(ignored, "skipped system root certificates rustls cannot use");
     }
-    if added == 0 {
+    if total == ignored {
         tracing::warn!("no system root certificates found: TLS probes trust only their caFile");
     }
     roots
@@ -278,7 +331,13 @@ impl TlsSpec {
         drop(tls);
 
         let mut detail = ProbeDetail { timings: Some(timings), ..ProbeDetail::default() };
-        let Some(expiry) = earliest_expiry(&chain) else {
+        let trusted = if self.insecure_skip_verify { Ok(None) } else { setup.judge(&chain, &server_name) };
+        // The path the verifier accepted when it did; otherwise all the server sent.
+        let expiry = match &trusted {
+            Ok(Some(path)) => Some(path.clone()),
+            _ => earliest_expiry(&chain),
+        };
+        let Some(expiry) = expiry else {
             let message = if chain.is_empty() {
                 "the server sent no certificate"
             } else {
@@ -291,7 +350,6 @@ impl TlsSpec {
         facts.certificate_expiration_seconds = Some(seconds_left);
         detail.certificate_expires_at = Some(expiry.at);
 
-        let trusted = if self.insecure_skip_verify { Ok(()) } else { setup.judge(&chain, &server_name) };
         let message = if seconds_left <= 0 {
             let mut message = format!("{} expired {} ago", expiry.which(), span(-seconds_left));
             // Not repeating the expiry the verifier also found, but naming any other problem.
@@ -329,8 +387,13 @@ impl Untrusted {
 }
 
 impl Setup {
-    /// The verdict a normal client would have reached on this chain.
-    fn judge(&self, chain: &[CertificateDer<'static>], server_name: &ServerName<'_>) -> Result<(), Untrusted> {
+    /// The verdict a normal client would have reached on this chain and, when it trusts it, the
+    /// earliest expiry on the path it accepted (None if that path cannot be rebuilt).
+    fn judge(
+        &self,
+        chain: &[CertificateDer<'static>],
+        server_name: &ServerName<'_>,
+    ) -> Result<Option<Expiry>, Untrusted> {
         let verifier = self
             .verifier
             .as_ref()
@@ -338,9 +401,41 @@ impl Setup {
         let Some((end_entity, intermediates)) = chain.split_first() else {
             return Err(Untrusted::Other("the server sent no certificate".into()));
         };
-        match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], UnixTime::now()) {
-            Ok(_) => Ok(()),
+        let now = UnixTime::now();
+        match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], now) {
+            Ok(_) => Ok(self.verified_path_expiry(end_entity, intermediates, now)),
             Err(error) => Err(describe_untrusted(&error)),
+        }
+    }
+
+    /// The earliest expiry on the path from `end_entity` to a trusted root that WebPki builds,
+    /// the root included: the path rustls' verifier has just accepted, since it builds it the
+    /// same way (same roots, same algorithms, server-auth usage, no revocation lists). rustls
+    /// does not return the path, so it is built again here.
+    fn verified_path_expiry(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Option<Expiry> {
+        let cert = webpki::EndEntityCert::try_from(end_entity).ok()?;
+        let path = cert
+            .verify_for_usage(
+                self.algorithms.all,
+                &self.roots.store.roots,
+                intermediates,
+                now,
+                webpki::KeyUsage::server_auth(),
+                None,
+                None,
+            )
+            .ok()?;
+        let mut certs = vec![end_entity.clone()];
+        certs.extend(path.intermediate_certificates().map(|intermediate| intermediate.der()));
+        let on_path = earliest_expiry(&certs)?;
+        match self.roots.expiry_of(path.anchor()) {
+            Some(root) if root.at < on_path.at => Some(root.clone()),
+            _ => Some(on_path),
         }
     }
 }
@@ -397,6 +492,7 @@ fn plain_name(presented: &str) -> &str {
 }
 
 /// The earliest `notAfter` of a chain, and which certificate it belongs to.
+#[derive(Clone)]
 struct Expiry {
     at: DateTime<Utc>,
     /// The subject, when it is not the server's own certificate (an expired intermediate is a

@@ -466,7 +466,8 @@ async fn sync_assets_in(tx: &mut sqlx::PgConnection, assets: &[AssetConfig]) -> 
     )
     .bind(assets.iter().map(|a| a.id.clone()).collect::<Vec<_>>())
     .bind(assets.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
-    .bind(assets.iter().map(|a| a.address.clone()).collect::<Vec<_>>())
+    // As the API shows it: the address as written may hold credentials.
+    .bind(assets.iter().map(AssetConfig::shown_address).collect::<Vec<_>>())
     .bind(assets.iter().map(|a| a.asset_type().to_string()).collect::<Vec<_>>())
     .bind(assets.iter().map(|a| i32::try_from(a.interval_seconds).unwrap_or(i32::MAX)).collect::<Vec<_>>())
     .bind(assets.iter().map(|a| i32::try_from(a.timeout_seconds).unwrap_or(i32::MAX)).collect::<Vec<_>>())

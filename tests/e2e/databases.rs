@@ -194,6 +194,28 @@ impl Inspect {
         }
     }
 
+    /// Every row of `assets`: (id, address), by id.
+    pub async fn asset_addresses(&self) -> Vec<(String, String)> {
+        const SQL: &str = "SELECT id, address FROM assets ORDER BY id";
+        match self {
+            Inspect::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await.expect("assets"),
+            Inspect::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await.expect("assets"),
+        }
+    }
+
+    /// Every stored probe message of the asset.
+    pub async fn messages(&self, asset_id: &str) -> Vec<String> {
+        const SQL: &str = "SELECT message FROM probe_events WHERE asset_id = $1 AND message IS NOT NULL";
+        match self {
+            Inspect::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(SQL.replace("$1", "?1")))
+                .bind(asset_id)
+                .fetch_all(pool)
+                .await
+                .expect("messages"),
+            Inspect::Postgres(pool) => sqlx::query_scalar(SQL).bind(asset_id).fetch_all(pool).await.expect("messages"),
+        }
+    }
+
     pub async fn close(self) {
         match self {
             Inspect::Sqlite(pool) => pool.close().await,

@@ -1,7 +1,9 @@
 //! The HTTP probe against real servers misbehaving in every way it claims to recognise.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 use statusd::config::AssetConfig;
 use statusd::probe::{self, ProbeContext, ProbeResult};
@@ -188,6 +190,24 @@ async fn follows_redirects_unless_told_not_to() {
 }
 
 #[tokio::test]
+async fn a_status_after_a_followed_redirect_says_so() {
+    let base = echo_server().await;
+    let result = probe_once(&format!("{base}/moved"), json!({"expectedStatusCodes": [301]})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("HTTP 200 after a redirect (expected 301; set followRedirects: false to check the redirect itself)")
+    );
+    let result = probe_once(&format!("{base}/moved"), json!({"expectedStatusCodes": [204]})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 200 after a redirect (expected 204)"));
+    // No redirect, no mention of one (credentials and a fragment are not part of what is sent).
+    let result = probe_once(&format!("{base}/final"), json!({"expectedStatusCodes": [301]})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 200 (expected 301)"));
+    let address = base.replace("http://", "http://user:secret-pw@");
+    let result = probe_once(&format!("{address}/final#top"), json!({"expectedStatusCodes": [204]})).await;
+    assert_eq!(result.message.as_deref(), Some("HTTP 200 (expected 204)"));
+}
+
+#[tokio::test]
 async fn reports_the_time_to_the_first_byte() {
     let target = Target::start().await;
     target.set(Mode::Slow);
@@ -277,4 +297,171 @@ fn http_settings_are_checked_at_load() {
     }
     assert!(problems.iter().any(|p| p.starts_with("assets[0].caFile: ")), "{problems:#?}");
     assert_eq!(problems.len(), 5, "{problems:#?}");
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, data).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, data).expect("deflate");
+    encoder.finish().expect("deflate")
+}
+
+fn brotli(data: &[u8]) -> Vec<u8> {
+    let mut encoded = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams::default();
+    brotli::BrotliCompress(&mut std::io::Cursor::new(data), &mut encoded, &params).expect("brotli");
+    encoded
+}
+
+/// A server that answers every request with `head` (status line and headers, without the
+/// blank line) and `body`, as a CDN would send it; it records each request's head.
+async fn raw_server(head: String, body: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let answer = move |is_head: bool| {
+        let mut response = format!("{head}\r\nconnection: close\r\n\r\n").into_bytes();
+        if !is_head {
+            response.extend_from_slice(&body);
+        }
+        response
+    };
+    serve_bytes(answer).await
+}
+
+/// A server that writes `answer(whether the request is a HEAD)` verbatim after each request.
+async fn serve_bytes(answer: impl Fn(bool) -> Vec<u8> + Send + Sync + 'static) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (answer, seen) = (answer.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                seen.lock().push(String::from_utf8_lossy(&request).to_ascii_lowercase());
+                let _ = stream.write_all(&answer(request.starts_with(b"HEAD "))).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}/"), requests)
+}
+
+#[tokio::test]
+async fn compressed_bodies_are_asked_for_decoded_and_judged() {
+    let page = br#"{"status": "UP", "note": "served compressed, as CDNs do"}"#;
+    for (encoding, encoded) in [("gzip", gzip(page)), ("deflate", zlib(page)), ("br", brotli(page))] {
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-encoding: {encoding}\r\ncontent-length: {}", encoded.len());
+        let (url, requests) = raw_server(head, encoded).await;
+        let checks = json!({"bodyContains": "\"status\": \"UP\"", "conditions": ["[BODY].status == UP"]});
+        let result = probe_once(&url, checks).await;
+        assert!(result.success, "{encoding}: {result:?}");
+        let asked = requests.lock()[0].clone();
+        let accepted = asked.lines().find_map(|l| l.strip_prefix("accept-encoding:")).unwrap_or_default().to_string();
+        for name in ["gzip", "deflate", "br"] {
+            assert!(accepted.contains(name), "Accept-Encoding {accepted:?} lacks {name}");
+        }
+        let result = probe_once(&url, json!({"bodyContains": "DOWN"})).await;
+        assert_eq!(result.message.as_deref(), Some("HTTP 200, body does not contain \"DOWN\""), "{encoding}");
+        // A HEAD answer announces the encoding but has no body to decode.
+        let result = probe_once(&url, json!({"method": "HEAD"})).await;
+        assert!(result.success, "{encoding} HEAD: {result:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_is_cut_at_one_mebibyte_decoded() {
+    // 64 MiB of zeros in about 64 KiB of gzip: what a hostile or broken server may send.
+    let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
+    assert!(bomb.len() < 256 * 1024, "{}", bomb.len());
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: {}", bomb.len());
+    let (url, _) = raw_server(head, bomb).await;
+    let started = std::time::Instant::now();
+    let result = probe_once(&url, json!({"bodyContains": "never there", "timeoutSeconds": 5})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("HTTP 200, body does not contain \"never there\" (only the first 1 MiB of the body was read)")
+    );
+    let result = probe_once(&url, json!({"conditions": ["[BODY] == ok"], "timeoutSeconds": 5})).await;
+    let message = result.message.expect("a message");
+    assert!(message.ends_with(" == ok (only the first 1 MiB of the body was read)"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_body_in_an_encoding_statusd_cannot_decode_says_so() {
+    let head = "HTTP/1.1 200 OK\r\ncontent-encoding: zstd\r\ncontent-length: 4".to_string();
+    let (url, _) = raw_server(head, b"\x28\xb5\x2f\xfd".to_vec()).await;
+    let result = probe_once(&url, json!({"bodyContains": "UP"})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("HTTP 200, body does not contain \"UP\" (the body is zstd-encoded, which statusd does not decode)")
+    );
+}
+
+#[tokio::test]
+async fn heads_that_curl_and_browsers_read_are_read() {
+    let headers =
+        |count: usize, value: &str| -> String { (0..count).map(|i| format!("x-header-{i}: {value}\r\n")).collect() };
+    let long_value = "a".repeat(64 * 1024);
+    let heads: Vec<(&str, String)> = vec![
+        ("150 headers", format!("HTTP/1.1 200 OK\r\n{}content-length: 2\r\n\r\nok", headers(150, "v"))),
+        ("a 64 KiB header line", format!("HTTP/1.1 200 OK\r\nx-long: {long_value}\r\ncontent-length: 2\r\n\r\nok")),
+        (
+            "300 KiB of headers",
+            format!("HTTP/1.1 200 OK\r\n{}content-length: 2\r\n\r\nok", headers(75, &"b".repeat(4096))),
+        ),
+        ("obsolete line folding", "HTTP/1.1 200 OK\r\nx-folded: a\r\n  b\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("no reason phrase", "HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("a space before the colon", "HTTP/1.1 200 OK\r\nx-thing : v\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("an invalid header name", "HTTP/1.1 200 OK\r\nbad header: x\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("a line that is no header", "HTTP/1.1 200 OK\r\ngarbage\r\ncontent-length: 2\r\n\r\nok".into()),
+        ("bare LF line ends", "HTTP/1.1 200 OK\ncontent-length: 2\n\nok".into()),
+        ("Latin-1 in a value and the reason", "HTTP/1.1 200 D\u{e9}j\u{e0} vu\r\nx-name: caf\u{e9}\r\ncontent-length: 2\r\n\r\nok".into()),
+        (
+            "interim 100 and 103 answers",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".into(),
+        ),
+        ("HTTP/1.0, read to the close", "HTTP/1.0 200 OK\r\n\r\nok".into()),
+    ];
+    for (what, response) in heads {
+        let bytes: Vec<u8> = response.chars().map(|c| u8::try_from(u32::from(c)).expect("Latin-1")).collect();
+        let (url, _) = serve_bytes(move |_| bytes.clone()).await;
+        let result = probe_once(&url, json!({"bodyContains": "ok"})).await;
+        assert_eq!((result.success, result.code), (true, Some(200)), "{what}: {result:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_head_statusd_cannot_read_is_named_as_such() {
+    let headers: String = (0..1001).map(|i| format!("x-header-{i}: v\r\n")).collect();
+    let (many, _) = raw_server(format!("HTTP/1.1 200 OK\r\n{headers}content-length: 2"), b"ok".to_vec()).await;
+    let huge = format!("x-huge: {}", "c".repeat(500 * 1024));
+    let (large, _) = raw_server(format!("HTTP/1.1 200 OK\r\n{huge}\r\ncontent-length: 2"), b"ok".to_vec()).await;
+    for url in [many, large] {
+        let result = probe_once(&url, json!({})).await;
+        assert_eq!(
+            result.message.as_deref(),
+            Some("the response head is larger than statusd reads (at most 1000 header lines and 408 KiB)")
+        );
+    }
+    // curl reads this one; hyper cannot be told to.
+    let (url, _) = raw_server("HTTP/1.1  200  OK\r\ncontent-length: 2".into(), b"ok".to_vec()).await;
+    let result = probe_once(&url, json!({})).await;
+    assert_eq!(
+        result.message.as_deref(),
+        Some("invalid HTTP status line: statusd reads a 3-digit code between single spaces (HTTP/1.1 200 OK)")
+    );
 }

@@ -19,4 +19,5 @@ mod notifications;
 mod push;
 mod reload;
 mod retention;
+mod secrets;
 mod store;

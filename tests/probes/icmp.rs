@@ -55,3 +55,30 @@ fn addresses_are_checked_at_load() {
     );
     assert!(problems(json!({"assetType": "icmp", "address": "::1"})).is_empty());
 }
+
+#[tokio::test]
+async fn a_bracketed_ipv6_address_is_a_host_wherever_a_host_is_expected() {
+    assert_eq!(problems(json!({"assetType": "icmp", "address": "[::1]"})), Vec::<String>::new());
+    assert_eq!(
+        problems(json!({"assetType": "icmp", "address": "[::1]:80"})),
+        ["assets[0].address: \"[::1]:80\" is not a host: ICMP has no ports"]
+    );
+    for asset_type in ["tcp", "tls"] {
+        assert_eq!(problems(json!({"assetType": asset_type, "address": "[::1]:443"})), Vec::<String>::new());
+    }
+    // Pinged as ::1, not looked up as a name.
+    let result = probe_once(json!({"assetType": "icmp", "address": "[::1]"})).await;
+    let message = result.message.clone().unwrap_or_default();
+    assert!(!message.starts_with("DNS error"), "{result:?}");
+    assert!(result.success || message.starts_with(PERMISSION_HINT), "{result:?}");
+
+    let listener = tokio::net::TcpListener::bind("[::1]:0").await.expect("bind ::1");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let result = probe_once(json!({"assetType": "tcp", "address": format!("[::1]:{port}")})).await;
+    assert!(result.success, "{result:?}");
+}

@@ -79,12 +79,17 @@ impl Ca {
 }
 
 fn acceptor(leaf: &Leaf) -> TlsAcceptor {
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
+    chain_acceptor(vec![leaf.der.clone()], &leaf.key)
+}
+
+/// Serves `chain` (the leaf first) with the leaf's `key`.
+fn chain_acceptor(chain: Vec<CertificateDer<'static>>, key: &[u8]) -> TlsAcceptor {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("protocol versions")
         .with_no_client_auth()
-        .with_single_cert(vec![leaf.der.clone()], key)
+        .with_single_cert(chain, key)
         .expect("server config");
     TlsAcceptor::from(Arc::new(config))
 }
@@ -109,7 +114,10 @@ impl Server {
 }
 
 async fn serve(leaf: &Leaf) -> Server {
-    let acceptor = acceptor(leaf);
+    serve_with(acceptor(leaf)).await
+}
+
+async fn serve_with(acceptor: TlsAcceptor) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let sni = Arc::new(Mutex::new(Vec::new()));
@@ -409,4 +417,143 @@ async fn a_running_statusd_exports_the_days_left_as_a_metric() {
     assert!((seconds_left - expected).abs() < 30.0, "{seconds_left} vs {expected}");
     let _ = stop.send(());
     let _ = running.await;
+}
+
+/// An HTTPS server speaking HTTP/2 (chosen by ALPN) whose answer carries a 64 KiB header.
+async fn serve_h2_with_a_long_header(leaf: &Leaf) -> u16 {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der.clone()], key)
+            .expect("server config");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let service = hyper::service::service_fn(|_request| async {
+                    let mut response = hyper::Response::new("ok".to_string());
+                    let long = hyper::header::HeaderValue::from_str(&"a".repeat(64 * 1024)).expect("a value");
+                    response.headers_mut().insert("x-long", long);
+                    Ok::<_, Infallible>(response)
+                });
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn https_over_http2_reads_a_long_header_as_browsers_do() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost"], 90 * DAY);
+    let port = serve_h2_with_a_long_header(&leaf).await;
+    let address = format!("https://localhost:{port}/");
+    let result =
+        probe_once(json!({"assetType": "http", "address": address, "caFile": ca.path(), "bodyContains": "ok"})).await;
+    assert_eq!((result.success, result.code), (true, Some(200)), "{:?}", result.message);
+}
+
+/// CA parameters named `name`, valid from `from_days` to `to_days` from now (negative: past).
+fn ca_params(name: &str, from_days: i64, to_days: i64) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.distinguished_name.push(DnType::CommonName, name);
+    validity(&mut params, from_days, to_days);
+    params
+}
+
+fn validity(params: &mut CertificateParams, from_days: i64, to_days: i64) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    let at = |days: i64| epoch + Duration::from_secs(u64::try_from(unix_now() + days * DAY).expect("after 1970"));
+    params.not_before = at(from_days);
+    params.not_after = at(to_days);
+}
+
+fn expiry_of(der: &CertificateDer<'_>) -> DateTime<Utc> {
+    statusd::probe::tls::not_after(der).expect("a certificate")
+}
+
+/// A leaf under an intermediate under a root that `caFile` trusts, served together with an
+/// expired cross-signed copy of that root (same name and key, signed by an older root), as many
+/// servers sent after old roots expired in 2020 and 2021.
+struct CrossSigned {
+    ca_file: tempfile::NamedTempFile,
+    chain: Vec<CertificateDer<'static>>,
+    leaf_key: Vec<u8>,
+    intermediate: CertificateDer<'static>,
+    root: CertificateDer<'static>,
+}
+
+fn cross_signed(root_days: i64, intermediate_days: i64, leaf_days: i64) -> CrossSigned {
+    let root_key = KeyPair::generate().expect("root key");
+    let root_params = ca_params("statusd test root", -30, root_days);
+    let root = root_params.self_signed(&root_key).expect("root");
+    let mut ca_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::io::Write::write_all(&mut ca_file, root.pem().as_bytes()).expect("write CA");
+
+    let intermediate_key = KeyPair::generate().expect("intermediate key");
+    let intermediate_params = ca_params("statusd test intermediate", -30, intermediate_days);
+    let intermediate = intermediate_params
+        .signed_by(&intermediate_key, &Issuer::from_params(&root_params, &root_key))
+        .expect("intermediate");
+
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_string()]).expect("leaf params");
+    leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    validity(&mut leaf_params, -30, leaf_days);
+    let leaf =
+        leaf_params.signed_by(&leaf_key, &Issuer::from_params(&intermediate_params, &intermediate_key)).expect("leaf");
+
+    let old_key = KeyPair::generate().expect("old root key");
+    let old_params = ca_params("statusd old root", -4000, -2000);
+    let cross = ca_params("statusd test root", -3000, -2159)
+        .signed_by(&root_key, &Issuer::from_params(&old_params, &old_key))
+        .expect("cross-signed root");
+
+    CrossSigned {
+        ca_file,
+        chain: vec![leaf.der().clone(), intermediate.der().clone(), cross.der().clone()],
+        leaf_key: leaf_key.serialize_der(),
+        intermediate: intermediate.der().clone(),
+        root: root.der().clone(),
+    }
+}
+
+#[tokio::test]
+async fn expiry_is_taken_over_the_verified_path_not_an_extra_expired_certificate() {
+    let pki = cross_signed(3650, 100, 200);
+    let server = serve_with(chain_acceptor(pki.chain.clone(), &pki.leaf_key)).await;
+    let address = format!("localhost:{}", server.port);
+    let ca_file = pki.ca_file.path().display().to_string();
+    let result = probe_once(tls_asset(address.clone(), json!({"caFile": ca_file}))).await;
+    assert!(result.success, "{:?}", result.message);
+    // The intermediate expires first on the path leaf → intermediate → root.
+    assert_eq!(result.detail.certificate_expires_at, Some(expiry_of(&pki.intermediate)));
+
+    // Without verification there is no verified path: everything served counts.
+    let result = probe_once(tls_asset(address, json!({"insecureSkipVerify": true}))).await;
+    assert_eq!(result.message.as_deref(), Some(r#"chain certificate "CN=statusd test root" expired 2159 days ago"#));
+}
+
+#[tokio::test]
+async fn the_trusted_root_expiry_counts_on_the_verified_path() {
+    let pki = cross_signed(50, 100, 200);
+    let server = serve_with(chain_acceptor(pki.chain.clone(), &pki.leaf_key)).await;
+    let ca_file = pki.ca_file.path().display().to_string();
+    let result = probe_once(tls_asset(format!("localhost:{}", server.port), json!({"caFile": ca_file}))).await;
+    assert!(result.success, "{:?}", result.message);
+    assert_eq!(result.detail.certificate_expires_at, Some(expiry_of(&pki.root)));
 }
