@@ -26,7 +26,8 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     InvalidConfig(Problems),
-    #[error("invalid settings: {0}")]
+    /// The settings' own message, which says they are invalid and names each problem.
+    #[error("{0}")]
     InvalidSettings(String),
 }
 
@@ -113,10 +114,9 @@ impl IntoResponse for ApiError {
                     ..ErrorBody::new(format!("the config has {} problem(s); nothing was changed", problems.0.len()))
                 },
             ),
-            ApiError::InvalidSettings(message) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorBody::new(format!("invalid settings: {message}; nothing was changed")),
-            ),
+            ApiError::InvalidSettings(message) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, ErrorBody::new(format!("{message}; nothing was changed")))
+            }
         };
         (status, Json(body)).into_response()
     }
