@@ -66,8 +66,8 @@ fn load_file<T>(
             report_nul_characters(&value, "", &mut report);
             parse(&value, &mut report)
         }
-        Err(message) => {
-            report.problem("", message);
+        Err(error) => {
+            report.problem(error.path, error.message);
             None
         }
     };

@@ -119,3 +119,63 @@ async fn a_timeout_longer_than_the_interval_is_a_warning_and_the_ticks_it_covers
     assert_eq!(report["warnings"], json!([warning.trim_start_matches("statusd: warning: ")]));
     statusd.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_files_mean_what_they_say_duplicate_keys_refused_and_yaml_merge_keys_applied() {
+    let target = Target::start().await;
+    let setup = Setup::new(Backend::Sqlite, json!([]), no_channels()).await;
+    let check = |manifest: &std::path::Path| {
+        let mut args = setup.args(&[]);
+        args[0] = "check-config".into();
+        args[4] = manifest.display().to_string();
+        Command::new(binary()).args(&args).output().expect("run check-config")
+    };
+
+    // "address" twice in one asset: refused with the key's path, not silently the last one.
+    let json = setup.path("duplicate.json");
+    let text = format!(
+        r#"{{"assets": [{{"id": "api", "assetType": "http", "address": "{}", "address": "http://127.0.0.1:1/"}}]}}"#,
+        target.url()
+    );
+    std::fs::write(&json, text).expect("write");
+    let output = check(&json);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("duplicate.json: assets[0].address: is given twice in one object"), "{stderr}");
+
+    // Gatus users' habit: defaults under an anchor, merged into each asset.
+    let yaml = setup.path("manifest.yaml");
+    let text = format!(
+        "x-defaults: &defaults\n  assetType: http\n  address: {url}\n  intervalSeconds: 1\n  timeoutSeconds: 1\n  \
+         expectedStatusCodes: [200]\nassets:\n  - <<: *defaults\n    id: merged-a\n  - <<: *defaults\n    id: merged-b\n    \
+         expectedStatusCodes: [500]\n",
+        url = target.url()
+    );
+    std::fs::write(&yaml, text).expect("write");
+    let output = check(&yaml);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut args = setup.args(&[]);
+    args[4] = yaml.display().to_string();
+    let (_, settings) =
+        statusd::settings::Settings::from_args(args, &std::collections::BTreeMap::new()).expect("settings");
+    let app = statusd::App::build(settings).await.expect("statusd starts");
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.serve(async {
+        let _ = stopped.await;
+    }));
+    let status = |id: &'static str| async move {
+        let url = format!("http://{addr}/api/assets/{id}");
+        let asset: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        asset["status"].as_str().map(str::to_string)
+    };
+    // The merged settings apply, and the asset's own key wins over the merged one.
+    eventually("merged-a up", Duration::from_secs(10), || async { (status("merged-a").await? == "up").then_some(()) })
+        .await;
+    eventually("merged-b down", Duration::from_secs(10), || async {
+        (status("merged-b").await? == "down").then_some(())
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.expect("statusd task").expect("statusd stops cleanly");
+}
