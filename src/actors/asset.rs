@@ -200,9 +200,9 @@ impl AssetState {
             let left = (expires_at - Utc::now()).num_seconds() as f64;
             metrics::gauge!(names::TLS_CERT_EXPIRY_SECONDS, "asset" => config.id.clone()).set(left);
         }
-        let transition = self.memory.health.observe(result.success, result.timestamp, self.thresholds());
+        let transition =
+            self.memory.health.observe(result.success, result.timestamp, Instant::now(), self.thresholds());
         let details = result.message.clone().unwrap_or_default();
-        let at = result.timestamp;
         self.services.directory.persist(result.clone());
         self.memory.last_probe = Some(result);
         match transition {
@@ -217,13 +217,13 @@ impl AssetState {
                     details,
                 }));
             }
-            Transition::Recovered(incident) => {
+            Transition::Recovered(incident, recovery) => {
                 self.metrics.up.set(1.0);
                 self.services.directory.incidents(IncidentEvent::Recovered(AssetRecovered {
                     asset_id: config.id.clone(),
                     asset_name: config.name.clone(),
                     incident,
-                    at,
+                    recovery,
                 }));
             }
         }

@@ -1,8 +1,11 @@
 //! The up/down state machine of one asset: failures are confirmed before crying wolf, and
 //! recoveries before calling it over.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 /// How many results in a row it takes to change the verdict.
@@ -17,7 +20,36 @@ pub struct Thresholds {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenIncident {
     pub id: Uuid,
+    /// When it began, as people read time (the first failure's timestamp).
     pub started_at: DateTime<Utc>,
+    /// The same moment on the monotonic clock, while this process knows it (not for an outage
+    /// read back from the store). How long an outage lasted comes from it, so a wall-clock step
+    /// (an NTP correction, a resumed VM) never makes one negative or end before it began.
+    pub started: Option<Instant>,
+}
+
+/// How an outage ended: when, as people read time, and how long it lasted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Never before the outage's `started_at`: its start plus the monotonic time it lasted.
+    pub ended_at: DateTime<Utc>,
+    pub lasted: Duration,
+}
+
+impl OpenIncident {
+    /// The outage ends now (`at` on the wall clock, `now` on the monotonic one).
+    pub fn recovery(&self, at: DateTime<Utc>, now: Instant) -> Recovery {
+        let measured = self.started.and_then(|started| {
+            let lasted = now.saturating_duration_since(started);
+            let ended_at = self.started_at.checked_add_signed(TimeDelta::from_std(lasted).ok()?)?;
+            Some(Recovery { ended_at, lasted })
+        });
+        measured.unwrap_or_else(|| {
+            // Only the wall clock is known: never earlier than the start.
+            let ended_at = at.max(self.started_at);
+            Recovery { ended_at, lasted: (ended_at - self.started_at).to_std().unwrap_or_default() }
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,9 +79,9 @@ pub struct Health {
     pub since: Option<DateTime<Utc>>,
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,
-    /// Time of the first result of the current streak: an outage starts at its first failure,
-    /// not at the one that confirmed it.
-    streak_started: Option<DateTime<Utc>>,
+    /// Time of the first result of the current streak, on the wall and the monotonic clock: an
+    /// outage starts at its first failure, not at the one that confirmed it.
+    streak_started: Option<(DateTime<Utc>, Instant)>,
 }
 
 /// What a result changed, for the Incidents actor.
@@ -59,7 +91,7 @@ pub enum Transition {
     /// The first verdict is up: nothing to tell anyone.
     CameUp,
     WentDown(OpenIncident),
-    Recovered(OpenIncident),
+    Recovered(OpenIncident, Recovery),
 }
 
 impl Health {
@@ -95,33 +127,37 @@ impl Health {
         self.consecutive_failures > 0 || matches!(self.status, Status::Down(_))
     }
 
-    /// Takes one probe result and says what changed.
-    pub fn observe(&mut self, success: bool, at: DateTime<Utc>, thresholds: Thresholds) -> Transition {
+    /// Takes one probe result, stamped `at` (wall clock) and observed `now` (monotonic clock),
+    /// and says what changed.
+    pub fn observe(&mut self, success: bool, at: DateTime<Utc>, now: Instant, thresholds: Thresholds) -> Transition {
         if success {
             if self.consecutive_successes == 0 {
-                self.streak_started = Some(at);
+                self.streak_started = Some((at, now));
             }
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);
             self.consecutive_failures = 0;
             if self.consecutive_successes < thresholds.success || self.status == Status::Up {
                 return Transition::None;
             }
-            self.since = self.streak_started;
+            self.since = self.streak_started.map(|(at, _)| at);
             match std::mem::replace(&mut self.status, Status::Up) {
-                Status::Down(incident) => Transition::Recovered(incident),
+                Status::Down(incident) => {
+                    let recovery = incident.recovery(at, now);
+                    Transition::Recovered(incident, recovery)
+                }
                 _ => Transition::CameUp,
             }
         } else {
             if self.consecutive_failures == 0 {
-                self.streak_started = Some(at);
+                self.streak_started = Some((at, now));
             }
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             self.consecutive_successes = 0;
             if self.consecutive_failures < thresholds.failure || matches!(self.status, Status::Down(_)) {
                 return Transition::None;
             }
-            let started_at = self.streak_started.unwrap_or(at);
-            let incident = OpenIncident { id: Uuid::now_v7(), started_at };
+            let (started_at, started) = self.streak_started.unwrap_or((at, now));
+            let incident = OpenIncident { id: Uuid::now_v7(), started_at, started: Some(started) };
             self.since = Some(started_at);
             self.status = Status::Down(incident.clone());
             Transition::WentDown(incident)
@@ -139,16 +175,22 @@ mod tests {
         DateTime::UNIX_EPOCH + TimeDelta::seconds(second)
     }
 
+    /// The monotonic instant of second `n` of a test, when wall and monotonic clocks agree.
+    fn mono(second: i64) -> Instant {
+        static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(Instant::now) + Duration::from_secs(second as u64)
+    }
+
     fn run(thresholds: Thresholds, results: &str) -> (Health, Vec<&'static str>) {
         let mut health = Health::default();
         let transitions = results
             .chars()
             .enumerate()
-            .map(|(i, c)| match health.observe(c == '+', at(i as i64), thresholds) {
+            .map(|(i, c)| match health.observe(c == '+', at(i as i64), mono(i as i64), thresholds) {
                 Transition::None => ".",
                 Transition::CameUp => "up",
                 Transition::WentDown(_) => "down",
-                Transition::Recovered(_) => "recovered",
+                Transition::Recovered(..) => "recovered",
             })
             .collect();
         (health, transitions)
@@ -182,9 +224,12 @@ mod tests {
     #[test]
     fn recovery_closes_the_same_incident() {
         let mut health = Health::default();
-        health.observe(false, at(0), DEFAULT);
-        let Transition::WentDown(opened) = health.observe(false, at(1), DEFAULT) else { panic!("expected down") };
-        assert_eq!(health.observe(true, at(2), DEFAULT), Transition::Recovered(opened));
+        health.observe(false, at(0), mono(0), DEFAULT);
+        let Transition::WentDown(opened) = health.observe(false, at(1), mono(1), DEFAULT) else {
+            panic!("expected down")
+        };
+        let recovery = Recovery { ended_at: at(2), lasted: Duration::from_secs(2) };
+        assert_eq!(health.observe(true, at(2), mono(2), DEFAULT), Transition::Recovered(opened, recovery));
         assert_eq!(health.status, Status::Up);
         assert_eq!(health.since, Some(at(2)));
     }
@@ -211,12 +256,30 @@ mod tests {
 
     #[test]
     fn a_resumed_outage_keeps_its_incident_and_recovers_once() {
-        let incident = OpenIncident { id: Uuid::now_v7(), started_at: at(0) };
+        let incident = OpenIncident { id: Uuid::now_v7(), started_at: at(0), started: None };
         let mut health = Health::resume_down(incident.clone(), DEFAULT);
-        assert_eq!(health.observe(false, at(5), DEFAULT), Transition::None);
+        assert_eq!(health.observe(false, at(5), mono(5), DEFAULT), Transition::None);
         assert_eq!(health.open_incident(), Some(&incident));
-        assert_eq!(health.observe(true, at(6), DEFAULT), Transition::Recovered(incident));
-        assert_eq!(health.observe(true, at(7), DEFAULT), Transition::None);
+        let recovery = Recovery { ended_at: at(6), lasted: Duration::from_secs(6) };
+        assert_eq!(health.observe(true, at(6), mono(6), DEFAULT), Transition::Recovered(incident, recovery));
+        assert_eq!(health.observe(true, at(7), mono(7), DEFAULT), Transition::None);
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_never_ends_an_outage_before_it_began() {
+        let mut health = Health::default();
+        health.observe(false, at(1000), mono(0), DEFAULT);
+        health.observe(false, at(1001), mono(1), DEFAULT);
+        // NTP steps the wall clock back an hour; 30 s pass on the monotonic clock.
+        let Transition::Recovered(incident, recovery) = health.observe(true, at(1030 - 3600), mono(30), DEFAULT) else {
+            panic!("expected a recovery")
+        };
+        assert_eq!(recovery, Recovery { ended_at: at(1030), lasted: Duration::from_secs(30) });
+        assert!(recovery.ended_at >= incident.started_at);
+
+        // An outage read back from the store has no monotonic start: the wall clock, clamped.
+        let resumed = OpenIncident { id: Uuid::nil(), started_at: at(1000), started: None };
+        assert_eq!(resumed.recovery(at(400), mono(0)), Recovery { ended_at: at(1000), lasted: Duration::ZERO });
     }
 
     proptest! {
@@ -238,7 +301,7 @@ mod tests {
                 let before = model;
                 if *ok && run_ok >= success { model = Some(true) }
                 if !*ok && run_fail >= failure { model = Some(false) }
-                let transition = health.observe(*ok, at(i as i64), thresholds);
+                let transition = health.observe(*ok, at(i as i64), mono(i as i64), thresholds);
                 let expected = match (before, model) {
                     (Some(false), Some(true)) => "recovered",
                     (None, Some(true)) => "up",
@@ -249,7 +312,7 @@ mod tests {
                     Transition::None => ".",
                     Transition::CameUp => "up",
                     Transition::WentDown(_) => { open += 1; "down" }
-                    Transition::Recovered(_) => { open -= 1; "recovered" }
+                    Transition::Recovered(..) => { open -= 1; "recovered" }
                 };
                 prop_assert_eq!(actual, expected, "at result {}", i);
                 prop_assert!((0..=1).contains(&open));

@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
-use super::health::OpenIncident;
+use super::health::{OpenIncident, Recovery};
 use super::inbox::Inbox;
 use super::policy::{Delivery, Dispatcher, human_duration};
 use super::{AbortOnDrop, Services};
@@ -52,7 +52,7 @@ pub struct AssetRecovered {
     pub asset_id: String,
     pub asset_name: String,
     pub incident: OpenIncident,
-    pub at: DateTime<Utc>,
+    pub recovery: Recovery,
 }
 
 /// What the Incidents actor is told, through its inbox.
@@ -199,11 +199,12 @@ impl IncidentsState {
         if self.memory.open.get(&recovered.asset_id).is_some_and(|open| open.id == incident.id) {
             self.memory.open.remove(&recovered.asset_id);
         }
-        let lasted = human_duration(recovered.at - incident.started_at);
+        let Recovery { ended_at, lasted } = recovered.recovery;
+        let lasted = human_duration(chrono::TimeDelta::from_std(lasted).unwrap_or(chrono::TimeDelta::MAX));
         tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %incident.id, "incident closed: recovered after {lasted}");
         self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
             id: incident.id,
-            ended_at: recovered.at,
+            ended_at,
             reason: CloseReason::Recovered,
         }));
         let deliveries = self.memory.dispatcher.recovery(
@@ -211,7 +212,7 @@ impl IncidentsState {
                 event: Event::Recovery,
                 asset_id: recovered.asset_id,
                 asset_name: recovered.asset_name,
-                timestamp: recovered.at,
+                timestamp: ended_at,
                 details: format!("back up after {lasted}"),
                 incident_id: Some(incident.id),
             },

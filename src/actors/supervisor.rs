@@ -592,7 +592,7 @@ impl Actor for Supervisor {
             let mut memory = AssetMemory::default();
             if let Some(incident) = open_by_asset.get(asset.id.as_str()) {
                 let thresholds = Thresholds { failure: asset.failure_threshold, success: asset.success_threshold };
-                let open = OpenIncident { id: incident.id, started_at: incident.started_at };
+                let open = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
                 memory.health = Health::resume_down(open, thresholds);
             }
             let spec = ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) };
