@@ -79,18 +79,20 @@ impl QueueState {
     /// notification of the asset that has been ready longest. Its asset is active until
     /// [`QueueState::finished`], so its next notification waits for this one.
     fn start_next(&mut self, max_in_flight: usize) -> Option<(String, Notification)> {
-        if self.active.len() >= max_in_flight {
-            return None;
+        while self.active.len() < max_in_flight {
+            let asset_id = self.ready.pop_front()?;
+            // Never without a waiting notification, by the invariant above; skipped if it were.
+            let Some(notification) = self.waiting.get_mut(&asset_id).and_then(VecDeque::pop_front) else {
+                continue;
+            };
+            if self.waiting.get(&asset_id).is_some_and(VecDeque::is_empty) {
+                self.waiting.remove(&asset_id);
+            }
+            self.waiting_count -= 1;
+            self.active.insert(asset_id.clone());
+            return Some((asset_id, notification));
         }
-        let asset_id = self.ready.pop_front()?;
-        let queue = self.waiting.get_mut(&asset_id)?;
-        let notification = queue.pop_front()?;
-        if queue.is_empty() {
-            self.waiting.remove(&asset_id);
-        }
-        self.waiting_count -= 1;
-        self.active.insert(asset_id.clone());
-        Some((asset_id, notification))
+        None
     }
 
     fn finished(&mut self, asset_id: &str) {
