@@ -80,3 +80,77 @@ pub fn summary(mut samples: Vec<std::time::Duration>) -> String {
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
     format!("p50 {:.3} ms   p99 {:.3} ms   max {:.3} ms   ({} samples)", at(0.5), at(0.99), at(1.0), samples.len())
 }
+
+/// statusd's release binary, run as a child process on a config directory, so that what is
+/// measured (CPU, memory) is statusd's alone and not the load generator's.
+pub struct Child {
+    pub process: std::process::Child,
+    /// `http://127.0.0.1:PORT`, statusd's API.
+    pub base: String,
+}
+
+impl Child {
+    /// Starts `binary` (STATUSD_BENCH_BIN, else this build's statusd) on `dir`'s
+    /// `statusd.toml`, `manifest.json` and `notifiers.json`, with a SQLite file in `dir`, and
+    /// waits until `/healthz` answers.
+    pub async fn start(dir: &std::path::Path, extra_args: &[&str]) -> Child {
+        let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let binary = std::env::var("STATUSD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_statusd").to_string());
+        let process = std::process::Command::new(binary)
+            .args(["--config", &path("statusd.toml")])
+            .args(["--manifest", &path("manifest.json")])
+            .args(["--notifiers", &path("notifiers.json")])
+            .args(["--db", &format!("sqlite://{}", path("statusd.db"))])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--log-level", "error"])
+            .args(extra_args)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start statusd");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        while http.get(format!("{base}/healthz")).send().await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Child { process, base }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// SIGTERM, and SIGKILL if it has not exited within `grace`; says how it ended.
+    pub fn stop(mut self, grace: std::time::Duration) -> String {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.process.try_wait() {
+                return status.to_string();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        format!("still running {grace:?} after SIGTERM, killed")
+    }
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat(5), 11 and 12 after the name.
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) as f64 / per_second
+}
+
+/// The highest resident memory a process reached so far (VmHWM), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix(" kB")?.trim().parse().ok()).unwrap_or(0)
+}

@@ -7,6 +7,15 @@
 //! waiting to be handled nor what was already decided. On a fresh start the memory is rebuilt
 //! from the store's open incidents, so a restarted process neither opens a second incident nor
 //! sends a second DOWN for an outage it already reported, and still sends the RECOVERY.
+//!
+//! The checkpoint is taken after every event, and a mass outage brings tens of thousands of
+//! events in seconds, so it must not cost in proportion to what is remembered. The memory is
+//! made of persistent maps (`imbl`): the checkpoint is a clone that shares every node (O(1)),
+//! and the next change copies only the path to what it changes (O(log n)). Mutating the shared
+//! memory in place would be O(1) too, but a panic half-way through an event would leave half of
+//! it applied for the redelivered event to trip over (an incident recorded as open whose DOWN
+//! was never decided, say); with a snapshot per event, the replacement resumes from the memory
+//! as it was before the event and handles it whole.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,11 +92,11 @@ pub enum IncidentsMsg {
     Panic(String),
 }
 
-/// What the Incidents actor knows; kept across restarts of the actor.
+/// What the Incidents actor knows; kept across restarts of the actor. Cloning it is O(1).
 #[derive(Debug, Clone)]
 pub struct IncidentsMemory {
     /// Open incident per asset id.
-    open: HashMap<String, Incident>,
+    open: imbl::HashMap<String, Incident>,
     dispatcher: Dispatcher,
 }
 
@@ -121,7 +130,11 @@ pub struct IncidentsState {
     checkpoint: Arc<Mutex<IncidentsMemory>>,
     memory: IncidentsMemory,
     generation: u64,
+    /// The wake-up the timer is set for, while it has not fired: an event that leaves the next
+    /// deadline where it was keeps the timer instead of replacing it.
+    timer_at: Option<Instant>,
     timer: Option<AbortOnDrop<Result<(), ractor::MessagingErr<IncidentsMsg>>>>,
+    open_gauge: metrics::Gauge,
 }
 
 impl IncidentsState {
@@ -132,9 +145,14 @@ impl IncidentsState {
     }
 
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
+        let next = self.memory.dispatcher.next_wake();
+        if next == self.timer_at {
+            return;
+        }
         self.generation += 1;
         let generation = self.generation;
-        self.timer = self.memory.dispatcher.next_wake().map(|at| {
+        self.timer_at = next;
+        self.timer = next.map(|at| {
             let delay = at.saturating_duration_since(Instant::now());
             AbortOnDrop(myself.send_after(delay, move || IncidentsMsg::Timer { generation }))
         });
@@ -157,7 +175,7 @@ impl IncidentsState {
                 let deliveries = self.memory.dispatcher.panic(notification, Instant::now());
                 self.dispatch(deliveries);
             }
-            IncidentEvent::Policy(policy) => self.memory.dispatcher.set_policy(policy),
+            IncidentEvent::Policy(policy) => self.memory.dispatcher.set_policy(policy, Instant::now()),
         }
     }
 
@@ -261,14 +279,17 @@ impl Actor for Incidents {
         args: IncidentsArgs,
     ) -> Result<IncidentsState, ActorProcessingErr> {
         let memory = args.memory.lock().clone();
-        metrics::gauge!(names::INCIDENTS_OPEN).set(memory.open.len() as f64);
+        let open_gauge = metrics::gauge!(names::INCIDENTS_OPEN);
+        open_gauge.set(memory.open.len() as f64);
         let mut state = IncidentsState {
             services: args.services,
             inbox: args.inbox,
             checkpoint: args.memory,
             memory,
             generation: 0,
+            timer_at: None,
             timer: None,
+            open_gauge,
         };
         state.reschedule(&myself);
         // Events that came while no actor ran are handled right away.
@@ -285,6 +306,7 @@ impl Actor for Incidents {
         match message {
             IncidentsMsg::Wake => state.drain(),
             IncidentsMsg::Timer { generation } if generation == state.generation => {
+                state.timer_at = None;
                 let deliveries = state.memory.dispatcher.wake(Instant::now(), Utc::now());
                 state.dispatch(deliveries);
                 *state.checkpoint.lock() = state.memory.clone();
@@ -292,7 +314,7 @@ impl Actor for Incidents {
             IncidentsMsg::Timer { .. } => return Ok(()),
             IncidentsMsg::Panic(reason) => panic!("{reason}"),
         }
-        metrics::gauge!(names::INCIDENTS_OPEN).set(state.memory.open.len() as f64);
+        state.open_gauge.set(state.memory.open.len() as f64);
         state.reschedule(&myself);
         Ok(())
     }
