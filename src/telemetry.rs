@@ -18,6 +18,7 @@ pub mod names {
     pub const TLS_CERT_EXPIRY_SECONDS: &str = "statusd_tls_cert_expiry_seconds";
     pub const INCIDENTS_OPEN: &str = "statusd_incidents_open";
     pub const NOTIFICATIONS_TOTAL: &str = "statusd_notifications_total";
+    pub const NOTIFICATIONS_RATE_LIMITED_TOTAL: &str = "statusd_notifications_rate_limited_total";
     pub const ACTOR_RESTARTS_TOTAL: &str = "statusd_actor_restarts_total";
     pub const CONFIG_RELOADS_TOTAL: &str = "statusd_config_reloads_total";
     pub const SCHEDULE_LAG_SECONDS: &str = "statusd_schedule_lag_seconds";
@@ -200,6 +201,10 @@ fn describe() {
     );
     describe_gauge!(names::INCIDENTS_OPEN, "Incidents currently open.");
     describe_counter!(names::NOTIFICATIONS_TOTAL, "Notifications by channel, event and result (sent or failed).");
+    describe_counter!(
+        names::NOTIFICATIONS_RATE_LIMITED_TOTAL,
+        "Deliveries a channel refused with a rate limit (429, or 503 with Retry-After); each is sent again after the wait."
+    );
     describe_counter!(names::ACTOR_RESTARTS_TOTAL, "Actor restarts after a failure, by actor.");
     describe_counter!(names::CONFIG_RELOADS_TOTAL, "Config reloads by result (success, or error when refused).");
     describe_histogram!(

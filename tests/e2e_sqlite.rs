@@ -13,6 +13,8 @@ mod extremes;
 mod http_probe;
 #[path = "e2e/ops.rs"]
 mod ops;
+#[path = "e2e/rate_limits.rs"]
+mod rate_limits;
 
 use e2e::databases::Backend;
 

@@ -5,6 +5,13 @@
 //! deliveries run at once. Deliveries are tasks of their own that finish even if the actor
 //! panics meanwhile, so a restart neither loses a pending notification nor sends one twice; a
 //! slow or dead channel never blocks the actor, the Incidents actor or the other channels.
+//!
+//! A rate limit delays an alert, never drops it. When the channel answers 429 (or 503 with a
+//! `Retry-After`), or says after a post that its budget is spent (Discord's
+//! `X-RateLimit-Remaining: 0`), the whole channel pauses for exactly as long as it asked, the
+//! refused notification goes back to its place in the queue (not a failed attempt), and for a
+//! while after the channel posts one message at a time, oldest first, so messages keep their
+//! order. A notification is dropped only once it has waited [`MAX_AGE`], counted and logged.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -12,9 +19,11 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
 
 use super::Services;
-use crate::notify::{self, ChannelConfig, Notification};
+use super::task::{TaskKind, supervised};
+use crate::notify::{self, ATTEMPTS, ChannelConfig, DeliveryError, Notification};
 use crate::telemetry::names;
 
 /// Deliveries in flight per channel (each for a different asset): enough for a mass outage,
@@ -23,6 +32,12 @@ use crate::telemetry::names;
 /// or 64 (`benches/mass_outage.rs`): past 8 a local receiver gains nothing, and 16 leaves room
 /// for a receiver farther away, whose every delivery takes a round trip.
 const MAX_IN_FLIGHT: usize = 16;
+/// After a rate limit, one delivery at a time for this long past the wait: a burst would only
+/// be refused again, and one at a time keeps the order of messages.
+const CAREFUL_AFTER_RATE_LIMIT: Duration = Duration::from_secs(60);
+/// A notification still waiting this long after it was decided is dropped (counted as failed
+/// and logged): an alert about an outage an hour old is no longer news.
+pub const MAX_AGE: Duration = Duration::from_secs(3600);
 /// How long a stopping notifier waits for deliveries still queued or under way.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -34,7 +49,8 @@ pub struct NotifierArgs {
 }
 
 pub enum NotifierMsg {
-    /// The queue changed (a notification arrived, a delivery finished): start what can start.
+    /// The queue changed (a notification arrived, a delivery finished, a pause ended): start
+    /// what can start.
     Wake,
     Panic(String),
 }
@@ -42,17 +58,33 @@ pub enum NotifierMsg {
 /// A channel's pending deliveries; outlives the actor.
 pub struct ChannelQueue {
     name: String,
+    /// "notifier:<name>", for logs, metrics and panic reports.
+    actor: String,
     channel: RwLock<Arc<ChannelConfig>>,
     state: Mutex<QueueState>,
     /// Signalled whenever a delivery finishes, for a stopping actor waiting for the last ones.
     finished: tokio::sync::Notify,
 }
 
-/// Every operation is O(1): a mass outage queues tens of thousands of notifications at once.
+/// A notification in the queue.
+#[derive(Debug, Clone)]
+struct Pending {
+    notification: Notification,
+    /// Arrival order in this queue: a notification sent back after a rate limit or a panic
+    /// takes its place again by it.
+    seq: u64,
+    /// When it was decided, for [`MAX_AGE`].
+    decided: Instant,
+    /// Delivery tasks that panicked on it; it is given up after [`ATTEMPTS`].
+    panics: u32,
+}
+
+/// Every operation is O(1) but sending a notification back, which is rare: a mass outage queues
+/// tens of thousands of notifications at once.
 #[derive(Default)]
 struct QueueState {
     /// Waiting notifications per asset, in order; an asset is here only while it has some.
-    waiting: HashMap<String, VecDeque<Notification>>,
+    waiting: HashMap<String, VecDeque<Pending>>,
     /// How many notifications `waiting` holds.
     waiting_count: usize,
     /// Assets with a delivery under way.
@@ -61,44 +93,109 @@ struct QueueState {
     /// of `waiting` that are not in `active`, so whether an asset is here is known without
     /// searching it.
     ready: VecDeque<String>,
+    next_seq: u64,
+    /// Nothing starts before this: the channel asked for a pause.
+    paused_until: Option<Instant>,
+    /// One delivery at a time until this (see [`CAREFUL_AFTER_RATE_LIMIT`]).
+    careful_until: Option<Instant>,
+    /// The last wait a rate limit asked for: while careful, posts are spaced by it, so a
+    /// channel that allows one a second gets one a second instead of a refusal every other.
+    pace: Duration,
+}
+
+/// How a delivery task ended, for the queue.
+enum Finished {
+    /// Sent, or failed for good: the next notification of the asset may go.
+    Done,
+    /// To be sent again, from its place in the queue.
+    Again(Pending),
 }
 
 impl QueueState {
-    fn push(&mut self, notification: Notification) {
+    fn push(&mut self, notification: Notification, now: Instant) {
+        self.next_seq += 1;
         let asset_id = notification.asset_id.clone();
+        let pending = Pending { notification, seq: self.next_seq, decided: now, panics: 0 };
         let queue = self.waiting.entry(asset_id.clone()).or_default();
         let was_waiting = !queue.is_empty();
-        queue.push_back(notification);
+        queue.push_back(pending);
         self.waiting_count += 1;
         if !was_waiting && !self.active.contains(&asset_id) {
             self.ready.push_back(asset_id);
         }
     }
 
-    /// The next delivery to start, if fewer than `max_in_flight` are under way: the first
-    /// notification of the asset that has been ready longest. Its asset is active until
-    /// [`QueueState::finished`], so its next notification waits for this one.
-    fn start_next(&mut self, max_in_flight: usize) -> Option<(String, Notification)> {
+    /// The next delivery to start, unless the channel is paused or enough are under way: the
+    /// first notification of the asset that has been ready longest. Its asset is active until
+    /// [`QueueState::finished`], so its next notification waits for this one. Notifications
+    /// older than [`MAX_AGE`] are dropped on the way and returned in `expired`.
+    fn start_next(&mut self, max_in_flight: usize, now: Instant, expired: &mut Vec<Notification>) -> Option<Pending> {
+        if self.paused_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        let max_in_flight = if self.careful_until.is_some_and(|until| now < until) { 1 } else { max_in_flight };
         while self.active.len() < max_in_flight {
             let asset_id = self.ready.pop_front()?;
-            // Never without a waiting notification, by the invariant above; skipped if it were.
-            let Some(notification) = self.waiting.get_mut(&asset_id).and_then(VecDeque::pop_front) else {
-                continue;
-            };
-            if self.waiting.get(&asset_id).is_some_and(VecDeque::is_empty) {
+            let Some(queue) = self.waiting.get_mut(&asset_id) else { continue };
+            // Never empty, by the invariant above; skipped if it were.
+            let Some(pending) = queue.pop_front() else { continue };
+            let left = !queue.is_empty();
+            if !left {
                 self.waiting.remove(&asset_id);
             }
             self.waiting_count -= 1;
-            self.active.insert(asset_id.clone());
-            return Some((asset_id, notification));
+            if now.saturating_duration_since(pending.decided) > MAX_AGE {
+                expired.push(pending.notification);
+                if left {
+                    self.ready.push_front(asset_id);
+                }
+                continue;
+            }
+            self.active.insert(asset_id);
+            return Some(pending);
         }
         None
     }
 
-    fn finished(&mut self, asset_id: &str) {
-        if self.active.remove(asset_id) && self.waiting.contains_key(asset_id) {
-            self.ready.push_back(asset_id.to_string());
+    fn finished(&mut self, asset_id: &str, outcome: Finished) {
+        if !self.active.remove(asset_id) {
+            return;
         }
+        match outcome {
+            Finished::Done => {
+                if self.waiting.contains_key(asset_id) {
+                    self.ready.push_back(asset_id.to_string());
+                }
+            }
+            Finished::Again(pending) => {
+                // Back in front of its asset's queue, and the asset back at its place among the
+                // ready ones, by the arrival order of what each has first.
+                let seq = pending.seq;
+                self.waiting.entry(asset_id.to_string()).or_default().push_front(pending);
+                self.waiting_count += 1;
+                let head = |id: &String| self.waiting.get(id).and_then(VecDeque::front).map_or(u64::MAX, |p| p.seq);
+                let place = self.ready.iter().position(|id| head(id) > seq).unwrap_or(self.ready.len());
+                self.ready.insert(place, asset_id.to_string());
+            }
+        }
+    }
+
+    /// The channel asked for a pause of `wait` (`rate_limited`: it refused a post); returns when
+    /// the pause ends.
+    fn pause(&mut self, wait: Duration, rate_limited: bool, now: Instant) -> Instant {
+        let until = self.paused_until.filter(|until| *until > now).map_or(now + wait, |until| until.max(now + wait));
+        self.paused_until = Some(until);
+        if rate_limited {
+            self.careful_until = Some(until + CAREFUL_AFTER_RATE_LIMIT);
+            self.pace = wait;
+        }
+        until
+    }
+
+    /// A post went through: while careful, the next waits one pace; returns until when.
+    fn paced(&mut self, now: Instant) -> Option<Instant> {
+        let careful = self.careful_until.is_some_and(|until| now < until);
+        (careful && !self.pace.is_zero()).then(|| self.pause(self.pace, false, now))
     }
 }
 
@@ -106,6 +203,7 @@ impl ChannelQueue {
     pub fn new(name: &str, channel: ChannelConfig) -> Arc<ChannelQueue> {
         Arc::new(ChannelQueue {
             name: name.to_string(),
+            actor: format!("notifier:{name}"),
             channel: RwLock::new(Arc::new(channel)),
             state: Mutex::new(QueueState::default()),
             finished: tokio::sync::Notify::new(),
@@ -117,7 +215,7 @@ impl ChannelQueue {
     }
 
     pub fn push(&self, notification: Notification) {
-        self.state.lock().push(notification);
+        self.state.lock().push(notification, Instant::now());
     }
 
     /// Notifications waiting or being delivered.
@@ -135,44 +233,111 @@ impl ChannelQueue {
         *self.channel.write() = Arc::new(channel);
     }
 
-    /// Starts deliveries while slots are free.
+    /// Starts deliveries while slots are free and the channel is not paused.
     fn pump(self: &Arc<Self>, services: &Arc<Services>) {
+        let mut expired = Vec::new();
         let mut state = self.state.lock();
-        while let Some((asset_id, notification)) = state.start_next(MAX_IN_FLIGHT) {
+        while let Some(pending) = state.start_next(MAX_IN_FLIGHT, Instant::now(), &mut expired) {
             let queue = Arc::clone(self);
             let services = Arc::clone(services);
-            let channel = Arc::clone(&self.channel.read());
             // Not owned by the actor: it finishes even if the actor dies meanwhile.
             tokio::spawn(async move {
-                send(&queue.name, &channel, &services.notify_client, &notification).await;
-                queue.finished(&asset_id);
+                let asset_id = pending.notification.asset_id.clone();
+                let outcome = queue.deliver(&services, pending).await;
+                queue.finished(&asset_id, outcome);
                 services.directory.wake_notifier(&queue.name);
             });
         }
+        drop(state);
+        for notification in expired {
+            let event = notification.event.as_str();
+            count(&self.name, event, "failed");
+            tracing::error!(
+                actor = %self.actor, channel = %self.name, asset_id = %notification.asset_id, event,
+                waited_s = MAX_AGE.as_secs(), "notification dropped: it waited too long to be sent"
+            );
+        }
     }
 
-    fn finished(&self, asset_id: &str) {
-        self.state.lock().finished(asset_id);
+    /// Delivers one notification (in a task of its own) and says what the queue does next.
+    async fn deliver(self: &Arc<Self>, services: &Arc<Services>, mut pending: Pending) -> Finished {
+        let channel = Arc::clone(&self.channel.read());
+        let notification = &pending.notification;
+        let event = notification.event.as_str();
+        let asset_id = notification.asset_id.as_str();
+        let delivery = notify::deliver(&services.notify_client, &channel, notification);
+        let outcome = match supervised(services, &self.actor, TaskKind::Delivery, delivery).await {
+            Ok(outcome) => outcome,
+            // A panicking delivery is sent again like a failed one, up to the same attempts.
+            Err(panic) => {
+                pending.panics += 1;
+                if pending.panics < ATTEMPTS {
+                    return Finished::Again(pending);
+                }
+                Err(DeliveryError::GaveUp { attempts: pending.panics, last: panic.to_string() })
+            }
+        };
+        match outcome {
+            Ok(sent) => {
+                count(&self.name, event, "sent");
+                tracing::info!(
+                    actor = %self.actor, channel = %self.name, asset_id, event, attempts = sent.attempts,
+                    "notification sent"
+                );
+                match sent.pause {
+                    Some(wait) => self.pause_for(services, wait, false),
+                    None => {
+                        let paced = self.state.lock().paced(Instant::now());
+                        if let Some(until) = paced {
+                            self.wake_at(services, until);
+                        }
+                    }
+                }
+                Finished::Done
+            }
+            Err(DeliveryError::RateLimited { status, wait }) => {
+                metrics::counter!(names::NOTIFICATIONS_RATE_LIMITED_TOTAL, "channel" => self.name.clone()).increment(1);
+                tracing::warn!(
+                    actor = %self.actor, channel = %self.name, asset_id, event, status = status.as_u16(),
+                    wait_ms = wait.as_millis() as u64, "rate limited: the channel pauses as asked, the notification waits"
+                );
+                self.pause_for(services, wait, true);
+                Finished::Again(pending)
+            }
+            Err(error) => {
+                count(&self.name, event, "failed");
+                tracing::error!(
+                    actor = %self.actor, channel = %self.name, asset_id, event, %error, "notification failed"
+                );
+                Finished::Done
+            }
+        }
+    }
+
+    /// Pauses the channel, and wakes the notifier when the pause is over.
+    fn pause_for(self: &Arc<Self>, services: &Arc<Services>, wait: Duration, rate_limited: bool) {
+        let until = self.state.lock().pause(wait, rate_limited, Instant::now());
+        self.wake_at(services, until);
+    }
+
+    fn wake_at(self: &Arc<Self>, services: &Arc<Services>, until: Instant) {
+        let queue = Arc::clone(self);
+        let services = Arc::clone(services);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until).await;
+            services.directory.wake_notifier(&queue.name);
+        });
+    }
+
+    fn finished(&self, asset_id: &str, outcome: Finished) {
+        self.state.lock().finished(asset_id, outcome);
         self.finished.notify_waiters();
     }
 }
 
-/// Delivers one notification, then counts and logs the outcome.
-async fn send(channel_name: &str, channel: &ChannelConfig, client: &reqwest::Client, notification: &Notification) {
-    let event = notification.event.as_str();
-    let outcome = notify::deliver(client, channel, notification).await;
-    let result = if outcome.is_ok() { "sent" } else { "failed" };
-    metrics::counter!(names::NOTIFICATIONS_TOTAL, "channel" => channel_name.to_string(), "event" => event, "result" => result)
+fn count(channel: &str, event: &'static str, result: &'static str) {
+    metrics::counter!(names::NOTIFICATIONS_TOTAL, "channel" => channel.to_string(), "event" => event, "result" => result)
         .increment(1);
-    let actor = format!("notifier:{channel_name}");
-    match outcome {
-        Ok(attempts) => tracing::info!(
-            %actor, channel = %channel_name, asset_id = %notification.asset_id, event, attempts, "notification sent"
-        ),
-        Err(error) => tracing::error!(
-            %actor, channel = %channel_name, asset_id = %notification.asset_id, event, %error, "notification failed"
-        ),
-    }
 }
 
 pub struct NotifierState {
@@ -249,42 +414,107 @@ mod tests {
         }
     }
 
+    fn start(state: &mut QueueState, max: usize, now: Instant) -> Vec<Pending> {
+        let mut expired = Vec::new();
+        let started = std::iter::from_fn(|| state.start_next(max, now, &mut expired)).collect();
+        assert!(expired.is_empty());
+        started
+    }
+
     fn started(state: &mut QueueState, max: usize) -> Vec<(String, Event)> {
-        std::iter::from_fn(|| state.start_next(max)).map(|(asset, n)| (asset, n.event)).collect()
+        let names = |p: Pending| (p.notification.asset_id, p.notification.event);
+        start(state, max, Instant::now()).into_iter().map(names).collect()
     }
 
     #[test]
     fn an_asset_has_one_delivery_under_way_and_its_next_waits_in_order() {
+        let now = Instant::now();
         let mut state = QueueState::default();
-        state.push(note("a", Event::Down));
-        state.push(note("a", Event::Recovery));
-        state.push(note("b", Event::Down));
+        state.push(note("a", Event::Down), now);
+        state.push(note("a", Event::Recovery), now);
+        state.push(note("b", Event::Down), now);
         // Slots to spare, yet a's RECOVERY does not start beside its DOWN.
         assert_eq!(started(&mut state, 8), [("a".into(), Event::Down), ("b".into(), Event::Down)]);
-        state.push(note("a", Event::Down));
+        state.push(note("a", Event::Down), now);
         assert_eq!(started(&mut state, 8), []);
-        state.finished("a");
+        state.finished("a", Finished::Done);
         assert_eq!(started(&mut state, 8), [("a".into(), Event::Recovery)]);
-        state.finished("b");
-        state.finished("a");
+        state.finished("b", Finished::Done);
+        state.finished("a", Finished::Done);
         assert_eq!(started(&mut state, 8), [("a".into(), Event::Down)]);
-        state.finished("a");
+        state.finished("a", Finished::Done);
         assert_eq!((state.waiting_count, state.active.len(), state.ready.len()), (0, 0, 0));
     }
 
     #[test]
     fn assets_start_in_the_order_they_became_ready_within_the_slots() {
+        let now = Instant::now();
         let mut state = QueueState::default();
         for asset in ["c", "a", "b", "d"] {
-            state.push(note(asset, Event::Down));
-            state.push(note(asset, Event::Recovery));
+            state.push(note(asset, Event::Down), now);
+            state.push(note(asset, Event::Recovery), now);
         }
         assert_eq!(started(&mut state, 2), [("c".into(), Event::Down), ("a".into(), Event::Down)]);
-        state.finished("a");
-        state.finished("c");
+        state.finished("a", Finished::Done);
+        state.finished("c", Finished::Done);
         // b and d were ready before a and c came back.
         assert_eq!(started(&mut state, 2), [("b".into(), Event::Down), ("d".into(), Event::Down)]);
         assert_eq!(state.ready, ["a", "c"]);
         assert_eq!(state.waiting_count + state.active.len(), 6);
+    }
+
+    #[test]
+    fn notifications_sent_back_take_their_place_again_by_arrival() {
+        let now = Instant::now();
+        let mut state = QueueState::default();
+        for asset in ["a", "b", "c", "d"] {
+            state.push(note(asset, Event::Down), now);
+        }
+        let mut under_way = start(&mut state, 3, now);
+        assert_eq!(state.ready, ["d"]);
+        // c and a are refused (rate limited), b goes through: a and c go back before d.
+        let (c, a) = (under_way.remove(2), under_way.remove(0));
+        state.finished("c", Finished::Again(c));
+        state.finished("b", Finished::Done);
+        state.finished("a", Finished::Again(a));
+        assert_eq!(state.ready, ["a", "c", "d"]);
+        assert_eq!(
+            started(&mut state, 8),
+            [("a".into(), Event::Down), ("c".into(), Event::Down), ("d".into(), Event::Down)]
+        );
+    }
+
+    #[test]
+    fn a_paused_channel_starts_nothing_until_the_pause_ends_then_one_at_a_time() {
+        let now = Instant::now();
+        let mut state = QueueState::default();
+        for asset in ["a", "b", "c"] {
+            state.push(note(asset, Event::Down), now);
+        }
+        let until = state.pause(Duration::from_secs(42), true, now);
+        assert_eq!(until, now + Duration::from_secs(42));
+        assert!(start(&mut state, 8, now + Duration::from_secs(41)).is_empty());
+        // A shorter wait asked meanwhile never ends the pause earlier.
+        assert_eq!(state.pause(Duration::from_secs(1), true, now + Duration::from_secs(2)), until);
+        let after = now + Duration::from_secs(42);
+        assert_eq!(start(&mut state, 8, after).len(), 1, "one at a time after a rate limit");
+        state.finished("a", Finished::Done);
+        // While careful, posts are spaced by the last wait the channel asked for.
+        assert_eq!(state.paced(after), Some(after + Duration::from_secs(1)));
+        let later = after + CAREFUL_AFTER_RATE_LIMIT + Duration::from_secs(1);
+        assert_eq!(state.paced(later), None);
+        assert_eq!(start(&mut state, 8, later).len(), 2, "all slots once the careful time is over");
+    }
+
+    #[test]
+    fn a_notification_that_waited_too_long_is_dropped_and_the_next_goes() {
+        let now = Instant::now();
+        let mut state = QueueState::default();
+        state.push(note("a", Event::Down), now);
+        state.push(note("a", Event::Recovery), now + MAX_AGE);
+        let mut expired = Vec::new();
+        let next = state.start_next(8, now + MAX_AGE + Duration::from_secs(1), &mut expired);
+        assert_eq!(expired.iter().map(|n| n.event).collect::<Vec<_>>(), [Event::Down]);
+        assert_eq!(next.map(|p| p.notification.event), Some(Event::Recovery));
     }
 }

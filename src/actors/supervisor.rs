@@ -262,6 +262,7 @@ fn register_series(name: &str, spec: &ChildSpec) {
         metrics::counter!(names::TASK_PANICS_TOTAL, "actor" => name.to_string(), "task" => task.as_str()).increment(0);
     }
     if let ChildSpec::Notifier { queue } = spec {
+        metrics::counter!(names::NOTIFICATIONS_RATE_LIMITED_TOTAL, "channel" => queue.name().to_string()).increment(0);
         for event in Event::ALL {
             for result in ["sent", "failed"] {
                 let channel = queue.name().to_string();

@@ -161,27 +161,44 @@ pub enum DeliveryError {
     Rejected { status: StatusCode },
     #[error("gave up after {attempts} attempts: {last}")]
     GaveUp { attempts: u32, last: String },
+    /// The channel asked to be left alone for `wait` (429, or 503 with `Retry-After`): not a
+    /// failed attempt; the same notification goes out once the wait is over.
+    #[error("rate limited with HTTP {status}: asked to wait {}s", wait.as_secs_f64())]
+    RateLimited { status: StatusCode, wait: Duration },
 }
 
-/// Tries per notification, the first included.
+/// A delivery that went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub attempts: u32,
+    /// The channel said its budget is spent (Discord's `X-RateLimit-Remaining: 0`): nothing more
+    /// may be posted for this long (`X-RateLimit-Reset-After`).
+    pub pause: Option<Duration>,
+}
+
+/// Tries per notification, the first included, against failures that are not rate limits.
 pub const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// A `Retry-After` longer than this is not worth holding a delivery slot for.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Waits a channel asks for are honoured up to this: far above what services ask (Slack and
+/// Discord ask for seconds), short enough that a bogus header cannot silence a channel for good.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
+/// A 429 without a wait the channel names: try again after this.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
-/// Posts a notification to its channel, retrying transient failures with exponential backoff.
-/// Returns how many attempts it took.
+/// Posts a notification to its channel, retrying transient failures (timeouts, connection
+/// errors, 5xx, 408) with exponential backoff. A rate limit ends the call at once with the wait
+/// the channel asked for, for the caller to pause the whole channel: a rate limit is per
+/// webhook, not per message.
 pub async fn deliver(
     client: &reqwest::Client,
     channel: &ChannelConfig,
     notification: &Notification,
-) -> Result<u32, DeliveryError> {
+) -> Result<Sent, DeliveryError> {
     let endpoint = channel.endpoint();
     let body = channel.payload(notification);
     let mut backoff = FIRST_BACKOFF;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
-        let mut wait = backoff;
         match client
             .post(endpoint.webhook_url.expose())
             .timeout(Duration::from_secs(endpoint.timeout_seconds))
@@ -189,17 +206,17 @@ pub async fn deliver(
             .send()
             .await
         {
-            Ok(response) if response.status().is_success() => return Ok(attempt),
+            Ok(response) if response.status().is_success() => {
+                return Ok(Sent { attempts: attempt, pause: budget_spent(response.headers()) });
+            }
             Ok(response) => {
                 let status = response.status();
-                let retryable = status.is_server_error()
-                    || status == StatusCode::TOO_MANY_REQUESTS
-                    || status == StatusCode::REQUEST_TIMEOUT;
+                if let Some(wait) = rate_limit(status, response.headers()) {
+                    return Err(DeliveryError::RateLimited { status, wait });
+                }
+                let retryable = status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT;
                 if !retryable {
                     return Err(DeliveryError::Rejected { status });
-                }
-                if let Some(after) = retry_after(&response) {
-                    wait = after.min(MAX_RETRY_AFTER);
                 }
                 last = format!("HTTP {status}");
             }
@@ -207,16 +224,50 @@ pub async fn deliver(
             Err(e) => last = crate::probe::describe_reqwest_error(&e.without_url()),
         }
         if attempt < ATTEMPTS {
-            tokio::time::sleep(jitter(wait)).await;
+            tokio::time::sleep(jitter(backoff)).await;
             backoff *= 2;
         }
     }
     Err(DeliveryError::GaveUp { attempts: ATTEMPTS, last })
 }
 
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
-    value.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// The wait a refusal asks for, if it is a rate limit: any 429, and a 503 that names a
+/// `Retry-After` (a service asking for a pause, RFC 9110 section 10.2.3). The longest of
+/// `Retry-After` and Discord's `X-RateLimit-Reset-After` is honoured, never less
+/// (<https://discord.com/developers/docs/topics/rate-limits>).
+fn rate_limit(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let asked = [retry_after(headers), reset_after(headers)].into_iter().flatten().max();
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => Some(asked.unwrap_or(DEFAULT_RATE_LIMIT_WAIT).min(MAX_RATE_LIMIT_WAIT)),
+        StatusCode::SERVICE_UNAVAILABLE => asked.map(|wait| wait.min(MAX_RATE_LIMIT_WAIT)),
+        _ => None,
+    }
+}
+
+/// After a success: Discord's `X-RateLimit-Remaining: 0` says the next post would be refused
+/// until `X-RateLimit-Reset-After` seconds have passed.
+fn budget_spent(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let remaining = headers.get("x-ratelimit-remaining")?.to_str().ok()?.trim().parse::<f64>().ok()?;
+    if remaining > 0.0 {
+        return None;
+    }
+    reset_after(headers).map(|wait| wait.min(MAX_RATE_LIMIT_WAIT))
+}
+
+/// `Retry-After`: delay-seconds, or an HTTP date (RFC 9110 section 10.2.3).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    (at - Utc::now()).to_std().ok()
+}
+
+/// Discord's `X-RateLimit-Reset-After`: seconds, with decimals.
+fn reset_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get("x-ratelimit-reset-after")?.to_str().ok()?.trim().parse::<f64>().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// ±20 %, so that channels failing together do not retry in lockstep.
@@ -250,6 +301,38 @@ pub(crate) fn sample(event: Event) -> Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> reqwest::header::HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| (reqwest::header::HeaderName::from_static(name), value.parse().expect("value")))
+            .collect()
+    }
+
+    #[test]
+    fn rate_limits_are_read_as_services_send_them() {
+        let too_many = StatusCode::TOO_MANY_REQUESTS;
+        assert_eq!(rate_limit(too_many, &headers(&[("retry-after", "42")])), Some(Duration::from_secs(42)));
+        assert_eq!(rate_limit(too_many, &headers(&[("retry-after", "1.5")])), Some(Duration::from_millis(1500)));
+        // Discord: the longer of the two.
+        let discord = headers(&[("retry-after", "1"), ("x-ratelimit-reset-after", "2.25")]);
+        assert_eq!(rate_limit(too_many, &discord), Some(Duration::from_millis(2250)));
+        assert_eq!(rate_limit(too_many, &headers(&[])), Some(DEFAULT_RATE_LIMIT_WAIT));
+        assert_eq!(rate_limit(too_many, &headers(&[("retry-after", "86400")])), Some(MAX_RATE_LIMIT_WAIT));
+        let date = (Utc::now() + chrono::TimeDelta::seconds(120)).to_rfc2822();
+        let wait = rate_limit(too_many, &headers(&[("retry-after", &date)])).expect("a wait");
+        assert!((Duration::from_secs(118)..=Duration::from_secs(120)).contains(&wait), "{wait:?}");
+        // A 503 is a rate limit only when it names a wait.
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        assert_eq!(rate_limit(unavailable, &headers(&[("retry-after", "5")])), Some(Duration::from_secs(5)));
+        assert_eq!(rate_limit(unavailable, &headers(&[])), None);
+        assert_eq!(rate_limit(StatusCode::INTERNAL_SERVER_ERROR, &headers(&[("retry-after", "5")])), None);
+        // After a success: a spent budget pauses the channel.
+        let spent = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "0.5")]);
+        assert_eq!(budget_spent(&spent), Some(Duration::from_millis(500)));
+        let left = headers(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset-after", "0.5")]);
+        assert_eq!(budget_spent(&left), None);
+    }
 
     #[test]
     fn truncation_keeps_short_text_and_marks_long_text() {

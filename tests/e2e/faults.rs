@@ -315,3 +315,36 @@ async fn a_failed_query_answers_500_with_an_error_id_unless_the_database_is_unre
     db.close().await;
     statusd.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_delivery_is_sent_again_and_the_channel_goes_on() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let receiver = Receiver::start().await;
+    let notifiers = json!({
+        "notifiers": {
+            "hook": {"type": "webhook", "url": receiver.url("hook")},
+            "ops": {"type": "webhook", "url": receiver.url("ops")},
+        },
+        "notificationPolicy": {"onDown": ["hook"], "onRecovery": ["hook"], "onPanic": ["ops"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(backend, json!([http_asset("delivery-panic", &target.url())]), notifiers).await;
+    let statusd = setup.start(&["--enable-chaos"]).await;
+    statusd.wait_status("delivery-panic", "up", WAIT).await;
+
+    let (status, body) = statusd.post("/api/debug/panic?actor=notifier:hook&task=delivery").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    target.set(crate::e2e::harness::Mode::Error);
+    eventually("the DOWN, despite the panic", WAIT, || async { (receiver.events("hook") == ["DOWN"]).then_some(()) })
+        .await;
+    assert_eq!(task_panics(&statusd, "notifier:hook", "delivery").await, 1.0);
+    let report = eventually("the PANIC report", WAIT, || async { receiver.bodies("ops").into_iter().next() }).await;
+    let details = report["details"].as_str().unwrap_or_default();
+    assert!(details.starts_with("the delivery task of notifier:hook panicked"), "{details}");
+
+    // The channel goes on, every slot intact: the RECOVERY follows.
+    target.set(crate::e2e::harness::Mode::Ok);
+    eventually("the RECOVERY", WAIT, || async { (receiver.events("hook") == ["DOWN", "RECOVERY"]).then_some(()) })
+        .await;
+    statusd.stop().await;
+}
