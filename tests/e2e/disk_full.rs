@@ -116,6 +116,7 @@ async fn a_full_disk_holds_writes_back_and_when_space_is_freed_everything_is_wri
     statusd.stop().await;
 
     let stored = db.count("SELECT count(*) FROM probe_events WHERE asset_id = $1", "full-disk").await;
+    println!("full-disk: {} results accepted, {stored} stored", probes_counted("full-disk"));
     assert_eq!(stored, probes_counted("full-disk"), "every result accepted is stored");
     let incidents = db.incidents().await;
     assert_eq!(incidents.len(), 1, "{incidents:?}");
