@@ -121,7 +121,8 @@ where
         Command::CheckConfig => check_config(&settings),
         Command::Healthcheck => healthcheck(&settings).await,
         Command::Run => {
-            telemetry::init_logging(settings.log_format, &settings.log_level)?;
+            // Held to the end: dropping it writes out the last lines (the shutdown report).
+            let _logs = telemetry::init_logging(settings.log_format, &settings.log_level)?;
             App::build(settings).await?.serve(shutdown).await
         }
     }
@@ -205,6 +206,7 @@ pub struct App {
     store: Store,
     lifecycle: Arc<Lifecycle>,
     hangups: Hangups,
+    max_connections: usize,
 }
 
 impl App {
@@ -238,7 +240,12 @@ impl App {
             write_stall: write_stall(&settings.persistence),
         };
         let directory = Directory::new(backlog, settings.persistence.batch_size);
-        let services = Arc::new(Services::new(directory, settings.workers, persistence)?);
+        // Building the clients reads the system's root certificates: off the runtime threads.
+        let workers = settings.workers;
+        let services = tokio::task::spawn_blocking(move || Services::new(directory, workers, persistence))
+            .await
+            .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
+        let services = Arc::new(services);
         let (supervisor, supervisor_task) = Actor::spawn(
             None,
             Supervisor,
@@ -277,7 +284,18 @@ impl App {
         });
         let hangups = listen_for_hangups();
         tracing::info!(listen = %local_addr, version = VERSION, "statusd started");
-        Ok(App { listener, local_addr, router, supervisor, supervisor_task, store, lifecycle, hangups })
+        let max_connections = settings.max_connections;
+        Ok(App {
+            listener,
+            local_addr,
+            router,
+            supervisor,
+            supervisor_task,
+            store,
+            lifecycle,
+            hangups,
+            max_connections,
+        })
     }
 
     /// Where the API listens (the real port when the settings asked for port 0).
@@ -294,7 +312,8 @@ impl App {
     /// drains while the actors stop in order, Persistence writes everything it accepted, and
     /// the database pool closes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let App { listener, router, supervisor, supervisor_task, store, lifecycle, hangups, .. } = self;
+        let App { listener, router, supervisor, supervisor_task, store, lifecycle, hangups, max_connections, .. } =
+            self;
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(api::server::serve(
             listener,
@@ -303,6 +322,7 @@ impl App {
                 let _ = api_stopped.await;
             },
             API_DRAIN,
+            max_connections,
         ));
         let _hangups = actors::AbortOnDrop(tokio::spawn(reload_on_hangup(hangups, supervisor.clone())));
         shutdown.await;

@@ -25,6 +25,7 @@ const ENV_PREFIX: &str = "STATUSD_";
 const BOUNDS: &[Bound] = &[
     Bound::new("workers", 1, 10_000),
     Bound::new("api_port", 1, 65_535),
+    Bound::new("max_connections", 1, 100_000),
     Bound::new("persistence.batch_size", 1, 100_000),
     Bound::new("persistence.flush_interval_ms", 1, 60_000),
     Bound::new("persistence.max_buffered", 1, 10_000_000),
@@ -125,6 +126,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Serve `/demo/flaky` and `/demo/webhook`, which the example config watches and notifies.
     pub demo: bool,
+    /// API connections open at once; further clients wait to be accepted (`STATUSD_MAX_CONNECTIONS`).
+    pub max_connections: usize,
     /// Reload when the config files change; without it, only SIGHUP and `POST /api/reload` do.
     pub watch_config: bool,
     pub persistence: PersistenceSettings,
@@ -201,6 +204,7 @@ impl Default for Settings {
             api_token: None,
             cors_origins: Vec::new(),
             demo: false,
+            max_connections: 1024,
             watch_config: true,
             persistence: PersistenceSettings {
                 batch_size: 500,

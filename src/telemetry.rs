@@ -3,6 +3,7 @@
 //! The tracing subscriber, the metrics recorder and the panic hook are process-wide: the first
 //! statusd instance of a process installs them and later ones (tests start many) share them.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -79,14 +80,28 @@ type LevelHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscri
 
 static LEVEL: OnceLock<LevelHandle> = OnceLock::new();
 
-/// Installs the log subscriber and the panic hook, once per process.
-pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
+/// Keeps the log writer's thread running; dropping it writes out what is still buffered. Keep it
+/// until the process is done logging.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+}
+
+/// Installs the log subscriber and the panic hook, once per process; the guard comes back to
+/// the caller that installed the subscriber (None for later callers in the same process).
+///
+/// Lines are handed to a writer thread (`tracing-appender`'s non-blocking writer), so logging
+/// never blocks a runtime thread on `write(2)`: at 10,000 probes a second that would be 10,000
+/// blocking writes. If the thread falls behind by more than its buffer (128,000 lines), lines
+/// are dropped rather than slowing statusd down.
+pub fn init_logging(format: LogFormat, level: &str) -> Result<Option<LogGuard>, TelemetryError> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
     let filter = log_filter(level)?;
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stdout);
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let output = tracing_subscriber::fmt::layer().with_writer(writer);
     let installed = match format {
         LogFormat::Pretty => tracing_subscriber::registry().with(filter).with(output.with_target(false)).try_init(),
         LogFormat::Json => tracing_subscriber::registry()
@@ -94,12 +109,13 @@ pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError
             .with(output.json().flatten_event(true).with_current_span(true))
             .try_init(),
     };
-    // An error only means a subscriber is already installed (another instance in this process).
-    if installed.is_ok() {
-        let _ = LEVEL.set(handle);
-    }
     install_panic_hook();
-    Ok(())
+    // An error only means a subscriber is already installed (another instance in this process).
+    if installed.is_err() {
+        return Ok(None);
+    }
+    let _ = LEVEL.set(handle);
+    Ok(Some(LogGuard { _writer: guard }))
 }
 
 /// Applies a new log level or filter to the running process.
@@ -129,6 +145,28 @@ fn install_panic_hook() {
             }
         }));
     });
+}
+
+/// The exposition text without the series of the given assets: lines whose `asset` label is one
+/// of them, or whose `actor` label is `asset:<id>` of one. Asset ids are a safe alphabet (no
+/// quote, no backslash: see config validation), so a label value ends at the next quote.
+pub fn without_assets(text: &str, retired: &HashSet<String>) -> String {
+    let label = |line: &str, name: &str| -> Option<String> {
+        let start = line.find(name)? + name.len();
+        let end = line[start..].find('"')? + start;
+        Some(line[start..end].to_string())
+    };
+    let mut kept = String::with_capacity(text.len());
+    for line in text.lines() {
+        let of_retired = !line.starts_with('#')
+            && (label(line, "asset=\"").is_some_and(|id| retired.contains(&id))
+                || label(line, "actor=\"asset:").is_some_and(|id| retired.contains(&id)));
+        if !of_retired {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
 }
 
 /// The message a panic was raised with (`panic!("…")` gives a `&str` or a `String`).
@@ -238,7 +276,19 @@ fn describe() {
 
 #[cfg(test)]
 mod tests {
-    use super::log_filter;
+    use super::*;
+
+    #[test]
+    fn series_of_retired_assets_are_left_out() {
+        let text = "# TYPE statusd_asset_up gauge\nstatusd_asset_up{asset=\"old\"} 1\nstatusd_asset_up{asset=\"older-not\"} 1\n\
+                    statusd_actor_restarts_total{actor=\"asset:old\"} 0\nstatusd_actor_restarts_total{actor=\"incidents\"} 0\n";
+        let retired = HashSet::from(["old".to_string()]);
+        assert_eq!(
+            without_assets(text, &retired),
+            "# TYPE statusd_asset_up gauge\nstatusd_asset_up{asset=\"older-not\"} 1\n\
+             statusd_actor_restarts_total{actor=\"incidents\"} 0\n"
+        );
+    }
 
     #[test]
     fn levels_and_filters_are_accepted_and_bare_words_that_are_not_levels_are_refused() {

@@ -43,7 +43,10 @@ impl Bench {
         args.push(format!("sqlite://{}", path("statusd.db").display()));
         args.extend(extra_args.iter().map(|a| a.to_string()));
         let (_, settings) = statusd::settings::Settings::from_args(args, &BTreeMap::new()).expect("settings");
-        let _ = statusd::telemetry::init_logging(settings.log_format, &settings.log_level);
+        if let Ok(Some(guard)) = statusd::telemetry::init_logging(settings.log_format, &settings.log_level) {
+            // The writer runs for the whole bench process.
+            std::mem::forget(guard);
+        }
         let app = statusd::App::build(settings).await.expect("statusd");
         let supervisor = app.supervisor();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

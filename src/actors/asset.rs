@@ -181,7 +181,9 @@ impl AssetState {
         self.metrics.duration.record(seconds);
         if result.success {
             self.metrics.success.increment(1);
-            tracing::info!(
+            // DEBUG: at 10,000 probes a second, a line per success would be most of the log.
+            // Failures, state changes and recoveries stay at WARN and INFO.
+            tracing::debug!(
                 actor = %self.actor, asset_id = %config.id, asset_name = %config.name, success = true,
                 latency_ms = result.latency_ms, code = result.code,
                 "[✓] {} ({}): {}ms", config.name, config.id, result.latency_ms
@@ -207,7 +209,10 @@ impl AssetState {
         self.memory.last_probe = Some(result);
         match transition {
             Transition::None => {}
-            Transition::CameUp => self.metrics.up.set(1.0),
+            Transition::CameUp => {
+                self.metrics.up.set(1.0);
+                tracing::info!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is up", config.name);
+            }
             Transition::WentDown(incident) => {
                 self.metrics.up.set(0.0);
                 self.services.directory.incidents(IncidentEvent::Down(AssetDown {

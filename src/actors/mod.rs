@@ -19,7 +19,7 @@ pub mod schedule;
 pub mod supervisor;
 pub mod task;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -54,6 +54,9 @@ pub struct Services {
     pub chaos: task::ChaosSwitch,
     /// What the Supervisor reports to readiness.
     pub tree: TreeHealth,
+    /// Assets removed from the config while statusd runs: their metric series are left out of
+    /// `/metrics` (the recorder cannot forget a series; an id configured again is taken out).
+    pub retired_assets: RwLock<HashSet<String>>,
 }
 
 impl Services {
@@ -75,6 +78,7 @@ impl Services {
             waiting: AtomicUsize::new(0),
             chaos: task::ChaosSwitch::default(),
             tree: TreeHealth::default(),
+            retired_assets: RwLock::new(HashSet::new()),
         })
     }
 

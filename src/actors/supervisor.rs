@@ -455,6 +455,13 @@ impl SupervisorState {
             // Queued ahead of the new assets' first results, so their rows exist first.
             directory.persist_change(StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone())));
         }
+        {
+            let mut retired = self.services.retired_assets.write();
+            retired.extend(diff.removed_assets.iter().cloned());
+            for asset in &diff.added_assets {
+                retired.remove(&asset.id);
+            }
+        }
         for id in &diff.removed_assets {
             if let Some(child) = self.retire(&format!("asset:{id}"))
                 && let Some(running) = child.running

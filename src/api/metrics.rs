@@ -14,5 +14,10 @@ pub async fn scrape(State(state): State<ApiState>) -> impl IntoResponse {
     if let Store::Sqlite(_) = state.store {
         metrics::gauge!(names::SQLITE_MEMORY_BYTES).set(crate::store::sqlite::memory_used() as f64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    let mut text = state.metrics.render();
+    let retired = state.services.retired_assets.read();
+    if !retired.is_empty() {
+        text = crate::telemetry::without_assets(&text, &retired);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

@@ -1,6 +1,11 @@
-//! The HTTP server: hyper with timeouts axum's `serve` does not expose, and a graceful drain.
+//! The HTTP server: hyper with timeouts axum's `serve` does not expose, a graceful drain, and a
+//! lingering close.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -8,29 +13,47 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 /// A client that has not sent its request headers by then is dropped (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `stop` resolves, then stops accepting and gives requests in flight up to
-/// `drain` to finish.
-pub async fn serve(listener: TcpListener, router: Router, stop: impl Future<Output = ()>, drain: Duration) {
+/// `drain` to finish. At most `max_connections` connections are open at once: past that, new
+/// clients wait in the listen backlog until one closes, so a flood of clients (or of idle
+/// keep-alive connections) cannot exhaust file descriptors or memory.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()>,
+    drain: Duration,
+    max_connections: usize,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections));
     tokio::pin!(stop);
     loop {
+        let slot = tokio::select! {
+            // Invariant: the semaphore is never closed.
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the connection semaphore stays open"),
+            () = &mut stop => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let service = TowerToHyperService::new(router.clone());
+                    let stream = Lingering(Some(stream));
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
                         if let Err(error) = connection.await {
                             tracing::debug!(%error, "connection ended with an error");
                         }
+                        drop(slot);
                     });
                 }
                 Err(error) => {
@@ -45,5 +68,68 @@ pub async fn serve(listener: TcpListener, router: Router, stop: impl Future<Outp
     drop(listener);
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!("some API requests were still running when the drain period ended");
+    }
+}
+
+/// How long, and how much, a closed connection's unread request bytes are read and discarded.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 1024 * 1024;
+
+/// A connection that closes the way nginx's `lingering_close` does. When hyper answers before
+/// reading a whole request body (a 413 for a body over the limit) and closes, the client may
+/// still be sending; closing a socket with unread bytes makes the kernel send a reset, which can
+/// reach the client before it has read the answer, so it sees "connection closed before message
+/// completed" instead of the JSON error (seen under load in the API's e2e tests). Dropped, this
+/// reads and discards what is left, for a moment, before the socket closes.
+struct Lingering(Option<TcpStream>);
+
+impl Lingering {
+    fn stream(&mut self) -> Pin<&mut TcpStream> {
+        // Invariant: the stream is taken only in `drop`.
+        Pin::new(self.0.as_mut().expect("a connection still in use has its stream"))
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(mut stream) = self.0.take() else { return };
+        // Outside a runtime (the process is ending) there is no one left to answer.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let mut rest = (&mut stream).take(LINGER_BYTES);
+            let _ = tokio::time::timeout(LINGER_TIME, tokio::io::copy(&mut rest, &mut tokio::io::sink())).await;
+        });
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.stream().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.stream().poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.stream().poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream().poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.as_ref().is_some_and(|stream| stream.is_write_vectored())
     }
 }

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -69,7 +69,7 @@ fn default_min_days_valid() -> u32 {
 /// built on first use (building one parses every root).
 pub struct Trust {
     provider: Arc<CryptoProvider>,
-    system_roots: OnceLock<Roots>,
+    system_roots: Roots,
     /// By `caFile` only: `insecureSkipVerify` changes how the chain is judged after the
     /// handshake, not the handshake itself, so both settings share a setup.
     setups: Mutex<HashMap<Option<PathBuf>, Arc<Setup>>>,
@@ -128,18 +128,20 @@ impl Default for Trust {
 }
 
 impl Trust {
-    /// Reads nothing yet: the system's roots are read by the first TLS probe, so that a monitor
-    /// without TLS assets never depends on the system's certificate store.
+    /// Reads the system's roots and builds the setup without `caFile` now, once: both read files
+    /// and parse every root (tens of milliseconds), so statusd does it at start, off the runtime
+    /// threads, and no probe waits on the certificate store. A system without roots is only a
+    /// warning: TLS probes then trust their `caFile`.
     pub fn new() -> Self {
-        Trust {
+        let trust = Trust {
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
-            system_roots: OnceLock::new(),
+            system_roots: load_system_roots(),
             setups: Mutex::new(HashMap::new()),
+        };
+        if let Ok(setup) = trust.build(None) {
+            trust.setups.lock().insert(None, Arc::new(setup));
         }
-    }
-
-    fn system_roots(&self) -> &Roots {
-        self.system_roots.get_or_init(load_system_roots)
+        trust
     }
 
     fn setup(&self, ca_file: Option<&Path>) -> Result<Arc<Setup>, String> {
@@ -154,7 +156,7 @@ impl Trust {
     }
 
     fn build(&self, ca_file: Option<&Path>) -> Result<Setup, String> {
-        let mut roots = self.system_roots().clone();
+        let mut roots = self.system_roots.clone();
         if let Some(path) = ca_file {
             for der in read_ca_file(path).map_err(|problem| format!("caFile: {problem}"))? {
                 roots.add(CertificateDer::from(der)).map_err(|e| format!("caFile: {e}"))?;

@@ -82,6 +82,7 @@ fn fields() -> Vec<Field> {
     vec![
         setting("workers", 1..=10_000),
         setting("api_port", 1..=65_535),
+        setting("max_connections", 1..=100_000),
         setting("persistence.batch_size", 1..=100_000),
         setting("persistence.flush_interval_ms", 1..=60_000),
         setting("persistence.max_buffered", 1..=10_000_000),

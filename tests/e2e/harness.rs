@@ -302,7 +302,10 @@ impl Setup {
 
 fn init_logs() {
     let level = std::env::var("STATUSD_TEST_LOG").unwrap_or_else(|_| "error".into());
-    let _ = statusd::telemetry::init_logging(statusd::telemetry::LogFormat::Pretty, &level);
+    // The writer runs for the whole test process: its guard is never dropped.
+    if let Ok(Some(guard)) = statusd::telemetry::init_logging(statusd::telemetry::LogFormat::Pretty, &level) {
+        std::mem::forget(guard);
+    }
 }
 
 /// One asset of the manifest, with fast test timings.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::e2e::harness::{Receiver, Setup, Target, all_channels, binary, http_asset, metric, no_channels};
+use crate::e2e::harness::{Backend, Receiver, Setup, Target, all_channels, binary, http_asset, metric, no_channels};
 
 const WAIT: Duration = Duration::from_secs(10);
 const TOKEN: &str = "ops-test-token-0123456789";
@@ -321,4 +321,21 @@ async fn the_healthcheck_subcommand_exits_0_for_a_live_statusd_and_1_otherwise()
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("http://127.0.0.1:{port}/healthz: connection refused")), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_keeps_at_most_max_connections_open_and_the_next_client_waits_its_turn() {
+    let setup = Setup::new(Backend::Sqlite, json!([]), no_channels()).await;
+    setup.write_settings("max_connections = 2\n");
+    let statusd = setup.start(&[]).await;
+    // Two clients hold a connection each without asking anything.
+    let first = tokio::net::TcpStream::connect(statusd.addr).await.expect("connect");
+    let _second = tokio::net::TcpStream::connect(statusd.addr).await.expect("connect");
+    let third = reqwest::Client::new();
+    let waiting = third.get(statusd.url("/healthz")).timeout(Duration::from_millis(500)).send().await;
+    assert!(waiting.is_err_and(|e| e.is_timeout()), "the third client is not served while two are open");
+    drop(first);
+    let served = third.get(statusd.url("/healthz")).timeout(Duration::from_secs(5)).send().await;
+    assert_eq!(served.expect("served once a connection closed").status(), reqwest::StatusCode::OK);
+    statusd.stop().await;
 }

@@ -46,6 +46,7 @@ async fn editing_the_manifest_adds_changes_and_removes_assets_and_leaves_the_res
     statusd.wait_status("changed", "up", WAIT).await;
     let doomed = statusd.wait_status("doomed", "down", WAIT).await;
     let doomed_incident = doomed["openIncidentId"].clone();
+    assert!(statusd.metrics().await.contains("statusd_asset_up{asset=\"doomed\"} 0"));
     eventually("the DOWN of doomed", WAIT, || async { (receiver.events("hook") == ["DOWN"]).then_some(()) }).await;
     statusd.wait_probes("steady", 2).await;
 
@@ -71,6 +72,10 @@ async fn editing_the_manifest_adds_changes_and_removes_assets_and_leaves_the_res
     let names: Vec<&str> = actors.as_array().expect("actors").iter().filter_map(|a| a["name"].as_str()).collect();
     assert!(!names.contains(&"asset:doomed") && names.contains(&"asset:fresh"), "{names:?}");
     assert!(actors.as_array().expect("actors").iter().all(|a| a["restarts"] == 0), "{actors}");
+    // Its series are gone from /metrics; the others' stay.
+    let metrics = statusd.metrics().await;
+    assert!(!metrics.contains("asset=\"doomed\"") && !metrics.contains("actor=\"asset:doomed\""), "{metrics}");
+    assert!(metrics.contains("statusd_asset_up{asset=\"fresh\"}"), "{metrics}");
 
     // The untouched asset went on probing every second through the reload.
     let steady = statusd.asset("steady").await;
