@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ErrorBody;
-use super::query::Params;
+use super::query::{Choice, Choices, Params};
 use super::{ApiError, ApiState};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::task::TaskKind;
@@ -23,26 +23,16 @@ pub struct PanicParams {
     actor: Option<String>,
     /// probe (an asset), delivery (a notifier), write or retention (persistence): the actor's next such task panics instead of the actor
     #[param(value_type = Option<String>)]
-    task: Option<Task>,
+    task: Option<Choice<TaskKind>>,
 }
 
-/// `task`: the kind of task to panic.
-#[derive(Deserialize)]
-#[serde(try_from = "String")]
-struct Task(TaskKind);
-
-impl TryFrom<String> for Task {
-    type Error = &'static str;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match text.as_str() {
-            "probe" => Ok(Task(TaskKind::Probe)),
-            "delivery" => Ok(Task(TaskKind::Delivery)),
-            "write" => Ok(Task(TaskKind::Write)),
-            "retention" => Ok(Task(TaskKind::Retention)),
-            _ => Err("must be probe, delivery, write or retention"),
-        }
-    }
+impl Choices for TaskKind {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("probe", TaskKind::Probe),
+        ("delivery", TaskKind::Delivery),
+        ("write", TaskKind::Write),
+        ("retention", TaskKind::Retention),
+    ];
 }
 
 #[utoipa::path(post, path = "/api/debug/panic", tag = "debug", security(("apiToken" = [])),
@@ -66,7 +56,7 @@ pub async fn panic(
     if actor == "api" {
         panic!("chaos: panic requested in an API handler");
     }
-    if let Some(Task(kind)) = params.task {
+    if let Some(Choice(kind)) = params.task {
         return arm_task(&state, actor, kind).await;
     }
     let sent = state.ask(|reply| SupervisorMsg::Panic(actor.clone(), reply)).await?;

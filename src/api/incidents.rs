@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::Deserialize;
 
 use super::error::ErrorBody;
-use super::query::{Limit, Params, limit};
+use super::query::{Choice, Choices, Limit, Params, limit};
 use super::{ApiError, ApiState};
 use crate::store::{Incident, IncidentState};
 
@@ -14,28 +14,15 @@ use crate::store::{Incident, IncidentState};
 pub struct IncidentsParams {
     /// open (default), closed or all
     #[param(value_type = Option<String>)]
-    state: Option<Wanted>,
+    state: Option<Choice<IncidentState>>,
     /// 1 to 1000; default 100
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<Limit>,
 }
 
-/// `state`: which incidents.
-#[derive(Deserialize)]
-#[serde(try_from = "String")]
-struct Wanted(IncidentState);
-
-impl TryFrom<String> for Wanted {
-    type Error = &'static str;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match text.as_str() {
-            "open" => Ok(Wanted(IncidentState::Open)),
-            "closed" => Ok(Wanted(IncidentState::Closed)),
-            "all" => Ok(Wanted(IncidentState::All)),
-            _ => Err("must be open, closed or all"),
-        }
-    }
+impl Choices for IncidentState {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("open", IncidentState::Open), ("closed", IncidentState::Closed), ("all", IncidentState::All)];
 }
 
 /// `GET /api/incidents`: newest first; open ones unless `state` says otherwise.
@@ -50,6 +37,6 @@ pub async fn list_incidents(
     State(state): State<ApiState>,
     Params(params): Params<IncidentsParams>,
 ) -> Result<Json<Vec<Incident>>, ApiError> {
-    let wanted = params.state.map_or(IncidentState::Open, |w| w.0);
+    let wanted = params.state.map_or(IncidentState::Open, |state| state.0);
     Ok(Json(state.store.incidents(wanted, limit(params.limit)).await?))
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ErrorBody;
-use super::query::Params;
+use super::query::{Choice, Choices, Params};
 use super::{ApiError, ApiState};
 use crate::actors::asset::AssetMsg;
 use crate::actors::supervisor::SupervisorMsg;
@@ -38,28 +38,22 @@ pub struct PushParams {
     /// `up` (the default) or `down`.
     #[serde(default)]
     #[param(value_type = Option<String>)]
-    status: Option<PushStatus>,
+    status: Option<Choice<PushStatus>>,
     /// Stored with the result; at most 200 characters are kept. A POST without it may send
     /// the message as its body.
     #[serde(default)]
     msg: Option<String>,
 }
 
-/// `status`: whether the job went well.
-#[derive(Deserialize)]
-#[serde(try_from = "String")]
-struct PushStatus(bool);
+/// `status`: how the job went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PushStatus {
+    Up,
+    Down,
+}
 
-impl TryFrom<String> for PushStatus {
-    type Error = &'static str;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match text.as_str() {
-            "up" => Ok(PushStatus(true)),
-            "down" => Ok(PushStatus(false)),
-            _ => Err("must be up or down"),
-        }
-    }
+impl Choices for PushStatus {
+    const CHOICES: &'static [(&'static str, Self)] = &[("up", PushStatus::Up), ("down", PushStatus::Down)];
 }
 
 /// What a push answers; the same for GET (a cron job's curl) and POST.
@@ -129,7 +123,7 @@ async fn push(
     Params(params): Params<PushParams>,
     body: Option<Vec<u8>>,
 ) -> Result<Json<Value>, ApiError> {
-    let success = params.status.is_none_or(|status| status.0);
+    let success = params.status.is_none_or(|status| status.0 == PushStatus::Up);
     let entry = state.ask(|reply| SupervisorMsg::Asset(id.clone(), reply)).await?;
     let not_found = || ApiError::NotFound(format!("no push asset {id:?}"));
     let entry = entry.ok_or_else(not_found)?;

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use url::form_urlencoded;
 
 use super::ApiError;
@@ -82,6 +82,33 @@ pub fn limit(limit: Option<Limit>) -> u32 {
     limit.map_or(DEFAULT_LIMIT, Limit::get)
 }
 
+/// A value named by one of a few words, e.g. `state=open|closed|all`.
+pub trait Choices: Copy + 'static {
+    /// Each word and the value it stands for, in the order the message lists them.
+    const CHOICES: &'static [(&'static str, Self)];
+}
+
+/// One of `T`'s [`Choices`]; anything else must be `a, b or c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice<T>(pub T);
+
+impl<'de, T: Choices> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match T::CHOICES.iter().find(|(word, _)| *word == text) {
+            Some((_, value)) => Ok(Choice(*value)),
+            None => {
+                let words: Vec<&str> = T::CHOICES.iter().map(|(word, _)| *word).collect();
+                let listed = match words.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                    _ => words.concat(),
+                };
+                Err(D::Error::custom(format!("must be {listed}")))
+            }
+        }
+    }
+}
+
 /// An RFC 3339 timestamp, e.g. `2026-11-21T10:30:00Z`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -104,8 +131,21 @@ mod tests {
 
     use super::*;
 
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Colour {
+        Red,
+        Green,
+        Blue,
+    }
+
+    impl Choices for Colour {
+        const CHOICES: &'static [(&'static str, Colour)] =
+            &[("red", Colour::Red), ("green", Colour::Green), ("blue", Colour::Blue)];
+    }
+
     #[derive(Debug, Deserialize)]
     struct Example {
+        colour: Option<Choice<Colour>>,
         limit: Option<Limit>,
         since: Option<Timestamp>,
         #[serde(default)]
@@ -121,7 +161,9 @@ mod tests {
 
     #[test]
     fn parameters_are_read_by_type() {
-        let read = read::<Example>("limit=5&since=2026-11-21T10:30:00%2B01:00&token=a+b&other=x").expect("valid");
+        let read =
+            read::<Example>("limit=5&since=2026-11-21T10:30:00%2B01:00&token=a+b&other=x&colour=blue").expect("valid");
+        assert_eq!(read.colour, Some(Choice(Colour::Blue)));
         assert_eq!(read.limit.map(Limit::get), Some(5));
         assert_eq!(read.since.map(|t| t.0.to_rfc3339()), Some("2026-11-21T09:30:00+00:00".to_string()));
         assert_eq!(read.token, "a b");
@@ -137,6 +179,7 @@ mod tests {
             ("limit=%2D1", "limit", "-1", "limit must be a number from 1 to 1000"),
             ("since=yesterday", "since", "yesterday", "since must be an RFC 3339 timestamp, e.g. 2026-11-21T10:30:00Z"),
             ("token=a&token=b", "token", "b", "token is given more than once in the query string"),
+            ("colour=Red", "colour", "Red", "colour must be red, green or blue"),
         ];
         for (query, parameter, value, error) in cases {
             assert_eq!(
