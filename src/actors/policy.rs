@@ -296,16 +296,16 @@ impl Dispatcher {
     }
 }
 
-/// `1h 5m`, `3m 20s`, `45s`: how long an outage lasted, for people.
+/// `1h 5m`, `3m 20s`, `45s`, `1day 1h`: how long an outage lasted, for people, in `humantime`'s
+/// words, to the two largest units (whole minutes past an hour, whole hours past a day).
 pub fn human_duration(duration: chrono::TimeDelta) -> String {
-    let total = duration.num_seconds().max(0);
-    let (days, hours, minutes, seconds) = (total / 86_400, total / 3600 % 24, total / 60 % 60, total % 60);
-    match (days, hours, minutes) {
-        (0, 0, 0) => format!("{seconds}s"),
-        (0, 0, _) => format!("{minutes}m {seconds}s"),
-        (0, _, _) => format!("{hours}h {minutes}m"),
-        _ => format!("{days}d {hours}h"),
-    }
+    let seconds = u64::try_from(duration.num_seconds()).unwrap_or(0);
+    let precision = match seconds {
+        86_400.. => 3600,
+        3600.. => 60,
+        _ => 1,
+    };
+    humantime::format_duration(std::time::Duration::from_secs(seconds - seconds % precision)).to_string()
 }
 
 #[cfg(test)]
@@ -597,6 +597,10 @@ mod tests {
         assert_eq!(human_duration(d(45)), "45s");
         assert_eq!(human_duration(d(200)), "3m 20s");
         assert_eq!(human_duration(d(3900)), "1h 5m");
-        assert_eq!(human_duration(d(90_000)), "1d 1h");
+        assert_eq!(human_duration(d(3959)), "1h 5m");
+        assert_eq!(human_duration(d(90_000)), "1day 1h");
+        assert_eq!(human_duration(d(3 * 86_400 + 7200 + 59)), "3days 2h");
+        assert_eq!(human_duration(d(0)), "0s");
+        assert_eq!(human_duration(d(-5)), "0s");
     }
 }

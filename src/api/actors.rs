@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use ractor::call_t;
 
 use super::error::ErrorBody;
 use super::{ApiError, ApiState};
@@ -15,8 +14,7 @@ use crate::actors::supervisor::{ActorInfo, SupervisorMsg};
         (status = 503, description = "The supervisor did not answer", body = ErrorBody),
     ))]
 pub async fn list_actors(State(state): State<ApiState>) -> Result<Json<Vec<ActorInfo>>, ApiError> {
-    let children = call_t!(state.supervisor, SupervisorMsg::Actors, 2000)
-        .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
+    let children = state.ask(SupervisorMsg::Actors).await?;
     let supervisor = ActorInfo {
         name: "statusd".into(),
         kind: "supervisor",

@@ -1,14 +1,13 @@
 //! `/api/assets`: config plus live state from each asset's actor; `/events`: history.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use chrono::{DateTime, TimeDelta, Utc};
+use axum::extract::{Path, State};
+use chrono::{TimeDelta, Utc};
 use ractor::call_t;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
+use super::query::{Bounded, Limit, Params, Timestamp, limit};
 use super::{ApiError, ApiState};
 use crate::actors::asset::{AssetMsg, AssetSnapshot};
 use crate::actors::health::StatusName;
@@ -21,9 +20,6 @@ use crate::store::{EventsQuery, Uptime};
 /// How long an asset actor may take to describe itself. It answers in microseconds unless
 /// something is badly wrong, and then the route must still answer.
 const SNAPSHOT_TIMEOUT_MS: u64 = 1000;
-const SUPERVISOR_TIMEOUT_MS: u64 = 2000;
-pub const MAX_LIMIT: u32 = 1000;
-const DEFAULT_LIMIT: u32 = 100;
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -64,10 +60,6 @@ async fn view(entry: AssetEntry) -> AssetView {
     AssetView { config, address, live, restarts: entry.restarts, error }
 }
 
-fn supervisor_unavailable(error: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(format!("the supervisor did not answer: {error}"))
-}
-
 /// `GET /api/assets`
 #[utoipa::path(get, path = "/api/assets", tag = "assets",
     responses(
@@ -75,8 +67,7 @@ fn supervisor_unavailable(error: impl std::fmt::Display) -> ApiError {
         (status = 503, description = "The supervisor did not answer", body = ErrorBody),
     ))]
 pub async fn list_assets(State(state): State<ApiState>) -> Result<Json<Vec<AssetView>>, ApiError> {
-    let entries =
-        call_t!(state.supervisor, SupervisorMsg::Assets, SUPERVISOR_TIMEOUT_MS).map_err(supervisor_unavailable)?;
+    let entries = state.ask(SupervisorMsg::Assets).await?;
     Ok(Json(futures::future::join_all(entries.into_iter().map(view)).await))
 }
 
@@ -89,20 +80,30 @@ pub async fn list_assets(State(state): State<ApiState>) -> Result<Json<Vec<Asset
         (status = 503, description = "The supervisor did not answer", body = ErrorBody),
     ))]
 pub async fn get_asset(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AssetView>, ApiError> {
-    let entry = call_t!(state.supervisor, SupervisorMsg::Asset, SUPERVISOR_TIMEOUT_MS, id.clone())
-        .map_err(supervisor_unavailable)?
+    let entry = state
+        .ask(|reply| SupervisorMsg::Asset(id.clone(), reply))
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no asset {id:?}")))?;
     Ok(Json(view(entry).await))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// 1 to 1000; default 100
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
+    /// RFC 3339 timestamp: only events before it (paging cursor)
+    #[param(value_type = Option<String>)]
+    before: Option<Timestamp>,
+    /// RFC 3339 timestamp: only events at or after it
+    #[param(value_type = Option<String>)]
+    since: Option<Timestamp>,
+}
+
 /// `GET /api/assets/{id}/events?limit=&before=&since=`: newest first.
 #[utoipa::path(get, path = "/api/assets/{id}/events", tag = "assets",
-    params(
-        ("id" = String, Path, description = "Asset id"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000; default 100", minimum = 1, maximum = 1000),
-        ("before" = Option<String>, Query, description = "RFC 3339 timestamp: only events before it (paging cursor)"),
-        ("since" = Option<String>, Query, description = "RFC 3339 timestamp: only events at or after it"),
-    ),
+    params(("id" = String, Path, description = "Asset id"), EventsParams),
     responses(
         (status = 200, description = "Probe history, newest first", body = Vec<ProbeResult>),
         (status = 400, description = "A parameter out of range or not a timestamp", body = ErrorBody),
@@ -112,12 +113,12 @@ pub async fn get_asset(State(state): State<ApiState>, Path(id): Path<String>) ->
 pub async fn asset_events(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params<EventsParams>,
 ) -> Result<Json<Vec<ProbeResult>>, ApiError> {
     let query = EventsQuery {
-        limit: limit(&params)?,
-        before: timestamp(&params, "before")?,
-        since: timestamp(&params, "since")?,
+        limit: limit(params.limit),
+        before: params.before.map(|t| t.0),
+        since: params.since.map(|t| t.0),
     };
     if !state.store.asset_exists(&id).await? {
         return Err(ApiError::NotFound(format!("no asset {id:?}")));
@@ -125,14 +126,24 @@ pub async fn asset_events(
     Ok(Json(state.store.probe_events(&id, &query).await?))
 }
 
+const MAX_WINDOW_DAYS: u32 = 3660;
+const DEFAULT_WINDOW_DAYS: u32 = 30;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UptimeParams {
+    /// Window in days, 1 to 3660; default 30
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 3660)]
+    days: Option<Bounded<1, MAX_WINDOW_DAYS>>,
+    /// Window in hours, instead of days
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 87840)]
+    hours: Option<Bounded<1, { MAX_WINDOW_DAYS * 24 }>>,
+}
+
 /// `GET /api/assets/{id}/uptime?days=N` or `?hours=N` (default 30 days): uptime and latency
 /// from the hourly rollups, whole hours from the start of the window up to now.
 #[utoipa::path(get, path = "/api/assets/{id}/uptime", tag = "assets",
-    params(
-        ("id" = String, Path, description = "Asset id"),
-        ("days" = Option<u32>, Query, description = "Window in days, 1 to 3660; default 30"),
-        ("hours" = Option<u32>, Query, description = "Window in hours, instead of days"),
-    ),
+    params(("id" = String, Path, description = "Asset id"), UptimeParams),
     responses(
         (status = 200, description = "Uptime and latency over the window, from the hourly rollups", body = Uptime),
         (status = 400, description = "A window out of range, or both days and hours", body = ErrorBody),
@@ -142,9 +153,15 @@ pub async fn asset_events(
 pub async fn asset_uptime(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params<UptimeParams>,
 ) -> Result<Json<Uptime>, ApiError> {
-    let window = window(&params)?;
+    let window = match (params.days, params.hours) {
+        (Some(_), Some(hours)) => {
+            return Err(ApiError::bad_parameter("hours", &hours.get().to_string(), "give days or hours, not both"));
+        }
+        (_, Some(hours)) => TimeDelta::hours(hours.get().into()),
+        (days, None) => TimeDelta::days(days.map_or(DEFAULT_WINDOW_DAYS, Bounded::get).into()),
+    };
     if !state.store.asset_exists(&id).await? {
         return Err(ApiError::NotFound(format!("no asset {id:?}")));
     }
@@ -152,47 +169,4 @@ pub async fn asset_uptime(
     let from = hour_of(now - window);
     let rollups = state.store.rollups(&id, from, hour_of(now) + TimeDelta::hours(1)).await?;
     Ok(Json(Uptime::from_rollups(&id, from, now, &rollups)))
-}
-
-const MAX_WINDOW_DAYS: i64 = 3660;
-
-fn window(params: &HashMap<String, String>) -> Result<TimeDelta, ApiError> {
-    let number = |name: &'static str, max: i64| -> Result<Option<i64>, ApiError> {
-        params
-            .get(name)
-            .map(|raw| match raw.parse::<i64>() {
-                Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad_parameter(name, raw, format!("{name} must be a number from 1 to {max}"))),
-            })
-            .transpose()
-    };
-    match (number("days", MAX_WINDOW_DAYS)?, number("hours", MAX_WINDOW_DAYS * 24)?) {
-        (Some(_), Some(_)) => Err(ApiError::bad_parameter("hours", "", "give days or hours, not both")),
-        (_, Some(hours)) => Ok(TimeDelta::hours(hours)),
-        (days, None) => Ok(TimeDelta::days(days.unwrap_or(30))),
-    }
-}
-
-/// `limit`: a number from 1 to 1000, 100 when absent.
-pub fn limit(params: &HashMap<String, String>) -> Result<u32, ApiError> {
-    let Some(raw) = params.get("limit") else { return Ok(DEFAULT_LIMIT) };
-    match raw.parse::<u32>() {
-        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(ApiError::bad_parameter("limit", raw, format!("limit must be a number from 1 to {MAX_LIMIT}"))),
-    }
-}
-
-fn timestamp(params: &HashMap<String, String>, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    params
-        .get(name)
-        .map(|raw| {
-            DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| {
-                ApiError::bad_parameter(
-                    name,
-                    raw,
-                    format!("{name} must be an RFC 3339 timestamp, e.g. 2026-11-21T10:30:00Z"),
-                )
-            })
-        })
-        .transpose()
 }

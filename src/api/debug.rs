@@ -4,24 +4,40 @@
 //! outside. `actor=api` panics the request handler itself, to show the API answering 500 and
 //! going on.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Query, State};
-use ractor::call_t;
+use axum::extract::State;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ErrorBody;
+use super::query::{Choice, Choices, Params};
 use super::{ApiError, ApiState};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::task::TaskKind;
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PanicParams {
+    /// An actor name from /api/actors, or api for this handler
+    #[param(required = true)]
+    actor: Option<String>,
+    /// probe (an asset), delivery (a notifier), write or retention (persistence): the actor's next such task panics instead of the actor
+    #[param(value_type = Option<String>)]
+    task: Option<Choice<TaskKind>>,
+}
+
+impl Choices for TaskKind {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("probe", TaskKind::Probe),
+        ("delivery", TaskKind::Delivery),
+        ("write", TaskKind::Write),
+        ("retention", TaskKind::Retention),
+    ];
+}
+
 #[utoipa::path(post, path = "/api/debug/panic", tag = "debug", security(("apiToken" = [])),
     description = "Exists only when statusd runs with --enable-chaos.",
-    params(
-        ("actor" = String, Query, description = "An actor name from /api/actors, or api for this handler"),
-        ("task" = Option<String>, Query, description = "probe (an asset), delivery (a notifier), write or retention (persistence): the actor's next such task panics instead of the actor"),
-    ),
+    params(PanicParams),
     responses(
         (status = 200, description = "The actor (or its next task) was told to panic", body = Object, example = json!({"panicked": "asset:api-prod", "task": "probe"})),
         (status = 400, description = "No actor named, or a task this actor does not run", body = ErrorBody),
@@ -31,38 +47,28 @@ use crate::actors::task::TaskKind;
     ))]
 pub async fn panic(
     State(state): State<ApiState>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params<PanicParams>,
 ) -> Result<Json<Value>, ApiError> {
     let actor = params
-        .get("actor")
+        .actor
         .filter(|name| !name.is_empty())
-        .ok_or_else(|| ApiError::bad_parameter("actor", "", "actor must name an actor, e.g. asset:api-prod"))?
-        .clone();
+        .ok_or_else(|| ApiError::bad_parameter("actor", "", "actor must name an actor, e.g. asset:api-prod"))?;
     if actor == "api" {
         panic!("chaos: panic requested in an API handler");
     }
-    if let Some(task) = params.get("task") {
-        return arm_task(&state, actor, task).await;
+    if let Some(Choice(kind)) = params.task {
+        return arm_task(&state, actor, kind).await;
     }
-    let sent = call_t!(state.supervisor, SupervisorMsg::Panic, 2000, actor.clone())
-        .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
+    let sent = state.ask(|reply| SupervisorMsg::Panic(actor.clone(), reply)).await?;
     if !sent {
         return Err(ApiError::NotFound(format!("no running actor {actor:?} (see /api/actors)")));
     }
     Ok(Json(json!({"panicked": actor})))
 }
 
-/// Arms a panic for the next `task` of `actor`, after checking that the actor runs such tasks.
-async fn arm_task(state: &ApiState, actor: String, task: &str) -> Result<Json<Value>, ApiError> {
-    let kind = match task {
-        "probe" => TaskKind::Probe,
-        "delivery" => TaskKind::Delivery,
-        "write" => TaskKind::Write,
-        "retention" => TaskKind::Retention,
-        _ => return Err(ApiError::bad_parameter("task", task, "task must be probe, delivery, write or retention")),
-    };
-    let actors = call_t!(state.supervisor, SupervisorMsg::Actors, 2000)
-        .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
+/// Arms a panic for the next `kind` task of `actor`, after checking that the actor runs such tasks.
+async fn arm_task(state: &ApiState, actor: String, kind: TaskKind) -> Result<Json<Value>, ApiError> {
+    let actors = state.ask(SupervisorMsg::Actors).await?;
     let Some(found) = actors.iter().find(|info| info.name == actor) else {
         return Err(ApiError::NotFound(format!("no actor {actor:?} (see /api/actors)")));
     };
@@ -72,7 +78,7 @@ async fn arm_task(state: &ApiState, actor: String, task: &str) -> Result<Json<Va
         TaskKind::Write | TaskKind::Retention => found.kind == "persistence",
     };
     if !runs {
-        return Err(ApiError::bad_parameter("task", task, format!("{actor} runs no {kind} tasks")));
+        return Err(ApiError::bad_parameter("task", kind.as_str(), format!("{actor} runs no {kind} tasks")));
     }
     state.services.chaos.arm(&actor, kind);
     Ok(Json(json!({"panicked": actor, "task": kind.as_str()})))

@@ -11,7 +11,7 @@ use crate::store::{Failure, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadParameter { parameter: &'static str, value: String, message: String },
+    BadParameter { parameter: String, value: String, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("missing or wrong bearer token")]
@@ -32,8 +32,8 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_parameter(parameter: &'static str, value: &str, message: impl Into<String>) -> Self {
-        ApiError::BadParameter { parameter, value: value.to_string(), message: message.into() }
+    pub fn bad_parameter(parameter: impl Into<String>, value: &str, message: impl Into<String>) -> Self {
+        ApiError::BadParameter { parameter: parameter.into(), value: value.to_string(), message: message.into() }
     }
 }
 
@@ -44,7 +44,7 @@ pub struct ErrorBody {
     pub error: String,
     /// The query parameter that was wrong (400).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parameter: Option<&'static str>,
+    pub parameter: Option<String>,
     /// Its value, as given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -75,7 +75,7 @@ impl IntoResponse for ApiError {
         let (status, body) = match &self {
             ApiError::BadParameter { parameter, value, message } => (
                 StatusCode::BAD_REQUEST,
-                ErrorBody { parameter: Some(parameter), value: Some(value.clone()), ..ErrorBody::new(message) },
+                ErrorBody { parameter: Some(parameter.clone()), value: Some(value.clone()), ..ErrorBody::new(message) },
             ),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, ErrorBody::new(message)),
             ApiError::Unauthorized | ApiError::WrongPushToken => {

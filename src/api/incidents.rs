@@ -1,21 +1,33 @@
 //! `/api/incidents?state=open|closed|all&limit=`
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
+use serde::Deserialize;
 
-use super::assets::limit;
 use super::error::ErrorBody;
+use super::query::{Choice, Choices, Limit, Params, limit};
 use super::{ApiError, ApiState};
 use crate::store::{Incident, IncidentState};
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IncidentsParams {
+    /// open (default), closed or all
+    #[param(value_type = Option<String>)]
+    state: Option<Choice<IncidentState>>,
+    /// 1 to 1000; default 100
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
+}
+
+impl Choices for IncidentState {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("open", IncidentState::Open), ("closed", IncidentState::Closed), ("all", IncidentState::All)];
+}
+
 /// `GET /api/incidents`: newest first; open ones unless `state` says otherwise.
 #[utoipa::path(get, path = "/api/incidents", tag = "incidents",
-    params(
-        ("state" = Option<String>, Query, description = "open (default), closed or all"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000; default 100", minimum = 1, maximum = 1000),
-    ),
+    params(IncidentsParams),
     responses(
         (status = 200, description = "Incidents, newest first", body = Vec<Incident>),
         (status = 400, description = "An unknown state or a limit out of range", body = ErrorBody),
@@ -23,13 +35,8 @@ use crate::store::{Incident, IncidentState};
     ))]
 pub async fn list_incidents(
     State(state): State<ApiState>,
-    Query(params): Query<HashMap<String, String>>,
+    Params(params): Params<IncidentsParams>,
 ) -> Result<Json<Vec<Incident>>, ApiError> {
-    let wanted = match params.get("state").map(String::as_str) {
-        None | Some("open") => IncidentState::Open,
-        Some("closed") => IncidentState::Closed,
-        Some("all") => IncidentState::All,
-        Some(other) => return Err(ApiError::bad_parameter("state", other, "state must be open, closed or all")),
-    };
-    Ok(Json(state.store.incidents(wanted, limit(&params)?).await?))
+    let wanted = params.state.map_or(IncidentState::Open, |state| state.0);
+    Ok(Json(state.store.incidents(wanted, limit(params.limit)).await?))
 }

@@ -56,10 +56,10 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
 /// Error text longer than this is not an extractor's rejection; it is cut here.
 const MAX_ERROR_TEXT_BYTES: usize = 4096;
 
-/// Every error answer is `{"error": …}` JSON. Handlers answer with [`ApiError`]; what answers
-/// before a handler runs (axum's extractor rejections: a path segment that is not UTF-8, a bad
-/// query string, a malformed JSON body; the body limit's 413) speaks plain text, and is
-/// rewritten here with its status, its headers and its words.
+/// Every error answer is `{"error": …}` JSON. Handlers answer with [`ApiError`], query
+/// parameters included (see `query.rs`); what answers before a handler runs (axum's extractor
+/// rejections: a path segment that is not UTF-8, a malformed JSON body; the body limit's 413)
+/// speaks plain text, and is rewritten here with its status, its headers and its words.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();

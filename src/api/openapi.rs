@@ -60,3 +60,47 @@ pub fn document() -> &'static Document {
 pub async fn openapi() -> Json<&'static Document> {
     Json(document())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every parameter the handlers read is in the document, where it goes and whether it is
+    /// required: the typed `Params` structs describe themselves (`utoipa::IntoParams`).
+    #[test]
+    fn every_parameter_is_documented() {
+        let document = serde_json::to_value(super::document()).expect("serializes");
+        let mut documented = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    assert!(parameter["description"].is_string(), "{method} {path}: {parameter}");
+                    assert!(parameter["schema"]["type"].is_string(), "{method} {path}: {parameter}");
+                    let required = if parameter["required"] == true { "required" } else { "optional" };
+                    documented.push(format!("{method} {path} {} {} {required}", parameter["name"], parameter["in"]));
+                }
+            }
+        }
+        let expected = [
+            r#"get /api/assets/{id} "id" "path" required"#,
+            r#"get /api/assets/{id}/events "id" "path" required"#,
+            r#"get /api/assets/{id}/events "limit" "query" optional"#,
+            r#"get /api/assets/{id}/events "before" "query" optional"#,
+            r#"get /api/assets/{id}/events "since" "query" optional"#,
+            r#"get /api/assets/{id}/uptime "id" "path" required"#,
+            r#"get /api/assets/{id}/uptime "days" "query" optional"#,
+            r#"get /api/assets/{id}/uptime "hours" "query" optional"#,
+            r#"post /api/debug/panic "actor" "query" required"#,
+            r#"post /api/debug/panic "task" "query" optional"#,
+            r#"get /api/incidents "state" "query" optional"#,
+            r#"get /api/incidents "limit" "query" optional"#,
+            r#"get /api/push/{id} "id" "path" required"#,
+            r#"get /api/push/{id} "token" "query" required"#,
+            r#"get /api/push/{id} "status" "query" optional"#,
+            r#"get /api/push/{id} "msg" "query" optional"#,
+            r#"post /api/push/{id} "id" "path" required"#,
+            r#"post /api/push/{id} "token" "query" required"#,
+            r#"post /api/push/{id} "status" "query" optional"#,
+            r#"post /api/push/{id} "msg" "query" optional"#,
+        ];
+        assert_eq!(documented, expected);
+    }
+}

@@ -8,13 +8,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use futures::StreamExt;
-use ractor::call_t;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ErrorBody;
+use super::query::{Choice, Choices, Params};
 use super::{ApiError, ApiState};
 use crate::actors::asset::AssetMsg;
 use crate::actors::supervisor::SupervisorMsg;
@@ -37,11 +37,23 @@ pub struct PushParams {
     token: String,
     /// `up` (the default) or `down`.
     #[serde(default)]
-    status: Option<String>,
+    #[param(value_type = Option<String>)]
+    status: Option<Choice<PushStatus>>,
     /// Stored with the result; at most 200 characters are kept. A POST without it may send
     /// the message as its body.
     #[serde(default)]
     msg: Option<String>,
+}
+
+/// `status`: how the job went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PushStatus {
+    Up,
+    Down,
+}
+
+impl Choices for PushStatus {
+    const CHOICES: &'static [(&'static str, Self)] = &[("up", PushStatus::Up), ("down", PushStatus::Down)];
 }
 
 /// What a push answers; the same for GET (a cron job's curl) and POST.
@@ -68,7 +80,7 @@ enum PushAnswers {
 pub async fn push_get(
     state: State<ApiState>,
     id: Path<String>,
-    params: Query<PushParams>,
+    params: Params<PushParams>,
 ) -> Result<Json<Value>, ApiError> {
     push(state, id, params, None).await
 }
@@ -82,7 +94,7 @@ pub async fn push_get(
 pub async fn push_post(
     state: State<ApiState>,
     id: Path<String>,
-    params: Query<PushParams>,
+    params: Params<PushParams>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let start = read_start(body).await;
@@ -108,16 +120,11 @@ async fn read_start(body: Body) -> Vec<u8> {
 async fn push(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(params): Query<PushParams>,
+    Params(params): Params<PushParams>,
     body: Option<Vec<u8>>,
 ) -> Result<Json<Value>, ApiError> {
-    let success = match params.status.as_deref() {
-        None | Some("up") => true,
-        Some("down") => false,
-        Some(other) => return Err(ApiError::bad_parameter("status", other, "status must be up or down")),
-    };
-    let entry = call_t!(state.supervisor, SupervisorMsg::Asset, 2000, id.clone())
-        .map_err(|e| ApiError::Unavailable(format!("the supervisor did not answer: {e}")))?;
+    let success = params.status.is_none_or(|status| status.0 == PushStatus::Up);
+    let entry = state.ask(|reply| SupervisorMsg::Asset(id.clone(), reply)).await?;
     let not_found = || ApiError::NotFound(format!("no push asset {id:?}"));
     let entry = entry.ok_or_else(not_found)?;
     let ProbeSpec::Push(spec) = &entry.config.probe else { return Err(not_found()) };

@@ -341,28 +341,15 @@ fn check_identifier(report: &mut Report<'_>, path: &str, what: &str, value: &str
     }
 }
 
-/// The known name nearest to a misspelled one, if any is near enough to be a typo.
+/// The known name nearest to a misspelled one (by Levenshtein distance, case ignored), if any is
+/// near enough to be a typo.
 fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
-        .map(|k| (edit_distance(&word.to_lowercase(), &k.to_lowercase()), *k))
+        .map(|k| (strsim::levenshtein(&word.to_lowercase(), &k.to_lowercase()), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 /// A value that must never reach a log line or an API answer (webhook URLs carry their token).

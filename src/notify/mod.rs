@@ -79,9 +79,15 @@ impl Notification {
     }
 }
 
-/// A configured channel, chosen by `type`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A configured channel, chosen by `type`. Its names (serde's tag, and [`ChannelType`]'s for
+/// lists) both come from the variants, lower-cased.
+#[derive(Debug, Clone, PartialEq, Deserialize, strum::EnumDiscriminants)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[strum_discriminants(
+    name(ChannelType),
+    derive(strum::IntoStaticStr, strum::VariantNames),
+    strum(serialize_all = "lowercase")
+)]
 pub enum ChannelConfig {
     Teams(Endpoint),
     Slack(Endpoint),
@@ -109,15 +115,12 @@ impl Endpoint {
 }
 
 impl ChannelConfig {
-    pub const TYPES: &'static [&'static str] = &["teams", "slack", "discord", "webhook"];
+    /// Every channel `type`, in the order of the variants.
+    pub const TYPES: &'static [&'static str] = <ChannelType as strum::VariantNames>::VARIANTS;
 
+    /// The channel's `type`: `teams`, `slack`, …
     pub fn kind(&self) -> &'static str {
-        match self {
-            ChannelConfig::Teams(_) => "teams",
-            ChannelConfig::Slack(_) => "slack",
-            ChannelConfig::Discord(_) => "discord",
-            ChannelConfig::Webhook(_) => "webhook",
-        }
+        ChannelType::from(self).into()
     }
 
     fn endpoint(&self) -> &Endpoint {
@@ -332,6 +335,20 @@ mod tests {
         assert_eq!(budget_spent(&spent), Some(Duration::from_millis(500)));
         let left = headers(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset-after", "0.5")]);
         assert_eq!(budget_spent(&left), None);
+    }
+
+    /// The list of channel types and the names serde reads cannot drift: both come from the variants.
+    #[test]
+    fn every_channel_type_is_read_by_its_name() {
+        for name in ChannelConfig::TYPES {
+            let channel: ChannelConfig =
+                serde_json::from_value(serde_json::json!({"type": name, "url": "https://hooks.example.com/x"}))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(channel.kind(), *name);
+        }
+        let unknown = serde_json::from_value::<ChannelConfig>(serde_json::json!({"type": "pager"})).expect_err("pager");
+        let listed = ChannelConfig::TYPES.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+        assert!(unknown.to_string().ends_with(&format!("expected one of {listed}")), "{unknown}");
     }
 
     #[test]

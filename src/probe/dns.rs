@@ -30,6 +30,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use strum::{IntoEnumIterator, VariantNames};
 
 use super::{Facts, ProbeOutcome};
 use crate::config::Report;
@@ -95,11 +96,52 @@ impl DnsRecordType {
     }
 }
 
-/// The response codes of RFC 1035 and RFC 2136, by the mnemonics `dig` prints.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
+/// `expectedRcode`: a response code by name. Any other text is kept, so that `validate` reports
+/// it under its own path (serde's error would lose the path inside the flattened probe settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
 pub enum Rcode {
-    #[default]
+    Known(RcodeName),
+    Unknown(String),
+}
+
+impl Default for Rcode {
+    fn default() -> Self {
+        Rcode::Known(RcodeName::NoError)
+    }
+}
+
+impl Rcode {
+    fn response_code(&self) -> Option<ResponseCode> {
+        match self {
+            Rcode::Known(name) => Some(name.code()),
+            Rcode::Unknown(_) => None,
+        }
+    }
+}
+
+/// The response codes of RFC 1035, 2136, 2845, 2930, 4635, 6891 and 7873 by the mnemonics `dig`
+/// prints (hickory's `Display` gives prose instead): the one place statusd names them, for
+/// `expectedRcode`, `[DNS_RCODE]` and messages alike.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "UPPERCASE")]
+// Conditions compare rcodes case-insensitively (`[DNS_RCODE] == nxdomain`); `expectedRcode`, read
+// by serde, wants capitals.
+#[strum(serialize_all = "UPPERCASE", ascii_case_insensitive)]
+pub enum RcodeName {
     NoError,
     FormErr,
     ServFail,
@@ -111,32 +153,46 @@ pub enum Rcode {
     NxRrSet,
     NotAuth,
     NotZone,
-    /// As for [`DnsRecordType::Unknown`].
-    #[serde(untagged)]
-    Unknown(String),
+    BadVers,
+    BadSig,
+    BadKey,
+    BadTime,
+    BadMode,
+    BadName,
+    BadAlg,
+    BadTrunc,
+    BadCookie,
 }
 
-const RCODES: &[&str] = &[
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
-    "NOTZONE",
-];
-
-impl Rcode {
-    fn response_code(&self) -> Option<ResponseCode> {
+impl RcodeName {
+    fn code(self) -> ResponseCode {
         match self {
-            Rcode::NoError => Some(ResponseCode::NoError),
-            Rcode::FormErr => Some(ResponseCode::FormErr),
-            Rcode::ServFail => Some(ResponseCode::ServFail),
-            Rcode::NxDomain => Some(ResponseCode::NXDomain),
-            Rcode::NotImp => Some(ResponseCode::NotImp),
-            Rcode::Refused => Some(ResponseCode::Refused),
-            Rcode::YxDomain => Some(ResponseCode::YXDomain),
-            Rcode::YxRrSet => Some(ResponseCode::YXRRSet),
-            Rcode::NxRrSet => Some(ResponseCode::NXRRSet),
-            Rcode::NotAuth => Some(ResponseCode::NotAuth),
-            Rcode::NotZone => Some(ResponseCode::NotZone),
-            Rcode::Unknown(_) => None,
+            RcodeName::NoError => ResponseCode::NoError,
+            RcodeName::FormErr => ResponseCode::FormErr,
+            RcodeName::ServFail => ResponseCode::ServFail,
+            RcodeName::NxDomain => ResponseCode::NXDomain,
+            RcodeName::NotImp => ResponseCode::NotImp,
+            RcodeName::Refused => ResponseCode::Refused,
+            RcodeName::YxDomain => ResponseCode::YXDomain,
+            RcodeName::YxRrSet => ResponseCode::YXRRSet,
+            RcodeName::NxRrSet => ResponseCode::NXRRSet,
+            RcodeName::NotAuth => ResponseCode::NotAuth,
+            RcodeName::NotZone => ResponseCode::NotZone,
+            RcodeName::BadVers => ResponseCode::BADVERS,
+            RcodeName::BadSig => ResponseCode::BADSIG,
+            RcodeName::BadKey => ResponseCode::BADKEY,
+            RcodeName::BadTime => ResponseCode::BADTIME,
+            RcodeName::BadMode => ResponseCode::BADMODE,
+            RcodeName::BadName => ResponseCode::BADNAME,
+            RcodeName::BadAlg => ResponseCode::BADALG,
+            RcodeName::BadTrunc => ResponseCode::BADTRUNC,
+            RcodeName::BadCookie => ResponseCode::BADCOOKIE,
         }
+    }
+
+    /// Every name, for messages: `NOERROR, FORMERR, …`.
+    pub(crate) fn all() -> String {
+        Self::VARIANTS.join(", ")
     }
 }
 
@@ -150,32 +206,12 @@ fn not_one_of(value: &str, what: &str, known: &[&str]) -> String {
     format!("{value:?} is not {what}{hint}; one of: {}", known.join(", "))
 }
 
-/// The mnemonic `dig` prints for a response code; hickory's `Display` gives prose instead.
+/// The mnemonic `dig` prints for a response code, `RCODE<n>` for one without a name.
 fn rcode_name(code: ResponseCode) -> String {
-    let name = match code {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::YXDomain => "YXDOMAIN",
-        ResponseCode::YXRRSet => "YXRRSET",
-        ResponseCode::NXRRSet => "NXRRSET",
-        ResponseCode::NotAuth => "NOTAUTH",
-        ResponseCode::NotZone => "NOTZONE",
-        ResponseCode::BADVERS => "BADVERS",
-        ResponseCode::BADSIG => "BADSIG",
-        ResponseCode::BADKEY => "BADKEY",
-        ResponseCode::BADTIME => "BADTIME",
-        ResponseCode::BADMODE => "BADMODE",
-        ResponseCode::BADNAME => "BADNAME",
-        ResponseCode::BADALG => "BADALG",
-        ResponseCode::BADTRUNC => "BADTRUNC",
-        ResponseCode::BADCOOKIE => "BADCOOKIE",
-        ResponseCode::Unknown(value) => return format!("RCODE{value}"),
-    };
-    name.to_string()
+    match RcodeName::iter().find(|name| name.code() == code) {
+        Some(name) => <&str>::from(name).to_string(),
+        None => format!("RCODE{}", u16::from(code)),
+    }
 }
 
 /// A configured name server: the parsed form of `nameserver`.
@@ -326,7 +362,7 @@ impl DnsSpec {
             report.problem(format!("{path}.recordType"), not_one_of(value, "a record type", RECORD_TYPES));
         }
         if let Rcode::Unknown(value) = &self.expected_rcode {
-            report.problem(format!("{path}.expectedRcode"), not_one_of(value, "a response code", RCODES));
+            report.problem(format!("{path}.expectedRcode"), not_one_of(value, "a response code", RcodeName::VARIANTS));
         }
         if let Some(nameserver) = &self.nameserver
             && let Err(message) = Nameserver::from_str(nameserver)
@@ -334,7 +370,9 @@ impl DnsSpec {
             report.problem(format!("{path}.nameserver"), message);
         }
 
-        if !self.expected_values.is_empty() && !matches!(self.expected_rcode, Rcode::NoError | Rcode::Unknown(_)) {
+        if !self.expected_values.is_empty()
+            && !matches!(self.expected_rcode, Rcode::Known(RcodeName::NoError) | Rcode::Unknown(_))
+        {
             report.problem(
                 format!("{path}.expectedValues"),
                 "only make sense with expectedRcode NOERROR: other responses carry no answers",
@@ -585,5 +623,22 @@ mod tests {
     fn response_codes_are_named_as_dig_names_them() {
         assert_eq!(rcode_name(ResponseCode::NXDomain), "NXDOMAIN");
         assert_eq!(rcode_name(ResponseCode::Unknown(3000)), "RCODE3000");
+    }
+
+    /// `expectedRcode` (serde), conditions (strum) and probe results (`rcode_name`) name every
+    /// code alike, and no two names share a code.
+    #[test]
+    fn every_rcode_has_one_name_everywhere() {
+        for name in RcodeName::iter() {
+            let text: &str = name.into();
+            assert_eq!(serde_json::to_value(name).ok(), Some(serde_json::json!(text)));
+            assert_eq!(serde_json::from_value::<Rcode>(serde_json::json!(text)).ok(), Some(Rcode::Known(name)));
+            assert_eq!(text.to_lowercase().parse::<RcodeName>(), Ok(name));
+            assert_eq!(rcode_name(name.code()), text);
+        }
+        assert_eq!(
+            serde_json::from_value::<Rcode>(serde_json::json!("nxdomain")).ok(),
+            Some(Rcode::Unknown("nxdomain".into()))
+        );
     }
 }

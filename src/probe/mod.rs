@@ -22,9 +22,15 @@ use uuid::Uuid;
 use crate::config::{AssetConfig, Bound, Report};
 pub use conditions::{Condition, Facts};
 
-/// The probe-specific part of an asset, chosen by `assetType`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The probe-specific part of an asset, chosen by `assetType`. Its names (serde's tag, and
+/// [`AssetType`]'s for lists and lookups) both come from the variants, lower-cased.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, strum::EnumDiscriminants)]
 #[serde(tag = "assetType", rename_all = "lowercase")]
+#[strum_discriminants(
+    name(AssetType),
+    derive(strum::EnumString, strum::IntoStaticStr, strum::VariantNames),
+    strum(serialize_all = "lowercase")
+)]
 pub enum ProbeSpec {
     Http(http::HttpSpec),
     Tcp(tcp::TcpSpec),
@@ -35,27 +41,22 @@ pub enum ProbeSpec {
 }
 
 impl ProbeSpec {
-    pub const ASSET_TYPES: &'static [&'static str] = &["http", "tcp", "dns", "tls", "icmp", "push"];
+    /// Every `assetType`, in the order of the variants.
+    pub const ASSET_TYPES: &'static [&'static str] = <AssetType as strum::VariantNames>::VARIANTS;
 
+    /// The `assetType`: `http`, `tcp`, …
     pub fn asset_type(&self) -> &'static str {
-        match self {
-            ProbeSpec::Http(_) => "http",
-            ProbeSpec::Tcp(_) => "tcp",
-            ProbeSpec::Dns(_) => "dns",
-            ProbeSpec::Tls(_) => "tls",
-            ProbeSpec::Icmp(_) => "icmp",
-            ProbeSpec::Push(_) => "push",
-        }
+        AssetType::from(self).into()
     }
 
     /// The whole-number settings of an asset type and their ranges, checked on the file's
     /// values before they are parsed (see [`Report::bounds`]); none for an unknown type.
     pub fn bounds(asset_type: &str) -> &'static [Bound] {
-        match asset_type {
-            "http" => http::HttpSpec::BOUNDS,
-            "tls" => tls::TlsSpec::BOUNDS,
-            "push" => push::PushSpec::BOUNDS,
-            _ => &[],
+        match asset_type.parse() {
+            Ok(AssetType::Http) => http::HttpSpec::BOUNDS,
+            Ok(AssetType::Tls) => tls::TlsSpec::BOUNDS,
+            Ok(AssetType::Push) => push::PushSpec::BOUNDS,
+            Ok(AssetType::Tcp | AssetType::Dns | AssetType::Icmp) | Err(_) => &[],
         }
     }
 
@@ -301,4 +302,22 @@ pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
         cause = current.source();
     }
     innermost
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list of asset types and the names serde reads cannot drift: both come from the variants.
+    #[test]
+    fn every_asset_type_is_read_by_its_name() {
+        for name in ProbeSpec::ASSET_TYPES {
+            let spec: ProbeSpec = serde_json::from_value(serde_json::json!({"assetType": name, "token": "t"}))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(spec.asset_type(), *name);
+        }
+        let unknown = serde_json::from_value::<ProbeSpec>(serde_json::json!({"assetType": "ftp"})).expect_err("ftp");
+        let listed = ProbeSpec::ASSET_TYPES.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+        assert!(unknown.to_string().ends_with(&format!("expected one of {listed}")), "{unknown}");
+    }
 }

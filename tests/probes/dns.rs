@@ -422,7 +422,8 @@ fn settings_are_validated_at_load() {
         bad_rcode,
         vec![
             "assets[0].expectedRcode: \"NOTHING\" is not a response code; one of: NOERROR, FORMERR, SERVFAIL, \
-             NXDOMAIN, NOTIMP, REFUSED, YXDOMAIN, YXRRSET, NXRRSET, NOTAUTH, NOTZONE"
+             NXDOMAIN, NOTIMP, REFUSED, YXDOMAIN, YXRRSET, NXRRSET, NOTAUTH, NOTZONE, BADVERS, BADSIG, BADKEY, \
+             BADTIME, BADMODE, BADNAME, BADALG, BADTRUNC, BADCOOKIE"
         ]
     );
     // Every problem of the asset at once, each under its own path.
