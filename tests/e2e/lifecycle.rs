@@ -59,7 +59,7 @@ async fn sigterm_exits_0_within_10s_with_every_accepted_result_stored() {
     let target = Target::start().await;
     let assets: Vec<Value> = (0..5).map(|i| http_asset(&format!("term-{i}"), &target.url())).collect();
     let setup = Setup::new(backend, json!(assets), no_channels()).await;
-    let mut args = setup.args(&["--log-format", "json", "--log-level", "info"]);
+    let mut args = setup.args(&["--log-format", "json", "--log-level", "info,statusd=debug"]);
     args.remove(0);
     let mut child = Command::new(binary())
         .args(&args)

@@ -179,7 +179,7 @@ async fn sighup_reloads_a_running_process() {
     let target = Target::start().await;
     let setup = Setup::new(backend, json!([http_asset("before-hup", &target.url())]), json!({"notifiers": {}})).await;
     setup.write_settings("watch_config = false\n");
-    let mut args = setup.args(&["--log-format", "json", "--log-level", "info"]);
+    let mut args = setup.args(&["--log-format", "json", "--log-level", "info,statusd=debug"]);
     args.remove(0);
     let mut child = Command::new(binary()).args(&args).stdout(Stdio::piped()).spawn().expect("start statusd");
     let stdout = child.stdout.take().expect("stdout");
