@@ -29,7 +29,7 @@ async fn fixture_postgres(admin_url: &str) -> Option<String> {
     if !exists {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.expect("create");
     }
-    let store = statusd::store::Store::connect(&url).await.expect("migrate the fixture");
+    let store = statusd::Store::connect(&url).await.expect("migrate the fixture");
     store.close().await;
     let pool = sqlx::PgPool::connect(&url).await.expect("fixture");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_events").fetch_one(&pool).await.expect("count");
@@ -75,7 +75,7 @@ async fn fixture_sqlite() -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-fixtures");
     std::fs::create_dir_all(&dir).expect("fixture directory");
     let url = format!("sqlite://{}", dir.join("events-10m.db").display());
-    let store = statusd::store::Store::connect(&url).await.expect("migrate the fixture");
+    let store = statusd::Store::connect(&url).await.expect("migrate the fixture");
     store.close().await;
     let pool = sqlx::SqlitePool::connect(&url).await.expect("fixture");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_events").fetch_one(&pool).await.expect("count");
@@ -157,7 +157,7 @@ async fn measure(name: &str, url: &str) {
         "--log-level".into(),
         "error".into(),
     ];
-    let (_, settings) = statusd::settings::Settings::from_args(args, &BTreeMap::new()).expect("settings");
+    let (_, settings) = statusd::Settings::from_args(args, &BTreeMap::new()).expect("settings");
     let app = statusd::App::build(settings).await.expect("statusd");
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
-use statusd::actors::supervisor::{ReloadTrigger, SupervisorMsg};
+use statusd::{ReloadTrigger, SupervisorMsg};
 
 const ASSETS: usize = 10_000;
 

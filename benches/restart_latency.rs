@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use ractor::call_t;
-use statusd::actors::asset::AssetMsg;
-use statusd::actors::supervisor::SupervisorMsg;
+use statusd::AssetMsg;
+use statusd::SupervisorMsg;
 
 const ASSETS: usize = 100;
 const PANICS: usize = 1000;

@@ -16,11 +16,11 @@ use chrono::{TimeDelta, Utc};
 use parking_lot::Mutex;
 use ractor::Actor;
 use serde_json::json;
-use statusd::actors::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
-use statusd::actors::{Directory, PersistenceSettings, RetentionSettings, Services};
-use statusd::config::AssetConfig;
-use statusd::probe::ProbeResult;
-use statusd::store::Store;
+use statusd::AssetConfig;
+use statusd::ProbeResult;
+use statusd::Store;
+use statusd::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
+use statusd::{Directory, PersistenceSettings, RetentionSettings, Services};
 use uuid::Uuid;
 
 const ASSETS: usize = 1000;

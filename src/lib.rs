@@ -1,28 +1,49 @@
 //! statusd: an uptime monitor built as an actor supervision tree.
 //!
 //! # Layout
-//! - [`settings`]: CLI and layered settings (defaults < `config/statusd.toml` < env < flags).
-//! - [`config`]: the manifest (assets) and notifiers files, and their validation.
-//! - [`actors`]: the supervision tree — Supervisor, Asset, Incidents, Persistence, Notifier.
-//! - [`probe`]: one file per asset type.
-//! - [`notify`]: one file per notification channel.
-//! - [`store`]: the Store interface and its SQLite backend.
-//! - [`api`]: the HTTP API, every route in `api/routes.rs`.
-//! - [`redact`]: what an address (a URL with credentials) may show outside the process.
-//! - [`telemetry`]: logs, metrics and the panic hook.
+//! The modules are private; what tests, benches and `main.rs` use is re-exported below, so the
+//! compiler reports what nobody uses. ARCHITECTURE.md draws the tree, the data flow and the
+//! layers (a module uses only the layers below it; `tests/architecture.rs` checks it).
+//! - `settings`: CLI and layered settings (defaults < `config/statusd.toml` < env < flags).
+//! - `config`: the manifest (assets) and notifiers files, assembled and validated.
+//! - `asset`: one watched service, and how it is probed once.
+//! - `actors`: the supervision tree — Supervisor, Asset, Incidents, Persistence, Notifier.
+//! - `probe`: one file per asset type.
+//! - `notify`: one file per notification channel.
+//! - `store`: the Store, on SQLite or PostgreSQL.
+//! - `api`: the HTTP API, every route in `api/routes.rs`.
+//! - `report`, `redact`, `http_error`, `telemetry`: leaves every layer may use (validation
+//!   reports; secrets; HTTP errors in words; logs, metrics and the panic hook).
 //!
 //! [`run`] is the whole program; `main.rs` only calls it. Tests call it too (or [`App`], to
 //! learn the port it bound), any number of times in one process.
 
-pub mod actors;
-pub mod api;
-pub mod config;
-pub mod notify;
-pub mod probe;
-pub mod redact;
-pub mod settings;
-pub mod store;
-pub mod telemetry;
+mod actors;
+mod api;
+mod asset;
+mod config;
+mod http_error;
+mod notify;
+mod probe;
+mod redact;
+mod report;
+mod settings;
+mod store;
+mod telemetry;
+
+pub use actors::asset::AssetMsg;
+pub use actors::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
+pub use actors::supervisor::{ReloadTrigger, SupervisorMsg};
+pub use actors::{Directory, PersistenceSettings, RetentionSettings, Services};
+pub use asset::AssetConfig;
+pub use config::{Config, Manifest};
+pub use probe::icmp::PERMISSION_HINT;
+pub use probe::tls::not_after;
+pub use probe::{ProbeContext, ProbeResult, ProbeSpec, event_id};
+pub use settings::Settings;
+pub use store::rollup::hour_of;
+pub use store::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, Uptime};
+pub use telemetry::{LogFormat, init_logging, metrics_handle};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -37,13 +58,11 @@ use chrono::Utc;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 
-use actors::persistence::Backlog;
-use actors::supervisor::{RestartIntensity, Supervisor, SupervisorArgs, SupervisorMsg};
-use actors::{Directory, RetentionSettings, Services};
+use actors::supervisor::{RestartIntensity, Supervisor, SupervisorArgs};
 use api::{ApiState, Lifecycle};
-use config::{Config, Problems};
-use settings::{Command, Settings, SettingsError};
-use store::{CloseReason, IncidentWrite, Store, StoreError, StoreOp};
+use config::Problems;
+use settings::{Command, SettingsError};
+use store::StoreError;
 use telemetry::TelemetryError;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -164,7 +183,7 @@ async fn healthcheck(settings: &Settings) -> Result<(), Error> {
     let url = format!("http://{addr}/healthz");
     let unhealthy = |reason: String| Error::Unhealthy { url: url.clone(), reason };
     let client = reqwest::Client::builder().timeout(HEALTHCHECK_TIMEOUT).build()?;
-    let response = client.get(&url).send().await.map_err(|e| unhealthy(probe::describe_reqwest_error(&e)))?;
+    let response = client.get(&url).send().await.map_err(|e| unhealthy(http_error::describe_reqwest_error(&e)))?;
     if !response.status().is_success() {
         return Err(unhealthy(format!("answered {}", response.status())));
     }

@@ -145,6 +145,35 @@ pub fn scrub(text: String, secrets: &[String]) -> String {
     text
 }
 
+/// A value that must never reach a log line or an API answer (webhook URLs carry their token).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "***")]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Shown as `***` wherever the config is serialized (the API answers with assets' settings).
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +228,10 @@ mod tests {
             scrub("db.internal:5432 is not db.internal, port 5432".into(), &hidden),
             "*** is not ***, port 5432"
         );
+    }
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret = Secret::new("https://hooks.example.com/T0/B0/token");
+        assert_eq!(format!("{secret:?}"), "\"***\"");
     }
 }

@@ -14,7 +14,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Bound;
+use crate::report::Bound;
 use crate::telemetry::{LogFormat, log_filter};
 
 const DEFAULT_SETTINGS_FILE: &str = "config/statusd.toml";

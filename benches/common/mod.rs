@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 /// A config directory and a running statusd on it (SQLite in the same directory).
 pub struct Bench {
     pub dir: tempfile::TempDir,
-    pub supervisor: ractor::ActorRef<statusd::actors::supervisor::SupervisorMsg>,
+    pub supervisor: ractor::ActorRef<statusd::SupervisorMsg>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), statusd::Error>>,
 }
@@ -42,8 +42,8 @@ impl Bench {
         args.push("--db".into());
         args.push(format!("sqlite://{}", path("statusd.db").display()));
         args.extend(extra_args.iter().map(|a| a.to_string()));
-        let (_, settings) = statusd::settings::Settings::from_args(args, &BTreeMap::new()).expect("settings");
-        if let Ok(Some(guard)) = statusd::telemetry::init_logging(settings.log_format, &settings.log_level) {
+        let (_, settings) = statusd::Settings::from_args(args, &BTreeMap::new()).expect("settings");
+        if let Ok(Some(guard)) = statusd::init_logging(settings.log_format, &settings.log_level) {
             // The writer runs for the whole bench process.
             std::mem::forget(guard);
         }

@@ -21,8 +21,8 @@ use super::incidents::{AssetDown, AssetRecovered, IncidentEvent};
 use super::schedule::{first_tick_offset, next_tick};
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
-use crate::config::AssetConfig;
-use crate::probe::{self, ProbeResult, ProbeSpec};
+use crate::asset::AssetConfig;
+use crate::probe::{ProbeResult, ProbeSpec};
 use crate::telemetry::names;
 
 pub struct Asset;
@@ -164,7 +164,7 @@ impl AssetState {
             };
             let lag = Instant::now().saturating_duration_since(due);
             metrics::histogram!(names::SCHEDULE_LAG_SECONDS).record(lag.as_secs_f64());
-            let probe = probe::run(&config, &services.probes);
+            let probe = config.check(&services.probes);
             // A panicking probe still answers: as a failed result, so the schedule goes on.
             let result = supervised(&services, &actor, TaskKind::Probe, probe).await.unwrap_or_else(|panic| {
                 ProbeResult::unmeasured(&config.id, false, Some(format!("probe panicked: {}", panic.message)))

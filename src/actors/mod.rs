@@ -18,6 +18,7 @@ pub mod policy;
 pub mod schedule;
 pub mod supervisor;
 pub mod task;
+pub mod watcher;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

@@ -24,7 +24,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use imbl::{HashMap, OrdSet};
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::config::NotificationPolicy;
 use crate::notify::{Event, Notification};
@@ -289,11 +288,6 @@ impl Dispatcher {
             }
         }
     }
-
-    /// The incident a channel was told about for an asset, if any (for tests and the API).
-    pub fn heard_down(&self, asset_id: &str, channel: &str) -> Option<Uuid> {
-        self.memory.get(asset_id)?.get(channel)?.heard_down.as_ref()?.incident_id
-    }
 }
 
 /// `1h 5m`, `3m 20s`, `45s`, `1day 1h`: how long an outage lasted, for people, in `humantime`'s
@@ -310,6 +304,8 @@ pub fn human_duration(duration: chrono::TimeDelta) -> String {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
     use std::time::Duration;
 

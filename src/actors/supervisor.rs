@@ -27,9 +27,9 @@ use super::incidents::{IncidentEvent, Incidents, IncidentsArgs, IncidentsMemory,
 use super::notifier::{ChannelQueue, Notifier, NotifierArgs, NotifierMsg};
 use super::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
 use super::task::TaskKind;
+use super::watcher::{ConfigWatcher, WatcherArgs, WatcherMsg};
 use super::{PersistenceSettings, RetentionSettings, Services};
 use crate::config::diff::{ChangeSummary, ConfigDiff};
-use crate::config::watcher::{ConfigWatcher, WatcherArgs, WatcherMsg};
 use crate::config::{AssetConfig, Config, Problems};
 use crate::notify::Event;
 use crate::settings::Settings;

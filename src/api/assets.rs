@@ -12,7 +12,7 @@ use super::{ApiError, ApiState};
 use crate::actors::asset::{AssetMsg, AssetSnapshot};
 use crate::actors::health::StatusName;
 use crate::actors::supervisor::{AssetEntry, SupervisorMsg};
-use crate::config::AssetConfig;
+use crate::asset::AssetConfig;
 use crate::probe::ProbeResult;
 use crate::store::rollup::hour_of;
 use crate::store::{EventsQuery, Uptime};

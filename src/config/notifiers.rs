@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Bound, Report, check_identifier, parse_value};
-use crate::config::manifest::MAX_INTERVAL_SECONDS;
 use crate::notify::{ChannelConfig, Endpoint};
+use crate::probe::MAX_INTERVAL_SECONDS;
+use crate::report::{Bound, Report, check_identifier, parse_value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifiersConfig {

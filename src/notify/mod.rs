@@ -15,7 +15,8 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::{Bound, Report, Secret};
+use crate::redact::Secret;
+use crate::report::{Bound, Report};
 
 /// What happened, in the words every channel uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -224,7 +225,7 @@ pub async fn deliver(
                 last = format!("HTTP {status}");
             }
             // Without the URL: it is a secret, and this message ends up in logs.
-            Err(e) => last = crate::probe::describe_reqwest_error(&e.without_url()),
+            Err(e) => last = crate::http_error::describe_reqwest_error(&e.without_url()),
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(jitter(backoff)).await;

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use strum::{IntoEnumIterator, VariantNames};
 
 use super::{Facts, ProbeOutcome};
-use crate::config::Report;
+use crate::report::Report;
 
 const DEFAULT_PORT: u16 = 53;
 

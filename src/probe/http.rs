@@ -9,20 +9,14 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{Facts, ProbeContext, ProbeDetail, ProbeOutcome, Timings, describe_reqwest_error, millis_since, tls};
-use crate::config::{AssetConfig, Bound, Report, Secret};
+use super::{Facts, ProbeContext, ProbeDetail, ProbeOutcome, Timings, millis_since, tls};
+use crate::http_error::{MAX_RESPONSE_HEAD_BYTES, MAX_RESPONSE_HEADERS, describe_reqwest_error};
+use crate::redact::Secret;
+use crate::report::{Bound, Report};
 
 /// Enough body to finish a normal health response; a runaway body is cut here.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
-/// Header lines a response may have. hyper's default (100) refuses responses that curl and
-/// browsers read (150 `Set-Cookie`s, a CDN's debug headers); no browser counts them at all, and a
-/// parse reserves room for this many.
-pub const MAX_RESPONSE_HEADERS: usize = 1000;
-/// The size a response head may have: hyper's HTTP/1 read buffer (8 KiB + 400 KiB), which
-/// reqwest does not let us change; larger than Chrome's 256 KiB and near curl's 300 KiB. HTTP/2
-/// is given the same (its own default is 16 KiB).
-pub const MAX_RESPONSE_HEAD_BYTES: usize = 8 * 1024 + 400 * 1024;
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -207,7 +201,7 @@ impl HttpSpec {
         request
     }
 
-    pub(super) async fn check(&self, asset: &AssetConfig, context: &ProbeContext) -> ProbeOutcome {
+    pub(super) async fn check(&self, address: &str, has_conditions: bool, context: &ProbeContext) -> ProbeOutcome {
         let client = match context.http.get(self.client_key()) {
             Ok(client) => client,
             Err(problem) => return ProbeOutcome::down(None, problem),
@@ -217,7 +211,7 @@ impl HttpSpec {
         // timeout always reads the same, whichever layer would have noticed it first.
         // The URL asked for, to tell whether the answer came after a redirect.
         let mut asked = None;
-        let sent = match self.request(&client, &asset.address).build() {
+        let sent = match self.request(&client, address).build() {
             Ok(request) => {
                 asked = Some(request.url().clone());
                 client.execute(request).await
@@ -262,8 +256,7 @@ impl HttpSpec {
         // Read (a bounded part of) the body: a server that sends headers and then dies is down.
         // The bound is on the decoded body (chunks arrive decoded), so a decompression bomb is
         // cut like any endless body.
-        let keep_body =
-            self.body_contains.is_some() || self.body_not_contains.is_some() || !asset.conditions.is_empty();
+        let keep_body = self.body_contains.is_some() || self.body_not_contains.is_some() || has_conditions;
         let mut body = Vec::new();
         let mut read = 0usize;
         let mut cut = false;
@@ -290,7 +283,7 @@ impl HttpSpec {
             }
         }
         let body_note = body_note(cut, undecoded.as_deref());
-        let verdict = self.judge(status, redirected, &body, !asset.conditions.is_empty(), body_note.as_deref());
+        let verdict = self.judge(status, redirected, &body, has_conditions, body_note.as_deref());
         if keep_body {
             facts.body = Some(body);
             facts.body_note = body_note;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
 
 use super::{Facts, ProbeOutcome};
-use crate::config::Report;
+use crate::report::Report;
 
 pub const PERMISSION_HINT: &str = "ICMP needs CAP_NET_RAW or net.ipv4.ping_group_range";
 

@@ -12,15 +12,16 @@ pub mod push;
 pub mod tcp;
 pub mod tls;
 
-use std::error::Error as _;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::config::{AssetConfig, Bound, Report};
+use crate::report::{Bound, Report};
 pub use conditions::{Condition, Facts};
+
+/// A week: the longest gap between probes (or pushes) anyone watches with a monitor.
+pub const MAX_INTERVAL_SECONDS: u64 = 7 * 24 * 3600;
 
 /// The probe-specific part of an asset, chosen by `assetType`. Its names (serde's tag, and
 /// [`AssetType`]'s for lists and lookups) both come from the variants, lower-cased.
@@ -71,13 +72,16 @@ impl ProbeSpec {
         }
     }
 
-    async fn check(&self, asset: &AssetConfig, context: &ProbeContext) -> ProbeOutcome {
+    /// Probes `address` once, without a deadline (the caller sets one). `has_conditions`: the
+    /// asset has conditions, so the probe must collect what they read (an HTTP body, a TCP
+    /// banner) even when nothing else asks for it.
+    pub(crate) async fn check(&self, address: &str, has_conditions: bool, context: &ProbeContext) -> ProbeOutcome {
         match self {
-            ProbeSpec::Http(spec) => spec.check(asset, context).await,
-            ProbeSpec::Tcp(spec) => spec.check(asset).await,
-            ProbeSpec::Dns(spec) => spec.check(&asset.address, &context.dns).await,
-            ProbeSpec::Tls(spec) => spec.check(&asset.address, &context.tls).await,
-            ProbeSpec::Icmp(spec) => spec.check(&asset.address, &context.icmp).await,
+            ProbeSpec::Http(spec) => spec.check(address, has_conditions, context).await,
+            ProbeSpec::Tcp(spec) => spec.check(address, has_conditions).await,
+            ProbeSpec::Dns(spec) => spec.check(address, &context.dns).await,
+            ProbeSpec::Tls(spec) => spec.check(address, &context.tls).await,
+            ProbeSpec::Icmp(spec) => spec.check(address, &context.icmp).await,
             // A push asset is never probed: its actor waits for pushes (see `push.rs`).
             ProbeSpec::Push(_) => ProbeOutcome::down(None, "push assets are not probed"),
         }
@@ -201,40 +205,6 @@ impl ProbeResult {
     }
 }
 
-/// Probes an asset once. The timeout starts now, when the probe starts, not when it was due: a
-/// probe that waited for a worker is never failed for the wait.
-pub async fn run(asset: &AssetConfig, context: &ProbeContext) -> ProbeResult {
-    let timestamp = Utc::now();
-    let started = Instant::now();
-    let timeout = asset.timeout();
-    let mut outcome = match tokio::time::timeout(timeout, asset.probe.check(asset, context)).await {
-        Ok(outcome) => outcome,
-        Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
-    };
-    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    if outcome.success && !asset.conditions.is_empty() {
-        outcome.facts.response_time_ms = Some(u64::try_from(latency_ms).unwrap_or(0));
-        if let Some(failed) = conditions::first_failure(&asset.conditions, &outcome.facts) {
-            outcome.success = false;
-            outcome.message = Some(match &outcome.facts.body_note {
-                Some(note) if failed.contains("[BODY]") => format!("{failed} ({note})"),
-                _ => failed,
-            });
-        }
-    }
-    ProbeResult {
-        id: event_id(timestamp),
-        asset_id: asset.id.clone(),
-        timestamp,
-        success: outcome.success,
-        latency_ms,
-        code: outcome.code,
-        // Stored, logged and notified: no secret of the address may be in it.
-        message: outcome.message.map(|message| without_nul(asset.scrub(message))),
-        detail: outcome.detail,
-    }
-}
-
 /// A message as every database can store it: a peer's answer quoted in a message (a body
 /// value, a pushed `msg`) may hold NUL characters, which PostgreSQL text refuses, and a refused
 /// write would hold back every result batched with it. Each NUL becomes U+FFFD, the usual
@@ -248,60 +218,6 @@ pub fn without_nul(message: String) -> String {
 pub fn event_id(timestamp: DateTime<Utc>) -> Uuid {
     let seconds = u64::try_from(timestamp.timestamp()).unwrap_or(0);
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, timestamp.timestamp_subsec_nanos()))
-}
-
-/// Names what went wrong in words an operator knows: timeout, connection refused, DNS error,
-/// TLS error; otherwise the innermost cause. Callers strip URLs first (they may hold tokens).
-pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "timeout".into();
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
-    let mut innermost = error.to_string();
-    while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
-                std::io::ErrorKind::ConnectionReset => return "connection reset by peer".into(),
-                std::io::ErrorKind::TimedOut => return "timeout".into(),
-                _ => {}
-            }
-            // io::Error::source skips the error it wraps (which may be another io::Error),
-            // so dig for rustls by hand.
-            let mut wrapped = io.get_ref();
-            while let Some(inner) = wrapped {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return format!("TLS error: {tls}");
-                }
-                wrapped = inner.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
-            }
-        }
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return format!("TLS error: {tls}");
-        }
-        if let Some(http) = current.downcast_ref::<hyper::Error>() {
-            if http.is_parse_too_large() {
-                return format!(
-                    "the response head is larger than statusd reads (at most {} header lines and {} KiB)",
-                    http::MAX_RESPONSE_HEADERS,
-                    http::MAX_RESPONSE_HEAD_BYTES / 1024
-                );
-            }
-            if http.is_parse_status() {
-                return "invalid HTTP status line: statusd reads a 3-digit code between single spaces \
-                        (HTTP/1.1 200 OK)"
-                    .into();
-            }
-        }
-        let text = current.to_string();
-        if text == "dns error" {
-            let reason = current.source().map(|s| s.to_string()).unwrap_or_default();
-            return format!("DNS error: {reason}");
-        }
-        innermost = text;
-        cause = current.source();
-    }
-    innermost
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::config::manifest::MAX_INTERVAL_SECONDS;
-use crate::config::{Bound, Report, Secret};
+use super::MAX_INTERVAL_SECONDS;
+use crate::redact::Secret;
+use crate::report::{Bound, Report};
 
 /// Shortest token accepted: a push URL is often pasted into crontabs and CI settings, so it
 /// must not be guessable.

@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{Facts, ProbeDetail, ProbeOutcome, Timings, millis_since};
-use crate::config::{AssetConfig, Report};
+use crate::report::Report;
 
 /// Enough reply for any banner or short answer; a peer that streams more is cut here.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
@@ -83,9 +83,9 @@ impl TcpSpec {
         }
     }
 
-    pub(super) async fn check(&self, asset: &AssetConfig) -> ProbeOutcome {
+    pub(super) async fn check(&self, address: &str, has_conditions: bool) -> ProbeOutcome {
         let started = Instant::now();
-        let (mut stream, mut facts, mut timings) = match connect(&asset.address).await {
+        let (mut stream, mut facts, mut timings) = match connect(address).await {
             Ok(connected) => connected,
             Err(outcome) => return outcome,
         };
@@ -95,7 +95,7 @@ impl TcpSpec {
             return ProbeOutcome::down(None, format!("connected, then sending failed: {error}")).with_facts(facts);
         }
         // Read only when something will look at the reply: a silent service is not a failure.
-        if self.expect.is_some() || !asset.conditions.is_empty() {
+        if self.expect.is_some() || has_conditions {
             let reply = match read_reply(&mut stream, self.expect.as_deref()).await {
                 Ok(reply) => reply,
                 Err(error) => {

@@ -33,7 +33,7 @@ use tokio_rustls::TlsConnector;
 
 use super::tcp::{connect, describe_connect_error, host_of, validate_host_port};
 use super::{ProbeDetail, ProbeOutcome, millis_since};
-use crate::config::{Bound, Report};
+use crate::report::{Bound, Report};
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
 /// How long a polite close (close_notify) may take before the connection is simply dropped.

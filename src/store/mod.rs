@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::config::AssetConfig;
+use crate::asset::AssetConfig;
 use crate::probe::ProbeResult;
 
 pub use postgres::PostgresStore;

@@ -14,7 +14,7 @@ use super::{
     CloseReason, EventsQuery, Failure, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at,
     pending_hours, redact_url, transaction,
 };
-use crate::config::AssetConfig;
+use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult, ProbeSpec};
 
 /// A caller waiting longer for a connection is better off failing and retrying (Persistence

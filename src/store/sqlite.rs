@@ -13,7 +13,7 @@ use super::{
     CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at, pending_hours,
     redact_url, transaction,
 };
-use crate::config::AssetConfig;
+use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
 
 /// Bytes SQLite has allocated in this process, across every connection (its page caches and

@@ -156,8 +156,7 @@ async fn config_files_mean_what_they_say_duplicate_keys_refused_and_yaml_merge_k
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let mut args = setup.args(&[]);
     args[4] = yaml.display().to_string();
-    let (_, settings) =
-        statusd::settings::Settings::from_args(args, &std::collections::BTreeMap::new()).expect("settings");
+    let (_, settings) = statusd::Settings::from_args(args, &std::collections::BTreeMap::new()).expect("settings");
     let app = statusd::App::build(settings).await.expect("statusd starts");
     let addr = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -12,10 +12,10 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use statusd::config::{AssetConfig, Config};
-use statusd::probe::ProbeResult;
-use statusd::settings::Settings;
-use statusd::store::Store;
+use statusd::ProbeResult;
+use statusd::Settings;
+use statusd::Store;
+use statusd::{AssetConfig, Config};
 
 use crate::e2e::harness::{Backend, Receiver, Setup, Target, eventually, http_asset};
 
@@ -260,7 +260,7 @@ async fn runs(case: Case, target: &Target, has_extreme: bool) {
     store.sync_assets(&[watched]).await.expect("sync");
     let at = Utc::now() - TimeDelta::hours(3);
     let old = ProbeResult {
-        id: statusd::probe::event_id(at),
+        id: statusd::event_id(at),
         asset_id: "watched".into(),
         timestamp: at,
         success: true,

@@ -119,10 +119,10 @@ async fn with_several_hosts_and_target_session_attrs_read_write_writes_follow_th
         json!({"notifiers": {}}),
     );
     // Both hold statusd's schema and assets, as a primary and its replica would.
-    let config = statusd::config::Config::load(&setup.path("manifest.json"), &setup.path("notifiers.json"));
+    let config = statusd::Config::load(&setup.path("manifest.json"), &setup.path("notifiers.json"));
     let assets = config.expect("valid config").manifest.assets;
     for cluster in [&first, &second] {
-        let store = statusd::store::Store::connect(&cluster.url("postgres")).await.expect("migrate");
+        let store = statusd::Store::connect(&cluster.url("postgres")).await.expect("migrate");
         store.sync_assets(&assets).await.expect("assets");
         store.close().await;
     }

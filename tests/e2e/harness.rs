@@ -283,8 +283,7 @@ impl Setup {
 
     pub async fn start(&self, extra: &[&str]) -> Statusd {
         init_logs();
-        let (_, settings) =
-            statusd::settings::Settings::from_args(self.args(extra), &BTreeMap::new()).expect("valid settings");
+        let (_, settings) = statusd::Settings::from_args(self.args(extra), &BTreeMap::new()).expect("valid settings");
         let app = statusd::App::build(settings).await.expect("statusd starts");
         let addr = app.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -303,7 +302,7 @@ impl Setup {
 fn init_logs() {
     let level = std::env::var("STATUSD_TEST_LOG").unwrap_or_else(|_| "error".into());
     // The writer runs for the whole test process: its guard is never dropped.
-    if let Ok(Some(guard)) = statusd::telemetry::init_logging(statusd::telemetry::LogFormat::Pretty, &level) {
+    if let Ok(Some(guard)) = statusd::init_logging(statusd::LogFormat::Pretty, &level) {
         std::mem::forget(guard);
     }
 }
@@ -429,7 +428,7 @@ impl Statusd {
 /// How many probes of the asset this process has counted (success and failure), read from
 /// the process-wide metrics recorder: after statusd stopped, that is every result it accepted.
 pub fn probes_counted(asset_id: &str) -> i64 {
-    let text = statusd::telemetry::metrics_handle().expect("metrics").render();
+    let text = statusd::metrics_handle().expect("metrics").render();
     ["success", "failure"]
         .iter()
         .map(|result| {

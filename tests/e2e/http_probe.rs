@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use statusd::config::AssetConfig;
-use statusd::probe::{self, ProbeContext, ProbeResult};
+use statusd::AssetConfig;
+use statusd::{ProbeContext, ProbeResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -20,7 +20,7 @@ async fn probe_once(address: &str, extra: Value) -> ProbeResult {
     }
     let asset: AssetConfig = serde_json::from_value(asset).expect("asset");
     let context = ProbeContext::new().expect("clients");
-    probe::run(&asset, &context).await
+    asset.check(&context).await
 }
 
 #[tokio::test]
@@ -255,7 +255,7 @@ async fn keep_alive_server() -> (String, tokio::task::JoinHandle<()>) {
 
 #[tokio::test]
 async fn a_fresh_connection_per_probe_notices_a_server_that_stopped_accepting() {
-    use statusd::probe::{self, ProbeContext};
+    use statusd::ProbeContext;
     let (url, accepting) = keep_alive_server().await;
     let context = ProbeContext::new().expect("clients");
     let asset = |keep_alive: bool| {
@@ -264,14 +264,14 @@ async fn a_fresh_connection_per_probe_notices_a_server_that_stopped_accepting() 
         serde_json::from_value::<AssetConfig>(asset).expect("asset")
     };
     let (fresh, kept) = (asset(false), asset(true));
-    assert!(probe::run(&fresh, &context).await.success);
-    assert!(probe::run(&kept, &context).await.success);
+    assert!(fresh.check(&context).await.success);
+    assert!(kept.check(&context).await.success);
     accepting.abort();
     let _ = accepting.await;
-    let result = probe::run(&fresh, &context).await;
+    let result = fresh.check(&context).await;
     assert_eq!((result.success, result.message.as_deref()), (false, Some("connection refused")));
     // A kept-alive connection hides it: that is why it is not the default.
-    assert!(probe::run(&kept, &context).await.success);
+    assert!(kept.check(&context).await.success);
 }
 
 #[test]
@@ -280,7 +280,7 @@ fn http_settings_are_checked_at_load() {
         {"id": "a", "assetType": "http", "address": "http://x/", "method": "FETCH",
          "headers": {"bad header": "v", "x-ok": "line\nbreak"}, "bodyContains": "", "caFile": "/nonexistent/ca.pem"}
     ]});
-    let problems: Vec<String> = statusd::config::Manifest::from_value(&manifest, "manifest.json")
+    let problems: Vec<String> = statusd::Manifest::from_value(&manifest, "manifest.json")
         .expect_err("invalid")
         .0
         .iter()

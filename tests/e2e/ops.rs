@@ -177,7 +177,7 @@ async fn cors_headers_only_for_the_configured_origins() {
     statusd.stop().await;
 
     setup.write_settings("cors_origins = [\"https://status.example.com/\"]\n");
-    let error = statusd::settings::Settings::from_args(setup.args(&[]), &Default::default()).expect_err("refused");
+    let error = statusd::Settings::from_args(setup.args(&[]), &Default::default()).expect_err("refused");
     assert!(error.to_string().contains("cors_origins: \"https://status.example.com/\""), "{error}");
 }
 

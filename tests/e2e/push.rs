@@ -93,7 +93,7 @@ fn a_push_asset_needs_a_strong_token_and_no_address() {
         {"id": "addressed", "assetType": "push", "token": TOKEN, "address": "http://x/"},
         {"id": "tokenless", "assetType": "push"}
     ]});
-    let problems: Vec<String> = statusd::config::Manifest::from_value(&manifest, "manifest.json")
+    let problems: Vec<String> = statusd::Manifest::from_value(&manifest, "manifest.json")
         .expect_err("invalid")
         .0
         .iter()

@@ -6,9 +6,9 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use reqwest::StatusCode;
 use serde_json::json;
-use statusd::config::AssetConfig;
-use statusd::probe::ProbeResult;
-use statusd::store::Store;
+use statusd::AssetConfig;
+use statusd::ProbeResult;
+use statusd::Store;
 use uuid::Uuid;
 
 use crate::e2e::harness::{Setup, Target, eventually, http_asset, no_channels};

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
-use statusd::config::AssetConfig;
-use statusd::probe::ProbeResult;
-use statusd::store::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Store, StoreOp};
+use statusd::AssetConfig;
+use statusd::ProbeResult;
+use statusd::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Store, StoreOp};
 use uuid::Uuid;
 
 use crate::e2e::databases::TestDb;
@@ -27,7 +27,7 @@ fn asset(id: &str) -> AssetConfig {
 /// A result as statusd makes it: its UUIDv7 id carries the probe time.
 fn result(asset_id: &str, at: DateTime<Utc>, success: bool, latency_ms: i64) -> ProbeResult {
     ProbeResult {
-        id: statusd::probe::event_id(at),
+        id: statusd::event_id(at),
         asset_id: asset_id.into(),
         timestamp: at,
         success,
@@ -212,7 +212,7 @@ async fn rollups_sum_each_hour_read_live_until_rolled_up_and_again_after_late_re
         store.write(&[], chunk).await.expect("write");
     }
     store.write(&[], &[result("b", hour(0), true, 1)]).await.expect("write b");
-    let check = |rollups: &[statusd::store::Rollup]| {
+    let check = |rollups: &[statusd::Rollup]| {
         assert_eq!(rollups.len(), 2);
         assert_eq!((rollups[0].hour, rollups[0].probes, rollups[0].successes), (hour(0), 60, 54));
         assert_eq!((rollups[0].latency_min, rollups[0].latency_max), (40, 3000));
@@ -238,12 +238,8 @@ async fn rollups_sum_each_hour_read_live_until_rolled_up_and_again_after_late_re
     assert_eq!(store.roll_up_next(hour(1)).await.expect("roll up"), Some(hour(0)));
     assert_eq!(store.rollups("a", hour(0), hour(1)).await.expect("rolled up again")[0].probes, 61);
 
-    let uptime = statusd::store::Uptime::from_rollups(
-        "a",
-        hour(0),
-        hour(2),
-        &store.rollups("a", hour(0), hour(2)).await.expect("r"),
-    );
+    let uptime =
+        statusd::Uptime::from_rollups("a", hour(0), hour(2), &store.rollups("a", hour(0), hour(2)).await.expect("r"));
     assert_eq!((uptime.probes, uptime.successes), (91, 85));
     store.close().await;
 }
@@ -262,7 +258,7 @@ async fn retention_prunes_rolled_up_events_in_batches_and_old_rollups_later() {
 
     let cutoff = now - TimeDelta::days(30);
     assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 0, "not rolled up yet: kept");
-    while store.roll_up_next(statusd::store::rollup::hour_of(now)).await.expect("roll up").is_some() {}
+    while store.roll_up_next(statusd::hour_of(now)).await.expect("roll up").is_some() {}
     assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 10, "at most one batch at a time");
     assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 10);
     assert_eq!(store.prune_events(cutoff, 10).await.expect("prune"), 5);

@@ -1,8 +1,8 @@
 //! What every probe test needs: an asset from JSON, validated as a config file would be.
 
 use serde_json::{Value, json};
-use statusd::config::{AssetConfig, Manifest};
-use statusd::probe::{self, ProbeContext, ProbeResult};
+use statusd::{AssetConfig, Manifest};
+use statusd::{ProbeContext, ProbeResult};
 
 /// The asset as the config loader makes it; panics with every problem if it is invalid.
 pub fn asset(fields: Value) -> AssetConfig {
@@ -32,5 +32,5 @@ pub fn problems(fields: Value) -> Vec<String> {
 pub async fn probe_once(fields: Value) -> ProbeResult {
     let asset = asset(fields);
     let context = ProbeContext::new().expect("probe clients");
-    probe::run(&asset, &context).await
+    asset.check(&context).await
 }

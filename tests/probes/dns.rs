@@ -17,7 +17,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use statusd::probe::{self, ProbeContext};
+use statusd::{ProbeContext, ProbeResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
@@ -207,7 +207,7 @@ fn dns_asset(server: &DnsServer, address: &str, settings: Value) -> Value {
     fields
 }
 
-async fn probe(server: &DnsServer, address: &str, settings: Value) -> probe::ProbeResult {
+async fn probe(server: &DnsServer, address: &str, settings: Value) -> ProbeResult {
     probe_once(dns_asset(server, address, settings)).await
 }
 
@@ -363,7 +363,7 @@ async fn every_probe_asks_the_server_again() {
     let asset = asset(dns_asset(&server, "svc.test", json!({"expectedValues": ["10.0.0.1"]})));
     let context = ProbeContext::new().expect("probe clients");
     for _ in 0..3 {
-        let result = probe::run(&asset, &context).await;
+        let result = asset.check(&context).await;
         assert!(result.success, "{:?}", result.message);
     }
     assert_eq!(server.queries_for("svc.test"), 3, "a cached answer was used");
@@ -377,7 +377,7 @@ async fn conditions_see_the_response_code_the_address_and_the_answers() {
     assert!(result.success, "{:?}", result.message);
 
     // The failures quote what the probe saw: the first address, the answers one per line, the rcode.
-    let seen = |result: probe::ProbeResult| {
+    let seen = |result: ProbeResult| {
         assert!(!result.success);
         result.message.unwrap_or_default()
     };

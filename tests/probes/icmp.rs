@@ -2,7 +2,7 @@
 //! not, the asset must say what it needs.
 
 use serde_json::json;
-use statusd::probe::icmp::PERMISSION_HINT;
+use statusd::PERMISSION_HINT;
 
 use super::common::{probe_once, problems};
 

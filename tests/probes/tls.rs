@@ -309,7 +309,7 @@ async fn a_closed_port_is_connection_refused() {
 #[test]
 fn settings_are_checked_at_load() {
     let tls = asset(json!({"assetType": "tls", "address": "example.com:443"}));
-    let statusd::probe::ProbeSpec::Tls(spec) = tls.probe else { panic!("a tls asset") };
+    let statusd::ProbeSpec::Tls(spec) = tls.probe else { panic!("a tls asset") };
     assert_eq!(spec.min_days_valid, 14);
     assert!(!spec.insecure_skip_verify);
 
@@ -394,7 +394,7 @@ async fn a_running_statusd_exports_the_days_left_as_a_metric() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let (_, settings) = statusd::settings::Settings::from_args(args, &Default::default()).expect("settings");
+    let (_, settings) = statusd::Settings::from_args(args, &Default::default()).expect("settings");
     let app = statusd::App::build(settings).await.expect("statusd starts");
     let metrics_url = format!("http://{}/metrics", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -482,7 +482,7 @@ fn validity(params: &mut CertificateParams, from_days: i64, to_days: i64) {
 }
 
 fn expiry_of(der: &CertificateDer<'_>) -> DateTime<Utc> {
-    statusd::probe::tls::not_after(der).expect("a certificate")
+    statusd::not_after(der).expect("a certificate")
 }
 
 /// A leaf under an intermediate under a root that `caFile` trusts, served together with an

@@ -42,7 +42,7 @@ mod values;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use error::{Bracket, ConditionError, ConditionErrorKind, Place};
+pub use error::ConditionError;
 use evaluator::Seen;
 use types::{Left, Op, Right};
 

@@ -1,3 +1,4 @@
+use super::error::{Bracket, ConditionErrorKind, Place};
 use super::evaluator::glob;
 use super::values::{Num, format_duration, parse_duration, parse_number};
 use super::*;

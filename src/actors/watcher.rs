@@ -18,8 +18,8 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::actors::AbortOnDrop;
-use crate::actors::supervisor::{ReloadTrigger, SupervisorMsg};
+use super::AbortOnDrop;
+use super::supervisor::{ReloadTrigger, SupervisorMsg};
 
 pub struct ConfigWatcher;
 

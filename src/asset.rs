@@ -1,0 +1,203 @@
+//! An asset: one watched service as the manifest describes it, and how it is probed once.
+//!
+//! The common fields (id, schedule, thresholds, conditions) are here; what is specific to an
+//! asset type lives in its probe's spec ([`ProbeSpec`]), which validates itself. The config
+//! loader only assembles assets from files.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::probe::{
+    self, Condition, MAX_INTERVAL_SECONDS, ProbeContext, ProbeOutcome, ProbeResult, ProbeSpec, event_id, without_nul,
+};
+use crate::report::{Bound, Report, check_identifier};
+
+/// One watched service. The common fields come from the seed; probe-specific settings live in
+/// [`ProbeSpec`], chosen by `assetType`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetConfig {
+    pub id: String,
+    /// Shown in notifications and logs; defaults to the id.
+    #[serde(default)]
+    pub name: String,
+    /// What the probe connects to, as written; it may hold credentials, so it is never
+    /// serialized: what leaves the process is [`AssetConfig::shown_address`].
+    #[serde(default, skip_serializing)]
+    pub address: String,
+    /// Show the address as `***` everywhere outside the process (API, store, messages), for
+    /// addresses that are secrets as a whole (a ping URL with a token in its path).
+    #[serde(default)]
+    pub hide_address: bool,
+    #[serde(default = "default_interval_seconds")]
+    pub interval_seconds: u64,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Consecutive failures before the asset is confirmed down: one failure may be a glitch.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "default_success_threshold")]
+    pub success_threshold: u32,
+    /// Probe interval while the asset is suspect or down; defaults to the smaller of
+    /// `intervalSeconds` and 30 s, so an outage is confirmed (and its end seen) quickly, but
+    /// never to less than `timeoutSeconds`, so a hanging target does not skip every retry.
+    #[serde(default)]
+    pub retry_interval_seconds: Option<u64>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, Value>,
+    /// Checks on what the probe saw, in Gatus' syntax; all must hold (see `probe/conditions.rs`).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["[STATUS] == 200", "[RESPONSE_TIME] < 300"]))]
+    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub probe: ProbeSpec,
+}
+
+fn default_interval_seconds() -> u64 {
+    60
+}
+fn default_timeout_seconds() -> u64 {
+    5
+}
+fn default_failure_threshold() -> u32 {
+    2
+}
+fn default_success_threshold() -> u32 {
+    1
+}
+
+const DEFAULT_MAX_RETRY_INTERVAL_SECONDS: u64 = 30;
+
+/// An hour: a probe that takes longer has failed by any standard.
+pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
+/// Confirming an outage (or a recovery) over more probes than this is not confirming it.
+pub const MAX_THRESHOLD: u64 = 100;
+
+impl AssetConfig {
+    /// The common whole-number fields and their ranges (probe-specific ones are in
+    /// [`ProbeSpec::bounds`]).
+    pub const BOUNDS: &'static [Bound] = &[
+        Bound::new("intervalSeconds", 1, MAX_INTERVAL_SECONDS),
+        Bound::new("timeoutSeconds", 1, MAX_TIMEOUT_SECONDS),
+        Bound::new("failureThreshold", 1, MAX_THRESHOLD),
+        Bound::new("successThreshold", 1, MAX_THRESHOLD),
+        Bound::new("retryIntervalSeconds", 1, MAX_INTERVAL_SECONDS),
+    ];
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_seconds)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
+
+    pub fn retry_interval(&self) -> Duration {
+        Duration::from_secs(
+            self.retry_interval_seconds
+                .unwrap_or(self.interval_seconds.min(DEFAULT_MAX_RETRY_INTERVAL_SECONDS).max(self.timeout_seconds)),
+        )
+    }
+
+    pub fn asset_type(&self) -> &'static str {
+        self.probe.asset_type()
+    }
+
+    /// The address as it may be shown outside the process: `***` with `hideAddress`, otherwise
+    /// with its password and secret query values masked (see [`crate::redact::url`]).
+    pub fn shown_address(&self) -> String {
+        if self.hide_address { crate::redact::MASK.to_string() } else { crate::redact::url(&self.address) }
+    }
+
+    /// `text` (a probe's message) with every secret of the address masked, and with
+    /// `hideAddress` the address, its host and its path too: a peer may echo the request.
+    pub fn scrub(&self, text: String) -> String {
+        if !self.hide_address && !self.address.contains(['@', '?']) {
+            return text;
+        }
+        crate::redact::scrub(text, &crate::redact::secrets(&self.address, self.hide_address))
+    }
+
+    /// Numbers are already in range (see [`AssetConfig::BOUNDS`]); this checks the rest.
+    pub(crate) fn validate(&self, path: &str, report: &mut Report<'_>) {
+        check_identifier(report, &format!("{path}.id"), "id", &self.id);
+        // A push asset is never probed: its timeout means nothing.
+        if !matches!(self.probe, ProbeSpec::Push(_)) {
+            // Allowed: a tick that finds the previous probe still running is skipped and counted.
+            if self.timeout_seconds > self.interval_seconds {
+                report.warning(
+                    format!("{path}.timeoutSeconds"),
+                    format!(
+                        "{}s is longer than intervalSeconds ({}s): while a probe takes that long, the ticks \
+                         due meanwhile are skipped (counted in statusd_probes_skipped_total)",
+                        self.timeout_seconds, self.interval_seconds
+                    ),
+                );
+            }
+            if let Some(retry) = self.retry_interval_seconds
+                && retry < self.timeout_seconds
+            {
+                report.warning(
+                    format!("{path}.retryIntervalSeconds"),
+                    format!(
+                        "{retry}s is shorter than timeoutSeconds ({}s): while a probe takes that long, the \
+                         retries due meanwhile are skipped",
+                        self.timeout_seconds
+                    ),
+                );
+            }
+        }
+        let before = report.problems.len();
+        self.probe.validate(&self.address, path, report);
+        // Problems are printed, logged and answered by the reload route: a probe quoting the
+        // address must not quote its secrets.
+        for problem in &mut report.problems[before..] {
+            problem.message = self.scrub(std::mem::take(&mut problem.message));
+        }
+    }
+
+    /// Probes an asset once. The timeout starts now, when the probe starts, not when it was due: a
+    /// probe that waited for a worker is never failed for the wait.
+    pub async fn check(&self, context: &ProbeContext) -> ProbeResult {
+        let asset = self;
+        let timestamp = Utc::now();
+        let started = Instant::now();
+        let timeout = asset.timeout();
+        let mut outcome = match tokio::time::timeout(
+            timeout,
+            asset.probe.check(&asset.address, !asset.conditions.is_empty(), context),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
+        };
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if outcome.success && !asset.conditions.is_empty() {
+            outcome.facts.response_time_ms = Some(u64::try_from(latency_ms).unwrap_or(0));
+            if let Some(failed) = probe::conditions::first_failure(&asset.conditions, &outcome.facts) {
+                outcome.success = false;
+                outcome.message = Some(match &outcome.facts.body_note {
+                    Some(note) if failed.contains("[BODY]") => format!("{failed} ({note})"),
+                    _ => failed,
+                });
+            }
+        }
+        ProbeResult {
+            id: event_id(timestamp),
+            asset_id: asset.id.clone(),
+            timestamp,
+            success: outcome.success,
+            latency_ms,
+            code: outcome.code,
+            // Stored, logged and notified: no secret of the address may be in it.
+            message: outcome.message.map(|message| without_nul(asset.scrub(message))),
+            detail: outcome.detail,
+        }
+    }
+}
