@@ -69,20 +69,17 @@ async fn through_the_actor(store: &Store, total: usize) -> f64 {
     let backlog = Arc::new(Mutex::new(Backlog::new(total)));
     let settings = PersistenceSettings {
         batch_size: 500,
-        flush_interval: Duration::from_secs(1),
-        write_stall: Duration::from_secs(3),
+        flush_interval_ms: 1000,
+        max_buffered: None,
+        connect_timeout_seconds: 30,
+        write_stall_seconds: Some(3),
     };
     let directory = Directory::new(Arc::clone(&backlog), settings.batch_size);
     let args = PersistenceArgs {
         store: store.clone(),
         services: Arc::new(Services::new(directory, 1, settings).expect("services")),
         settings,
-        retention: RetentionSettings {
-            events: TimeDelta::days(30),
-            rollups: TimeDelta::days(400),
-            every: Duration::from_secs(3600),
-            batch: 5000,
-        },
+        retention: RetentionSettings { days: 30, rollup_days: 400, interval_seconds: 3600, batch: 5000 },
         backlog: Arc::clone(&backlog),
     };
     let (actor, handle) = Actor::spawn(None, Persistence, args).await.expect("spawn");

@@ -34,18 +34,18 @@ mod telemetry;
 pub use actors::asset::AssetMsg;
 pub use actors::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
 pub use actors::supervisor::{ReloadTrigger, SupervisorMsg};
-pub use actors::{Directory, PersistenceSettings, RetentionSettings, Services};
+pub use actors::{Directory, Services};
 pub use asset::AssetConfig;
 pub use config::{Config, Manifest};
 pub use probe::icmp::PERMISSION_HINT;
 pub use probe::tls::not_after;
 pub use probe::{ProbeContext, ProbeResult, ProbeSpec, event_id};
-pub use settings::Settings;
+pub use settings::{PersistenceSettings, RetentionSettings, Settings};
 pub use store::rollup::hour_of;
 pub use store::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, Uptime};
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,7 +54,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use chrono::Utc;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 
@@ -76,9 +75,6 @@ pub const COMMIT: &str = match option_env!("STATUSD_COMMIT") {
 const API_DRAIN: Duration = Duration::from_secs(2);
 /// The actors get this long to stop in order and flush; within the 10 s shutdown promise.
 const ACTORS_STOP: Duration = Duration::from_secs(9);
-/// Probe results buffered while the database is away: this much time's worth, by default.
-const DEFAULT_BUFFER_SECONDS: u64 = 600;
-const MIN_BUFFERED_RESULTS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -244,20 +240,16 @@ impl App {
                 .await?;
         tracing::info!(db = %store::redact_url(&settings.db), "database ready");
         store.sync_assets(&config.manifest.assets).await?;
-        let open_incidents = close_orphaned_incidents(&store, &config).await?;
+        let open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
 
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| Error::Listen { addr: settings.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen, source })?;
 
-        let max_buffered = settings.persistence.max_buffered.unwrap_or_else(|| default_buffer(&config));
+        let max_buffered = actors::persistence::buffer_capacity(&settings.persistence, &config.manifest.assets);
         let backlog = Arc::new(parking_lot::Mutex::new(Backlog::new(max_buffered)));
-        let persistence = actors::PersistenceSettings {
-            batch_size: settings.persistence.batch_size,
-            flush_interval: Duration::from_millis(settings.persistence.flush_interval_ms),
-            write_stall: write_stall(&settings.persistence),
-        };
+        let persistence = settings.persistence;
         let directory = Directory::new(backlog, settings.persistence.batch_size);
         // Building the clients reads the system's root certificates: off the runtime threads.
         let workers = settings.workers;
@@ -274,12 +266,7 @@ impl App {
                 store: store.clone(),
                 services: Arc::clone(&services),
                 open_incidents,
-                retention: RetentionSettings {
-                    events: days(settings.retention.days),
-                    rollups: days(settings.retention.rollup_days),
-                    every: Duration::from_secs(settings.retention.interval_seconds),
-                    batch: settings.retention.batch,
-                },
+                retention: settings.retention,
                 intensity: RestartIntensity {
                     max_restarts: settings.restart.max_restarts,
                     window: Duration::from_secs(settings.restart.window_seconds),
@@ -416,48 +403,4 @@ async fn connect_with_retries(url: &str, patience: Duration) -> Result<Store, St
             outcome => return outcome,
         }
     }
-}
-
-/// Incidents left open for assets that are no longer configured are closed as removed; the
-/// rest are returned so their assets resume as down.
-async fn close_orphaned_incidents(store: &Store, config: &Config) -> Result<Vec<store::Incident>, StoreError> {
-    let configured: HashMap<&str, ()> = config.manifest.assets.iter().map(|a| (a.id.as_str(), ())).collect();
-    let (open, orphaned): (Vec<_>, Vec<_>) = store
-        .open_incidents()
-        .await?
-        .into_iter()
-        .partition(|incident| configured.contains_key(incident.asset_id.as_str()));
-    if !orphaned.is_empty() {
-        let now = Utc::now();
-        let closes: Vec<StoreOp> = orphaned
-            .iter()
-            .map(|incident| {
-                StoreOp::Incident(IncidentWrite::Close { id: incident.id, ended_at: now, reason: CloseReason::Removed })
-            })
-            .collect();
-        store.write(&closes, &[]).await?;
-        tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
-    }
-    Ok(open)
-}
-
-/// How long writes may fail with nothing written before statusd says it is not ready.
-fn write_stall(persistence: &settings::PersistenceSettings) -> Duration {
-    match persistence.write_stall_seconds {
-        Some(seconds) => Duration::from_secs(seconds),
-        None => Duration::from_millis(persistence.flush_interval_ms.saturating_mul(3)).max(Duration::from_secs(3)),
-    }
-}
-
-/// A retention period. Settings bound it far inside chrono's range; one past it would keep
-/// everything, as the retention task's checked arithmetic then prunes nothing.
-fn days(days: u32) -> chrono::TimeDelta {
-    chrono::TimeDelta::try_days(i64::from(days)).unwrap_or(chrono::TimeDelta::MAX)
-}
-
-/// Ten minutes of probe results at the configured rate, and never less than 10,000.
-fn default_buffer(config: &Config) -> usize {
-    let per_window: u64 =
-        config.manifest.assets.iter().map(|asset| DEFAULT_BUFFER_SECONDS / asset.interval_seconds.max(1)).sum();
-    usize::try_from(per_window).unwrap_or(usize::MAX).max(MIN_BUFFERED_RESULTS)
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use figment::providers::{Format, Serialized, Toml};
@@ -152,7 +153,7 @@ impl std::fmt::Debug for Source {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceSettings {
     /// Flush as soon as this many results wait.
@@ -168,7 +169,7 @@ pub struct PersistenceSettings {
     pub write_stall_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Raw probe events are kept this many days.
@@ -179,6 +180,45 @@ pub struct RetentionSettings {
     pub interval_seconds: u64,
     /// Events deleted per transaction: small enough that writers never wait long.
     pub batch: u32,
+}
+
+impl PersistenceSettings {
+    /// Flush at least this often.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+
+    /// How long writes may fail with nothing written before statusd says it is not ready:
+    /// `write_stall_seconds`, by default three flush intervals and at least 3 s.
+    pub fn write_stall(&self) -> Duration {
+        match self.write_stall_seconds {
+            Some(seconds) => Duration::from_secs(seconds),
+            None => Duration::from_millis(self.flush_interval_ms.saturating_mul(3)).max(Duration::from_secs(3)),
+        }
+    }
+}
+
+impl RetentionSettings {
+    /// Raw probe events older than this are deleted.
+    pub fn events_age(&self) -> chrono::TimeDelta {
+        days(self.days)
+    }
+
+    /// Hourly rollups older than this are deleted.
+    pub fn rollups_age(&self) -> chrono::TimeDelta {
+        days(self.rollup_days)
+    }
+
+    /// How often a retention pass runs.
+    pub fn every(&self) -> Duration {
+        Duration::from_secs(self.interval_seconds)
+    }
+}
+
+/// A retention period. Settings bound it far inside chrono's range; one past it would keep
+/// everything, as the retention task's checked arithmetic then prunes nothing.
+fn days(days: u32) -> chrono::TimeDelta {
+    chrono::TimeDelta::try_days(i64::from(days)).unwrap_or(chrono::TimeDelta::MAX)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

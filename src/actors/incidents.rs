@@ -29,9 +29,10 @@ use super::health::{OpenIncident, Recovery};
 use super::inbox::Inbox;
 use super::policy::{Delivery, Dispatcher, human_duration};
 use super::{AbortOnDrop, Services};
+use crate::asset::AssetConfig;
 use crate::config::NotificationPolicy;
 use crate::notify::{Event, Notification};
-use crate::store::{CloseReason, Incident, IncidentWrite, StoreOp};
+use crate::store::{CloseReason, Incident, IncidentWrite, Store, StoreError, StoreOp};
 use crate::telemetry::names;
 
 /// Severity of a newly opened incident (the seed's default).
@@ -318,4 +319,27 @@ impl Actor for Incidents {
         state.reschedule(&myself);
         Ok(())
     }
+}
+
+/// Incidents left open for assets that are no longer configured are closed as removed; the
+/// rest are returned so their assets resume as down.
+pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec<Incident>, StoreError> {
+    let configured: HashMap<&str, ()> = assets.iter().map(|a| (a.id.as_str(), ())).collect();
+    let (open, orphaned): (Vec<_>, Vec<_>) = store
+        .open_incidents()
+        .await?
+        .into_iter()
+        .partition(|incident| configured.contains_key(incident.asset_id.as_str()));
+    if !orphaned.is_empty() {
+        let now = Utc::now();
+        let closes: Vec<StoreOp> = orphaned
+            .iter()
+            .map(|incident| {
+                StoreOp::Incident(IncidentWrite::Close { id: incident.id, ended_at: now, reason: CloseReason::Removed })
+            })
+            .collect();
+        store.write(&closes, &[]).await?;
+        tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
+    }
+    Ok(open)
 }

@@ -23,7 +23,6 @@ pub mod watcher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
@@ -34,6 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::notify::Notification;
 use crate::probe::{ProbeContext, ProbeResult};
+use crate::settings::PersistenceSettings;
 use crate::store::StoreOp;
 use inbox::Inbox;
 use incidents::{IncidentEvent, IncidentsMsg};
@@ -102,16 +102,6 @@ impl Services {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct PersistenceSettings {
-    /// Flush as soon as this many results wait.
-    pub batch_size: usize,
-    /// Flush at least this often.
-    pub flush_interval: Duration,
-    /// Writes failing with nothing written for this long make statusd not ready.
-    pub write_stall: Duration,
-}
-
 /// What the Supervisor knows that `/readyz` reports, kept where the API reads it without asking
 /// the Supervisor (which may be busy applying a large reload).
 #[derive(Debug, Default)]
@@ -152,19 +142,6 @@ impl TreeHealth {
     pub(crate) fn set_reload(&self, refused: Option<String>) {
         *self.refused_reload.lock() = refused.map(|error| RefusedReload { at: Utc::now(), error });
     }
-}
-
-/// How long history is kept, and how the pruning is paced.
-#[derive(Debug, Clone, Copy)]
-pub struct RetentionSettings {
-    /// Raw probe events older than this are deleted.
-    pub events: chrono::TimeDelta,
-    /// Hourly rollups older than this are deleted.
-    pub rollups: chrono::TimeDelta,
-    /// How often a retention pass runs.
-    pub every: Duration,
-    /// Events deleted per transaction.
-    pub batch: u32,
 }
 
 /// Where to send what, and whom to wake.

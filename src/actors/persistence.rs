@@ -33,8 +33,9 @@ use tokio::time::Instant;
 
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
-use crate::actors::{PersistenceSettings, RetentionSettings};
+use crate::asset::AssetConfig;
 use crate::probe::ProbeResult;
+use crate::settings::{PersistenceSettings, RetentionSettings};
 use crate::store::{Failure, IncidentWrite, Store, StoreOp};
 use crate::telemetry::names;
 
@@ -74,6 +75,20 @@ pub enum PersistenceMsg {
 }
 
 /// What a maintenance step did.
+/// Probe results buffered while the database is away: this much time's worth, by default.
+const DEFAULT_BUFFER_SECONDS: u64 = 600;
+const MIN_BUFFERED_RESULTS: usize = 10_000;
+
+/// How many probe results the backlog holds while the database is away: `max_buffered` when
+/// set, otherwise ten minutes of probe results of `assets` at their intervals, and never less
+/// than 10,000.
+pub fn buffer_capacity(settings: &PersistenceSettings, assets: &[AssetConfig]) -> usize {
+    settings.max_buffered.unwrap_or_else(|| {
+        let per_window: u64 = assets.iter().map(|asset| DEFAULT_BUFFER_SECONDS / asset.interval_seconds.max(1)).sum();
+        usize::try_from(per_window).unwrap_or(usize::MAX).max(MIN_BUFFERED_RESULTS)
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Pruned {
     /// An hour rolled up; None when no completed hour was pending.
@@ -388,11 +403,11 @@ async fn retention_step(store: Store, phase: RetentionPhase, retention: Retentio
     let now = Utc::now();
     let outcome = match phase {
         RetentionPhase::RollUp => store.roll_up_next(crate::store::rollup::hour_of(now)).await.map(Pruned::RolledUp),
-        RetentionPhase::Events => match now.checked_sub_signed(retention.events) {
+        RetentionPhase::Events => match now.checked_sub_signed(retention.events_age()) {
             Some(before) => store.prune_events(before, retention.batch).await.map(Pruned::Events),
             None => Ok(Pruned::Events(0)),
         },
-        RetentionPhase::Rollups => match now.checked_sub_signed(retention.rollups) {
+        RetentionPhase::Rollups => match now.checked_sub_signed(retention.rollups_age()) {
             Some(before) => store.prune_rollups(before).await.map(Pruned::Rollups),
             None => Ok(Pruned::Rollups(0)),
         },
@@ -531,8 +546,8 @@ impl Actor for Persistence {
         args.backlog.lock().abandon_write();
         // Whatever the previous incarnation left is written without waiting for the timer.
         let _ = myself.cast(PersistenceMsg::Wake);
-        let flush_timer = AbortOnDrop(myself.send_interval(args.settings.flush_interval, || PersistenceMsg::Flush));
-        let retention_timer = AbortOnDrop(myself.send_interval(args.retention.every, || PersistenceMsg::Maintain));
+        let flush_timer = AbortOnDrop(myself.send_interval(args.settings.flush_interval(), || PersistenceMsg::Flush));
+        let retention_timer = AbortOnDrop(myself.send_interval(args.retention.every(), || PersistenceMsg::Maintain));
         Ok(PersistenceState {
             store: args.store,
             services: args.services,

@@ -20,6 +20,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPo
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::Services;
 use super::asset::{Asset, AssetArgs, AssetMemory, AssetMsg};
 use super::health::{Health, OpenIncident, Thresholds};
 use super::inbox::Inbox;
@@ -28,11 +29,11 @@ use super::notifier::{ChannelQueue, Notifier, NotifierArgs, NotifierMsg};
 use super::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
 use super::task::TaskKind;
 use super::watcher::{ConfigWatcher, WatcherArgs, WatcherMsg};
-use super::{PersistenceSettings, RetentionSettings, Services};
 use crate::config::diff::{ChangeSummary, ConfigDiff};
 use crate::config::{AssetConfig, Config, Problems};
 use crate::notify::Event;
 use crate::settings::Settings;
+use crate::settings::{PersistenceSettings, RetentionSettings};
 use crate::store::{Incident, Store, StoreOp};
 use crate::telemetry::names;
 

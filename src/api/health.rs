@@ -47,7 +47,7 @@ pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value
         let backlog = state.services.directory.backlog().lock();
         // Answering is not enough: writes must go through.
         if store["status"] == "ok"
-            && let Err(error) = backlog.write_health(state.services.persistence.write_stall)
+            && let Err(error) = backlog.write_health(state.services.persistence.write_stall())
         {
             store = json!({"status": "down", "error": error});
         }
