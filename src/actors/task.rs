@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::FutureExt;
 use parking_lot::Mutex;
 use serde::Deserialize;
+use tokio::task::JoinHandle;
 
 use super::Services;
 use super::incidents::IncidentEvent;
@@ -136,6 +137,16 @@ pub async fn supervised<T>(
         });
         panic
     })
+}
+
+/// A task that dies with its owner: actor state keeps timers and probes in these, so that a
+/// panicking actor's leftovers never fire into its replacement.
+pub struct AbortOnDrop<T>(pub JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

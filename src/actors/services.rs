@@ -1,0 +1,120 @@
+//! What every actor of one statusd instance shares ([`Services`]): the [`Directory`], the probe
+//! clients, the worker slots, the persistence settings, and what the Supervisor tells readiness
+//! ([`TreeHealth`]).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::{Directory, task};
+use crate::probe::ProbeContext;
+use crate::settings::PersistenceSettings;
+
+/// What every actor of one statusd instance shares.
+pub struct Services {
+    pub directory: Directory,
+    pub probes: ProbeContext,
+    /// Probes in flight at once, across all assets (`--workers`).
+    pub workers: Arc<Semaphore>,
+    /// Client for notification webhooks (keeps connections alive, unlike the probe client).
+    pub notify_client: reqwest::Client,
+    pub persistence: PersistenceSettings,
+    /// Probes due but waiting for a worker slot: above zero for long, statusd cannot keep up.
+    pub waiting: AtomicUsize,
+    /// Panics armed for the next task of an actor (`--enable-chaos` only).
+    pub chaos: task::ChaosSwitch,
+    /// What the Supervisor reports to readiness.
+    pub tree: TreeHealth,
+    /// Assets removed from the config while statusd runs: their metric series are left out of
+    /// `/metrics` (the recorder cannot forget a series; an id configured again is taken out).
+    pub retired_assets: RwLock<HashSet<String>>,
+}
+
+impl Services {
+    /// What the actors of one statusd share: `workers` probes at a time, results and changes
+    /// handed to Persistence through `directory`.
+    pub fn new(
+        directory: Directory,
+        workers: usize,
+        persistence: PersistenceSettings,
+    ) -> Result<Services, reqwest::Error> {
+        Ok(Services {
+            directory,
+            probes: ProbeContext::new()?,
+            workers: Arc::new(Semaphore::new(workers)),
+            notify_client: reqwest::Client::builder()
+                .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            persistence,
+            waiting: AtomicUsize::new(0),
+            chaos: task::ChaosSwitch::default(),
+            tree: TreeHealth::default(),
+            retired_assets: RwLock::new(HashSet::new()),
+        })
+    }
+
+    pub fn probes_waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a worker slot, counted in `waiting` for as long as it waits (even if the wait
+    /// is abandoned). None once statusd is shutting down.
+    pub async fn worker_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        Arc::clone(&self.workers).acquire_owned().await.ok()
+    }
+}
+
+/// What the Supervisor knows that `/readyz` reports, kept where the API reads it without asking
+/// the Supervisor (which may be busy applying a large reload).
+#[derive(Debug, Default)]
+pub struct TreeHealth {
+    /// Actors marked crashed (failing too often, waiting out a restart backoff), by name.
+    crashed: Mutex<BTreeSet<String>>,
+    /// The last reload, when it was refused: when, and why. The config in force is the one
+    /// before it, still valid and still served.
+    refused_reload: Mutex<Option<RefusedReload>>,
+}
+
+/// A reload that changed nothing because the new config or settings were invalid.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedReload {
+    pub at: DateTime<Utc>,
+    pub error: String,
+}
+
+impl TreeHealth {
+    pub fn crashed(&self) -> Vec<String> {
+        self.crashed.lock().iter().cloned().collect()
+    }
+
+    pub fn refused_reload(&self) -> Option<RefusedReload> {
+        self.refused_reload.lock().clone()
+    }
+
+    pub(crate) fn set_crashed(&self, actor: &str, crashed: bool) {
+        let mut set = self.crashed.lock();
+        if crashed {
+            set.insert(actor.to_string());
+        } else {
+            set.remove(actor);
+        }
+    }
+
+    pub(crate) fn set_reload(&self, refused: Option<String>) {
+        *self.refused_reload.lock() = refused.map(|error| RefusedReload { at: Utc::now(), error });
+    }
+}
