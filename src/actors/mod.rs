@@ -34,8 +34,8 @@ use tokio::task::JoinHandle;
 use crate::notify::Notification;
 use crate::probe::{ProbeContext, ProbeResult};
 use crate::store::StoreOp;
-use inbox::Inbox;
-use incidents::{IncidentEvent, IncidentsMsg};
+use inbox::{Bound, Inbox};
+use incidents::IncidentEvent;
 use notifier::{ChannelQueue, NotifierMsg};
 use persistence::{Backlog, PersistenceMsg};
 
@@ -174,7 +174,6 @@ pub struct Directory {
     incidents_inbox: Arc<Inbox<IncidentEvent>>,
     channels: RwLock<HashMap<String, Arc<ChannelQueue>>>,
     persistence: RwLock<Option<ActorRef<PersistenceMsg>>>,
-    incidents: RwLock<Option<ActorRef<IncidentsMsg>>>,
     notifiers: RwLock<HashMap<String, ActorRef<NotifierMsg>>>,
 }
 
@@ -183,10 +182,9 @@ impl Directory {
         Directory {
             backlog,
             batch_size: batch_size.max(1),
-            incidents_inbox: Arc::new(Inbox::default()),
+            incidents_inbox: Arc::new(Inbox::new(Bound::Unbounded)),
             channels: RwLock::new(HashMap::new()),
             persistence: RwLock::new(None),
-            incidents: RwLock::new(None),
             notifiers: RwLock::new(HashMap::new()),
         }
     }
@@ -214,11 +212,9 @@ impl Directory {
     }
 
     pub fn incidents(&self, event: IncidentEvent) {
+        // Unbounded: events come from the configured assets, one transition at a time each.
         self.incidents_inbox.push(event);
-        // If the actor is restarting, its replacement looks at the inbox when it starts.
-        if let Some(actor) = self.incidents.read().as_ref() {
-            let _ = actor.cast(IncidentsMsg::Wake);
-        }
+        self.incidents_inbox.wake();
     }
 
     pub fn notify(&self, channel: &str, notification: Notification) {
@@ -246,10 +242,6 @@ impl Directory {
 
     pub(crate) fn set_persistence(&self, actor: ActorRef<PersistenceMsg>) {
         *self.persistence.write() = Some(actor);
-    }
-
-    pub(crate) fn set_incidents(&self, actor: ActorRef<IncidentsMsg>) {
-        *self.incidents.write() = Some(actor);
     }
 
     pub(crate) fn set_notifier(&self, queue: &Arc<ChannelQueue>, actor: ActorRef<NotifierMsg>) {

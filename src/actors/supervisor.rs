@@ -320,7 +320,6 @@ impl SupervisorState {
                     memory: Arc::clone(memory),
                 };
                 let (actor, _) = Actor::spawn_linked(None, Incidents, args, supervisor).await?;
-                services.directory.set_incidents(actor.clone());
                 ChildRef::Incidents(actor)
             }
             ChildSpec::Notifier { queue } => {
