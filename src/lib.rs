@@ -233,7 +233,7 @@ impl App {
         let local_addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen, source })?;
 
         let max_buffered = settings.persistence.max_buffered.unwrap_or_else(|| default_buffer(&config));
-        let backlog = Arc::new(parking_lot::Mutex::new(Backlog::new(max_buffered)));
+        let backlog = Arc::new(Backlog::new(max_buffered));
         let persistence = actors::PersistenceSettings {
             batch_size: settings.persistence.batch_size,
             flush_interval: Duration::from_millis(settings.persistence.flush_interval_ms),

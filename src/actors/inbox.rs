@@ -183,19 +183,17 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
     }
 
     /// Hands out up to `max` items, in the discipline's order; they stay counted in the inbox
-    /// until the lease is acknowledged or given back. None if nothing may go now.
-    pub fn take(self: &Arc<Self>, max: usize) -> Option<Lease<T, Q>> {
+    /// until the lease is acknowledged or given back. The lease is empty if nothing may go now.
+    pub fn take(self: &Arc<Self>, max: usize) -> Lease<T, Q> {
         let mut state = self.state.lock();
-        let mut entries = Vec::new();
-        while entries.len() < max {
+        let (mut items, mut failures) = (Vec::new(), Vec::new());
+        while items.len() < max {
             let Some(entry) = state.queue.next() else { break };
-            entries.push(entry);
+            items.push(entry.item);
+            failures.push(entry.failures);
         }
-        if entries.is_empty() {
-            return None;
-        }
-        state.in_hand += entries.len();
-        Some(Lease { inbox: Arc::clone(self), entries })
+        state.in_hand += items.len();
+        Lease { inbox: Arc::clone(self), items, failures }
     }
 
     /// Runs `f` on the discipline under the inbox's lock, for the owner's own bookkeeping.
@@ -267,15 +265,17 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
         self.settled.notified()
     }
 
-    fn settle(&self, entries: Vec<Entry<T>>, acked: usize) {
+    /// Items in hand come back: the first `acked` were handled, the rest take their place again.
+    fn settle(&self, items: Vec<T>, failures: Vec<u32>, acked: usize) {
         let mut state = self.state.lock();
-        state.in_hand -= entries.len();
-        let mut entries = entries;
-        for entry in entries.drain(acked..).rev() {
-            state.queue.requeue(entry);
+        state.in_hand -= items.len();
+        let mut items = items;
+        let returned = items.split_off(acked.min(items.len()));
+        for (item, failures) in returned.into_iter().zip(failures.into_iter().skip(acked)).rev() {
+            state.queue.requeue(Entry { item, failures });
         }
-        for entry in &entries {
-            state.queue.done(&entry.item);
+        for item in &items {
+            state.queue.done(item);
         }
         drop(state);
         self.settled.notify_waiters();
@@ -286,77 +286,75 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
 /// unacknowledged goes back in front of the inbox, each item counted as one failure.
 pub struct Lease<T, Q: Discipline<T> = Fifo<T>> {
     inbox: Arc<Inbox<T, Q>>,
-    entries: Vec<Entry<T>>,
+    items: Vec<T>,
+    /// Per item, how many times it was handed out before and not acknowledged.
+    failures: Vec<u32>,
 }
 
 impl<T, Q: Discipline<T>> Lease<T, Q> {
     /// The items, in the order they were handed out.
-    pub fn items(&self) -> impl ExactSizeIterator<Item = &T> {
-        self.entries.iter().map(|entry| &entry.item)
+    pub fn items(&self) -> &[T] {
+        &self.items
     }
 
     /// The first item (the only one of a lease taken with `max` 1).
     pub fn first(&self) -> Option<&T> {
-        self.entries.first().map(|entry| &entry.item)
-    }
-
-    /// The `index`th item.
-    pub fn get(&self, index: usize) -> Option<&T> {
-        self.entries.get(index).map(|entry| &entry.item)
+        self.items.first()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.items.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.items.is_empty()
     }
 
     /// How many times the items were handed out before and not acknowledged (the most of any).
     pub fn failures(&self) -> u32 {
-        self.entries.iter().map(|entry| entry.failures).max().unwrap_or(0)
+        self.failures.iter().copied().max().unwrap_or(0)
     }
 
     /// Every item was handled: they leave the inbox.
-    pub fn ack(mut self) {
-        let entries = std::mem::take(&mut self.entries);
-        let all = entries.len();
-        self.inbox.settle(entries, all);
+    pub fn ack(self) {
+        self.ack_first(usize::MAX);
     }
 
     /// The first `n` items were handled and leave; the rest go back in front, in order, each
     /// counted as one failure.
     pub fn ack_first(mut self, n: usize) {
-        let mut entries = std::mem::take(&mut self.entries);
-        let n = n.min(entries.len());
-        for entry in &mut entries[n..] {
-            entry.failures += 1;
+        let (items, mut failures) = self.take_items();
+        for failed in failures.iter_mut().skip(n) {
+            *failed = failed.saturating_add(1);
         }
-        self.inbox.settle(entries, n);
+        self.inbox.settle(items, failures, n);
     }
 
     /// Gives every item back, in front and in order, without counting a failure: not handled,
     /// but through no fault of theirs (the channel asked to wait).
     pub fn retry(mut self) {
-        let entries = std::mem::take(&mut self.entries);
-        self.inbox.settle(entries, 0);
+        let (items, failures) = self.take_items();
+        self.inbox.settle(items, failures, 0);
     }
 
     /// Handling failed: the items go back in front, each counted as one failure (as a drop).
     pub fn fail(self) {}
+
+    fn take_items(&mut self) -> (Vec<T>, Vec<u32>) {
+        (std::mem::take(&mut self.items), std::mem::take(&mut self.failures))
+    }
 }
 
 impl<T, Q: Discipline<T>> Drop for Lease<T, Q> {
     fn drop(&mut self) {
-        if self.entries.is_empty() {
+        if self.items.is_empty() {
             return;
         }
-        let mut entries = std::mem::take(&mut self.entries);
-        for entry in &mut entries {
-            entry.failures += 1;
+        let (items, mut failures) = self.take_items();
+        for failed in &mut failures {
+            *failed = failed.saturating_add(1);
         }
-        self.inbox.settle(entries, 0);
+        self.inbox.settle(items, failures, 0);
     }
 }
 
@@ -391,7 +389,7 @@ mod tests {
         for n in 0..3 {
             inbox.push(n);
         }
-        let lease = inbox.take(10).expect("three waiting");
+        let lease = inbox.take(10);
         inbox.push(3);
         inbox.push(4);
         // The three in hand stay; of the newer ones only the newest.
@@ -408,7 +406,7 @@ mod tests {
         inbox.push("b");
         assert_eq!(inbox.push("c"), Pushed { len: 2, dropped: 1, accepted: false });
         // Items in hand still count towards the bound.
-        let lease = inbox.take(1).expect("a");
+        let lease = inbox.take(1);
         assert!(!inbox.push("d").accepted);
         lease.ack();
         assert!(inbox.push("e").accepted);
@@ -422,15 +420,15 @@ mod tests {
         for n in 0..4 {
             inbox.push(n);
         }
-        let lease = inbox.take(2).expect("waiting");
-        assert_eq!(lease.items().copied().collect::<Vec<_>>(), [0, 1]);
+        let lease = inbox.take(2);
+        assert_eq!(lease.items(), [0, 1]);
         assert_eq!(inbox.len(), 4, "items in hand still count");
         drop(lease); // the consumer died before acknowledging
         assert_eq!(waiting(&inbox), [0, 1, 2, 3]);
-        let lease = inbox.take(1).expect("redelivered");
+        let lease = inbox.take(1);
         assert_eq!((lease.first(), lease.failures()), (Some(&0), 1));
         lease.retry(); // not its fault: no failure counted
-        let lease = inbox.take(1).expect("redelivered");
+        let lease = inbox.take(1);
         assert_eq!(lease.failures(), 1);
         lease.ack();
         assert_eq!(waiting(&inbox), [1, 2, 3]);
@@ -442,9 +440,9 @@ mod tests {
         for n in 0..4 {
             inbox.push(n);
         }
-        inbox.take(3).expect("waiting").ack_first(1);
+        inbox.take(3).ack_first(1);
         assert_eq!(waiting(&inbox), [1, 2, 3]);
-        assert_eq!(inbox.take(1).map(|lease| lease.failures()), Some(1));
+        assert_eq!(inbox.take(1).failures(), 1);
     }
 
     #[test]
@@ -454,13 +452,13 @@ mod tests {
         for attempt in 0..MAX_ATTEMPTS {
             let handler = Arc::clone(&inbox);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                let lease = handler.take(1).expect("redelivered");
+                let lease = handler.take(1);
                 assert_eq!(lease.failures(), attempt);
                 panic!("handling {:?} failed", lease.first());
             }));
             assert!(outcome.is_err());
         }
-        let lease = inbox.take(1).expect("still there");
+        let lease = inbox.take(1);
         assert_eq!(lease.failures(), MAX_ATTEMPTS, "the consumer can now give it up as poison");
     }
 
@@ -526,8 +524,12 @@ mod tests {
                     notify.notified().await;
                     wakes += 1;
                     inbox.woken();
-                    while let Some(lease) = inbox.take(100) {
-                        got.extend(lease.items().copied());
+                    loop {
+                        let lease = inbox.take(100);
+                        if lease.is_empty() {
+                            break;
+                        }
+                        got.extend_from_slice(lease.items());
                         lease.ack();
                     }
                 }

@@ -256,8 +256,9 @@ impl IncidentsState {
     /// handles it again; one that failed [`MAX_ATTEMPTS`] times is given up as poison.
     fn drain(&mut self) {
         self.inbox.woken();
-        while let Some(lease) = self.inbox.take(1) {
-            let Some(event) = lease.first().cloned() else { continue };
+        loop {
+            let lease = self.inbox.take(1);
+            let Some(event) = lease.first().cloned() else { break };
             if lease.failures() >= MAX_ATTEMPTS {
                 tracing::error!(actor = "incidents", event = ?event, "event dropped: handling it failed every time");
                 lease.ack();

@@ -37,7 +37,7 @@ use crate::store::StoreOp;
 use inbox::{Bound, Inbox};
 use incidents::IncidentEvent;
 use notifier::{ChannelQueue, NotifierMsg};
-use persistence::{Backlog, PersistenceMsg};
+use persistence::Backlog;
 
 /// What every actor of one statusd instance shares.
 pub struct Services {
@@ -169,27 +169,25 @@ pub struct RetentionSettings {
 /// Where to send what, and whom to wake.
 pub struct Directory {
     /// Persistence's inbox.
-    backlog: Arc<Mutex<Backlog>>,
+    backlog: Arc<Backlog>,
     batch_size: usize,
     incidents_inbox: Arc<Inbox<IncidentEvent>>,
     channels: RwLock<HashMap<String, Arc<ChannelQueue>>>,
-    persistence: RwLock<Option<ActorRef<PersistenceMsg>>>,
     notifiers: RwLock<HashMap<String, ActorRef<NotifierMsg>>>,
 }
 
 impl Directory {
-    pub fn new(backlog: Arc<Mutex<Backlog>>, batch_size: usize) -> Self {
+    pub fn new(backlog: Arc<Backlog>, batch_size: usize) -> Self {
         Directory {
             backlog,
             batch_size: batch_size.max(1),
             incidents_inbox: Arc::new(Inbox::new(Bound::Unbounded)),
             channels: RwLock::new(HashMap::new()),
-            persistence: RwLock::new(None),
             notifiers: RwLock::new(HashMap::new()),
         }
     }
 
-    pub fn backlog(&self) -> &Arc<Mutex<Backlog>> {
+    pub fn backlog(&self) -> &Arc<Backlog> {
         &self.backlog
     }
 
@@ -199,16 +197,14 @@ impl Directory {
 
     /// Hands a probe result to Persistence, waking it when a batch is full.
     pub fn persist(&self, result: ProbeResult) {
-        let waiting = self.backlog.lock().accept(result);
-        if waiting == self.batch_size {
-            self.wake_persistence();
+        if self.backlog.accept(result) == self.batch_size {
+            self.backlog.wake();
         }
     }
 
     /// Hands a change (an incident, the asset list) to Persistence, to be written at once.
     pub fn persist_change(&self, change: StoreOp) {
-        self.backlog.lock().accept_change(change);
-        self.wake_persistence();
+        self.backlog.accept_change(change);
     }
 
     pub fn incidents(&self, event: IncidentEvent) {
@@ -232,16 +228,6 @@ impl Directory {
         if let Some(actor) = self.notifiers.read().get(channel) {
             let _ = actor.cast(NotifierMsg::Wake);
         }
-    }
-
-    fn wake_persistence(&self) {
-        if let Some(actor) = self.persistence.read().as_ref() {
-            let _ = actor.cast(PersistenceMsg::Wake);
-        }
-    }
-
-    pub(crate) fn set_persistence(&self, actor: ActorRef<PersistenceMsg>) {
-        *self.persistence.write() = Some(actor);
     }
 
     pub(crate) fn set_notifier(&self, queue: &Arc<ChannelQueue>, actor: ActorRef<NotifierMsg>) {
