@@ -4,9 +4,9 @@
 //! Actors find each other through the [`Directory`] rather than ractor's global registry: the
 //! registry is process-wide, and tests run several statusd instances in one process. Messages
 //! that must not be lost go into inboxes that outlive the actors (see [`inbox`]); the actor is
-//! only woken. The Supervisor updates the directory whenever it (re)spawns a child, so a wake-up
-//! sent after a restart reaches the new actor, and one sent during it is made up for by the
-//! new actor looking at its inbox when it starts.
+//! only woken, once for many messages. Each incarnation attaches itself to its inbox when it
+//! starts, so a wake-up sent after a restart reaches the new actor, and one sent during it is
+//! made up for by the new actor looking at its inbox as it attaches.
 
 pub mod asset;
 pub mod health;
@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
-use ractor::ActorRef;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -36,7 +35,7 @@ use crate::probe::{ProbeContext, ProbeResult};
 use crate::store::StoreOp;
 use inbox::{Bound, Inbox};
 use incidents::IncidentEvent;
-use notifier::{ChannelQueue, NotifierMsg};
+use notifier::ChannelQueue;
 use persistence::Backlog;
 
 /// What every actor of one statusd instance shares.
@@ -166,14 +165,13 @@ pub struct RetentionSettings {
     pub batch: u32,
 }
 
-/// Where to send what, and whom to wake.
+/// Where to send what: the inboxes that outlive the actors (each wakes its own consumer).
 pub struct Directory {
     /// Persistence's inbox.
     backlog: Arc<Backlog>,
     batch_size: usize,
     incidents_inbox: Arc<Inbox<IncidentEvent>>,
     channels: RwLock<HashMap<String, Arc<ChannelQueue>>>,
-    notifiers: RwLock<HashMap<String, ActorRef<NotifierMsg>>>,
 }
 
 impl Directory {
@@ -183,7 +181,6 @@ impl Directory {
             batch_size: batch_size.max(1),
             incidents_inbox: Arc::new(Inbox::new(Bound::Unbounded)),
             channels: RwLock::new(HashMap::new()),
-            notifiers: RwLock::new(HashMap::new()),
         }
     }
 
@@ -218,26 +215,17 @@ impl Directory {
         match queue {
             Some(queue) => {
                 queue.push(notification);
-                self.wake_notifier(channel);
             }
             None => tracing::error!(%channel, "no such notification channel: a notification was dropped"),
         }
     }
 
-    pub fn wake_notifier(&self, channel: &str) {
-        if let Some(actor) = self.notifiers.read().get(channel) {
-            let _ = actor.cast(NotifierMsg::Wake);
-        }
-    }
-
-    pub(crate) fn set_notifier(&self, queue: &Arc<ChannelQueue>, actor: ActorRef<NotifierMsg>) {
+    pub(crate) fn set_channel(&self, queue: &Arc<ChannelQueue>) {
         self.channels.write().insert(queue.name().to_string(), Arc::clone(queue));
-        self.notifiers.write().insert(queue.name().to_string(), actor);
     }
 
     pub(crate) fn remove_notifier(&self, channel: &str) {
         self.channels.write().remove(channel);
-        self.notifiers.write().remove(channel);
     }
 }
 

@@ -308,7 +308,7 @@ impl SupervisorState {
             ChildSpec::Notifier { queue } => {
                 let args = NotifierArgs { queue: Arc::clone(queue), services: Arc::clone(&services) };
                 let (actor, _) = Actor::spawn_linked(None, Notifier, args, supervisor).await?;
-                services.directory.set_notifier(queue, actor.clone());
+                services.directory.set_channel(queue);
                 ChildRef::Notifier(actor)
             }
             ChildSpec::Asset { config, memory } => {
