@@ -64,7 +64,7 @@ pub trait Discipline<T>: Send {
     /// The oldest waiting item, to make room under [`Bound::DropOldest`].
     fn pop_oldest(&mut self) -> Option<Entry<T>>;
     /// Items waiting (not in hand).
-    fn len(&self) -> usize;
+    fn waiting(&self) -> usize;
 }
 
 /// First in, first out.
@@ -97,7 +97,7 @@ impl<T: Send> Discipline<T> for Fifo<T> {
     fn pop_oldest(&mut self) -> Option<Entry<T>> {
         self.0.pop_front()
     }
-    fn len(&self) -> usize {
+    fn waiting(&self) -> usize {
         self.0.len()
     }
 }
@@ -161,7 +161,7 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
     /// Adds an item, applying the bound; does not wake the consumer (see [`Inbox::wake`]).
     pub fn push(&self, item: T) -> Pushed {
         let mut state = self.state.lock();
-        let len = state.queue.len() + state.in_hand;
+        let len = state.queue.waiting() + state.in_hand;
         if let Bound::Refuse(max) = self.bound
             && len >= max
         {
@@ -174,12 +174,12 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
         if let Bound::DropOldest(max) = self.bound {
             // Items in hand cannot make room; the newest item always stays.
             let keep = max.max(state.in_hand + 1);
-            while state.queue.len() + state.in_hand > keep && state.queue.pop_oldest().is_some() {
+            while state.queue.waiting() + state.in_hand > keep && state.queue.pop_oldest().is_some() {
                 dropped += 1;
             }
         }
         state.dropped += dropped as u64;
-        Pushed { len: state.queue.len() + state.in_hand, dropped, accepted: true }
+        Pushed { len: state.queue.waiting() + state.in_hand, dropped, accepted: true }
     }
 
     /// Hands out up to `max` items, in the discipline's order; they stay counted in the inbox
@@ -204,7 +204,7 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
     /// Items waiting and in hand.
     pub fn len(&self) -> usize {
         let state = self.state.lock();
-        state.queue.len() + state.in_hand
+        state.queue.waiting() + state.in_hand
     }
 
     pub fn is_empty(&self) -> bool {
@@ -213,7 +213,7 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
 
     /// Items waiting, not in hand.
     pub fn waiting(&self) -> usize {
-        self.state.lock().queue.len()
+        self.state.lock().queue.waiting()
     }
 
     /// Items ever accepted.

@@ -160,7 +160,7 @@ impl Discipline<Pending> for QueueState {
         Some(oldest)
     }
 
-    fn len(&self) -> usize {
+    fn waiting(&self) -> usize {
         self.waiting_count
     }
 }
