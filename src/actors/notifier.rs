@@ -581,4 +581,29 @@ mod tests {
         assert_eq!(expired.iter().map(|n| n.event).collect::<Vec<_>>(), [Event::Down]);
         assert_eq!(next.map(|e| e.item.notification.event), Some(Event::Recovery));
     }
+
+    #[test]
+    fn a_delivery_that_never_reports_back_gives_its_notification_back_to_its_place() {
+        let inbox: Arc<Inbox<Pending, QueueState>> = Arc::new(Inbox::new(Bound::Unbounded));
+        let push = |notification| inbox.push(Pending { notification, seq: 0, decided: Instant::now() });
+        for asset in ["a", "b", "c"] {
+            push(note(asset, Event::Down));
+        }
+        push(note("a", Event::Recovery));
+        let (a, b) = (inbox.take(1), inbox.take(1));
+        // The channel asked to wait: back without counting an attempt.
+        b.retry();
+        // The delivery task died: back, counted as a failure.
+        drop(a);
+        assert_eq!(inbox.len(), 4);
+        let in_hand: Vec<_> = std::iter::from_fn(|| Some(inbox.take(1)).filter(|lease| !lease.is_empty())).collect();
+        let firsts: Vec<_> = in_hand
+            .iter()
+            .filter_map(|lease| {
+                lease.first().map(|p| (p.notification.asset_id.as_str(), p.notification.event, lease.failures()))
+            })
+            .collect();
+        // a's DOWN first again, its RECOVERY still behind it, and b before c by arrival.
+        assert_eq!(firsts, [("a", Event::Down, 1), ("b", Event::Down, 0), ("c", Event::Down, 0)]);
+    }
 }
