@@ -46,6 +46,7 @@ pub enum Bound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<T> {
     pub item: T,
+    /// Leases that held the item and were dropped (or partly acknowledged) without it.
     pub failures: u32,
 }
 
@@ -141,12 +142,14 @@ pub struct Inbox<T, Q = Fifo<T>> {
 }
 
 impl<T, Q: Discipline<T> + Default> Inbox<T, Q> {
+    /// An empty inbox with no consumer attached yet.
     pub fn new(bound: Bound) -> Self {
         Inbox::with_discipline(bound, Q::default())
     }
 }
 
 impl<T, Q: Discipline<T>> Inbox<T, Q> {
+    /// An inbox ordered by `queue` (which may already hold items), with no consumer attached.
     pub fn with_discipline(bound: Bound, queue: Q) -> Self {
         Inbox {
             state: Mutex::new(State { queue, in_hand: 0, accepted: 0, dropped: 0 }),
