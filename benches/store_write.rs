@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use parking_lot::Mutex;
 use ractor::Actor;
 use serde_json::json;
 use statusd::AssetConfig;
 use statusd::ProbeResult;
 use statusd::Store;
-use statusd::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
+use statusd::{Backlog, Persistence, PersistenceArgs};
 use statusd::{Directory, PersistenceSettings, RetentionSettings, Services};
 use uuid::Uuid;
 
@@ -66,7 +65,7 @@ async fn direct(store: &Store, batch: usize, total: usize) -> f64 {
 }
 
 async fn through_the_actor(store: &Store, total: usize) -> f64 {
-    let backlog = Arc::new(Mutex::new(Backlog::new(total)));
+    let backlog = Arc::new(Backlog::new(total));
     let settings = PersistenceSettings {
         batch_size: 500,
         flush_interval_ms: 1000,
@@ -87,11 +86,11 @@ async fn through_the_actor(store: &Store, total: usize) -> f64 {
     let started = Instant::now();
     // As asset actors hand results over: into the backlog, waking the actor for each batch.
     for result in results {
-        if backlog.lock().accept(result) == 500 {
-            actor.cast(PersistenceMsg::Wake).expect("wake");
+        if backlog.accept(result) == 500 {
+            backlog.wake();
         }
     }
-    while backlog.lock().stats().written < total as u64 {
+    while backlog.stats().written < total as u64 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();

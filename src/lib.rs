@@ -248,7 +248,7 @@ impl App {
         let local_addr = listener.local_addr().map_err(|source| Error::Listen { addr: settings.listen, source })?;
 
         let max_buffered = actors::persistence::buffer_capacity(&settings.persistence, &config.manifest.assets);
-        let backlog = Arc::new(parking_lot::Mutex::new(Backlog::new(max_buffered)));
+        let backlog = Arc::new(Backlog::new(max_buffered));
         let persistence = settings.persistence;
         let directory = Directory::new(backlog, settings.persistence.batch_size);
         // Building the clients reads the system's root certificates: off the runtime threads.

@@ -26,7 +26,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
 use super::health::{OpenIncident, Recovery};
-use super::inbox::Inbox;
+use super::inbox::{Inbox, MAX_ATTEMPTS};
 use super::policy::{Delivery, Dispatcher, human_duration};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
@@ -252,19 +252,22 @@ impl IncidentsState {
         }
     }
 
-    /// Handles everything in the inbox; each event leaves it only once handled.
+    /// Handles everything in the inbox; each event leaves it only once handled. A panic while
+    /// handling one gives it back (the lease is dropped while unwinding), so the replacement
+    /// handles it again; one that failed [`MAX_ATTEMPTS`] times is given up as poison.
     fn drain(&mut self) {
-        while let Some(next) = self.inbox.next() {
-            match next {
-                Ok(event) => {
-                    self.handle(event);
-                    self.inbox.done();
-                    *self.checkpoint.lock() = self.memory.clone();
-                }
-                Err(poison) => {
-                    tracing::error!(actor = "incidents", event = ?poison, "event dropped: handling it failed every time")
-                }
+        self.inbox.woken();
+        loop {
+            let lease = self.inbox.take(1);
+            let Some(event) = lease.first().cloned() else { break };
+            if lease.failures() >= MAX_ATTEMPTS {
+                tracing::error!(actor = "incidents", event = ?event, "event dropped: handling it failed every time");
+                lease.ack();
+                continue;
             }
+            self.handle(event);
+            lease.ack();
+            *self.checkpoint.lock() = self.memory.clone();
         }
     }
 }
@@ -293,8 +296,8 @@ impl Actor for Incidents {
             open_gauge,
         };
         state.reschedule(&myself);
-        // Events that came while no actor ran are handled right away.
-        let _ = myself.cast(IncidentsMsg::Wake);
+        // Wakes this incarnation at once, so events that came while no actor ran are handled.
+        state.inbox.attach(move || myself.cast(IncidentsMsg::Wake).is_ok());
         Ok(state)
     }
 

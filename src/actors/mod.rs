@@ -4,9 +4,9 @@
 //! Actors find each other through the [`Directory`] rather than ractor's global registry: the
 //! registry is process-wide, and tests run several statusd instances in one process. Messages
 //! that must not be lost go into inboxes that outlive the actors (see [`inbox`]); the actor is
-//! only woken. The Supervisor updates the directory whenever it (re)spawns a child, so a wake-up
-//! sent after a restart reaches the new actor, and one sent during it is made up for by the
-//! new actor looking at its inbox when it starts.
+//! only woken, once for many messages. Each incarnation attaches itself to its inbox when it
+//! starts, so a wake-up sent after a restart reaches the new actor, and one sent during it is
+//! made up for by the new actor looking at its inbox as it attaches.
 
 pub mod asset;
 pub mod health;
@@ -24,45 +24,38 @@ pub mod watcher;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
-use ractor::ActorRef;
+use parking_lot::RwLock;
 
 use crate::notify::Notification;
 use crate::probe::ProbeResult;
 use crate::store::StoreOp;
-use inbox::Inbox;
-use incidents::{IncidentEvent, IncidentsMsg};
-use notifier::{ChannelQueue, NotifierMsg};
-use persistence::{Backlog, PersistenceMsg};
+use inbox::{Bound, Inbox};
+use incidents::IncidentEvent;
+use notifier::ChannelQueue;
+use persistence::Backlog;
 pub use services::Services;
 pub use task::AbortOnDrop;
 
-/// Where to send what, and whom to wake.
+/// Where to send what: the inboxes that outlive the actors (each wakes its own consumer).
 pub struct Directory {
     /// Persistence's inbox.
-    backlog: Arc<Mutex<Backlog>>,
+    backlog: Arc<Backlog>,
     batch_size: usize,
     incidents_inbox: Arc<Inbox<IncidentEvent>>,
     channels: RwLock<HashMap<String, Arc<ChannelQueue>>>,
-    persistence: RwLock<Option<ActorRef<PersistenceMsg>>>,
-    incidents: RwLock<Option<ActorRef<IncidentsMsg>>>,
-    notifiers: RwLock<HashMap<String, ActorRef<NotifierMsg>>>,
 }
 
 impl Directory {
-    pub fn new(backlog: Arc<Mutex<Backlog>>, batch_size: usize) -> Self {
+    pub fn new(backlog: Arc<Backlog>, batch_size: usize) -> Self {
         Directory {
             backlog,
             batch_size: batch_size.max(1),
-            incidents_inbox: Arc::new(Inbox::default()),
+            incidents_inbox: Arc::new(Inbox::new(Bound::Unbounded)),
             channels: RwLock::new(HashMap::new()),
-            persistence: RwLock::new(None),
-            incidents: RwLock::new(None),
-            notifiers: RwLock::new(HashMap::new()),
         }
     }
 
-    pub fn backlog(&self) -> &Arc<Mutex<Backlog>> {
+    pub fn backlog(&self) -> &Arc<Backlog> {
         &self.backlog
     }
 
@@ -72,24 +65,20 @@ impl Directory {
 
     /// Hands a probe result to Persistence, waking it when a batch is full.
     pub fn persist(&self, result: ProbeResult) {
-        let waiting = self.backlog.lock().accept(result);
-        if waiting == self.batch_size {
-            self.wake_persistence();
+        if self.backlog.accept(result) == self.batch_size {
+            self.backlog.wake();
         }
     }
 
     /// Hands a change (an incident, the asset list) to Persistence, to be written at once.
     pub fn persist_change(&self, change: StoreOp) {
-        self.backlog.lock().accept_change(change);
-        self.wake_persistence();
+        self.backlog.accept_change(change);
     }
 
     pub fn incidents(&self, event: IncidentEvent) {
+        // Unbounded: events come from the configured assets, one transition at a time each.
         self.incidents_inbox.push(event);
-        // If the actor is restarting, its replacement looks at the inbox when it starts.
-        if let Some(actor) = self.incidents.read().as_ref() {
-            let _ = actor.cast(IncidentsMsg::Wake);
-        }
+        self.incidents_inbox.wake();
     }
 
     pub fn notify(&self, channel: &str, notification: Notification) {
@@ -97,39 +86,16 @@ impl Directory {
         match queue {
             Some(queue) => {
                 queue.push(notification);
-                self.wake_notifier(channel);
             }
             None => tracing::error!(%channel, "no such notification channel: a notification was dropped"),
         }
     }
 
-    pub fn wake_notifier(&self, channel: &str) {
-        if let Some(actor) = self.notifiers.read().get(channel) {
-            let _ = actor.cast(NotifierMsg::Wake);
-        }
-    }
-
-    fn wake_persistence(&self) {
-        if let Some(actor) = self.persistence.read().as_ref() {
-            let _ = actor.cast(PersistenceMsg::Wake);
-        }
-    }
-
-    pub(crate) fn set_persistence(&self, actor: ActorRef<PersistenceMsg>) {
-        *self.persistence.write() = Some(actor);
-    }
-
-    pub(crate) fn set_incidents(&self, actor: ActorRef<IncidentsMsg>) {
-        *self.incidents.write() = Some(actor);
-    }
-
-    pub(crate) fn set_notifier(&self, queue: &Arc<ChannelQueue>, actor: ActorRef<NotifierMsg>) {
+    pub(crate) fn set_channel(&self, queue: &Arc<ChannelQueue>) {
         self.channels.write().insert(queue.name().to_string(), Arc::clone(queue));
-        self.notifiers.write().insert(queue.name().to_string(), actor);
     }
 
     pub(crate) fn remove_notifier(&self, channel: &str) {
         self.channels.write().remove(channel);
-        self.notifiers.write().remove(channel);
     }
 }

@@ -17,11 +17,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
 use super::Services;
+use super::inbox::{Bound, Discipline, Entry, Inbox, Lease};
 use super::task::{TaskKind, supervised};
 use crate::notify::{self, ATTEMPTS, ChannelConfig, DeliveryError, Notification};
 use crate::telemetry::names;
@@ -50,41 +51,43 @@ pub struct NotifierArgs {
 
 pub enum NotifierMsg {
     /// The queue changed (a notification arrived, a delivery finished, a pause ended): start
-    /// what can start.
+    /// what can start. Coalesced by the inbox: one wake-up for many changes.
     Wake,
     Panic(String),
 }
 
-/// A channel's pending deliveries; outlives the actor.
+/// A channel's pending deliveries; outlives the actor. Its [`Inbox`] keeps them in the order of
+/// [`QueueState`], and each delivery under way holds its notification in a lease: a delivery
+/// that never reports back gives it back for the next incarnation.
 pub struct ChannelQueue {
     name: String,
     /// "notifier:<name>", for logs, metrics and panic reports.
     actor: String,
     channel: RwLock<Arc<ChannelConfig>>,
-    state: Mutex<QueueState>,
-    /// Signalled whenever a delivery finishes, for a stopping actor waiting for the last ones.
-    finished: tokio::sync::Notify,
+    /// Unbounded: [`MAX_AGE`] bounds how long a notification waits, and dropping alerts to make
+    /// room would lose exactly the ones a mass outage makes important.
+    inbox: Arc<Inbox<Pending, QueueState>>,
 }
 
 /// A notification in the queue.
 #[derive(Debug, Clone)]
 struct Pending {
     notification: Notification,
-    /// Arrival order in this queue: a notification sent back after a rate limit or a panic
-    /// takes its place again by it.
+    /// Arrival order in this queue, set when it arrives: a notification sent back after a rate
+    /// limit or a panic takes its place again by it.
     seq: u64,
     /// When it was decided, for [`MAX_AGE`].
     decided: Instant,
-    /// Delivery tasks that panicked on it; it is given up after [`ATTEMPTS`].
-    panics: u32,
 }
 
-/// Every operation is O(1) but sending a notification back, which is rare: a mass outage queues
-/// tens of thousands of notifications at once.
+/// The order of a channel's notifications: per asset in order, assets by when they became
+/// ready, at most [`MAX_IN_FLIGHT`] under way (one per asset), none while the channel asked for
+/// a pause. Every operation is O(1) but sending a notification back, which is rare: a mass
+/// outage queues tens of thousands of notifications at once.
 #[derive(Default)]
 struct QueueState {
     /// Waiting notifications per asset, in order; an asset is here only while it has some.
-    waiting: HashMap<String, VecDeque<Pending>>,
+    waiting: HashMap<String, VecDeque<Entry<Pending>>>,
     /// How many notifications `waiting` holds.
     waiting_count: usize,
     /// Assets with a delivery under way.
@@ -101,35 +104,78 @@ struct QueueState {
     /// The last wait a rate limit asked for: while careful, posts are spaced by it, so a
     /// channel that allows one a second gets one a second instead of a refusal every other.
     pace: Duration,
+    /// Notifications dropped for [`MAX_AGE`] on the way, not yet counted and logged.
+    expired: Vec<Notification>,
 }
 
-/// How a delivery task ended, for the queue.
+/// How a delivery ended, for the queue.
 enum Finished {
     /// Sent, or failed for good: the next notification of the asset may go.
     Done,
     /// To be sent again, from its place in the queue.
-    Again(Pending),
+    Again(Entry<Pending>),
 }
 
-impl QueueState {
-    fn push(&mut self, notification: Notification, now: Instant) {
+impl Discipline<Pending> for QueueState {
+    fn push(&mut self, mut entry: Entry<Pending>) {
         self.next_seq += 1;
-        let asset_id = notification.asset_id.clone();
-        let pending = Pending { notification, seq: self.next_seq, decided: now, panics: 0 };
+        entry.item.seq = self.next_seq;
+        let asset_id = entry.item.notification.asset_id.clone();
         let queue = self.waiting.entry(asset_id.clone()).or_default();
         let was_waiting = !queue.is_empty();
-        queue.push_back(pending);
+        queue.push_back(entry);
         self.waiting_count += 1;
         if !was_waiting && !self.active.contains(&asset_id) {
             self.ready.push_back(asset_id);
         }
     }
 
+    fn next(&mut self) -> Option<Entry<Pending>> {
+        let mut expired = std::mem::take(&mut self.expired);
+        let next = self.start_next(MAX_IN_FLIGHT, Instant::now(), &mut expired);
+        self.expired = expired;
+        next
+    }
+
+    fn requeue(&mut self, entry: Entry<Pending>) {
+        let asset_id = entry.item.notification.asset_id.clone();
+        self.finished(&asset_id, Finished::Again(entry));
+    }
+
+    fn done(&mut self, pending: &Pending) {
+        self.finished(&pending.notification.asset_id, Finished::Done);
+    }
+
+    /// Only for a bounded queue, which a channel's is not: the first waiting notification of
+    /// the asset that has been ready longest.
+    fn pop_oldest(&mut self) -> Option<Entry<Pending>> {
+        let asset_id = self.ready.front()?.clone();
+        let queue = self.waiting.get_mut(&asset_id)?;
+        let oldest = queue.pop_front()?;
+        if queue.is_empty() {
+            self.waiting.remove(&asset_id);
+            self.ready.pop_front();
+        }
+        self.waiting_count -= 1;
+        Some(oldest)
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting_count
+    }
+}
+
+impl QueueState {
     /// The next delivery to start, unless the channel is paused or enough are under way: the
     /// first notification of the asset that has been ready longest. Its asset is active until
     /// [`QueueState::finished`], so its next notification waits for this one. Notifications
     /// older than [`MAX_AGE`] are dropped on the way and returned in `expired`.
-    fn start_next(&mut self, max_in_flight: usize, now: Instant, expired: &mut Vec<Notification>) -> Option<Pending> {
+    fn start_next(
+        &mut self,
+        max_in_flight: usize,
+        now: Instant,
+        expired: &mut Vec<Notification>,
+    ) -> Option<Entry<Pending>> {
         if self.paused_until.is_some_and(|until| now < until) {
             return None;
         }
@@ -138,44 +184,48 @@ impl QueueState {
             let asset_id = self.ready.pop_front()?;
             let Some(queue) = self.waiting.get_mut(&asset_id) else { continue };
             // Never empty, by the invariant above; skipped if it were.
-            let Some(pending) = queue.pop_front() else { continue };
+            let Some(entry) = queue.pop_front() else { continue };
             let left = !queue.is_empty();
             if !left {
                 self.waiting.remove(&asset_id);
             }
             self.waiting_count -= 1;
-            if now.saturating_duration_since(pending.decided) > MAX_AGE {
-                expired.push(pending.notification);
+            if now.saturating_duration_since(entry.item.decided) > MAX_AGE {
+                expired.push(entry.item.notification);
                 if left {
                     self.ready.push_front(asset_id);
                 }
                 continue;
             }
             self.active.insert(asset_id);
-            return Some(pending);
+            return Some(entry);
         }
         None
     }
 
     fn finished(&mut self, asset_id: &str, outcome: Finished) {
-        if !self.active.remove(asset_id) {
-            return;
-        }
+        let was_active = self.active.remove(asset_id);
         match outcome {
             Finished::Done => {
-                if self.waiting.contains_key(asset_id) {
+                if was_active && self.waiting.contains_key(asset_id) {
                     self.ready.push_back(asset_id.to_string());
                 }
             }
-            Finished::Again(pending) => {
+            Finished::Again(entry) => {
                 // Back in front of its asset's queue, and the asset back at its place among the
-                // ready ones, by the arrival order of what each has first.
-                let seq = pending.seq;
-                self.waiting.entry(asset_id.to_string()).or_default().push_front(pending);
+                // ready ones, by the arrival order of what each has first (unless it is there
+                // already: not under way, with notifications waiting).
+                let seq = entry.item.seq;
+                let queue = self.waiting.entry(asset_id.to_string()).or_default();
+                let was_waiting = !queue.is_empty();
+                queue.push_front(entry);
                 self.waiting_count += 1;
-                let head = |id: &String| self.waiting.get(id).and_then(VecDeque::front).map_or(u64::MAX, |p| p.seq);
-                let place = self.ready.iter().position(|id| head(id) > seq).unwrap_or(self.ready.len());
-                self.ready.insert(place, asset_id.to_string());
+                if was_active || !was_waiting {
+                    let head =
+                        |id: &String| self.waiting.get(id).and_then(VecDeque::front).map_or(u64::MAX, |e| e.item.seq);
+                    let place = self.ready.iter().position(|id| head(id) > seq).unwrap_or(self.ready.len());
+                    self.ready.insert(place, asset_id.to_string());
+                }
             }
         }
     }
@@ -205,8 +255,7 @@ impl ChannelQueue {
             name: name.to_string(),
             actor: format!("notifier:{name}"),
             channel: RwLock::new(Arc::new(channel)),
-            state: Mutex::new(QueueState::default()),
-            finished: tokio::sync::Notify::new(),
+            inbox: Arc::new(Inbox::new(Bound::Unbounded)),
         })
     }
 
@@ -214,14 +263,16 @@ impl ChannelQueue {
         &self.name
     }
 
+    /// Queues a notification and wakes the notifier.
     pub fn push(&self, notification: Notification) {
-        self.state.lock().push(notification, Instant::now());
+        // The seq is set by the queue, under its lock, so that it follows arrival.
+        self.inbox.push(Pending { notification, seq: 0, decided: Instant::now() });
+        self.inbox.wake();
     }
 
     /// Notifications waiting or being delivered.
     pub fn len(&self) -> usize {
-        let state = self.state.lock();
-        state.waiting_count + state.active.len()
+        self.inbox.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -235,20 +286,20 @@ impl ChannelQueue {
 
     /// Starts deliveries while slots are free and the channel is not paused.
     fn pump(self: &Arc<Self>, services: &Arc<Services>) {
-        let mut expired = Vec::new();
-        let mut state = self.state.lock();
-        while let Some(pending) = state.start_next(MAX_IN_FLIGHT, Instant::now(), &mut expired) {
+        loop {
+            let lease = self.inbox.take(1);
+            if lease.is_empty() {
+                break;
+            }
             let queue = Arc::clone(self);
             let services = Arc::clone(services);
             // Not owned by the actor: it finishes even if the actor dies meanwhile.
             tokio::spawn(async move {
-                let asset_id = pending.notification.asset_id.clone();
-                let outcome = queue.deliver(&services, pending).await;
-                queue.finished(&asset_id, outcome);
-                services.directory.wake_notifier(&queue.name);
+                queue.deliver(&services, lease).await;
+                queue.inbox.wake();
             });
         }
-        drop(state);
+        let expired = self.inbox.with(|state| std::mem::take(&mut state.expired));
         for notification in expired {
             let event = notification.event.as_str();
             count(&self.name, event, "failed");
@@ -259,8 +310,10 @@ impl ChannelQueue {
         }
     }
 
-    /// Delivers one notification (in a task of its own) and says what the queue does next.
-    async fn deliver(self: &Arc<Self>, services: &Arc<Services>, mut pending: Pending) -> Finished {
+    /// Delivers the lease's notification (in a task of its own), then acknowledges it or gives
+    /// it back to its place in the queue.
+    async fn deliver(self: &Arc<Self>, services: &Arc<Services>, lease: Lease<Pending, QueueState>) {
+        let Some(pending) = lease.first() else { return };
         let channel = Arc::clone(&self.channel.read());
         let notification = &pending.notification;
         let event = notification.event.as_str();
@@ -270,14 +323,15 @@ impl ChannelQueue {
             Ok(outcome) => outcome,
             // A panicking delivery is sent again like a failed one, up to the same attempts.
             Err(panic) => {
-                pending.panics += 1;
-                if pending.panics < ATTEMPTS {
-                    return Finished::Again(pending);
+                let panics = lease.failures() + 1;
+                if panics < ATTEMPTS {
+                    lease.fail();
+                    return;
                 }
-                Err(DeliveryError::GaveUp { attempts: pending.panics, last: panic.to_string() })
+                Err(DeliveryError::GaveUp { attempts: panics, last: panic.to_string() })
             }
         };
-        match outcome {
+        let again = match outcome {
             Ok(sent) => {
                 count(&self.name, event, "sent");
                 tracing::info!(
@@ -285,15 +339,14 @@ impl ChannelQueue {
                     "notification sent"
                 );
                 match sent.pause {
-                    Some(wait) => self.pause_for(services, wait, false),
+                    Some(wait) => self.pause_for(wait, false),
                     None => {
-                        let paced = self.state.lock().paced(Instant::now());
-                        if let Some(until) = paced {
-                            self.wake_at(services, until);
+                        if let Some(until) = self.inbox.with(|state| state.paced(Instant::now())) {
+                            self.wake_at(until);
                         }
                     }
                 }
-                Finished::Done
+                false
             }
             Err(DeliveryError::RateLimited { status, wait }) => {
                 metrics::counter!(names::NOTIFICATIONS_RATE_LIMITED_TOTAL, "channel" => self.name.clone()).increment(1);
@@ -301,37 +354,37 @@ impl ChannelQueue {
                     actor = %self.actor, channel = %self.name, asset_id, event, status = status.as_u16(),
                     wait_ms = wait.as_millis() as u64, "rate limited: the channel pauses as asked, the notification waits"
                 );
-                self.pause_for(services, wait, true);
-                Finished::Again(pending)
+                self.pause_for(wait, true);
+                true
             }
             Err(error) => {
                 count(&self.name, event, "failed");
                 tracing::error!(
                     actor = %self.actor, channel = %self.name, asset_id, event, %error, "notification failed"
                 );
-                Finished::Done
+                false
             }
+        };
+        if again {
+            // Refused, not failed: it goes back to its place without counting an attempt.
+            lease.retry();
+        } else {
+            lease.ack();
         }
     }
 
     /// Pauses the channel, and wakes the notifier when the pause is over.
-    fn pause_for(self: &Arc<Self>, services: &Arc<Services>, wait: Duration, rate_limited: bool) {
-        let until = self.state.lock().pause(wait, rate_limited, Instant::now());
-        self.wake_at(services, until);
+    fn pause_for(&self, wait: Duration, rate_limited: bool) {
+        let until = self.inbox.with(|state| state.pause(wait, rate_limited, Instant::now()));
+        self.wake_at(until);
     }
 
-    fn wake_at(self: &Arc<Self>, services: &Arc<Services>, until: Instant) {
-        let queue = Arc::clone(self);
-        let services = Arc::clone(services);
+    fn wake_at(&self, until: Instant) {
+        let inbox = Arc::clone(&self.inbox);
         tokio::spawn(async move {
             tokio::time::sleep_until(until).await;
-            services.directory.wake_notifier(&queue.name);
+            inbox.wake();
         });
-    }
-
-    fn finished(&self, asset_id: &str, outcome: Finished) {
-        self.state.lock().finished(asset_id, outcome);
-        self.finished.notify_waiters();
     }
 }
 
@@ -355,8 +408,8 @@ impl Actor for Notifier {
         myself: ActorRef<NotifierMsg>,
         args: NotifierArgs,
     ) -> Result<NotifierState, ActorProcessingErr> {
-        // What waited while no actor ran is started right away.
-        let _ = myself.cast(NotifierMsg::Wake);
+        // Wakes this incarnation at once: what waited while no actor ran starts right away.
+        args.queue.inbox.attach(move || myself.cast(NotifierMsg::Wake).is_ok());
         Ok(NotifierState { queue: args.queue, services: args.services })
     }
 
@@ -367,7 +420,10 @@ impl Actor for Notifier {
         state: &mut NotifierState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            NotifierMsg::Wake => state.queue.pump(&state.services),
+            NotifierMsg::Wake => {
+                state.queue.inbox.woken();
+                state.queue.pump(&state.services);
+            }
             NotifierMsg::Panic(reason) => panic!("{reason}"),
         }
         Ok(())
@@ -383,7 +439,7 @@ impl Actor for Notifier {
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         loop {
             // Registered before looking, so that a delivery finishing in between still wakes us.
-            let finished = state.queue.finished.notified();
+            let finished = state.queue.inbox.settled();
             tokio::pin!(finished);
             finished.as_mut().enable();
             state.queue.pump(&state.services);
@@ -414,7 +470,15 @@ mod tests {
         }
     }
 
-    fn start(state: &mut QueueState, max: usize, now: Instant) -> Vec<Pending> {
+    impl QueueState {
+        /// A notification decided at `now` arrives.
+        fn arrive(&mut self, notification: Notification, now: Instant) {
+            let pending = Pending { notification, seq: 0, decided: now };
+            Discipline::push(self, Entry { item: pending, failures: 0 });
+        }
+    }
+
+    fn start(state: &mut QueueState, max: usize, now: Instant) -> Vec<Entry<Pending>> {
         let mut expired = Vec::new();
         let started = std::iter::from_fn(|| state.start_next(max, now, &mut expired)).collect();
         assert!(expired.is_empty());
@@ -422,7 +486,7 @@ mod tests {
     }
 
     fn started(state: &mut QueueState, max: usize) -> Vec<(String, Event)> {
-        let names = |p: Pending| (p.notification.asset_id, p.notification.event);
+        let names = |e: Entry<Pending>| (e.item.notification.asset_id, e.item.notification.event);
         start(state, max, Instant::now()).into_iter().map(names).collect()
     }
 
@@ -430,12 +494,12 @@ mod tests {
     fn an_asset_has_one_delivery_under_way_and_its_next_waits_in_order() {
         let now = Instant::now();
         let mut state = QueueState::default();
-        state.push(note("a", Event::Down), now);
-        state.push(note("a", Event::Recovery), now);
-        state.push(note("b", Event::Down), now);
+        state.arrive(note("a", Event::Down), now);
+        state.arrive(note("a", Event::Recovery), now);
+        state.arrive(note("b", Event::Down), now);
         // Slots to spare, yet a's RECOVERY does not start beside its DOWN.
         assert_eq!(started(&mut state, 8), [("a".into(), Event::Down), ("b".into(), Event::Down)]);
-        state.push(note("a", Event::Down), now);
+        state.arrive(note("a", Event::Down), now);
         assert_eq!(started(&mut state, 8), []);
         state.finished("a", Finished::Done);
         assert_eq!(started(&mut state, 8), [("a".into(), Event::Recovery)]);
@@ -451,8 +515,8 @@ mod tests {
         let now = Instant::now();
         let mut state = QueueState::default();
         for asset in ["c", "a", "b", "d"] {
-            state.push(note(asset, Event::Down), now);
-            state.push(note(asset, Event::Recovery), now);
+            state.arrive(note(asset, Event::Down), now);
+            state.arrive(note(asset, Event::Recovery), now);
         }
         assert_eq!(started(&mut state, 2), [("c".into(), Event::Down), ("a".into(), Event::Down)]);
         state.finished("a", Finished::Done);
@@ -468,7 +532,7 @@ mod tests {
         let now = Instant::now();
         let mut state = QueueState::default();
         for asset in ["a", "b", "c", "d"] {
-            state.push(note(asset, Event::Down), now);
+            state.arrive(note(asset, Event::Down), now);
         }
         let mut under_way = start(&mut state, 3, now);
         assert_eq!(state.ready, ["d"]);
@@ -489,7 +553,7 @@ mod tests {
         let now = Instant::now();
         let mut state = QueueState::default();
         for asset in ["a", "b", "c"] {
-            state.push(note(asset, Event::Down), now);
+            state.arrive(note(asset, Event::Down), now);
         }
         let until = state.pause(Duration::from_secs(42), true, now);
         assert_eq!(until, now + Duration::from_secs(42));
@@ -510,11 +574,36 @@ mod tests {
     fn a_notification_that_waited_too_long_is_dropped_and_the_next_goes() {
         let now = Instant::now();
         let mut state = QueueState::default();
-        state.push(note("a", Event::Down), now);
-        state.push(note("a", Event::Recovery), now + MAX_AGE);
+        state.arrive(note("a", Event::Down), now);
+        state.arrive(note("a", Event::Recovery), now + MAX_AGE);
         let mut expired = Vec::new();
         let next = state.start_next(8, now + MAX_AGE + Duration::from_secs(1), &mut expired);
         assert_eq!(expired.iter().map(|n| n.event).collect::<Vec<_>>(), [Event::Down]);
-        assert_eq!(next.map(|p| p.notification.event), Some(Event::Recovery));
+        assert_eq!(next.map(|e| e.item.notification.event), Some(Event::Recovery));
+    }
+
+    #[test]
+    fn a_delivery_that_never_reports_back_gives_its_notification_back_to_its_place() {
+        let inbox: Arc<Inbox<Pending, QueueState>> = Arc::new(Inbox::new(Bound::Unbounded));
+        let push = |notification| inbox.push(Pending { notification, seq: 0, decided: Instant::now() });
+        for asset in ["a", "b", "c"] {
+            push(note(asset, Event::Down));
+        }
+        push(note("a", Event::Recovery));
+        let (a, b) = (inbox.take(1), inbox.take(1));
+        // The channel asked to wait: back without counting an attempt.
+        b.retry();
+        // The delivery task died: back, counted as a failure.
+        drop(a);
+        assert_eq!(inbox.len(), 4);
+        let in_hand: Vec<_> = std::iter::from_fn(|| Some(inbox.take(1)).filter(|lease| !lease.is_empty())).collect();
+        let firsts: Vec<_> = in_hand
+            .iter()
+            .filter_map(|lease| {
+                lease.first().map(|p| (p.notification.asset_id.as_str(), p.notification.event, lease.failures()))
+            })
+            .collect();
+        // a's DOWN first again, its RECOVERY still behind it, and b before c by arrival.
+        assert_eq!(firsts, [("a", Event::Down, 1), ("b", Event::Down, 0), ("c", Event::Down, 0)]);
     }
 }

@@ -21,7 +21,6 @@
 //! short step at a time so that a write never waits long: completed hours are rolled up, raw
 //! events past their retention are deleted in small batches, then old hourly rollups.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +30,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::inbox::{Bound, Inbox, Lease};
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
@@ -57,7 +57,7 @@ pub struct PersistenceArgs {
     pub settings: PersistenceSettings,
     pub retention: RetentionSettings,
     /// Outlives the actor: the Supervisor hands it to the replacement after a panic.
-    pub backlog: Arc<Mutex<Backlog>>,
+    pub backlog: Arc<Backlog>,
 }
 
 pub enum PersistenceMsg {
@@ -65,8 +65,8 @@ pub enum PersistenceMsg {
     Wake,
     /// Flush timer.
     Flush,
-    /// The write under way finished.
-    Written(WriteOutcome),
+    /// The write under way finished; its batch is acknowledged by the outcome.
+    Written(WriteOutcome, Batch),
     /// Retention timer.
     Maintain,
     /// A retention step finished.
@@ -210,21 +210,31 @@ struct WriteFailure {
     since: Instant,
 }
 
-/// What Persistence accepted and has not yet seen committed.
-#[derive(Debug)]
+/// What Persistence accepted and has not yet seen committed: two [`Inbox`]es (results, bounded
+/// and dropping the oldest; changes, never dropped) plus the write statistics. A write takes a
+/// [`Batch`] of leases; what it does not commit goes back to the front of the queues, also when
+/// the actor panics with the write under way (the lease is dropped with the write task).
 pub struct Backlog {
-    results: VecDeque<ProbeResult>,
-    changes: VecDeque<StoreOp>,
-    /// How many changes and results at the front of the queues a write is under way for.
-    writing: Option<(usize, usize)>,
+    results: Arc<Inbox<ProbeResult>>,
+    /// The bound of `results`, for the log line.
+    max_results: usize,
+    changes: Arc<Inbox<StoreOp>>,
+    stats: Mutex<WriteStats>,
+}
+
+/// The front of the queues, taken for one write.
+pub struct Batch {
+    changes: Lease<StoreOp>,
+    results: Lease<ProbeResult>,
+}
+
+/// Writes and their failures, for readiness and logs.
+#[derive(Debug)]
+struct WriteStats {
     /// When the write under way began: one that waits on the database for long (a lock held
     /// elsewhere) is as bad for readiness as one that failed.
     write_started: Option<Instant>,
-    /// Probe results kept while the database cannot take them; beyond, the oldest go.
-    max_results: usize,
-    accepted: u64,
     written: u64,
-    dropped: u64,
     rejected: u64,
     /// When a write last committed (or the backlog was made): how long nothing has been written.
     last_commit: Instant,
@@ -241,25 +251,28 @@ pub struct Backlog {
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Backlog {
+    /// A backlog keeping at most `max_results` probe results (at least one) while the database
+    /// cannot take them.
     pub fn new(max_results: usize) -> Self {
         Backlog {
-            results: VecDeque::new(),
-            changes: VecDeque::new(),
-            writing: None,
-            write_started: None,
+            results: Arc::new(Inbox::new(Bound::DropOldest(max_results.max(1)))),
             max_results: max_results.max(1),
-            accepted: 0,
-            written: 0,
-            dropped: 0,
-            rejected: 0,
-            last_commit: Instant::now(),
-            failing: None,
-            refused_change: None,
-            unlogged_drops: 0,
-            last_drop_log: None,
+            // Changes are never dropped: they are few (an incident opens or closes, a reload).
+            changes: Arc::new(Inbox::new(Bound::Unbounded)),
+            stats: Mutex::new(WriteStats {
+                write_started: None,
+                written: 0,
+                rejected: 0,
+                last_commit: Instant::now(),
+                failing: None,
+                refused_change: None,
+                unlogged_drops: 0,
+                last_drop_log: None,
+            }),
         }
     }
 
+    /// Results and changes waiting or being written.
     pub fn len(&self) -> usize {
         self.results.len() + self.changes.len()
     }
@@ -269,12 +282,13 @@ impl Backlog {
     }
 
     pub fn stats(&self) -> BacklogStats {
+        let stats = self.stats.lock();
         BacklogStats {
             queued: self.len(),
-            accepted: self.accepted,
-            written: self.written,
-            dropped: self.dropped,
-            rejected: self.rejected,
+            accepted: self.results.accepted(),
+            written: stats.written,
+            dropped: self.results.dropped(),
+            rejected: stats.rejected,
         }
     }
 
@@ -284,17 +298,18 @@ impl Backlog {
     /// `stall`. A single failed write, or a database that is merely slow, is not yet a reason to
     /// take statusd out of rotation.
     pub fn write_health(&self, stall: Duration) -> Result<(), String> {
-        if let Some(refused) = &self.refused_change {
+        let stats = self.stats.lock();
+        if let Some(refused) = &stats.refused_change {
             return Err(format!("the database refuses a change, which is kept and retried: {refused}"));
         }
-        if self.last_commit.elapsed() <= stall {
+        if stats.last_commit.elapsed() <= stall {
             return Ok(());
         }
-        match (&self.failing, self.write_started) {
+        match (&stats.failing, stats.write_started) {
             (Some(failure), _) => Err(format!(
                 "writes have failed for {}s and nothing was written for {}s: {}",
                 failure.since.elapsed().as_secs(),
-                self.last_commit.elapsed().as_secs(),
+                stats.last_commit.elapsed().as_secs(),
                 failure.error
             )),
             (None, Some(started)) if started.elapsed() > stall => {
@@ -304,75 +319,98 @@ impl Backlog {
         }
     }
 
-    /// Takes a probe result; says how many results now wait (the sender wakes the actor when
-    /// that makes a batch).
-    pub fn accept(&mut self, result: ProbeResult) -> usize {
-        self.accepted += 1;
-        self.results.push_back(result);
-        // Never drop what a write is under way for: it may be committing right now.
-        let protected = self.writing.map_or(0, |(_, results)| results);
-        let excess = self.results.len().saturating_sub(self.max_results.max(protected + 1));
-        if excess > 0 {
-            self.results.drain(protected..protected + excess);
-            self.dropped += excess as u64;
-            self.unlogged_drops += excess as u64;
-            metrics::counter!(names::PERSISTENCE_DROPPED_TOTAL).increment(excess as u64);
-            if self.last_drop_log.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
+    /// Takes a probe result; says how many results now wait (the sender wakes the actor with
+    /// [`Backlog::wake`] when that makes a batch). Beyond the bound the oldest results not
+    /// under write are dropped, counted and logged.
+    pub fn accept(&self, result: ProbeResult) -> usize {
+        let pushed = self.results.push(result);
+        if pushed.dropped > 0 {
+            metrics::counter!(names::PERSISTENCE_DROPPED_TOTAL).increment(pushed.dropped as u64);
+            let mut stats = self.stats.lock();
+            stats.unlogged_drops += pushed.dropped as u64;
+            if stats.last_drop_log.is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL) {
                 tracing::error!(
                     actor = ACTOR,
-                    dropped = self.unlogged_drops,
-                    dropped_total = self.dropped,
+                    dropped = stats.unlogged_drops,
+                    dropped_total = self.results.dropped(),
                     buffer = self.max_results,
                     "buffer full: oldest probe results dropped"
                 );
-                self.unlogged_drops = 0;
-                self.last_drop_log = Some(Instant::now());
+                stats.unlogged_drops = 0;
+                stats.last_drop_log = Some(Instant::now());
             }
         }
-        self.results.len()
+        pushed.len
     }
 
-    /// Takes a change; changes are never dropped.
-    pub fn accept_change(&mut self, change: StoreOp) {
-        self.changes.push_back(change);
+    /// Takes a change (never dropped) and wakes the actor to write it now.
+    pub fn accept_change(&self, change: StoreOp) {
+        self.changes.push(change);
+        self.changes.wake();
     }
 
-    /// Copies the front of the queues for a write, remembering how much it covers.
-    fn begin_write(&mut self) -> (Vec<StoreOp>, Vec<ProbeResult>) {
-        let changes: Vec<StoreOp> = self.changes.iter().cloned().collect();
-        let results: Vec<ProbeResult> = self.results.iter().take(MAX_ROWS_PER_WRITE).cloned().collect();
-        self.writing = Some((changes.len(), results.len()));
-        self.write_started = Some(Instant::now());
-        (changes, results)
+    /// Wakes the actor: a batch of results is due.
+    pub fn wake(&self) {
+        self.results.wake();
     }
 
-    /// The write under way will not commit: what it covered stays queued for the next one.
-    fn abandon_write(&mut self) {
-        self.writing = None;
-        self.write_started = None;
+    /// Makes `waker` the consumer of both queues, and wakes it once.
+    fn attach(&self, waker: impl Fn() -> bool + Clone + Send + Sync + 'static) {
+        self.results.attach(waker.clone());
+        self.changes.attach(waker);
     }
 
-    /// The write committed: the changes it wrote and every result it covered leave the queues;
-    /// the results the database refused are dropped for good and counted.
-    fn commit(&mut self, changes: usize, rejected: &[Rejected]) {
-        self.write_started = None;
-        if let Some((_, results)) = self.writing.take() {
-            self.changes.drain(..changes);
-            for refused in rejected {
-                if let Some(result) = self.results.get(refused.index) {
-                    tracing::error!(
-                        actor = ACTOR, asset_id = %result.asset_id, timestamp = %result.timestamp,
-                        error = %refused.error, "the database refused a probe result: dropped"
-                    );
-                }
-            }
-            self.results.drain(..results);
-            self.written += (results - rejected.len()) as u64;
-            self.rejected += rejected.len() as u64;
-            metrics::counter!(names::PERSISTENCE_REJECTED_TOTAL).increment(rejected.len() as u64);
+    /// The actor was woken: a push from now on wakes it again.
+    fn woken(&self) {
+        self.results.woken();
+        self.changes.woken();
+    }
+
+    /// Whether a write is due: changes wait, or `batch_size` results (or any, when `force`).
+    fn due(&self, force: bool, batch_size: usize) -> bool {
+        let results = self.results.waiting();
+        self.changes.waiting() > 0 || results >= batch_size || (force && results > 0)
+    }
+
+    /// Takes the front of the queues for a write: every change, and results up to a write's
+    /// worth. None when nothing waits.
+    fn begin_write(&self) -> Option<Batch> {
+        let batch = Batch { changes: self.changes.take(usize::MAX), results: self.results.take(MAX_ROWS_PER_WRITE) };
+        if batch.changes.is_empty() && batch.results.is_empty() {
+            return None;
         }
-        self.last_commit = Instant::now();
-        self.failing = None;
+        self.stats.lock().write_started = Some(Instant::now());
+        Some(batch)
+    }
+
+    /// No write is under way any more (it failed, or its actor died): what it covered is back
+    /// in the queues, given back by its lease.
+    fn abandon_write(&self) {
+        self.stats.lock().write_started = None;
+    }
+
+    /// The write committed: the changes it wrote and every result it covered leave the queues
+    /// (the other changes go back in front, in order); the results the database refused are
+    /// dropped for good, logged and counted.
+    fn commit(&self, batch: Batch, changes: usize, rejected: &[Rejected]) {
+        for refused in rejected {
+            if let Some(result) = batch.results.items().get(refused.index) {
+                tracing::error!(
+                    actor = ACTOR, asset_id = %result.asset_id, timestamp = %result.timestamp,
+                    error = %refused.error, "the database refused a probe result: dropped"
+                );
+            }
+        }
+        let results = batch.results.len();
+        batch.changes.ack_first(changes);
+        batch.results.ack();
+        let mut stats = self.stats.lock();
+        stats.written += (results - rejected.len()) as u64;
+        stats.rejected += rejected.len() as u64;
+        metrics::counter!(names::PERSISTENCE_REJECTED_TOTAL).increment(rejected.len() as u64);
+        stats.write_started = None;
+        stats.last_commit = Instant::now();
+        stats.failing = None;
     }
 
     fn report_depth(&self) {
@@ -385,7 +423,7 @@ pub struct PersistenceState {
     services: Arc<Services>,
     settings: PersistenceSettings,
     retention: RetentionSettings,
-    backlog: Arc<Mutex<Backlog>>,
+    backlog: Arc<Backlog>,
     /// This actor's write (or retention step) under way; a write hands back its `Written` if
     /// the actor stopped meanwhile.
     write: Option<AbortOnDrop<Option<PersistenceMsg>>>,
@@ -421,22 +459,20 @@ impl PersistenceState {
         if self.write.is_some() || self.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
-        let batch = {
-            let mut backlog = self.backlog.lock();
-            let due = force || !backlog.changes.is_empty() || backlog.results.len() >= self.settings.batch_size;
-            (due && !backlog.is_empty()).then(|| backlog.begin_write())
-        };
+        let batch = if self.backlog.due(force, self.settings.batch_size) { self.backlog.begin_write() } else { None };
         let store = self.store.clone();
         let services = Arc::clone(&self.services);
         let myself = myself.clone();
-        if let Some((changes, results)) = batch {
+        if let Some(batch) = batch {
+            // The task owns the batch: if the actor dies, the task is aborted and the batch's
+            // leases give everything back for the replacement to write.
             self.write = Some(AbortOnDrop(tokio::spawn(async move {
-                let write = write_batch(&store, &changes, &results);
+                let write = write_batch(&store, batch.changes.items(), batch.results.items());
                 // A panicking write is a failed one: the batch stays queued and is written again.
                 let outcome = supervised(&services, ACTOR, TaskKind::Write, write)
                     .await
                     .unwrap_or_else(|panic| WriteOutcome::Failed { error: panic.to_string() });
-                match myself.cast(PersistenceMsg::Written(outcome)) {
+                match myself.cast(PersistenceMsg::Written(outcome, batch)) {
                     Ok(()) => None,
                     // Stopping: post_stop picks the outcome up from this task instead.
                     Err(MessagingErr::SendErr(message)) => Some(message),
@@ -489,32 +525,31 @@ impl PersistenceState {
         };
     }
 
-    fn written(&mut self, outcome: WriteOutcome) {
+    fn written(&mut self, outcome: WriteOutcome, batch: Batch) {
         self.write = None;
-        let mut backlog = self.backlog.lock();
+        let backlog = &self.backlog;
         let retry = match outcome {
             WriteOutcome::Committed { changes, rejected, refused_change } => {
-                backlog.commit(changes, &rejected);
-                match refused_change {
-                    None => {
-                        backlog.refused_change = None;
-                        None
-                    }
-                    Some(refused) => {
-                        tracing::error!(actor = ACTOR, error = %refused, "the database refused a change; it is kept and retried");
-                        backlog.refused_change = Some(refused);
-                        Some(())
-                    }
+                backlog.commit(batch, changes, &rejected);
+                let retry = refused_change.is_some();
+                if let Some(refused) = &refused_change {
+                    tracing::error!(actor = ACTOR, error = %refused, "the database refused a change; it is kept and retried");
                 }
+                backlog.stats.lock().refused_change = refused_change;
+                retry.then_some(())
             }
             WriteOutcome::Failed { error } => {
+                // Everything the batch covered goes back in front, for the retry.
+                batch.changes.retry();
+                batch.results.retry();
                 backlog.abandon_write();
                 tracing::warn!(
                     actor = ACTOR, %error, backlog = backlog.len(),
                     retry_in_ms = self.retry_delay.as_millis() as u64, "write failed; will retry"
                 );
-                let since = backlog.failing.as_ref().map_or_else(Instant::now, |failing| failing.since);
-                backlog.failing = Some(WriteFailure { error, since });
+                let mut stats = backlog.stats.lock();
+                let since = stats.failing.as_ref().map_or_else(Instant::now, |failing| failing.since);
+                stats.failing = Some(WriteFailure { error, since });
                 Some(())
             }
         };
@@ -542,10 +577,13 @@ impl Actor for Persistence {
         myself: ActorRef<PersistenceMsg>,
         args: PersistenceArgs,
     ) -> Result<PersistenceState, ActorProcessingErr> {
-        // A write that was under way when a previous incarnation died is simply done again.
-        args.backlog.lock().abandon_write();
-        // Whatever the previous incarnation left is written without waiting for the timer.
-        let _ = myself.cast(PersistenceMsg::Wake);
+        // A write that was under way when a previous incarnation died is simply done again: its
+        // batch gave everything back when the write task was aborted.
+        args.backlog.abandon_write();
+        // Wakes this incarnation at once: whatever the previous one left is written without
+        // waiting for the timer.
+        let waker = myself.clone();
+        args.backlog.attach(move || waker.cast(PersistenceMsg::Wake).is_ok());
         let flush_timer = AbortOnDrop(myself.send_interval(args.settings.flush_interval(), || PersistenceMsg::Flush));
         let retention_timer = AbortOnDrop(myself.send_interval(args.retention.every(), || PersistenceMsg::Maintain));
         Ok(PersistenceState {
@@ -571,10 +609,13 @@ impl Actor for Persistence {
         state: &mut PersistenceState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            PersistenceMsg::Wake => state.flush(&myself, false),
+            PersistenceMsg::Wake => {
+                state.backlog.woken();
+                state.flush(&myself, false);
+            }
             PersistenceMsg::Flush => state.flush(&myself, true),
-            PersistenceMsg::Written(outcome) => {
-                state.written(outcome);
+            PersistenceMsg::Written(outcome, batch) => {
+                state.written(outcome, batch);
                 state.flush(&myself, false);
             }
             PersistenceMsg::Maintain => {
@@ -587,7 +628,7 @@ impl Actor for Persistence {
             }
             PersistenceMsg::Panic(reason) => panic!("{reason}"),
         }
-        state.backlog.lock().report_depth();
+        state.backlog.report_depth();
         Ok(())
     }
 
@@ -600,35 +641,38 @@ impl Actor for Persistence {
         let deadline = Instant::now() + STOP_DEADLINE;
         if let Some(mut task) = state.write.take() {
             match tokio::time::timeout_at(deadline, &mut task.0).await {
-                Ok(Ok(Some(PersistenceMsg::Written(outcome)))) => state.written(outcome),
-                // A retention step, or a write that did not finish: what it covered stays queued.
-                _ => state.backlog.lock().abandon_write(),
+                Ok(Ok(Some(PersistenceMsg::Written(outcome, batch)))) => state.written(outcome, batch),
+                // A retention step, or a write that did not finish: its batch (dropped with the
+                // task) gave what it covered back.
+                _ => state.backlog.abandon_write(),
             }
         }
         let mut delay = FIRST_RETRY;
-        while !state.backlog.lock().is_empty() && Instant::now() < deadline {
-            let (changes, results) = state.backlog.lock().begin_write();
-            let outcome = tokio::time::timeout_at(deadline, write_batch(&state.store, &changes, &results))
+        while Instant::now() < deadline {
+            // Nothing left to take (what is still in hand, if anything, is not ours to write).
+            let Some(batch) = state.backlog.begin_write() else { break };
+            let write = write_batch(&state.store, batch.changes.items(), batch.results.items());
+            let outcome = tokio::time::timeout_at(deadline, write)
                 .await
                 .unwrap_or_else(|_| WriteOutcome::Failed { error: "deadline reached".into() });
             let failed = !matches!(outcome, WriteOutcome::Committed { refused_change: None, .. });
-            state.written(outcome);
+            state.written(outcome, batch);
             if failed {
                 tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
                 delay = (delay * 2).min(MAX_RETRY);
             }
         }
-        let backlog = state.backlog.lock();
-        let lost = backlog.len();
+        let stats = state.backlog.stats();
+        let lost = stats.queued;
         if lost > 0 {
             tracing::error!(actor = ACTOR, lost, "stopped before the database took everything");
         }
         tracing::info!(
             actor = ACTOR,
-            accepted = backlog.accepted,
-            written = backlog.written,
-            dropped = backlog.dropped,
-            rejected = backlog.rejected,
+            accepted = stats.accepted,
+            written = stats.written,
+            dropped = stats.dropped,
+            rejected = stats.rejected,
             lost,
             "persistence stopped"
         );
@@ -655,89 +699,132 @@ mod tests {
         }
     }
 
+    /// The results waiting (not under write), by asset id.
     fn ids(backlog: &Backlog) -> Vec<String> {
-        backlog.results.iter().map(|r| r.asset_id.clone()).collect()
+        backlog.results.with(|queue| queue.iter().map(|r| r.asset_id.clone()).collect())
+    }
+
+    fn counts(backlog: &Backlog) -> (u64, u64, u64, u64) {
+        let stats = backlog.stats();
+        (stats.accepted, stats.written, stats.dropped, stats.rejected)
+    }
+
+    fn failing(backlog: &Backlog) {
+        backlog.stats.lock().failing = Some(WriteFailure { error: "database is locked".into(), since: Instant::now() });
     }
 
     #[test]
     fn a_full_buffer_drops_the_oldest_results_and_counts_them() {
-        let mut backlog = Backlog::new(3);
+        let backlog = Backlog::new(3);
         for n in 0..5 {
             backlog.accept(result(n));
         }
         assert_eq!(ids(&backlog), ["a2", "a3", "a4"]);
-        assert_eq!((backlog.accepted, backlog.dropped), (5, 2));
+        assert_eq!(counts(&backlog), (5, 0, 2, 0));
     }
 
     #[test]
     fn results_under_write_are_never_dropped_and_leave_only_on_commit() {
-        let mut backlog = Backlog::new(3);
+        let backlog = Backlog::new(3);
         for n in 0..3 {
             backlog.accept(result(n));
         }
-        let (_, batch) = backlog.begin_write();
-        assert_eq!(batch.len(), 3);
+        let batch = backlog.begin_write().expect("results wait");
+        assert_eq!(batch.results.len(), 3);
         backlog.accept(result(3));
         backlog.accept(result(4));
         // The three being written stay; the newest overflow goes.
-        assert_eq!(ids(&backlog), ["a0", "a1", "a2", "a4"]);
-        backlog.commit(0, &[]);
         assert_eq!(ids(&backlog), ["a4"]);
-        assert_eq!((backlog.written, backlog.dropped), (3, 1));
+        assert_eq!(backlog.len(), 4);
+        backlog.commit(batch, 0, &[]);
+        assert_eq!(ids(&backlog), ["a4"]);
+        assert_eq!(backlog.len(), 1);
+        assert_eq!(counts(&backlog), (5, 3, 1, 0));
+    }
+
+    #[test]
+    fn a_batch_dropped_with_its_write_task_gives_everything_back_in_order() {
+        let backlog = Backlog::new(10);
+        for n in 0..3 {
+            backlog.accept(result(n));
+        }
+        let batch = backlog.begin_write().expect("results wait");
+        backlog.accept(result(3));
+        drop(batch); // the actor panicked and its write task was aborted
+        assert_eq!(ids(&backlog), ["a0", "a1", "a2", "a3"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn writes_are_unhealthy_once_nothing_was_written_for_longer_than_the_bound() {
         let stall = Duration::from_secs(3);
-        let mut backlog = Backlog::new(10);
+        let backlog = Backlog::new(10);
         backlog.accept(result(0));
-        backlog.begin_write();
+        let batch = backlog.begin_write().expect("a result waits");
         assert_eq!(backlog.write_health(stall), Ok(()));
         tokio::time::advance(Duration::from_secs(4)).await;
         let error = backlog.write_health(stall).expect_err("a write waited too long");
         assert!(error.starts_with("a write has been waiting for the database for 4s"), "{error}");
 
         // A failed write is reported only once nothing was written for the bound.
+        drop(batch);
         backlog.abandon_write();
-        backlog.failing = Some(WriteFailure { error: "database is locked".into(), since: Instant::now() });
+        failing(&backlog);
         let error = backlog.write_health(stall).expect_err("failing");
         assert!(error.starts_with("writes have failed for 0s and nothing was written for 4s"), "{error}");
-        backlog.begin_write();
-        backlog.commit(0, &[]);
+        let batch = backlog.begin_write().expect("the result is back");
+        backlog.commit(batch, 0, &[]);
         assert_eq!(backlog.write_health(stall), Ok(()));
-        backlog.failing = Some(WriteFailure { error: "database is locked".into(), since: Instant::now() });
+        failing(&backlog);
         assert_eq!(backlog.write_health(stall), Ok(()), "one failure right after a commit is not a stall");
 
         // A refused change is reported at once.
-        backlog.refused_change = Some("opening incident 1 of asset a: refused".into());
+        backlog.stats.lock().refused_change = Some("opening incident 1 of asset a: refused".into());
         assert!(backlog.write_health(stall).is_err());
     }
 
     #[test]
     fn refused_results_leave_the_queue_counted_apart_from_the_written_ones() {
-        let mut backlog = Backlog::new(10);
+        let backlog = Backlog::new(10);
         for n in 0..4 {
             backlog.accept(result(n));
         }
-        backlog.begin_write();
-        backlog.commit(0, &[Rejected { index: 1, error: "CHECK constraint failed".into() }]);
+        let batch = backlog.begin_write().expect("results wait");
+        backlog.commit(batch, 0, &[Rejected { index: 1, error: "CHECK constraint failed".into() }]);
         assert!(backlog.is_empty());
-        assert_eq!((backlog.written, backlog.rejected), (3, 1));
+        assert_eq!(counts(&backlog), (4, 3, 0, 1));
+    }
+
+    fn close() -> StoreOp {
+        StoreOp::Incident(crate::store::IncidentWrite::Close {
+            id: Uuid::nil(),
+            ended_at: Utc::now(),
+            reason: crate::store::CloseReason::Recovered,
+        })
     }
 
     #[test]
     fn a_failed_write_keeps_everything_for_the_retry() {
-        let mut backlog = Backlog::new(10);
+        let backlog = Backlog::new(10);
         backlog.accept(result(0));
-        backlog.accept_change(StoreOp::Incident(crate::store::IncidentWrite::Close {
-            id: Uuid::nil(),
-            ended_at: Utc::now(),
-            reason: crate::store::CloseReason::Recovered,
-        }));
-        backlog.begin_write();
+        backlog.accept_change(close());
+        let batch = backlog.begin_write().expect("a result and a change wait");
+        batch.changes.retry();
+        batch.results.retry();
         backlog.abandon_write();
         assert_eq!(backlog.len(), 2);
-        let (incidents, results) = backlog.begin_write();
-        assert_eq!((incidents.len(), results.len()), (1, 1));
+        let batch = backlog.begin_write().expect("both are back");
+        assert_eq!((batch.changes.len(), batch.results.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_refused_change_and_the_ones_after_it_stay_queued_in_order() {
+        let backlog = Backlog::new(10);
+        for _ in 0..3 {
+            backlog.accept_change(close());
+        }
+        let batch = backlog.begin_write().expect("changes wait");
+        backlog.commit(batch, 1, &[]);
+        assert_eq!(backlog.len(), 2);
+        assert_eq!(backlog.begin_write().map(|batch| batch.changes.len()), Some(2));
     }
 }

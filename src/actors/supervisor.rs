@@ -142,27 +142,11 @@ pub struct ActorInfo {
 
 /// What a child needs to be spawned again, with the state it keeps across restarts.
 enum ChildSpec {
-    Persistence {
-        store: Store,
-        settings: PersistenceSettings,
-        retention: RetentionSettings,
-        backlog: Arc<Mutex<Backlog>>,
-    },
-    Incidents {
-        inbox: Arc<Inbox<IncidentEvent>>,
-        memory: Arc<Mutex<IncidentsMemory>>,
-    },
-    Notifier {
-        queue: Arc<ChannelQueue>,
-    },
-    Asset {
-        config: Arc<AssetConfig>,
-        memory: Arc<Mutex<AssetMemory>>,
-    },
-    Watcher {
-        files: Vec<PathBuf>,
-        seen: Arc<Mutex<Option<u64>>>,
-    },
+    Persistence { store: Store, settings: PersistenceSettings, retention: RetentionSettings, backlog: Arc<Backlog> },
+    Incidents { inbox: Arc<Inbox<IncidentEvent>>, memory: Arc<Mutex<IncidentsMemory>> },
+    Notifier { queue: Arc<ChannelQueue> },
+    Asset { config: Arc<AssetConfig>, memory: Arc<Mutex<AssetMemory>> },
+    Watcher { files: Vec<PathBuf>, seen: Arc<Mutex<Option<u64>>> },
 }
 
 impl ChildSpec {
@@ -188,7 +172,7 @@ impl ChildSpec {
 
     fn mailbox(&self) -> Option<usize> {
         match self {
-            ChildSpec::Persistence { backlog, .. } => Some(backlog.lock().len()),
+            ChildSpec::Persistence { backlog, .. } => Some(backlog.len()),
             ChildSpec::Incidents { inbox, .. } => Some(inbox.len()),
             ChildSpec::Notifier { queue } => Some(queue.len()),
             ChildSpec::Asset { .. } | ChildSpec::Watcher { .. } => None,
@@ -311,7 +295,6 @@ impl SupervisorState {
                     backlog: Arc::clone(backlog),
                 };
                 let (actor, _) = Actor::spawn_linked(None, Persistence, args, supervisor).await?;
-                services.directory.set_persistence(actor.clone());
                 ChildRef::Persistence(actor)
             }
             ChildSpec::Incidents { inbox, memory } => {
@@ -321,13 +304,12 @@ impl SupervisorState {
                     memory: Arc::clone(memory),
                 };
                 let (actor, _) = Actor::spawn_linked(None, Incidents, args, supervisor).await?;
-                services.directory.set_incidents(actor.clone());
                 ChildRef::Incidents(actor)
             }
             ChildSpec::Notifier { queue } => {
                 let args = NotifierArgs { queue: Arc::clone(queue), services: Arc::clone(&services) };
                 let (actor, _) = Actor::spawn_linked(None, Notifier, args, supervisor).await?;
-                services.directory.set_notifier(queue, actor.clone());
+                services.directory.set_channel(queue);
                 ChildRef::Notifier(actor)
             }
             ChildSpec::Asset { config, memory } => {

@@ -44,7 +44,7 @@ pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value
         Err(_) => json!({"status": "down", "error": "no answer within 1s"}),
     };
     {
-        let backlog = state.services.directory.backlog().lock();
+        let backlog = state.services.directory.backlog();
         // Answering is not enough: writes must go through.
         if store["status"] == "ok"
             && let Err(error) = backlog.write_health(state.services.persistence.write_stall())
