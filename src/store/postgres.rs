@@ -19,10 +19,11 @@ use crate::probe::{ProbeResult, ProbeSpec};
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_CONNECTIONS: u32 = 10;
 
+/// The store on PostgreSQL, following the primary of a multi-host URL.
 #[derive(Clone)]
 pub struct PostgresStore {
-    /// The queries, which every method but [`PostgresStore::write`] is.
-    pub sql: SqlStore<Postgres>,
+    /// Every query; [`PostgresStore::write`] adds following the primary to its writes.
+    pub(super) sql: SqlStore<Postgres>,
     servers: Arc<Servers>,
     /// Which of `servers` new connections go to.
     current: Arc<AtomicUsize>,
@@ -132,11 +133,8 @@ impl PostgresStore {
             .await
             .map_err(connect_error)?;
         // Concurrent instances migrating at once are serialised by sqlx's advisory lock.
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate { url: redact_url(url), source })?;
-        Ok(PostgresStore { sql: SqlStore { pool }, servers, current: Arc::new(AtomicUsize::new(first)) })
+        let sql = SqlStore::migrate(pool, sqlx::migrate!("./migrations/postgres"), url).await?;
+        Ok(PostgresStore { sql, servers, current: Arc::new(AtomicUsize::new(first)) })
     }
 
     /// After a write failed because the database is unavailable: with several hosts, new

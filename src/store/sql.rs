@@ -9,13 +9,14 @@
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use uuid::Uuid;
 
 use super::rollup::{self, Rollup};
 use super::{
     CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at, pending_hours,
-    transaction,
+    redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -34,12 +35,15 @@ pub trait Dialect: Database {
     /// row locks, so that two instances never roll up the same hour at once.
     const LOCK_SKIP_LOCKED: &'static str;
 
+    /// `at` as its column holds it.
     fn time(at: DateTime<Utc>) -> Self::Time;
     /// The stored time back, or what is wrong with it.
     fn from_time(stored: Self::Time) -> Result<DateTime<Utc>, String>;
+    /// `id` as its column holds it.
     fn incident_id(id: Uuid) -> Self::IncidentId;
     /// The stored incident id back, or what is wrong with it.
     fn from_incident_id(stored: Self::IncidentId) -> Result<Uuid, String>;
+    /// How many rows a statement inserted, updated or deleted (sqlx has no common way to ask).
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
     /// A stored time read back; [`StoreError::Corrupt`] when it is out of range.
@@ -81,6 +85,18 @@ impl<DB: Dialect> Clone for SqlStore<DB> {
     }
 }
 
+impl<DB: Dialect> SqlStore<DB>
+where
+    DB::Connection: Migrate,
+{
+    /// The store on `pool`, once `migrations` (the backend's own) are applied; `url` names the
+    /// database in the error.
+    pub(super) async fn migrate(pool: Pool<DB>, migrations: Migrator, url: &str) -> Result<Self, StoreError> {
+        migrations.run(&pool).await.map_err(|source| StoreError::Migrate { url: redact_url(url), source })?;
+        Ok(SqlStore { pool })
+    }
+}
+
 /// Bounds for an open end of a time range: before and after any probe, and within what both
 /// databases store (PostgreSQL's timestamps start in 4713 BC), so one statement serves with and
 /// without a bound and the (asset_id, timestamp) index always narrows the range.
@@ -90,6 +106,7 @@ fn open_range() -> (DateTime<Utc>, DateTime<Utc>) {
     (earliest.expect("a valid date").and_utc(), DateTime::<Utc>::MAX_UTC)
 }
 
+/// The methods of [`super::Store`], which documents them.
 impl<DB: Dialect> SqlStore<DB>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -98,10 +115,8 @@ where
     usize: ColumnIndex<DB::Row>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
     for<'r> i64: Decode<'r, DB>,
-    for<'t> i32: Encode<'t, DB> + Type<DB>,
-    for<'r> i32: Decode<'r, DB>,
-    for<'t> bool: Encode<'t, DB> + Type<DB>,
-    for<'r> bool: Decode<'r, DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'r> String: Decode<'r, DB>,
     for<'t> &'static str: Encode<'t, DB> + Type<DB>,

@@ -59,11 +59,7 @@ pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
         .connect_with(options)
         .await
         .map_err(connect_error)?;
-    sqlx::migrate!("./migrations/sqlite")
-        .run(&pool)
-        .await
-        .map_err(|source| StoreError::Migrate { url: redact_url(url), source })?;
-    Ok(SqlStore { pool })
+    SqlStore::migrate(pool, sqlx::migrate!("./migrations/sqlite"), url).await
 }
 
 /// Times as Unix milliseconds (INTEGER), incident ids as text, batches as JSON.
@@ -72,7 +68,7 @@ impl Dialect for Sqlite {
     type IncidentId = String;
 
     const HOUR_OF_TIMESTAMP: &'static str = "(timestamp / 3600000) * 3600000";
-    // One writer at a time already: the roll-up's transaction holds the write lock.
+    // SQLite has no row locks: its writers take turns on the whole database.
     const LOCK_SKIP_LOCKED: &'static str = "";
 
     fn time(at: DateTime<Utc>) -> i64 {
