@@ -1,11 +1,13 @@
 //! The store: probe history and incidents, in SQLite (embedded default) or PostgreSQL.
 //!
-//! [`Store`] is the one interface the rest of statusd sees; each backend implements the same
-//! methods in its own file with native types (sqlx's `AnyPool` cannot read timestamps), and the
-//! enum forwards to it. The Persistence actor is the only writer; the API only reads.
+//! [`Store`] is the one interface the rest of statusd sees. Its queries are written once, in
+//! `sql.rs`, generic over the database; each backend's file holds how it connects and what its
+//! SQL does differently, with native types (sqlx's `AnyPool` cannot read timestamps), and the
+//! enum forwards to them. The Persistence actor is the only writer; the API only reads.
 
 mod postgres;
 pub mod rollup;
+mod sql;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -31,7 +33,7 @@ macro_rules! forward {
     ($store:expr, $backend:ident => $call:expr) => {
         match $store {
             Store::Sqlite($backend) => $call,
-            Store::Postgres($backend) => $call,
+            Store::Postgres(PostgresStore { sql: $backend, .. }) => $call,
         }
     };
 }
@@ -41,7 +43,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         match scheme {
-            "sqlite" => Ok(Store::Sqlite(SqliteStore::connect(url).await?)),
+            "sqlite" => Ok(Store::Sqlite(sqlite::connect(url).await?)),
             "postgres" | "postgresql" => Ok(Store::Postgres(PostgresStore::connect(url).await?)),
             _ => Err(StoreError::UnsupportedScheme(redact_url(url))),
         }
@@ -56,7 +58,11 @@ impl Store {
     /// Applies changes, in order, then stores probe results, in one transaction. Doing any of
     /// it again is harmless, so a batch whose commit was not acknowledged can be retried.
     pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
-        forward!(self, s => s.write(changes, results).await)
+        match self {
+            Store::Sqlite(sqlite) => sqlite.write(changes, results).await,
+            // Follows the primary of a multi-host URL when the write finds it gone.
+            Store::Postgres(postgres) => postgres.write(changes, results).await,
+        }
     }
 
     pub async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {

@@ -69,6 +69,20 @@ async fn events_come_back_newest_first_and_page_by_time() {
     store.close().await;
 }
 
+/// A page without `before` or `since` is bounded by stand-in times, in each database's own
+/// type: every time statusd can store lies within them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_without_bounds_finds_events_at_any_time() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a")]).await.expect("sync");
+    let extremes = ["1970-01-01T00:00:00.001Z", "9999-12-31T23:59:59.999Z"]
+        .map(|at| result("a", at.parse().expect("a time"), true, 1));
+    store.write(&[], &extremes).await.expect("write");
+    let found = store.probe_events("a", &recent(10)).await.expect("read");
+    assert_eq!(found, [extremes[1].clone(), extremes[0].clone()]);
+    store.close().await;
+}
+
 /// Messages are whatever a peer sent back (SQLite takes the batch as one JSON text), and batch
 /// sizes are whatever gathered: every row comes back exactly as written.
 #[tokio::test(flavor = "multi_thread")]

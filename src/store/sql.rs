@@ -1,0 +1,402 @@
+//! The SQL of the store, written once for both databases. [`SqlStore`] is generic over a
+//! [`Dialect`]: the few things SQLite and PostgreSQL really do differently (how a time and an
+//! incident id are stored, the hour of a timestamp, row locks, and the two statements that take a
+//! whole batch at once) live in `sqlite.rs` and `postgres.rs`; everything else is here.
+//!
+//! Statements number their parameters `$1`, `$2`, …: PostgreSQL's syntax, which SQLite reads as
+//! named parameters and sqlx binds by their number.
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use uuid::Uuid;
+
+use super::rollup::{self, Rollup};
+use super::{
+    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at, pending_hours,
+    redact_url, transaction,
+};
+use crate::asset::AssetConfig;
+use crate::probe::{ProbeDetail, ProbeResult};
+
+/// What one database does its own way. Implemented by `sqlx::Sqlite` and `sqlx::Postgres`.
+pub trait Dialect: Database {
+    /// A point in time as a column holds it: Unix milliseconds in SQLite, `timestamptz` in
+    /// PostgreSQL.
+    type Time: for<'t> Encode<'t, Self> + for<'r> Decode<'r, Self> + Type<Self> + Send + Unpin;
+    /// An incident id as its column holds it: text in SQLite, `uuid` in PostgreSQL.
+    type IncidentId: for<'t> Encode<'t, Self> + for<'r> Decode<'r, Self> + Type<Self> + Send;
+
+    /// The SQL of the hour (a [`Self::Time`]) a `probe_events` row falls in.
+    const HOUR_OF_TIMESTAMP: &'static str;
+    /// Ends the statement that picks the next hour to roll up: a lock where the database has
+    /// row locks, so that two instances never roll up the same hour at once.
+    const LOCK_SKIP_LOCKED: &'static str;
+
+    /// `at` as its column holds it.
+    fn time(at: DateTime<Utc>) -> Self::Time;
+    /// The stored time back, or what is wrong with it.
+    fn from_time(stored: Self::Time) -> Result<DateTime<Utc>, String>;
+    /// `id` as its column holds it.
+    fn incident_id(id: Uuid) -> Self::IncidentId;
+    /// The stored incident id back, or what is wrong with it.
+    fn from_incident_id(stored: Self::IncidentId) -> Result<Uuid, String>;
+    /// How many rows a statement inserted, updated or deleted (sqlx has no common way to ask).
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// A stored time read back; [`StoreError::Corrupt`] when it is out of range.
+    fn read_time(stored: Self::Time, context: &'static str) -> Result<DateTime<Utc>, StoreError> {
+        Self::from_time(stored).map_err(|detail| StoreError::Corrupt { context, detail })
+    }
+
+    /// Inserts a batch of results, skipping those stored already, in one statement whatever the
+    /// batch size, so that it stays prepared.
+    fn insert_results(
+        tx: &mut Self::Connection,
+        results: &[ProbeResult],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Makes `assets` mirror the config inside the caller's transaction: upserts every asset
+    /// (setting [`UPSERT_ASSET`]) and marks the others removed.
+    fn sync_assets(
+        tx: &mut Self::Connection,
+        assets: &[AssetConfig],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// What an asset already in `assets` takes from its config again: the `DO UPDATE SET` of both
+/// dialects' upserts.
+pub(super) const UPSERT_ASSET: &str = "name = excluded.name, address = excluded.address,
+    asset_type = excluded.asset_type, interval_seconds = excluded.interval_seconds,
+    timeout_seconds = excluded.timeout_seconds, expected_status_codes = excluded.expected_status_codes,
+    metadata = excluded.metadata, updated_at = excluded.updated_at, removed_at = NULL";
+
+/// The store on one database; cheap to clone (it is a pool).
+pub struct SqlStore<DB: Dialect> {
+    pub(super) pool: Pool<DB>,
+}
+
+// Derived Clone would ask DB: Clone.
+impl<DB: Dialect> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        SqlStore { pool: self.pool.clone() }
+    }
+}
+
+impl<DB: Dialect> SqlStore<DB>
+where
+    DB::Connection: Migrate,
+{
+    /// The store on `pool`, once `migrations` (the backend's own) are applied; `url` names the
+    /// database in the error.
+    pub(super) async fn migrate(pool: Pool<DB>, migrations: Migrator, url: &str) -> Result<Self, StoreError> {
+        migrations.run(&pool).await.map_err(|source| StoreError::Migrate { url: redact_url(url), source })?;
+        Ok(SqlStore { pool })
+    }
+}
+
+/// Bounds for an open end of a time range: before and after any probe, and within what both
+/// databases store (PostgreSQL's timestamps start in 4713 BC), so one statement serves with and
+/// without a bound and the (asset_id, timestamp) index always narrows the range.
+fn open_range() -> (DateTime<Utc>, DateTime<Utc>) {
+    let earliest = NaiveDate::from_ymd_opt(-4000, 1, 1).and_then(|day| day.and_hms_opt(0, 0, 0));
+    // Invariant: 4001 BC is a valid date.
+    (earliest.expect("a valid date").and_utc(), DateTime::<Utc>::MAX_UTC)
+}
+
+/// The methods of [`super::Store`], which documents them.
+impl<DB: Dialect> SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'s> &'s str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB>,
+    for<'t> &'static str: Encode<'t, DB> + Type<DB>,
+    for<'t> Uuid: Encode<'t, DB> + Type<DB>,
+    for<'r> Uuid: Decode<'r, DB>,
+{
+    pub async fn sync_assets(&self, assets: &[AssetConfig]) -> Result<(), StoreError> {
+        transaction(&self.pool, "syncing assets", async |tx| DB::sync_assets(tx, assets).await).await
+    }
+
+    pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
+        const CONTEXT: &str = "writing probe results and incidents";
+        transaction(&self.pool, CONTEXT, async |tx| {
+            for change in changes {
+                match change {
+                    StoreOp::SyncAssets(assets) => DB::sync_assets(tx, assets).await?,
+                    StoreOp::Incident(IncidentWrite::Open(incident)) => {
+                        sqlx::query(
+                            "INSERT INTO incidents (id, asset_id, severity, summary, started_at)
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(DB::incident_id(incident.id))
+                        .bind(incident.asset_id.clone())
+                        .bind(incident.severity.clone())
+                        .bind(incident.summary.clone())
+                        .bind(DB::time(incident.started_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Incident(IncidentWrite::Close { id, ended_at, reason }) => {
+                        sqlx::query(
+                            "UPDATE incidents SET ended_at = $1, close_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+                        )
+                        .bind(DB::time(*ended_at))
+                        .bind(reason.as_str())
+                        .bind(DB::incident_id(*id))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                }
+            }
+            if !results.is_empty() {
+                DB::insert_results(tx, results).await.map_err(StoreError::query(CONTEXT))?;
+            }
+            for hour in pending_hours(results) {
+                sqlx::query("INSERT INTO rollup_pending (hour) VALUES ($1) ON CONFLICT (hour) DO NOTHING")
+                    .bind(DB::time(hour))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query(CONTEXT))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn incidents(&self, state: IncidentState, limit: u32) -> Result<Vec<Incident>, StoreError> {
+        const CONTEXT: &str = "reading incidents";
+        let filter = match state {
+            IncidentState::Open => "WHERE ended_at IS NULL",
+            IncidentState::Closed => "WHERE ended_at IS NOT NULL",
+            IncidentState::All => "",
+        };
+        let sql = format!(
+            "SELECT id, asset_id, severity, summary, started_at, ended_at, close_reason
+             FROM incidents {filter} ORDER BY started_at DESC LIMIT $1"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter().map(|row| Self::incident_from_row(row, CONTEXT)).collect()
+    }
+
+    pub async fn probe_events(&self, asset_id: &str, query: &EventsQuery) -> Result<Vec<ProbeResult>, StoreError> {
+        const CONTEXT: &str = "reading probe events";
+        let (earliest, latest) = open_range();
+        let rows = sqlx::query(
+            "SELECT id, asset_id, timestamp, success, latency_ms, code, message FROM probe_events
+             WHERE asset_id = $1 AND timestamp < $2 AND timestamp >= $3
+             ORDER BY timestamp DESC LIMIT $4",
+        )
+        .bind(asset_id.to_string())
+        .bind(DB::time(query.before.unwrap_or(latest)))
+        .bind(DB::time(query.since.unwrap_or(earliest)))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                Ok(ProbeResult {
+                    id: row.try_get("id").map_err(get)?,
+                    asset_id: row.try_get("asset_id").map_err(get)?,
+                    timestamp: DB::read_time(row.try_get("timestamp").map_err(get)?, CONTEXT)?,
+                    success: row.try_get("success").map_err(get)?,
+                    latency_ms: row.try_get("latency_ms").map_err(get)?,
+                    code: row.try_get("code").map_err(get)?,
+                    message: row.try_get("message").map_err(get)?,
+                    detail: ProbeDetail::default(),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn roll_up_next(&self, before: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StoreError> {
+        const CONTEXT: &str = "rolling up an hour";
+        transaction(&self.pool, CONTEXT, async |tx| {
+            // Locked where the database can, so that a write marking the hour pending again waits
+            // for this roll-up and its mark survives it; skipped by another instance rolling up at
+            // the same time.
+            let sql = format!(
+                "SELECT hour FROM rollup_pending WHERE hour < $1 ORDER BY hour LIMIT 1{}",
+                DB::LOCK_SKIP_LOCKED
+            );
+            let hour: Option<DB::Time> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(DB::time(before))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            let Some(hour) = hour else { return Ok(None) };
+            let start = DB::read_time(hour, CONTEXT)?;
+            sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour = $1")
+                .bind(DB::time(start))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            let sql = format!(
+                "INSERT INTO probe_rollups_hourly ({}) SELECT {} FROM probe_events WHERE id >= $2 AND id < $3 GROUP BY asset_id",
+                rollup::rollup_columns(),
+                rollup::aggregate_select("$1")
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(DB::time(start))
+                .bind(first_id_at(start))
+                .bind(first_id_at(start + TimeDelta::hours(1)))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            sqlx::query("DELETE FROM rollup_pending WHERE hour = $1")
+                .bind(DB::time(start))
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            Ok(Some(start))
+        })
+        .await
+    }
+
+    pub async fn prune_events(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        const CONTEXT: &str = "pruning probe events";
+        transaction(&self.pool, CONTEXT, async |tx| {
+            // The primary key is a UUIDv7 of the probe time: pruning walks it, no extra index. Hours
+            // not rolled up yet keep their events until they are.
+            let pending: Option<DB::Time> = sqlx::query_scalar("SELECT min(hour) FROM rollup_pending")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+            let cutoff = match pending.map(|stored| DB::read_time(stored, CONTEXT)).transpose()? {
+                Some(pending) => pending.min(before),
+                None => before,
+            };
+            sqlx::query(
+                "DELETE FROM probe_events WHERE id IN (SELECT id FROM probe_events WHERE id < $1 ORDER BY id LIMIT $2)",
+            )
+            .bind(first_id_at(cutoff))
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await
+            .map(|done| DB::rows_affected(&done))
+            .map_err(StoreError::query(CONTEXT))
+        })
+        .await
+    }
+
+    pub async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        const CONTEXT: &str = "pruning rollups";
+        transaction(&self.pool, CONTEXT, async |tx| {
+            sqlx::query("DELETE FROM probe_rollups_hourly WHERE hour < $1")
+                .bind(DB::time(before))
+                .execute(&mut *tx)
+                .await
+                .map(|done| DB::rows_affected(&done))
+                .map_err(StoreError::query(CONTEXT))
+        })
+        .await
+    }
+
+    pub async fn rollups(
+        &self,
+        asset_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        const CONTEXT: &str = "reading rollups";
+        let pending: Vec<DB::Time> =
+            sqlx::query_scalar("SELECT hour FROM rollup_pending WHERE hour >= $1 AND hour < $2")
+                .bind(DB::time(from))
+                .bind(DB::time(to))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+        let pending = pending
+            .into_iter()
+            .map(|stored| DB::read_time(stored, CONTEXT))
+            .collect::<Result<Vec<DateTime<Utc>>, _>>()?;
+        let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM probe_rollups_hourly WHERE asset_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour",
+            rollup::rollup_columns()
+        )))
+        .bind(asset_id.to_string())
+        .bind(DB::time(from))
+        .bind(DB::time(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CONTEXT))?;
+        let mut rollups = Vec::with_capacity(stored.len() + pending.len());
+        for row in &stored {
+            let hour = DB::read_time(row.try_get("hour").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+            if !pending.contains(&hour) {
+                rollups.push(Rollup::from_row(row, hour).map_err(StoreError::query(CONTEXT))?);
+            }
+        }
+        // Pending hours (the current one among them) are read from the raw events.
+        if let Some(first) = pending.iter().min() {
+            let live = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {} FROM probe_events WHERE asset_id = $1 AND timestamp >= $2 AND timestamp < $3 GROUP BY 1, 2",
+                rollup::aggregate_select(DB::HOUR_OF_TIMESTAMP)
+            )))
+            .bind(asset_id.to_string())
+            .bind(DB::time(*first))
+            .bind(DB::time(to))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+            for row in &live {
+                let hour = DB::read_time(row.try_get("hour").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+                if pending.contains(&hour) {
+                    rollups.push(Rollup::from_row(row, hour).map_err(StoreError::query(CONTEXT))?);
+                }
+            }
+        }
+        rollups.sort_by_key(|r| r.hour);
+        Ok(rollups)
+    }
+
+    pub async fn asset_exists(&self, asset_id: &str) -> Result<bool, StoreError> {
+        sqlx::query("SELECT 1 FROM assets WHERE id = $1")
+            .bind(asset_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map(|row| row.is_some())
+            .map_err(StoreError::query("looking up an asset"))
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(StoreError::query("pinging the database"))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn incident_from_row(row: &DB::Row, context: &'static str) -> Result<Incident, StoreError> {
+        let get = |e| StoreError::Query { context, source: e };
+        let reason: Option<String> = row.try_get("close_reason").map_err(get)?;
+        let ended_at: Option<DB::Time> = row.try_get("ended_at").map_err(get)?;
+        Ok(Incident {
+            id: DB::from_incident_id(row.try_get("id").map_err(get)?)
+                .map_err(|detail| StoreError::Corrupt { context, detail })?,
+            asset_id: row.try_get("asset_id").map_err(get)?,
+            severity: row.try_get("severity").map_err(get)?,
+            summary: row.try_get::<Option<String>, _>("summary").map_err(get)?.unwrap_or_default(),
+            started_at: DB::read_time(row.try_get("started_at").map_err(get)?, context)?,
+            ended_at: ended_at.map(|stored| DB::read_time(stored, context)).transpose()?,
+            close_reason: reason.as_deref().and_then(CloseReason::parse),
+        })
+    }
+}
