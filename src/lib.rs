@@ -12,8 +12,9 @@
 //! - `notify`: one file per notification channel.
 //! - `store`: the Store, on SQLite or PostgreSQL.
 //! - `api`: the HTTP API, every route in `api/routes.rs`.
-//! - `report`, `redact`, `http_error`, `telemetry`: leaves every layer may use (validation
-//!   reports; secrets; HTTP errors in words; logs, metrics and the panic hook).
+//! - `report`, `redact`, `http_error`, `backoff`, `telemetry`: leaves every layer may use
+//!   (validation reports; secrets; HTTP errors in words; the one retry policy; logs, metrics
+//!   and the panic hook).
 //!
 //! [`run`] is the whole program; `main.rs` only calls it. Tests call it too (or [`App`], to
 //! learn the port it bound), any number of times in one process.
@@ -21,6 +22,7 @@
 mod actors;
 mod api;
 mod asset;
+mod backoff;
 mod config;
 mod http_error;
 mod notify;
@@ -59,6 +61,7 @@ use tokio::net::TcpListener;
 
 use actors::supervisor::{RestartIntensity, Supervisor, SupervisorArgs};
 use api::{ApiState, Lifecycle};
+use backoff::Backoff;
 use config::Problems;
 use settings::{Command, SettingsError};
 use store::StoreError;
@@ -390,15 +393,15 @@ async fn reload_on_hangup(hangups: Hangups, supervisor: ActorRef<SupervisorMsg>)
 async fn connect_with_retries(url: &str, patience: Duration) -> Result<Store, StoreError> {
     // Checked: no deadline is the same as one too far away to reach.
     let deadline = tokio::time::Instant::now().checked_add(patience);
-    let mut delay = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
     loop {
+        let delay = backoff.next_delay();
         match Store::connect(url).await {
             Err(StoreError::Connect { url, source })
                 if deadline.is_none_or(|deadline| tokio::time::Instant::now() + delay < deadline) =>
             {
                 tracing::warn!(db = %url, error = %source, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             outcome => return outcome,
         }

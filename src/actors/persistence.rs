@@ -34,6 +34,7 @@ use super::inbox::{Bound, Inbox, Lease};
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
+use crate::backoff::Backoff;
 use crate::probe::ProbeResult;
 use crate::settings::{PersistenceSettings, RetentionSettings};
 use crate::store::{Failure, IncidentWrite, Store, StoreOp};
@@ -44,8 +45,8 @@ const ACTOR: &str = "persistence";
 
 /// Rows per write when catching up on a backlog.
 const MAX_ROWS_PER_WRITE: usize = 5000;
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-const MAX_RETRY: Duration = Duration::from_secs(5);
+/// Waits before writing again after a failed write: 200 ms, doubling up to 5 s.
+const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 /// How long a stopping actor keeps trying to write what it accepted.
 const STOP_DEADLINE: Duration = Duration::from_secs(4);
 
@@ -427,7 +428,7 @@ pub struct PersistenceState {
     /// This actor's write (or retention step) under way; a write hands back its `Written` if
     /// the actor stopped meanwhile.
     write: Option<AbortOnDrop<Option<PersistenceMsg>>>,
-    retry_delay: Duration,
+    retry: Backoff,
     retry_at: Option<Instant>,
     /// A retention pass waiting for the slot, and how far it got.
     retention_due: Option<RetentionPhase>,
@@ -528,7 +529,8 @@ impl PersistenceState {
     fn written(&mut self, outcome: WriteOutcome, batch: Batch) {
         self.write = None;
         let backlog = &self.backlog;
-        let retry = match outcome {
+        // Whether to wait before the next write, and the error if the write failed.
+        let (retry, failed) = match outcome {
             WriteOutcome::Committed { changes, rejected, refused_change } => {
                 backlog.commit(batch, changes, &rejected);
                 let retry = refused_change.is_some();
@@ -536,32 +538,31 @@ impl PersistenceState {
                     tracing::error!(actor = ACTOR, error = %refused, "the database refused a change; it is kept and retried");
                 }
                 backlog.stats.lock().refused_change = refused_change;
-                retry.then_some(())
+                (retry, None)
             }
             WriteOutcome::Failed { error } => {
                 // Everything the batch covered goes back in front, for the retry.
                 batch.changes.retry();
                 batch.results.retry();
                 backlog.abandon_write();
+                (true, Some(error))
+            }
+        };
+        if retry {
+            let delay = self.retry.next_delay();
+            self.retry_at = Some(Instant::now() + delay);
+            if let Some(error) = failed {
                 tracing::warn!(
                     actor = ACTOR, %error, backlog = backlog.len(),
-                    retry_in_ms = self.retry_delay.as_millis() as u64, "write failed; will retry"
+                    retry_in_ms = delay.as_millis() as u64, "write failed; will retry"
                 );
                 let mut stats = backlog.stats.lock();
                 let since = stats.failing.as_ref().map_or_else(Instant::now, |failing| failing.since);
                 stats.failing = Some(WriteFailure { error, since });
-                Some(())
             }
-        };
-        match retry {
-            None => {
-                self.retry_delay = FIRST_RETRY;
-                self.retry_at = None;
-            }
-            Some(()) => {
-                self.retry_at = Some(Instant::now() + self.retry_delay);
-                self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
-            }
+        } else {
+            self.retry.reset();
+            self.retry_at = None;
         }
         backlog.report_depth();
     }
@@ -593,7 +594,7 @@ impl Actor for Persistence {
             retention: args.retention,
             backlog: args.backlog,
             write: None,
-            retry_delay: FIRST_RETRY,
+            retry: RETRY,
             retry_at: None,
             // A pass right after start, then on the timer.
             retention_due: Some(RetentionPhase::RollUp),
@@ -647,7 +648,7 @@ impl Actor for Persistence {
                 _ => state.backlog.abandon_write(),
             }
         }
-        let mut delay = FIRST_RETRY;
+        let mut backoff = RETRY;
         while Instant::now() < deadline {
             // Nothing left to take (what is still in hand, if anything, is not ours to write).
             let Some(batch) = state.backlog.begin_write() else { break };
@@ -658,8 +659,7 @@ impl Actor for Persistence {
             let failed = !matches!(outcome, WriteOutcome::Committed { refused_change: None, .. });
             state.written(outcome, batch);
             if failed {
-                tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
-                delay = (delay * 2).min(MAX_RETRY);
+                tokio::time::sleep(backoff.next_delay().min(deadline.saturating_duration_since(Instant::now()))).await;
             }
         }
         let stats = state.backlog.stats();

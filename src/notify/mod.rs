@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::backoff::Backoff;
 use crate::redact::Secret;
 use crate::report::{Bound, Report};
 
@@ -182,7 +183,9 @@ pub struct Sent {
 
 /// Tries per notification, the first included, against failures that are not rate limits.
 pub const ATTEMPTS: u32 = 3;
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Waits between tries: 1 s, then 2 s, each ±20 % so that channels failing together do not
+/// retry in lockstep. No cap: [`ATTEMPTS`] tries never get far.
+const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::MAX).with_jitter(0.2);
 /// Waits a channel asks for are honoured up to this: far above what services ask (Slack and
 /// Discord ask for seconds), short enough that a bogus header cannot silence a channel for good.
 pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -200,7 +203,7 @@ pub async fn deliver(
 ) -> Result<Sent, DeliveryError> {
     let endpoint = channel.endpoint();
     let body = channel.payload(notification);
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = BACKOFF;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
         match client
@@ -228,8 +231,7 @@ pub async fn deliver(
             Err(e) => last = crate::http_error::describe_reqwest_error(&e.without_url()),
         }
         if attempt < ATTEMPTS {
-            tokio::time::sleep(jitter(backoff)).await;
-            backoff *= 2;
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
     Err(DeliveryError::GaveUp { attempts: ATTEMPTS, last })
@@ -272,11 +274,6 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 fn reset_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let seconds = headers.get("x-ratelimit-reset-after")?.to_str().ok()?.trim().parse::<f64>().ok()?;
     Duration::try_from_secs_f64(seconds).ok()
-}
-
-/// ±20 %, so that channels failing together do not retry in lockstep.
-fn jitter(wait: Duration) -> Duration {
-    wait.mul_f64(0.8 + fastrand::f64() * 0.4)
 }
 
 /// Shortens text to at most `max` characters, marking the cut.

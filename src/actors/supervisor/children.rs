@@ -1,0 +1,231 @@
+//! The child table: what each child of the Supervisor is (its spec, with the state it keeps
+//! across restarts), how it is spawned linked to the Supervisor, and how it leaves the table.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use ractor::{Actor, ActorCell, ActorRef};
+use tokio::time::Instant;
+
+use super::intensity::Restarts;
+use super::{AssetEntry, SupervisorMsg, SupervisorState};
+use crate::actors::asset::{Asset, AssetArgs, AssetMemory, AssetMsg};
+use crate::actors::inbox::Inbox;
+use crate::actors::incidents::{IncidentEvent, Incidents, IncidentsArgs, IncidentsMemory, IncidentsMsg};
+use crate::actors::notifier::{ChannelQueue, Notifier, NotifierArgs, NotifierMsg};
+use crate::actors::persistence::{Backlog, Persistence, PersistenceArgs, PersistenceMsg};
+use crate::actors::task::TaskKind;
+use crate::actors::watcher::{ConfigWatcher, WatcherArgs, WatcherMsg};
+use crate::config::AssetConfig;
+use crate::notify::Event;
+use crate::settings::{PersistenceSettings, RetentionSettings};
+use crate::store::Store;
+use crate::telemetry::names;
+
+/// Edits come in bursts of filesystem events; reload once they settle.
+const WATCH_SETTLE: Duration = Duration::from_millis(500);
+const WATCH_POLL: Duration = Duration::from_secs(5);
+
+/// What a child needs to be spawned again, with the state it keeps across restarts.
+pub(super) enum ChildSpec {
+    Persistence { store: Store, settings: PersistenceSettings, retention: RetentionSettings, backlog: Arc<Backlog> },
+    Incidents { inbox: Arc<Inbox<IncidentEvent>>, memory: Arc<Mutex<IncidentsMemory>> },
+    Notifier { queue: Arc<ChannelQueue> },
+    Asset { config: Arc<AssetConfig>, memory: Arc<Mutex<AssetMemory>> },
+    Watcher { files: Vec<PathBuf>, seen: Arc<Mutex<Option<u64>>> },
+}
+
+impl ChildSpec {
+    pub(super) fn name(&self) -> String {
+        match self {
+            ChildSpec::Persistence { .. } => "persistence".into(),
+            ChildSpec::Incidents { .. } => "incidents".into(),
+            ChildSpec::Notifier { queue } => format!("notifier:{}", queue.name()),
+            ChildSpec::Asset { config, .. } => format!("asset:{}", config.id),
+            ChildSpec::Watcher { .. } => "config".into(),
+        }
+    }
+
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            ChildSpec::Persistence { .. } => "persistence",
+            ChildSpec::Incidents { .. } => "incidents",
+            ChildSpec::Notifier { .. } => "notifier",
+            ChildSpec::Asset { .. } => "asset",
+            ChildSpec::Watcher { .. } => "config",
+        }
+    }
+
+    pub(super) fn mailbox(&self) -> Option<usize> {
+        match self {
+            ChildSpec::Persistence { backlog, .. } => Some(backlog.len()),
+            ChildSpec::Incidents { inbox, .. } => Some(inbox.len()),
+            ChildSpec::Notifier { queue } => Some(queue.len()),
+            ChildSpec::Asset { .. } | ChildSpec::Watcher { .. } => None,
+        }
+    }
+}
+
+/// A running child, typed so that it can be sent its own messages.
+#[derive(Clone)]
+pub(super) enum ChildRef {
+    Persistence(ActorRef<PersistenceMsg>),
+    Incidents(ActorRef<IncidentsMsg>),
+    Notifier(ActorRef<NotifierMsg>),
+    Asset(ActorRef<AssetMsg>),
+    Watcher(ActorRef<WatcherMsg>),
+}
+
+impl ChildRef {
+    pub(super) fn cell(&self) -> ActorCell {
+        match self {
+            ChildRef::Persistence(a) => a.get_cell(),
+            ChildRef::Incidents(a) => a.get_cell(),
+            ChildRef::Notifier(a) => a.get_cell(),
+            ChildRef::Asset(a) => a.get_cell(),
+            ChildRef::Watcher(a) => a.get_cell(),
+        }
+    }
+
+    pub(super) fn panic(&self, reason: String) -> bool {
+        match self {
+            ChildRef::Persistence(a) => a.cast(PersistenceMsg::Panic(reason)).is_ok(),
+            ChildRef::Incidents(a) => a.cast(IncidentsMsg::Panic(reason)).is_ok(),
+            ChildRef::Notifier(a) => a.cast(NotifierMsg::Panic(reason)).is_ok(),
+            ChildRef::Asset(a) => a.cast(AssetMsg::Panic(reason)).is_ok(),
+            ChildRef::Watcher(a) => a.cast(WatcherMsg::Panic(reason)).is_ok(),
+        }
+    }
+}
+
+/// A child in the table: running or waiting out its crash backoff.
+pub(super) struct Child {
+    pub(super) spec: ChildSpec,
+    /// None while crashed (or between a failure and its restart).
+    pub(super) running: Option<ChildRef>,
+    pub(super) restarts: u32,
+    pub(super) last_restart: Option<DateTime<Utc>>,
+    pub(super) failures: Restarts,
+}
+
+/// Counters that only move on rare events are exported at zero from the start, so a dashboard
+/// or an alert (`increase(...) > 0`) sees a series instead of nothing until the first event.
+fn register_series(name: &str, spec: &ChildSpec) {
+    metrics::counter!(names::ACTOR_RESTARTS_TOTAL, "actor" => name.to_string()).increment(0);
+    let tasks: &[TaskKind] = match spec {
+        ChildSpec::Persistence { .. } => &[TaskKind::Write, TaskKind::Retention],
+        ChildSpec::Notifier { .. } => &[TaskKind::Delivery],
+        ChildSpec::Asset { .. } => &[TaskKind::Probe],
+        ChildSpec::Incidents { .. } | ChildSpec::Watcher { .. } => &[],
+    };
+    for task in tasks {
+        metrics::counter!(names::TASK_PANICS_TOTAL, "actor" => name.to_string(), "task" => task.as_str()).increment(0);
+    }
+    if let ChildSpec::Notifier { queue } = spec {
+        metrics::counter!(names::NOTIFICATIONS_RATE_LIMITED_TOTAL, "channel" => queue.name().to_string()).increment(0);
+        for event in Event::ALL {
+            for result in ["sent", "failed"] {
+                let channel = queue.name().to_string();
+                metrics::counter!(names::NOTIFICATIONS_TOTAL, "channel" => channel, "event" => event.as_str(), "result" => result)
+                    .increment(0);
+            }
+        }
+    }
+}
+
+impl SupervisorState {
+    pub(super) async fn start_child(&mut self, myself: &ActorRef<SupervisorMsg>, spec: ChildSpec) {
+        let name = spec.name();
+        register_series(&name, &spec);
+        self.order.push(name.clone());
+        self.children.insert(
+            name.clone(),
+            Child { spec, running: None, restarts: 0, last_restart: None, failures: Restarts::new(Instant::now()) },
+        );
+        if let Err(error) = self.spawn(myself, &name).await {
+            tracing::error!(actor = %name, %error, "could not start; retrying with backoff");
+            self.crashed(myself, &name);
+        }
+    }
+
+    /// Spawns (or respawns) the named child from its spec, linked to the supervisor.
+    pub(super) async fn spawn(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) -> Result<(), ractor::SpawnErr> {
+        let Some(child) = self.children.get(name) else { return Ok(()) };
+        let services = Arc::clone(&self.services);
+        let supervisor = myself.get_cell();
+        let running = match &child.spec {
+            ChildSpec::Persistence { store, settings, retention, backlog } => {
+                let args = PersistenceArgs {
+                    store: store.clone(),
+                    services: Arc::clone(&services),
+                    settings: *settings,
+                    retention: *retention,
+                    backlog: Arc::clone(backlog),
+                };
+                let (actor, _) = Actor::spawn_linked(None, Persistence, args, supervisor).await?;
+                ChildRef::Persistence(actor)
+            }
+            ChildSpec::Incidents { inbox, memory } => {
+                let args = IncidentsArgs {
+                    services: Arc::clone(&services),
+                    inbox: Arc::clone(inbox),
+                    memory: Arc::clone(memory),
+                };
+                let (actor, _) = Actor::spawn_linked(None, Incidents, args, supervisor).await?;
+                ChildRef::Incidents(actor)
+            }
+            ChildSpec::Notifier { queue } => {
+                let args = NotifierArgs { queue: Arc::clone(queue), services: Arc::clone(&services) };
+                let (actor, _) = Actor::spawn_linked(None, Notifier, args, supervisor).await?;
+                services.directory.set_channel(queue);
+                ChildRef::Notifier(actor)
+            }
+            ChildSpec::Asset { config, memory } => {
+                let args = AssetArgs { config: Arc::clone(config), services, memory: Arc::clone(memory) };
+                let (actor, _) = Actor::spawn_linked(None, Asset, args, supervisor).await?;
+                ChildRef::Asset(actor)
+            }
+            ChildSpec::Watcher { files, seen } => {
+                let args = WatcherArgs {
+                    files: files.clone(),
+                    supervisor: myself.clone(),
+                    settle: WATCH_SETTLE,
+                    poll: WATCH_POLL,
+                    seen: Arc::clone(seen),
+                };
+                let (actor, _) = Actor::spawn_linked(None, ConfigWatcher, args, supervisor).await?;
+                ChildRef::Watcher(actor)
+            }
+        };
+        self.by_id.insert(running.cell().get_id(), name.to_string());
+        if let Some(child) = self.children.get_mut(name) {
+            child.running = Some(running);
+            child.failures.started(Instant::now());
+        }
+        Ok(())
+    }
+
+    pub(super) fn asset_entry(&self, name: &str) -> Option<AssetEntry> {
+        let child = self.children.get(name)?;
+        let ChildSpec::Asset { config, .. } = &child.spec else { return None };
+        let actor = match &child.running {
+            Some(ChildRef::Asset(actor)) => Some(actor.clone()),
+            _ => None,
+        };
+        Some(AssetEntry { config: Arc::clone(config), actor, restarts: child.restarts })
+    }
+
+    /// Removes a child for good (its asset or channel left the config).
+    pub(super) fn retire(&mut self, name: &str) -> Option<Child> {
+        let child = self.children.remove(name)?;
+        self.order.retain(|n| n != name);
+        self.services.tree.set_crashed(name, false);
+        if let Some(running) = &child.running {
+            self.by_id.remove(&running.cell().get_id());
+        }
+        Some(child)
+    }
+}

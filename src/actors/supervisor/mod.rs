@@ -1,0 +1,308 @@
+//! Supervisor ("statusd"): spawns every child linked to itself, restarts the ones that fail
+//! with the state they must keep, applies reloads as a diff, and stops the children in order on
+//! shutdown.
+//!
+//! ractor restarts nothing by itself: a child's panic arrives here as `ActorFailed`, and the
+//! decision is ours. Like an OTP supervisor, a child that fails more than `max_restarts` times
+//! within `window` is marked crashed and retried later with exponential backoff instead of
+//! being restarted in a tight loop. What a child must keep lives in its spec (an asset's
+//! memory, the Incidents inbox and memory, a channel's queue, Persistence's backlog), so the
+//! replacement starts where the old one stopped.
+//!
+//! # Layout
+//! - `children`: the child table, each child's spec and how it is spawned.
+//! - `intensity`: restart intensity and crash backoff (pure).
+//! - `reload`: a reload applied as a diff.
+//! - `shutdown`: the children stopped in order.
+
+mod children;
+mod intensity;
+mod reload;
+mod shutdown;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::Services;
+use super::asset::{AssetMemory, AssetMsg};
+use super::health::{Health, OpenIncident, Thresholds};
+use super::incidents::{IncidentEvent, IncidentsMemory};
+use super::notifier::ChannelQueue;
+use crate::config::{AssetConfig, Config};
+use crate::settings::{RetentionSettings, Settings};
+use crate::store::{Incident, Store};
+use crate::telemetry::names;
+use children::{Child, ChildSpec};
+pub use intensity::RestartIntensity;
+pub use reload::{ReloadError, ReloadReport, ReloadTrigger};
+
+pub struct Supervisor;
+
+pub struct SupervisorArgs {
+    pub config: Config,
+    /// The settings statusd runs with; a reload reports those it cannot apply live.
+    pub settings: Settings,
+    pub store: Store,
+    pub services: Arc<Services>,
+    /// Open incidents found in the store at start: their assets resume as down.
+    pub open_incidents: Vec<Incident>,
+    pub retention: RetentionSettings,
+    pub intensity: RestartIntensity,
+}
+
+pub enum SupervisorMsg {
+    Assets(RpcReplyPort<Vec<AssetEntry>>),
+    Asset(String, RpcReplyPort<Option<AssetEntry>>),
+    Actors(RpcReplyPort<Vec<ActorInfo>>),
+    /// Chaos testing: make the named child panic. Answers whether it exists.
+    Panic(String, RpcReplyPort<bool>),
+    /// Load the config (and settings) again and apply the difference; answers if asked.
+    Reload(ReloadTrigger, Option<RpcReplyPort<Result<ReloadReport, ReloadError>>>),
+    /// Retry a crashed child after its backoff.
+    Respawn {
+        name: String,
+    },
+    /// Stop every child in order (assets, incidents, notifiers, persistence last, so that it
+    /// flushes everything the others produced).
+    Shutdown(RpcReplyPort<()>),
+}
+
+/// An asset as the API needs it: its config and where to ask for its live state.
+#[derive(Clone)]
+pub struct AssetEntry {
+    pub config: Arc<AssetConfig>,
+    /// None while the actor is crashed and waiting out its backoff.
+    pub actor: Option<ActorRef<AssetMsg>>,
+    pub restarts: u32,
+}
+
+/// One actor of the tree, as `/api/actors` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActorInfo {
+    pub name: String,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub restarts: u32,
+    pub last_restart: Option<DateTime<Utc>>,
+    /// Messages waiting in the actor's inbox, for the actors that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<usize>,
+}
+
+pub struct SupervisorState {
+    services: Arc<Services>,
+    intensity: RestartIntensity,
+    config: Config,
+    settings: Settings,
+    /// Children by name, and the order they were started in (assets in config order).
+    children: HashMap<String, Child>,
+    order: Vec<String>,
+    by_id: HashMap<ActorId, String>,
+    shutting_down: bool,
+}
+
+impl SupervisorState {
+    /// A child died: restart it at once, or, in a crash loop, after a growing backoff.
+    async fn failed(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str, reason: &str) {
+        let now = Instant::now();
+        let intensity = self.intensity;
+        let Some(child) = self.children.get_mut(name) else { return };
+        child.running = None;
+        child.restarts += 1;
+        child.last_restart = Some(Utc::now());
+        let crash_loop = child.failures.failed(now, intensity);
+        let restarts = child.restarts;
+        metrics::counter!(names::ACTOR_RESTARTS_TOTAL, "actor" => name.to_string()).increment(1);
+        tracing::error!(actor = %name, restarts, reason, "actor failed");
+        let outcome = if crash_loop {
+            self.crashed(myself, name);
+            "it keeps failing: marked crashed and retried with backoff".to_string()
+        } else {
+            match self.spawn(myself, name).await {
+                Ok(()) => format!("restarted (restart {restarts})"),
+                Err(error) => {
+                    tracing::error!(actor = %name, %error, "restart failed; retrying with backoff");
+                    self.crashed(myself, name);
+                    "the restart failed: retried with backoff".to_string()
+                }
+            }
+        };
+        self.services.directory.incidents(IncidentEvent::Panicked {
+            actor: name.to_string(),
+            details: format!("{name} failed: {reason}; {outcome}"),
+        });
+    }
+
+    fn crashed(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) {
+        let Some(child) = self.children.get_mut(name) else { return };
+        let backoff = child.failures.crash_backoff();
+        self.services.tree.set_crashed(name, true);
+        tracing::error!(actor = %name, retry_in_s = backoff.as_secs_f64(), "actor keeps failing: marked crashed");
+        let name = name.to_string();
+        myself.send_after(backoff, move || SupervisorMsg::Respawn { name });
+    }
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let files = vec![args.settings.manifest.clone(), args.settings.notifiers.clone()];
+        let mut state = SupervisorState {
+            services: args.services,
+            intensity: args.intensity,
+            config: args.config.clone(),
+            settings: args.settings,
+            children: HashMap::new(),
+            order: Vec::new(),
+            by_id: HashMap::new(),
+            shutting_down: false,
+        };
+        let config = args.config;
+        let names: HashMap<String, String> =
+            config.manifest.assets.iter().map(|a| (a.id.clone(), a.name.clone())).collect();
+        let open_by_asset: HashMap<&str, &Incident> =
+            args.open_incidents.iter().map(|i| (i.asset_id.as_str(), i)).collect();
+
+        let persistence = ChildSpec::Persistence {
+            store: args.store,
+            settings: state.services.persistence,
+            retention: args.retention,
+            backlog: Arc::clone(state.services.directory.backlog()),
+        };
+        state.start_child(&myself, persistence).await;
+        for (name, channel) in &config.notifiers.notifiers {
+            state.start_child(&myself, ChildSpec::Notifier { queue: ChannelQueue::new(name, channel.clone()) }).await;
+        }
+        let incidents = IncidentsMemory::resume(config.notifiers.policy.clone(), args.open_incidents.clone(), &names);
+        let inbox = Arc::clone(state.services.directory.incidents_inbox());
+        state.start_child(&myself, ChildSpec::Incidents { inbox, memory: Arc::new(Mutex::new(incidents)) }).await;
+        if state.settings.watch_config {
+            state.start_child(&myself, ChildSpec::Watcher { files, seen: Arc::default() }).await;
+        }
+        for asset in config.manifest.assets {
+            let mut memory = AssetMemory::default();
+            if let Some(incident) = open_by_asset.get(asset.id.as_str()) {
+                let thresholds = Thresholds { failure: asset.failure_threshold, success: asset.success_threshold };
+                let open = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
+                memory.health = Health::resume_down(open, thresholds);
+            }
+            let spec = ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) };
+            state.start_child(&myself, spec).await;
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        message: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMsg::Assets(reply) => {
+                let entries = state.order.iter().filter_map(|name| state.asset_entry(name)).collect();
+                let _ = reply.send(entries);
+            }
+            SupervisorMsg::Asset(id, reply) => {
+                let _ = reply.send(state.asset_entry(&format!("asset:{id}")));
+            }
+            SupervisorMsg::Actors(reply) => {
+                let infos = state
+                    .order
+                    .iter()
+                    .filter_map(|name| state.children.get(name).map(|child| (name, child)))
+                    .map(|(name, child)| ActorInfo {
+                        name: name.clone(),
+                        kind: child.spec.kind(),
+                        status: if child.running.is_some() { "running" } else { "crashed" },
+                        restarts: child.restarts,
+                        last_restart: child.last_restart,
+                        mailbox: child.spec.mailbox(),
+                    })
+                    .collect();
+                let _ = reply.send(infos);
+            }
+            SupervisorMsg::Panic(actor, reply) => {
+                let running = state.children.get(&actor).and_then(|child| child.running.clone());
+                let sent = running.is_some_and(|child| child.panic(format!("chaos: panic injected into {actor}")));
+                let _ = reply.send(sent);
+            }
+            SupervisorMsg::Reload(trigger, reply) => {
+                if state.shutting_down {
+                    return Ok(());
+                }
+                let outcome = state.reload(&myself, trigger).await;
+                state.services.tree.set_reload(outcome.as_ref().err().map(ToString::to_string));
+                match &outcome {
+                    Ok(report) => {
+                        metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => "success").increment(1);
+                        tracing::info!(?trigger, changes = ?report.changes, restart_required = ?report.restart_required, "config reloaded");
+                    }
+                    Err(error) => {
+                        metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => "error").increment(1);
+                        tracing::error!(?trigger, %error, "config reload refused; nothing changed");
+                    }
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
+            }
+            SupervisorMsg::Respawn { name } => {
+                let waiting = state.children.get(&name).is_some_and(|child| child.running.is_none());
+                if waiting && !state.shutting_down {
+                    match state.spawn(&myself, &name).await {
+                        Ok(()) => {
+                            state.services.tree.set_crashed(&name, false);
+                            tracing::warn!(actor = %name, "crashed actor started again");
+                        }
+                        Err(error) => {
+                            tracing::error!(actor = %name, %error, "restart failed");
+                            state.crashed(&myself, &name);
+                        }
+                    }
+                }
+            }
+            SupervisorMsg::Shutdown(reply) => {
+                state.shutdown().await;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Never let an error escape from here: a supervisor that fails takes every monitor down.
+        let (cell, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped unexpectedly".into()))
+            }
+            _ => return Ok(()),
+        };
+        let Some(name) = state.by_id.remove(&cell.get_id()) else { return Ok(()) };
+        if state.shutting_down {
+            return Ok(());
+        }
+        state.failed(&myself, &name, &reason).await;
+        Ok(())
+    }
+}
