@@ -361,3 +361,216 @@ impl Actor for Asset {
         Ok(())
     }
 }
+
+/// The timing rules in virtual time (`start_paused`): the clock only moves when every task
+/// waits, so each check lands exactly where it is aimed, in milliseconds and whatever the
+/// machine's load. Probes never get a worker slot (there are none), so a probe runs until the
+/// test finishes it with the result it wants, and nothing touches the network.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::persistence::Backlog;
+    use crate::actors::{Directory, PersistenceSettings};
+    use serde_json::{Value, json};
+
+    const SECOND: Duration = Duration::from_secs(1);
+    /// Checks are aimed this far before or after an instant the actor acts at, never at it.
+    const JUST: Duration = Duration::from_millis(1);
+
+    fn http(id: &str, settings: Value) -> Arc<AssetConfig> {
+        let mut asset = json!({"id": id, "assetType": "http", "address": "http://127.0.0.1:9/"});
+        if let (Some(asset), Some(settings)) = (asset.as_object_mut(), settings.as_object()) {
+            asset.extend(settings.clone());
+        }
+        let mut config: AssetConfig = serde_json::from_value(asset).expect("an asset");
+        config.name = config.id.clone();
+        Arc::new(config)
+    }
+
+    struct Running {
+        actor: ActorRef<AssetMsg>,
+        services: Arc<Services>,
+        memory: Arc<Mutex<AssetMemory>>,
+        id: String,
+    }
+
+    async fn spawn(config: Arc<AssetConfig>, memory: Arc<Mutex<AssetMemory>>) -> Running {
+        let settings =
+            PersistenceSettings { batch_size: 1000, flush_interval: SECOND, write_stall: Duration::from_secs(30) };
+        let directory = Directory::new(Arc::new(Mutex::new(Backlog::new(1000))), settings.batch_size);
+        let services = Arc::new(Services::new(directory, 0, settings).expect("clients"));
+        let id = config.id.clone();
+        let args = AssetArgs { config, services: Arc::clone(&services), memory: Arc::clone(&memory) };
+        let (actor, _) = Actor::spawn(None, Asset, args).await.expect("spawned");
+        Running { actor, services, memory, id }
+    }
+
+    impl Running {
+        async fn snapshot(&self) -> AssetSnapshot {
+            ractor::call!(self.actor, AssetMsg::Snapshot).expect("an answer")
+        }
+
+        /// Whether a probe runs at `at` (virtual time).
+        async fn probing_at(&self, at: Instant) -> bool {
+            tokio::time::sleep_until(at).await;
+            let probing = self.snapshot().await.probing;
+            // Never two at once, whatever the ticks.
+            assert_eq!(self.services.probes_waiting(), usize::from(probing));
+            probing
+        }
+
+        /// Ends probe number `seq` (they are numbered from 1) with the given outcome.
+        async fn finish(&self, seq: u64, success: bool) {
+            let message = (!success).then(|| "refused".to_string());
+            let result = ProbeResult::unmeasured(&self.id, success, message);
+            self.actor.cast(AssetMsg::ProbeDone { seq, result }).expect("sent");
+            assert!(!self.snapshot().await.probing, "probe {seq} was the one running");
+        }
+
+        /// Results recorded so far (probes finished, pushes, missed pushes).
+        fn recorded(&self) -> usize {
+            self.services.directory.backlog().lock().len()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_tick_is_spread_and_the_next_ones_keep_the_interval() {
+        let start = Instant::now();
+        let config = http("spread", json!({"intervalSeconds": 10}));
+        let first = start + first_tick_offset("spread", 10 * SECOND);
+        let asset = spawn(config, Arc::default()).await;
+        assert!(!asset.probing_at(first - JUST).await);
+        assert!(asset.probing_at(first + JUST).await);
+        asset.finish(1, true).await;
+        assert!(!asset.probing_at(first + 10 * SECOND - JUST).await);
+        assert!(asset.probing_at(first + 10 * SECOND + JUST).await);
+        assert_eq!(asset.memory.lock().next_due, Some(first + 20 * SECOND), "the phase is kept for a restart");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tick_that_finds_the_probe_still_running_is_skipped_and_counted() {
+        let start = Instant::now();
+        let first = start + first_tick_offset("slow", 10 * SECOND);
+        let asset = spawn(http("slow", json!({"intervalSeconds": 10})), Arc::default()).await;
+        assert!(asset.probing_at(first + JUST).await);
+        // The probe hangs for three more ticks: each is skipped, none starts a second probe.
+        assert!(asset.probing_at(first + 35 * SECOND).await);
+        assert_eq!(asset.snapshot().await.skipped_ticks, 3);
+        asset.finish(1, true).await;
+        // The schedule goes on on its grid: the next tick probes again.
+        assert!(!asset.probing_at(first + 40 * SECOND - JUST).await);
+        assert!(asset.probing_at(first + 40 * SECOND + JUST).await);
+        assert_eq!(asset.snapshot().await.skipped_ticks, 3);
+        assert_eq!(asset.memory.lock().skipped_ticks, 3, "kept for a restart");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_probes_again_at_the_retry_interval_and_a_recovery_returns_to_the_interval() {
+        let start = Instant::now();
+        let first = start + first_tick_offset("flaky", 60 * SECOND);
+        let settings = json!({"intervalSeconds": 60, "retryIntervalSeconds": 5});
+        let asset = spawn(http("flaky", settings), Arc::default()).await;
+        assert!(asset.probing_at(first + JUST).await);
+        // Fails two seconds in: suspect, so the next probe comes one retry interval later.
+        tokio::time::sleep_until(first + 2 * SECOND).await;
+        asset.finish(1, false).await;
+        let failed = first + 2 * SECOND;
+        assert!(!asset.probing_at(failed + 5 * SECOND - JUST).await);
+        assert!(asset.probing_at(failed + 5 * SECOND + JUST).await);
+        // Fails again: down (two failures), still at the retry interval.
+        asset.finish(2, false).await;
+        let down = failed + 5 * SECOND + JUST;
+        assert_eq!(asset.snapshot().await.status, StatusName::Down);
+        assert!(asset.probing_at(down + 5 * SECOND + JUST).await);
+        // Recovers: back to the normal interval, measured from the recovery, with no burst.
+        asset.finish(3, true).await;
+        let up = down + 5 * SECOND + JUST;
+        assert_eq!(asset.snapshot().await.status, StatusName::Up);
+        assert!(!asset.probing_at(up + 60 * SECOND - JUST).await);
+        assert!(asset.probing_at(up + 60 * SECOND + JUST).await);
+        assert_eq!(asset.recorded(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_update_keeps_the_phase_of_the_schedule() {
+        let start = Instant::now();
+        let first = start + first_tick_offset("phased", 60 * SECOND);
+        let asset = spawn(http("phased", json!({"intervalSeconds": 60})), Arc::default()).await;
+        assert!(asset.probing_at(first + JUST).await);
+        asset.finish(1, true).await;
+
+        // 20 s after the tick, the interval becomes 30 s: the next probe is 30 s after the
+        // last tick, not 30 s after the edit.
+        tokio::time::sleep_until(first + 20 * SECOND).await;
+        asset.actor.cast(AssetMsg::Update(http("phased", json!({"intervalSeconds": 30})))).expect("sent");
+        assert!(!asset.probing_at(first + 30 * SECOND - JUST).await);
+        assert!(asset.probing_at(first + 30 * SECOND + JUST).await);
+        asset.finish(2, true).await;
+
+        // 25 s after that tick, 10 s: one interval after the last tick is already past, so
+        // it probes once at once, then every 10 s; no burst for the ticks it "missed".
+        let tick = first + 30 * SECOND;
+        tokio::time::sleep_until(tick + 25 * SECOND).await;
+        asset.actor.cast(AssetMsg::Update(http("phased", json!({"intervalSeconds": 10})))).expect("sent");
+        assert!(asset.probing_at(tick + 25 * SECOND + JUST).await);
+        asset.finish(3, true).await;
+        assert!(!asset.probing_at(tick + 35 * SECOND - JUST).await);
+        assert!(asset.probing_at(tick + 35 * SECOND + JUST).await);
+        assert_eq!(asset.snapshot().await.skipped_ticks, 0);
+
+        // A change that leaves the interval alone leaves the schedule alone.
+        asset.finish(4, true).await;
+        asset
+            .actor
+            .cast(AssetMsg::Update(http("phased", json!({"intervalSeconds": 10, "timeoutSeconds": 5}))))
+            .expect("sent");
+        assert!(!asset.probing_at(tick + 45 * SECOND - JUST).await);
+        assert!(asset.probing_at(tick + 45 * SECOND + JUST).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_actor_keeps_its_phase() {
+        let start = Instant::now();
+        let first = start + first_tick_offset("restarted", 60 * SECOND);
+        let memory = Arc::default();
+        let asset = spawn(http("restarted", json!({"intervalSeconds": 60})), Arc::clone(&memory)).await;
+        assert!(asset.probing_at(first + JUST).await);
+        asset.finish(1, true).await;
+        asset.actor.stop(None);
+        // A replacement 10 s later probes on the old grid, not at a new spread offset.
+        tokio::time::sleep_until(first + 10 * SECOND).await;
+        let again = spawn(http("restarted", json!({"intervalSeconds": 60})), memory).await;
+        assert!(!again.probing_at(first + 60 * SECOND - JUST).await);
+        assert!(again.probing_at(first + 60 * SECOND + JUST).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_push_asset_is_down_once_a_deadline_passes_without_a_push() {
+        let start = Instant::now();
+        let push = json!({"id": "cron", "assetType": "push", "token": "0123456789abcdef",
+                          "intervalSeconds": 10, "graceSeconds": 5, "failureThreshold": 1});
+        let mut config: AssetConfig = serde_json::from_value(push).expect("a push asset");
+        config.name = config.id.clone();
+        let asset = spawn(Arc::new(config), Arc::default()).await;
+        // A whole deadline (interval + grace) after start, not a spread offset.
+        tokio::time::sleep_until(start + 15 * SECOND - JUST).await;
+        assert_eq!(asset.recorded(), 0);
+        asset.actor.cast(AssetMsg::Push { success: true, message: None }).expect("sent");
+        tokio::time::sleep_until(start + 15 * SECOND + JUST).await;
+        let snapshot = asset.snapshot().await;
+        assert_eq!((snapshot.status, asset.recorded()), (StatusName::Up, 1), "a push moves the deadline");
+
+        // Silence: down when the deadline after the last push passes, and once per deadline.
+        let pushed = start + 15 * SECOND - JUST;
+        tokio::time::sleep_until(pushed + 15 * SECOND - JUST).await;
+        assert_eq!(asset.snapshot().await.status, StatusName::Up);
+        tokio::time::sleep_until(pushed + 15 * SECOND + JUST).await;
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Down);
+        let message = snapshot.last_probe.and_then(|p| p.message).unwrap_or_default();
+        assert_eq!(message, "no push within 15s");
+        tokio::time::sleep_until(pushed + 30 * SECOND + JUST).await;
+        assert_eq!(asset.recorded(), 3);
+        assert!(!asset.snapshot().await.probing, "a push asset never probes");
+    }
+}
