@@ -369,23 +369,12 @@ impl Actor for Asset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::persistence::Backlog;
-    use crate::actors::{Directory, PersistenceSettings};
-    use serde_json::{Value, json};
+    use crate::actors::testing::{http_asset as http, services};
+    use serde_json::json;
 
     const SECOND: Duration = Duration::from_secs(1);
     /// Checks are aimed this far before or after an instant the actor acts at, never at it.
     const JUST: Duration = Duration::from_millis(1);
-
-    fn http(id: &str, settings: Value) -> Arc<AssetConfig> {
-        let mut asset = json!({"id": id, "assetType": "http", "address": "http://127.0.0.1:9/"});
-        if let (Some(asset), Some(settings)) = (asset.as_object_mut(), settings.as_object()) {
-            asset.extend(settings.clone());
-        }
-        let mut config: AssetConfig = serde_json::from_value(asset).expect("an asset");
-        config.name = config.id.clone();
-        Arc::new(config)
-    }
 
     struct Running {
         actor: ActorRef<AssetMsg>,
@@ -395,10 +384,7 @@ mod tests {
     }
 
     async fn spawn(config: Arc<AssetConfig>, memory: Arc<Mutex<AssetMemory>>) -> Running {
-        let settings =
-            PersistenceSettings { batch_size: 1000, flush_interval: SECOND, write_stall: Duration::from_secs(30) };
-        let directory = Directory::new(Arc::new(Mutex::new(Backlog::new(1000))), settings.batch_size);
-        let services = Arc::new(Services::new(directory, 0, settings).expect("clients"));
+        let services = services();
         let id = config.id.clone();
         let args = AssetArgs { config, services: Arc::clone(&services), memory: Arc::clone(&memory) };
         let (actor, _) = Actor::spawn(None, Asset, args).await.expect("spawned");

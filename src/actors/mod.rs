@@ -19,6 +19,8 @@ pub mod schedule;
 pub mod services;
 pub mod supervisor;
 pub mod task;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod watcher;
 
 use std::collections::HashMap;

@@ -122,9 +122,8 @@ async fn waiting_for_a_worker_is_lag_not_failure() {
     let assets: Vec<Value> = ids.iter().map(|id| http_asset(id, &target.url())).collect();
     let setup = Setup::new(backend, json!(assets), no_channels()).await;
     let statusd = setup.start(&["--workers", "1"]).await;
-    for id in &ids {
-        statusd.wait_probes(id, 3).await;
-    }
+    // Waited for side by side: the probes queue for the one worker, not for each other's wait.
+    futures::future::join_all(ids.iter().map(|id| statusd.wait_probes(id, 3))).await;
     let metrics = statusd.metrics().await;
     let mut skipped = 0.0;
     for id in &ids {

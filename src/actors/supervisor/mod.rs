@@ -148,6 +148,24 @@ impl SupervisorState {
         let name = name.to_string();
         myself.send_after(backoff, move || SupervisorMsg::Respawn { name });
     }
+
+    /// A crashed child's backoff is over: start it again, or wait longer if that fails.
+    async fn respawn(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) {
+        let waiting = self.children.get(name).is_some_and(|child| child.running.is_none());
+        if !waiting || self.shutting_down {
+            return;
+        }
+        match self.spawn(myself, name).await {
+            Ok(()) => {
+                self.services.tree.set_crashed(name, false);
+                tracing::warn!(actor = %name, "crashed actor started again");
+            }
+            Err(error) => {
+                tracing::error!(actor = %name, %error, "restart failed");
+                self.crashed(myself, name);
+            }
+        }
+    }
 }
 
 impl Actor for Supervisor {
@@ -261,21 +279,7 @@ impl Actor for Supervisor {
                     let _ = reply.send(outcome);
                 }
             }
-            SupervisorMsg::Respawn { name } => {
-                let waiting = state.children.get(&name).is_some_and(|child| child.running.is_none());
-                if waiting && !state.shutting_down {
-                    match state.spawn(&myself, &name).await {
-                        Ok(()) => {
-                            state.services.tree.set_crashed(&name, false);
-                            tracing::warn!(actor = %name, "crashed actor started again");
-                        }
-                        Err(error) => {
-                            tracing::error!(actor = %name, %error, "restart failed");
-                            state.crashed(&myself, &name);
-                        }
-                    }
-                }
-            }
+            SupervisorMsg::Respawn { name } => state.respawn(&myself, &name).await,
             SupervisorMsg::Shutdown(reply) => {
                 state.shutdown().await;
                 let _ = reply.send(());
@@ -304,5 +308,156 @@ impl Actor for Supervisor {
         }
         state.failed(&myself, &name, &reason).await;
         Ok(())
+    }
+}
+
+/// Restart intensity and crash backoff through the Supervisor's own handling, in virtual time:
+/// a relay actor stands in for the Supervisor, so each failure and each retry reaches the test,
+/// which hands it to the state as the Supervisor would.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+    use super::*;
+    use crate::actors::testing::{http_asset, services};
+    use crate::config::{Manifest, NotifiersConfig};
+
+    const SECOND: Duration = Duration::from_secs(1);
+    const NAME: &str = "asset:loopy";
+
+    enum Heard {
+        Failed(ActorId),
+        Respawn(String),
+    }
+
+    /// Stands in for the Supervisor: what would reach it goes to the test, stamped.
+    struct Relay;
+
+    impl Actor for Relay {
+        type Msg = SupervisorMsg;
+        type State = UnboundedSender<(Instant, Heard)>;
+        type Arguments = UnboundedSender<(Instant, Heard)>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<SupervisorMsg>,
+            heard: Self::Arguments,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(heard)
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<SupervisorMsg>,
+            message: SupervisorMsg,
+            heard: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            if let SupervisorMsg::Respawn { name } = message {
+                let _ = heard.send((Instant::now(), Heard::Respawn(name)));
+            }
+            Ok(())
+        }
+
+        async fn handle_supervisor_evt(
+            &self,
+            _: ActorRef<SupervisorMsg>,
+            event: SupervisionEvent,
+            heard: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            if let SupervisionEvent::ActorFailed(cell, _) = event {
+                let _ = heard.send((Instant::now(), Heard::Failed(cell.get_id())));
+            }
+            Ok(())
+        }
+    }
+
+    struct Tree {
+        state: SupervisorState,
+        relay: ActorRef<SupervisorMsg>,
+        heard: UnboundedReceiver<(Instant, Heard)>,
+    }
+
+    impl Tree {
+        async fn start(intensity: RestartIntensity) -> Tree {
+            let (sender, heard) = unbounded_channel();
+            let (relay, _) = Actor::spawn(None, Relay, sender).await.expect("relay");
+            let config = Config {
+                manifest: Manifest { assets: Vec::new() },
+                notifiers: NotifiersConfig { notifiers: BTreeMap::new(), policy: Default::default() },
+                warnings: Vec::new(),
+            };
+            let mut state = SupervisorState {
+                services: services(),
+                intensity,
+                config,
+                settings: Settings::default(),
+                children: HashMap::new(),
+                order: Vec::new(),
+                by_id: HashMap::new(),
+                shutting_down: false,
+            };
+            let spec = ChildSpec::Asset { config: http_asset("loopy", json!({})), memory: Arc::default() };
+            state.start_child(&relay, spec).await;
+            Tree { state, relay, heard }
+        }
+
+        fn running(&self) -> bool {
+            self.state.children[NAME].running.is_some()
+        }
+
+        fn crashed(&self) -> bool {
+            self.state.services.tree.crashed().contains(&NAME.to_string())
+        }
+
+        /// Makes the child panic and hands its failure to the state; returns when it failed.
+        async fn crash(&mut self) -> Instant {
+            let running = self.state.children[NAME].running.clone().expect("running");
+            assert!(running.panic("chaos".into()));
+            let Some((at, Heard::Failed(id))) = self.heard.recv().await else { panic!("expected a failure") };
+            let name = self.state.by_id.remove(&id).expect("one of the children");
+            self.state.failed(&self.relay, &name, "chaos").await;
+            at
+        }
+
+        /// Waits for the retry of a crashed child, hands it to the state; returns the wait.
+        async fn retried(&mut self, failed: Instant) -> Duration {
+            assert!(!self.running() && self.crashed(), "crashed, waiting out its backoff");
+            let Some((at, Heard::Respawn(name))) = self.heard.recv().await else { panic!("expected a retry") };
+            self.state.respawn(&self.relay, &name).await;
+            assert!(self.running() && !self.crashed(), "running again");
+            at.duration_since(failed)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crash_loop_is_retried_after_a_doubling_backoff_that_starts_over_after_a_healthy_window() {
+        let window = 60 * SECOND;
+        let mut tree = Tree::start(RestartIntensity { max_restarts: 1, window }).await;
+
+        // One failure within the window is restarted at once.
+        tree.crash().await;
+        assert!(tree.running() && !tree.crashed());
+        // Each further one is a crash loop: retried after 1 s, 2 s, 4 s.
+        for wait in [1, 2, 4] {
+            let failed = tree.crash().await;
+            assert_eq!(tree.retried(failed).await, wait * SECOND);
+        }
+        assert_eq!(tree.state.children[NAME].restarts, 4);
+
+        // Healthy for a whole window: the next failure is restarted at once again, and the
+        // crash loop after it starts over from 1 s instead of going on to 8 s.
+        tokio::time::sleep(window).await;
+        tree.crash().await;
+        assert!(tree.running() && !tree.crashed());
+        let failed = tree.crash().await;
+        assert_eq!(tree.retried(failed).await, SECOND);
+        // Not healthy long enough: the backoff grows from there.
+        tokio::time::sleep(window / 2).await;
+        let failed = tree.crash().await;
+        assert_eq!(tree.retried(failed).await, 2 * SECOND);
     }
 }
