@@ -415,7 +415,7 @@ mod tests {
 
         /// Results recorded so far (probes finished, pushes, missed pushes).
         fn recorded(&self) -> usize {
-            self.services.directory.backlog().lock().len()
+            self.services.directory.backlog().len()
         }
     }
 

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::persistence::Backlog;
@@ -14,7 +13,7 @@ use crate::settings::Settings;
 /// Services with no worker slot: every probe started waits for one until the test is over.
 pub(crate) fn services() -> Arc<Services> {
     let settings = Settings::default().persistence;
-    let directory = Directory::new(Arc::new(Mutex::new(Backlog::new(1000))), settings.batch_size);
+    let directory = Directory::new(Arc::new(Backlog::new(1000)), settings.batch_size);
     Arc::new(Services::new(directory, 0, settings).expect("HTTP clients"))
 }
 
