@@ -173,6 +173,48 @@ async fn an_invalid_edit_changes_nothing_and_the_api_says_why() {
     statusd.stop().await;
 }
 
+/// Loading a config is file I/O and parsing: a slow filesystem, or a manifest of 100,000 assets,
+/// takes a while. The Supervisor loads off the runtime threads and keeps answering meanwhile.
+/// Here the manifest is a named pipe that gives its content only when the test writes it: until
+/// then, the load is stuck, and the API, which asks the Supervisor, must still answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_supervisor_keeps_answering_while_a_reload_loads() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let setup = Setup::new(backend, json!([http_asset("kept", &target.url())]), json!({"notifiers": {}})).await;
+    setup.write_settings("watch_config = false\n");
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("kept", "up", WAIT).await;
+
+    let pipe = setup.path("manifest.fifo");
+    let made = Command::new("mkfifo").arg(&pipe).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    std::fs::rename(&pipe, setup.path("manifest.json")).expect("the pipe replaces the manifest");
+    let reload = tokio::spawn({
+        let (http, url) = (reqwest::Client::new(), statusd.url("/api/reload"));
+        async move { http.post(url).send().await.expect("reload request").status() }
+    });
+    // Answered by the Supervisor while its reload waits for the manifest (without the fix, the
+    // Supervisor is stuck in the read, and these time out with 503).
+    for _ in 0..3 {
+        let (status, actors) = statusd.get("/api/actors").await;
+        assert_eq!(status, StatusCode::OK, "{actors}");
+        let (status, assets) = statusd.get("/api/assets").await;
+        assert_eq!(status, StatusCode::OK, "{assets}");
+    }
+    assert!(!reload.is_finished(), "the reload is still loading");
+
+    // The manifest arrives: the reload completes and applies it.
+    let manifest = json!({"assets": [http_asset("kept", &target.url()), http_asset("added", &target.url())]});
+    let path = setup.path("manifest.json");
+    let writer = std::thread::spawn(move || std::fs::write(path, manifest.to_string()));
+    let status = tokio::time::timeout(WAIT, reload).await.expect("the reload finishes").expect("reload task");
+    assert_eq!(status, StatusCode::OK);
+    writer.join().expect("writer").expect("write the manifest into the pipe");
+    statusd.wait_status("added", "up", WAIT).await;
+    statusd.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_a_running_process() {
     let Some(backend) = crate::backend().await else { return };

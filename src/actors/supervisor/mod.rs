@@ -40,7 +40,8 @@ use crate::store::{Incident, Store};
 use crate::telemetry::names;
 use children::{Child, ChildSpec};
 pub use intensity::RestartIntensity;
-pub use reload::{ReloadError, ReloadReport, ReloadTrigger};
+use reload::Reloads;
+pub use reload::{Loaded, ReloadError, ReloadReport, ReloadTrigger};
 
 pub struct Supervisor;
 
@@ -64,6 +65,8 @@ pub enum SupervisorMsg {
     Panic(String, RpcReplyPort<bool>),
     /// Load the config (and settings) again and apply the difference; answers if asked.
     Reload(ReloadTrigger, Option<RpcReplyPort<Result<ReloadReport, ReloadError>>>),
+    /// A reload's files were loaded (off the runtime threads): apply them, or report why not.
+    Loaded(Box<Loaded>),
     /// Retry a crashed child after its backoff.
     Respawn {
         name: String,
@@ -106,6 +109,8 @@ pub struct SupervisorState {
     order: Vec<String>,
     by_id: HashMap<ActorId, String>,
     shutting_down: bool,
+    /// Reloads asked for: the one loading, and those that wait for it to end.
+    reloads: Reloads,
 }
 
 impl SupervisorState {
@@ -188,6 +193,7 @@ impl Actor for Supervisor {
             order: Vec::new(),
             by_id: HashMap::new(),
             shutting_down: false,
+            reloads: Reloads::default(),
         };
         let config = args.config;
         let names: HashMap<String, String> =
@@ -259,26 +265,8 @@ impl Actor for Supervisor {
                 let sent = running.is_some_and(|child| child.panic(format!("chaos: panic injected into {actor}")));
                 let _ = reply.send(sent);
             }
-            SupervisorMsg::Reload(trigger, reply) => {
-                if state.shutting_down {
-                    return Ok(());
-                }
-                let outcome = state.reload(&myself, trigger).await;
-                state.services.tree.set_reload(outcome.as_ref().err().map(ToString::to_string));
-                match &outcome {
-                    Ok(report) => {
-                        metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => "success").increment(1);
-                        tracing::info!(?trigger, changes = ?report.changes, restart_required = ?report.restart_required, "config reloaded");
-                    }
-                    Err(error) => {
-                        metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => "error").increment(1);
-                        tracing::error!(?trigger, %error, "config reload refused; nothing changed");
-                    }
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(outcome);
-                }
-            }
+            SupervisorMsg::Reload(trigger, reply) => state.request_reload(&myself, trigger, reply),
+            SupervisorMsg::Loaded(loaded) => state.apply_loaded(&myself, *loaded).await,
             SupervisorMsg::Respawn { name } => state.respawn(&myself, &name).await,
             SupervisorMsg::Shutdown(reply) => {
                 state.shutdown().await;
@@ -399,6 +387,7 @@ mod tests {
                 order: Vec::new(),
                 by_id: HashMap::new(),
                 shutting_down: false,
+                reloads: Reloads::default(),
             };
             let spec = ChildSpec::Asset { config: http_asset("loopy", json!({})), memory: Arc::default() };
             state.start_child(&relay, spec).await;

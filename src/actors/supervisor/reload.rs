@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ractor::ActorRef;
+use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
 
 use super::children::{Child, ChildRef, ChildSpec};
@@ -14,7 +14,9 @@ use crate::actors::incidents::IncidentEvent;
 use crate::actors::notifier::ChannelQueue;
 use crate::config::diff::{ChangeSummary, ConfigDiff};
 use crate::config::{Config, Problems};
+use crate::settings::Settings;
 use crate::store::StoreOp;
+use crate::telemetry::names;
 
 /// What asked for a reload, for logs and the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -47,19 +49,113 @@ pub enum ReloadError {
     Settings(String),
 }
 
+/// Whoever waits for a reload's outcome (the API), if anyone.
+type ReloadReply = Option<RpcReplyPort<Result<ReloadReport, ReloadError>>>;
+
+/// The reloads asked for. One loads at a time; those asked for meanwhile wait, and all of them
+/// are served by one load that starts when the current one ends, so that every asker sees files
+/// read after it asked, and a burst of edits is one load, not one each.
+#[derive(Default)]
+pub(super) struct Reloads {
+    loading: bool,
+    waiting: Vec<(ReloadTrigger, ReloadReply)>,
+}
+
+/// What one load read, and who asked for it.
+pub struct Loaded {
+    askers: Vec<(ReloadTrigger, ReloadReply)>,
+    outcome: Result<(Settings, Config), ReloadError>,
+}
+
+/// Reads and validates the settings and both config files: blocking file I/O and parsing, run
+/// on tokio's blocking pool so a large manifest or a slow filesystem stalls neither the
+/// runtime threads nor the Supervisor's mailbox. The files are the running ones (changing
+/// which files needs a restart).
+fn load(running: &Settings) -> Result<(Settings, Config), ReloadError> {
+    let settings = match running.reload() {
+        Some(Ok(settings)) => settings,
+        Some(Err(error)) => return Err(ReloadError::Settings(error.to_string())),
+        None => running.clone(),
+    };
+    let config = Config::load(&running.manifest, &running.notifiers).map_err(ReloadError::Config)?;
+    Ok((settings, config))
+}
+
 impl SupervisorState {
-    pub(super) async fn reload(
+    /// Starts a load, or, if one is under way, has this reload wait for the next one.
+    pub(super) fn request_reload(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         trigger: ReloadTrigger,
-    ) -> Result<ReloadReport, ReloadError> {
-        // Settings first: the files to load are the running ones (changing them needs a restart).
-        let settings = match self.settings.reload() {
-            Some(Ok(settings)) => settings,
-            Some(Err(error)) => return Err(ReloadError::Settings(error.to_string())),
-            None => self.settings.clone(),
+        reply: ReloadReply,
+    ) {
+        if self.shutting_down {
+            return;
+        }
+        self.reloads.waiting.push((trigger, reply));
+        if !self.reloads.loading {
+            self.start_load(myself);
+        }
+    }
+
+    fn start_load(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        self.reloads.loading = true;
+        let askers = std::mem::take(&mut self.reloads.waiting);
+        let running = self.settings.clone();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::task::spawn_blocking(move || load(&running))
+                .await
+                .unwrap_or_else(|error| Err(ReloadError::Settings(format!("loading the config failed: {error}"))));
+            // The Supervisor is gone only when statusd is stopping: nothing left to reload.
+            let _ = myself.cast(SupervisorMsg::Loaded(Box::new(Loaded { askers, outcome })));
+        });
+    }
+
+    /// Applies what a load read, answers everyone who asked for it, and starts the next load if
+    /// reloads were asked for meanwhile.
+    pub(super) async fn apply_loaded(&mut self, myself: &ActorRef<SupervisorMsg>, loaded: Loaded) {
+        self.reloads.loading = false;
+        if self.shutting_down {
+            return;
+        }
+        let triggers: Vec<ReloadTrigger> = loaded.askers.iter().map(|(trigger, _)| *trigger).collect();
+        // A load is started only for someone who asked.
+        let Some(&first) = triggers.first() else { return };
+        let outcome = match loaded.outcome {
+            // The first asker's trigger; each asker's answer names its own.
+            Ok((settings, config)) => Ok(self.reload(myself, first, settings, config).await),
+            Err(error) => Err(error),
         };
-        let config = Config::load(&self.settings.manifest, &self.settings.notifiers).map_err(ReloadError::Config)?;
+        self.services.tree.set_reload(outcome.as_ref().err().map(ToString::to_string));
+        match &outcome {
+            Ok(report) => {
+                metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => "success").increment(1);
+                tracing::info!(trigger = ?first, askers = triggers.len(), changes = ?report.changes, restart_required = ?report.restart_required, "config reloaded");
+            }
+            Err(error) => {
+                metrics::counter!(names::CONFIG_RELOADS_TOTAL, "result" => "error").increment(1);
+                tracing::error!(trigger = ?first, askers = triggers.len(), %error, "config reload refused; nothing changed");
+            }
+        }
+        for (trigger, reply) in loaded.askers {
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome.clone().map(|report| ReloadReport { trigger, ..report }));
+            }
+        }
+        if !self.reloads.waiting.is_empty() {
+            self.start_load(myself);
+        }
+    }
+
+    /// Applies valid new settings and config, and says what changed.
+    async fn reload(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        trigger: ReloadTrigger,
+        settings: Settings,
+        config: Config,
+    ) -> ReloadReport {
         config.log_warnings();
         let mut restart_required = self.settings.needs_restart(&settings);
         if settings.log_level != self.settings.log_level {
@@ -74,7 +170,7 @@ impl SupervisorState {
         // Only the log level applies live; the rest keeps running as it started.
         self.settings.log_level = settings.log_level;
         let warnings = self.config.warnings.iter().map(ToString::to_string).collect();
-        Ok(ReloadReport { trigger, changes: diff.summary(), restart_required, warnings })
+        ReloadReport { trigger, changes: diff.summary(), restart_required, warnings }
     }
 
     /// Applies a diff: only what changed is touched.
