@@ -1,21 +1,25 @@
 //! The HTTP server: hyper with timeouts axum's `serve` does not expose, a graceful drain, and a
-//! lingering close.
+//! lingering close announced to the client.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderValue, Request, Response, Version, header};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 /// A client that has not sent its request headers by then is dropped (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,7 +49,8 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    let service = TowerToHyperService::new(router.clone());
+                    let router = router.clone();
+                    let service = hyper::service::service_fn(move |request| answer(router.clone(), request));
                     let stream = Lingering(Some(stream));
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                     let connection = graceful.watch(connection);
@@ -68,6 +73,52 @@ pub async fn serve(
     drop(listener);
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!("some API requests were still running when the drain period ended");
+    }
+}
+
+/// The router's answer to `request`, with `Connection: close` when the request's body was not
+/// read to its end (a 413 for a body over the limit, a 401 or 404 before the body was looked
+/// at). hyper then closes the connection after the answer rather than read the rest, and
+/// without that header the client would not know: it has sent its whole request and read a
+/// whole answer, so it puts the connection back in its pool, sends its next request on it and
+/// reads the close instead of an answer ("connection closed before message completed", seen in
+/// the API's e2e tests on the request after a 413). `Connection` is HTTP/1 only.
+async fn answer(router: Router, request: Request<Incoming>) -> Result<Response<axum::body::Body>, Infallible> {
+    let read = Arc::new(AtomicBool::new(request.body().is_end_stream()));
+    let http1 = request.version() < Version::HTTP_2;
+    let request = request.map(|body| Watched { body, read: Arc::clone(&read) });
+    let mut response = router.oneshot(request).await?;
+    if http1 && !read.load(Ordering::Relaxed) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+/// A request body that records, in `read`, when it has been read to its end.
+struct Watched {
+    body: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        // A reader may stop after the last frame without asking for the end it knows is there.
+        if matches!(frame, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

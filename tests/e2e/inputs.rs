@@ -126,3 +126,34 @@ async fn every_refusal_is_json_with_an_error_and_its_status() {
     }
     statusd.stop().await;
 }
+
+/// An answer given before the request's body was read (a 413 for a body over the limit) closes
+/// the connection, and says so: a client that has sent its whole body and read the whole answer
+/// would otherwise put the connection back in its pool and send its next request into the
+/// close. An answer to a request read whole keeps the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_given_before_the_body_was_read_says_the_connection_closes() {
+    let Some(backend) = crate::backend().await else { return };
+    let setup = Setup::new(backend, json!([]), no_channels()).await;
+    let statusd = setup.start(&[]).await;
+    let chunked = |bytes: Vec<u8>| reqwest::Body::wrap_stream(futures::stream::iter([Ok::<_, std::io::Error>(bytes)]));
+    let http = &statusd.http;
+    let url = statusd.url("/api/log-level");
+    let cases = [
+        ("body over the limit, announced", http.put(&url).body(vec![b' '; 100_000]), Some("close")),
+        ("body over the limit, chunked", http.put(&url).body(chunked(vec![b' '; 100_000])), Some("close")),
+        (
+            "bad JSON body, read whole",
+            http.put(&url).header("content-type", "application/json").body("{\"level\": "),
+            None,
+        ),
+        ("no body", http.get(statusd.url("/api/health")), None),
+    ];
+    for (what, request, expected) in cases {
+        let response = request.send().await.expect("request");
+        let connection =
+            response.headers().get(reqwest::header::CONNECTION).map(|v| v.to_str().expect("ASCII").to_string());
+        assert_eq!(connection.as_deref(), expected, "{what}: {}", response.status());
+    }
+    statusd.stop().await;
+}
