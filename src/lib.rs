@@ -61,7 +61,6 @@ use tokio::net::TcpListener;
 
 use actors::supervisor::{RestartIntensity, Supervisor, SupervisorArgs};
 use api::{ApiState, Lifecycle};
-use backoff::Backoff;
 use config::Problems;
 use settings::{Command, SettingsError};
 use store::StoreError;
@@ -238,9 +237,11 @@ impl App {
         );
         config.log_warnings();
         let metrics = telemetry::metrics_handle()?;
-        let store =
-            connect_with_retries(&settings.db, Duration::from_secs(settings.persistence.connect_timeout_seconds))
-                .await?;
+        let store = Store::connect_with_retries(
+            &settings.db,
+            Duration::from_secs(settings.persistence.connect_timeout_seconds),
+        )
+        .await?;
         tracing::info!(db = %store::redact_url(&settings.db), "database ready");
         store.sync_assets(&config.manifest.assets).await?;
         let open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
@@ -386,24 +387,4 @@ async fn reload_on_hangup(hangups: Hangups, supervisor: ActorRef<SupervisorMsg>)
     }
     #[cfg(not(unix))]
     let _ = (hangups, supervisor);
-}
-
-/// Opens the database, retrying with backoff while it cannot be reached (it may still be
-/// starting, as in a fresh `docker compose up`); other errors end the start at once.
-async fn connect_with_retries(url: &str, patience: Duration) -> Result<Store, StoreError> {
-    // Checked: no deadline is the same as one too far away to reach.
-    let deadline = tokio::time::Instant::now().checked_add(patience);
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
-    loop {
-        let delay = backoff.next_delay();
-        match Store::connect(url).await {
-            Err(StoreError::Connect { url, source })
-                if deadline.is_none_or(|deadline| tokio::time::Instant::now() + delay < deadline) =>
-            {
-                tracing::warn!(db = %url, error = %source, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
-                tokio::time::sleep(delay).await;
-            }
-            outcome => return outcome,
-        }
-    }
 }

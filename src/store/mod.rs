@@ -10,11 +10,14 @@ pub mod rollup;
 mod sql;
 pub mod sqlite;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::asset::AssetConfig;
+use crate::backoff::Backoff;
 use crate::probe::ProbeResult;
 
 pub use postgres::PostgresStore;
@@ -39,6 +42,26 @@ macro_rules! forward {
 }
 
 impl Store {
+    /// Opens the database, retrying with backoff while it cannot be reached (it may still be
+    /// starting, as in a fresh `docker compose up`); other errors end the start at once.
+    pub async fn connect_with_retries(url: &str, patience: Duration) -> Result<Store, StoreError> {
+        // Checked: no deadline is the same as one too far away to reach.
+        let deadline = tokio::time::Instant::now().checked_add(patience);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        loop {
+            let delay = backoff.next_delay();
+            match Store::connect(url).await {
+                Err(StoreError::Connect { url, source })
+                    if deadline.is_none_or(|deadline| tokio::time::Instant::now() + delay < deadline) =>
+                {
+                    tracing::warn!(db = %url, error = %source, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Opens the database named by `url` (its scheme picks the backend) and applies migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
