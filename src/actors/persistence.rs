@@ -430,6 +430,10 @@ pub struct PersistenceState {
     write: Option<AbortOnDrop<Option<PersistenceMsg>>>,
     retry: Backoff,
     retry_at: Option<Instant>,
+    /// A timed flush came while the slot was busy (a retention step, a write, a retry wait):
+    /// owed, and done as soon as the slot frees, so that a busy slot (retention every second
+    /// on a loaded machine) never holds results back past a flush interval.
+    flush_owed: bool,
     /// A retention pass waiting for the slot, and how far it got.
     retention_due: Option<RetentionPhase>,
     _flush_timer: AbortOnDrop<()>,
@@ -458,8 +462,10 @@ impl PersistenceState {
     /// Uses the slot: a write if one is due, else the next retention step, if any.
     fn flush(&mut self, myself: &ActorRef<PersistenceMsg>, force: bool) {
         if self.write.is_some() || self.retry_at.is_some_and(|at| Instant::now() < at) {
+            self.flush_owed |= force;
             return;
         }
+        let force = force || std::mem::take(&mut self.flush_owed);
         let batch = if self.backlog.due(force, self.settings.batch_size) { self.backlog.begin_write() } else { None };
         let store = self.store.clone();
         let services = Arc::clone(&self.services);
@@ -596,6 +602,7 @@ impl Actor for Persistence {
             write: None,
             retry: RETRY,
             retry_at: None,
+            flush_owed: false,
             // A pass right after start, then on the timer.
             retention_due: Some(RetentionPhase::RollUp),
             _flush_timer: flush_timer,
