@@ -38,8 +38,6 @@ pub enum Bound {
     Unbounded,
     /// At most this many items; the oldest waiting ones make room for the new one.
     DropOldest(usize),
-    /// At most this many items; the new one is refused (dropped and counted).
-    Refuse(usize),
 }
 
 /// An item with how many times it was handed out and not acknowledged.
@@ -108,11 +106,8 @@ impl<T: Send> Discipline<T> for Fifo<T> {
 pub struct Pushed {
     /// Items in the inbox now, waiting and in hand.
     pub len: usize,
-    /// Items this push cost: the oldest ones under [`Bound::DropOldest`], the pushed one under
-    /// [`Bound::Refuse`].
+    /// Items this push cost: the oldest waiting ones under [`Bound::DropOldest`].
     pub dropped: usize,
-    /// Whether the pushed item is in the inbox (false only when [`Bound::Refuse`] refused it).
-    pub accepted: bool,
 }
 
 /// How the consumer is woken: true if the wake-up reached a running consumer.
@@ -164,13 +159,6 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
     /// Adds an item, applying the bound; does not wake the consumer (see [`Inbox::wake`]).
     pub fn push(&self, item: T) -> Pushed {
         let mut state = self.state.lock();
-        let len = state.queue.waiting() + state.in_hand;
-        if let Bound::Refuse(max) = self.bound
-            && len >= max
-        {
-            state.dropped += 1;
-            return Pushed { len, dropped: 1, accepted: false };
-        }
         state.queue.push(Entry { item, failures: 0 });
         state.accepted += 1;
         let mut dropped = 0;
@@ -182,7 +170,7 @@ impl<T, Q: Discipline<T>> Inbox<T, Q> {
             }
         }
         state.dropped += dropped as u64;
-        Pushed { len: state.queue.waiting() + state.in_hand, dropped, accepted: true }
+        Pushed { len: state.queue.waiting() + state.in_hand, dropped }
     }
 
     /// Hands out up to `max` items, in the discipline's order; they stay counted in the inbox
@@ -380,8 +368,8 @@ mod tests {
     fn drop_oldest_keeps_the_newest_and_counts_what_it_dropped() {
         let inbox = fifo(Bound::DropOldest(3));
         let pushed: Vec<Pushed> = (0..5).map(|n| inbox.push(n)).collect();
-        assert_eq!(pushed[2], Pushed { len: 3, dropped: 0, accepted: true });
-        assert_eq!(pushed[4], Pushed { len: 3, dropped: 1, accepted: true });
+        assert_eq!(pushed[2], Pushed { len: 3, dropped: 0 });
+        assert_eq!(pushed[4], Pushed { len: 3, dropped: 1 });
         assert_eq!(waiting(&inbox), [2, 3, 4]);
         assert_eq!((inbox.accepted(), inbox.dropped()), (5, 2));
     }
@@ -400,21 +388,6 @@ mod tests {
         assert_eq!((inbox.len(), inbox.dropped()), (4, 1));
         lease.ack();
         assert_eq!((inbox.len(), waiting(&inbox)), (1, vec![4]));
-    }
-
-    #[test]
-    fn refuse_turns_away_the_new_item_and_counts_it() {
-        let inbox = fifo(Bound::Refuse(2));
-        inbox.push("a");
-        inbox.push("b");
-        assert_eq!(inbox.push("c"), Pushed { len: 2, dropped: 1, accepted: false });
-        // Items in hand still count towards the bound.
-        let lease = inbox.take(1);
-        assert!(!inbox.push("d").accepted);
-        lease.ack();
-        assert!(inbox.push("e").accepted);
-        assert_eq!(waiting(&inbox), ["b", "e"]);
-        assert_eq!((inbox.accepted(), inbox.dropped()), (3, 2));
     }
 
     #[test]
