@@ -49,6 +49,7 @@ fn results(n: usize) -> Vec<ProbeResult> {
                 latency_ms: (i % 300) as i64,
                 code: Some(if failed { 503 } else { 200 }),
                 message: failed.then(|| "HTTP 503 (expected 200)".to_string()),
+                mark: None,
                 detail: Default::default(),
             }
         })

@@ -197,6 +197,7 @@ impl AssetConfig {
             code: outcome.code,
             // Stored, logged and notified: no secret of the address may be in it.
             message: outcome.message.map(|message| without_nul(asset.scrub(message))),
+            mark: None,
             detail: outcome.detail,
         }
     }

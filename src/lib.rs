@@ -41,7 +41,7 @@ pub use asset::AssetConfig;
 pub use config::{Config, Manifest};
 pub use probe::icmp::PERMISSION_HINT;
 pub use probe::tls::not_after;
-pub use probe::{ProbeContext, ProbeResult, ProbeSpec, event_id};
+pub use probe::{Mark, ProbeContext, ProbeResult, ProbeSpec, event_id};
 pub use settings::{PersistenceSettings, RetentionSettings, Settings};
 pub use store::rollup::hour_of;
 pub use store::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, Uptime};

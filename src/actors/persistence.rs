@@ -702,6 +702,7 @@ mod tests {
             latency_ms: 1,
             code: None,
             message: None,
+            mark: None,
             detail: Default::default(),
         }
     }

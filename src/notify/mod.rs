@@ -21,43 +21,82 @@ use crate::report::{Bound, Report};
 
 /// What happened, in the words every channel uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
     Down,
+    /// The asset is up again (or, for `onDegraded` channels, no longer degraded).
     Recovery,
     /// Still down: sent while an incident stays open, when the policy asks for repeats.
     Reminder,
     Panic,
+    /// Someone acknowledged the incident (`details` names who): no more reminders or tiers.
+    Ack,
+    /// The asset changes state too often to report each change: one incident stays open.
+    Flapping,
+    /// The asset answers, but slower than `degradedLatencyMs` or against `degradedConditions`.
+    Degraded,
+    /// Every asset with `"role": "connectivity"` is down: statusd has lost its own network.
+    NetworkDown,
+    /// A connectivity asset is up again after [`Event::NetworkDown`].
+    NetworkUp,
+    /// A maintenance window began for the asset.
+    MaintenanceStart,
+    /// A maintenance window of the asset ended.
+    MaintenanceEnd,
 }
 
 impl Event {
-    pub const ALL: [Event; 4] = [Event::Down, Event::Recovery, Event::Reminder, Event::Panic];
+    pub const ALL: [Event; 11] = [
+        Event::Down,
+        Event::Recovery,
+        Event::Reminder,
+        Event::Panic,
+        Event::Ack,
+        Event::Flapping,
+        Event::Degraded,
+        Event::NetworkDown,
+        Event::NetworkUp,
+        Event::MaintenanceStart,
+        Event::MaintenanceEnd,
+    ];
 
+    /// The name channels and the API use, as serde writes it: `DOWN`, `NETWORK_DOWN`, …
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Down => "DOWN",
             Event::Recovery => "RECOVERY",
             Event::Reminder => "REMINDER",
             Event::Panic => "PANIC",
+            Event::Ack => "ACK",
+            Event::Flapping => "FLAPPING",
+            Event::Degraded => "DEGRADED",
+            Event::NetworkDown => "NETWORK_DOWN",
+            Event::NetworkUp => "NETWORK_UP",
+            Event::MaintenanceStart => "MAINTENANCE_START",
+            Event::MaintenanceEnd => "MAINTENANCE_END",
         }
     }
 
     fn emoji(self) -> &'static str {
         match self {
-            Event::Down => "🔴",
-            Event::Recovery => "🟢",
-            Event::Reminder => "🟠",
+            Event::Down | Event::NetworkDown => "🔴",
+            Event::Recovery | Event::NetworkUp => "🟢",
+            Event::Reminder | Event::Degraded => "🟠",
             Event::Panic => "💥",
+            Event::Ack => "👀",
+            Event::Flapping => "🔁",
+            Event::MaintenanceStart | Event::MaintenanceEnd => "🔧",
         }
     }
 
     /// RGB colour for channels that colour their cards.
     fn colour(self) -> u32 {
         match self {
-            Event::Down => 0xD92D20,
-            Event::Recovery => 0x12B76A,
-            Event::Reminder => 0xF79009,
+            Event::Down | Event::NetworkDown => 0xD92D20,
+            Event::Recovery | Event::NetworkUp => 0x12B76A,
+            Event::Reminder | Event::Degraded | Event::Flapping => 0xF79009,
             Event::Panic => 0x7A5AF8,
+            Event::Ack | Event::MaintenanceStart | Event::MaintenanceEnd => 0x2E90FA,
         }
     }
 }

@@ -183,8 +183,35 @@ pub struct ProbeResult {
     pub latency_ms: i64,
     pub code: Option<i32>,
     pub message: Option<String>,
+    /// Set when the result does not count as a plain up or down; stored in `probe_events.mark`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
     #[serde(flatten)]
     pub detail: ProbeDetail,
+}
+
+/// Why a result is not a plain up or down. Results marked `maintenance` or `inconclusive` are
+/// left out of uptime; `degraded` ones count as up.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, strum::IntoStaticStr, strum::EnumString,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Mark {
+    /// It passed, but slower than `degradedLatencyMs` or against `degradedConditions`.
+    Degraded,
+    /// Taken during a maintenance window of the asset.
+    Maintenance,
+    /// It failed while every `"role": "connectivity"` asset was down: statusd's own network,
+    /// not the asset, is the likely cause.
+    Inconclusive,
+}
+
+impl Mark {
+    /// The stored spelling: `degraded`, `maintenance`, `inconclusive`.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 impl ProbeResult {
@@ -200,6 +227,7 @@ impl ProbeResult {
             latency_ms: 0,
             code: None,
             message: if success { None } else { Some(message.map_or_else(|| "failed".into(), without_nul)) },
+            mark: None,
             detail: ProbeDetail::default(),
         }
     }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::sql::{Dialect, SqlStore, UPSERT_ASSET};
 use super::{Failure, StoreError, StoreOp, redact_url};
 use crate::asset::AssetConfig;
-use crate::probe::{ProbeResult, ProbeSpec};
+use crate::probe::{Mark, ProbeResult, ProbeSpec};
 
 /// A caller waiting longer for a connection is better off failing and retrying (Persistence
 /// buffers; the API answers 503) than hanging while the database is away.
@@ -203,8 +203,8 @@ impl Dialect for Postgres {
 
     async fn insert_results(tx: &mut PgConnection, results: &[ProbeResult]) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::int8[], $6::int4[], $7::text[])
+            "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message, mark)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::int8[], $6::int4[], $7::text[], $8::text[])
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(results.iter().map(|r| r.id).collect::<Vec<Uuid>>())
@@ -214,6 +214,7 @@ impl Dialect for Postgres {
         .bind(results.iter().map(|r| r.latency_ms).collect::<Vec<i64>>())
         .bind(results.iter().map(|r| r.code).collect::<Vec<Option<i32>>>())
         .bind(results.iter().map(|r| r.message.clone()).collect::<Vec<Option<String>>>())
+        .bind(results.iter().map(|r| r.mark.map(Mark::as_str)).collect::<Vec<Option<&str>>>())
         .execute(&mut *tx)
         .await
         .map(drop)

@@ -94,6 +94,11 @@ pub(super) fn rollup_columns() -> String {
     format!("asset_id, hour, probes, successes, latency_sum, latency_min, latency_max, {}", BUCKET_COLUMNS.join(", "))
 }
 
+/// The condition on `probe_events` rows that uptime counts: results taken in a maintenance
+/// window or while statusd had lost its own network (`inconclusive`) say nothing about the
+/// asset, so rollups leave them out.
+pub(super) const COUNTED: &str = "(mark IS NULL OR mark = 'degraded')";
+
 /// The SELECT list that turns `probe_events` rows into rollup rows (grouped by the caller),
 /// in SQL that SQLite and PostgreSQL both speak. `hour` is the SQL of the hour column.
 pub(super) fn aggregate_select(hour: &str) -> String {

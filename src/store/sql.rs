@@ -198,7 +198,7 @@ where
         const CONTEXT: &str = "reading probe events";
         let (earliest, latest) = open_range();
         let rows = sqlx::query(
-            "SELECT id, asset_id, timestamp, success, latency_ms, code, message FROM probe_events
+            "SELECT id, asset_id, timestamp, success, latency_ms, code, message, mark FROM probe_events
              WHERE asset_id = $1 AND timestamp < $2 AND timestamp >= $3
              ORDER BY timestamp DESC LIMIT $4",
         )
@@ -220,6 +220,11 @@ where
                     latency_ms: row.try_get("latency_ms").map_err(get)?,
                     code: row.try_get("code").map_err(get)?,
                     message: row.try_get("message").map_err(get)?,
+                    mark: row
+                        .try_get::<Option<String>, _>("mark")
+                        .map_err(get)?
+                        // A mark this version does not know reads as none rather than failing the page.
+                        .and_then(|mark| mark.parse().ok()),
                     detail: ProbeDetail::default(),
                 })
             })
@@ -249,9 +254,10 @@ where
                 .await
                 .map_err(StoreError::query(CONTEXT))?;
             let sql = format!(
-                "INSERT INTO probe_rollups_hourly ({}) SELECT {} FROM probe_events WHERE id >= $2 AND id < $3 GROUP BY asset_id",
+                "INSERT INTO probe_rollups_hourly ({}) SELECT {} FROM probe_events WHERE id >= $2 AND id < $3 AND {} GROUP BY asset_id",
                 rollup::rollup_columns(),
-                rollup::aggregate_select("$1")
+                rollup::aggregate_select("$1"),
+                rollup::COUNTED
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(DB::time(start))
@@ -347,8 +353,9 @@ where
         // Pending hours (the current one among them) are read from the raw events.
         if let Some(first) = pending.iter().min() {
             let live = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {} FROM probe_events WHERE asset_id = $1 AND timestamp >= $2 AND timestamp < $3 GROUP BY 1, 2",
-                rollup::aggregate_select(DB::HOUR_OF_TIMESTAMP)
+                "SELECT {} FROM probe_events WHERE asset_id = $1 AND timestamp >= $2 AND timestamp < $3 AND {} GROUP BY 1, 2",
+                rollup::aggregate_select(DB::HOUR_OF_TIMESTAMP),
+                rollup::COUNTED
             )))
             .bind(asset_id.to_string())
             .bind(DB::time(*first))

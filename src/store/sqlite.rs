@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::sql::{Dialect, SqlStore, UPSERT_ASSET};
 use super::{StoreError, redact_url};
 use crate::asset::AssetConfig;
-use crate::probe::{ProbeResult, ProbeSpec};
+use crate::probe::{Mark, ProbeResult, ProbeSpec};
 
 /// Bytes SQLite has allocated in this process, across every connection (its page caches and
 /// prepared statements live outside Rust's view, so they get a metric of their own).
@@ -30,7 +30,16 @@ fn json_rows(results: &[ProbeResult]) -> String {
     let rows: Vec<_> = results
         .iter()
         .map(|r| {
-            (r.id.simple(), &r.asset_id, r.timestamp.timestamp_millis(), r.success, r.latency_ms, r.code, &r.message)
+            (
+                r.id.simple(),
+                &r.asset_id,
+                r.timestamp.timestamp_millis(),
+                r.success,
+                r.latency_ms,
+                r.code,
+                &r.message,
+                r.mark.map(Mark::as_str),
+            )
         })
         .collect();
     // Invariant: tuples of strings, integers, booleans and options always serialize.
@@ -93,9 +102,9 @@ impl Dialect for Sqlite {
 
     async fn insert_results(tx: &mut SqliteConnection, results: &[ProbeResult]) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message)
+            "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message, mark)
              SELECT unhex(item.value ->> 0), item.value ->> 1, item.value ->> 2, item.value ->> 3,
-                    item.value ->> 4, item.value ->> 5, item.value ->> 6
+                    item.value ->> 4, item.value ->> 5, item.value ->> 6, item.value ->> 7
              -- WHERE true: without it SQLite would read ON CONFLICT as part of the join.
              FROM json_each($1) AS item WHERE true
              ON CONFLICT (id) DO NOTHING",

@@ -267,6 +267,7 @@ async fn runs(case: Case, target: &Target, has_extreme: bool) {
         latency_ms: SEEDED_LATENCY_MS,
         code: Some(200),
         message: None,
+        mark: None,
         detail: Default::default(),
     };
     store.write(&[], &[old]).await.expect("seed");

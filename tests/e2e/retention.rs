@@ -41,6 +41,7 @@ async fn old_events_are_pruned_in_batches_while_probing_goes_on_and_rollups_stay
                 latency_ms: 30,
                 code: Some(200),
                 message: None,
+                mark: None,
                 detail: Default::default(),
             }
         })

@@ -3,8 +3,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use statusd::AssetConfig;
-use statusd::ProbeResult;
 use statusd::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Store, StoreOp};
+use statusd::{Mark, ProbeResult};
 use uuid::Uuid;
 
 use crate::e2e::databases::TestDb;
@@ -34,6 +34,7 @@ fn result(asset_id: &str, at: DateTime<Utc>, success: bool, latency_ms: i64) -> 
         latency_ms,
         code: Some(if success { 200 } else { 500 }),
         message: (!success).then(|| "HTTP 500 (expected 200)".into()),
+        mark: None,
         detail: Default::default(),
     }
 }
@@ -255,6 +256,36 @@ async fn rollups_sum_each_hour_read_live_until_rolled_up_and_again_after_late_re
     let uptime =
         statusd::Uptime::from_rollups("a", hour(0), hour(2), &store.rollups("a", hour(0), hour(2)).await.expect("r"));
     assert_eq!((uptime.probes, uptime.successes), (91, 85));
+    store.close().await;
+}
+
+/// Results taken in a maintenance window or while statusd had lost its own network keep their
+/// mark and say nothing about uptime; degraded ones count as up.
+#[tokio::test(flavor = "multi_thread")]
+async fn marked_results_round_trip_and_only_degraded_ones_count_for_uptime() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a")]).await.expect("sync");
+    let marks = [None, Some(Mark::Degraded), Some(Mark::Maintenance), Some(Mark::Inconclusive)];
+    let results: Vec<ProbeResult> = (0..40)
+        .map(|i| {
+            // Half the plain results fail, and every inconclusive one; the rest pass.
+            let success = i % 8 != 4 && i % 4 != 3;
+            let mut result = result("a", hour(0) + TimeDelta::minutes(i), success, 10);
+            result.mark = marks[i as usize % 4];
+            result
+        })
+        .collect();
+    store.write(&[], &results).await.expect("write");
+    let stored = store.probe_events("a", &recent(100)).await.expect("read");
+    let stored_marks: Vec<Option<Mark>> = stored.iter().rev().map(|e| e.mark).collect();
+    assert_eq!(stored_marks, results.iter().map(|r| r.mark).collect::<Vec<_>>());
+    for rolled_up in [false, true] {
+        if rolled_up {
+            assert_eq!(store.roll_up_next(hour(1)).await.expect("roll up"), Some(hour(0)));
+        }
+        let rollups = store.rollups("a", hour(0), hour(1)).await.expect("rollups");
+        assert_eq!((rollups[0].probes, rollups[0].successes), (20, 15), "rolled up: {rolled_up}");
+    }
     store.close().await;
 }
 

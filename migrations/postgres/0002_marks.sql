@@ -1,0 +1,3 @@
+-- Why a result is not a plain up or down: 'degraded' (counts as up), 'maintenance' or
+-- 'inconclusive' (left out of uptime). NULL for the rest.
+ALTER TABLE probe_events ADD COLUMN IF NOT EXISTS mark TEXT;
