@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
+use super::grouping::Grouper;
 use super::health::{OpenIncident, Recovery};
 use super::inbox::{Inbox, MAX_ATTEMPTS};
 use super::policy::{Delivery, Dispatcher, human_duration};
@@ -99,6 +100,8 @@ pub struct IncidentsMemory {
     /// Open incident per asset id.
     open: imbl::HashMap<String, Incident>,
     dispatcher: Dispatcher,
+    /// Deliveries held back to be grouped with others of a storm.
+    grouper: Grouper,
 }
 
 impl IncidentsMemory {
@@ -116,12 +119,13 @@ impl IncidentsMemory {
                     timestamp: incident.started_at,
                     details: incident.summary.clone(),
                     incident_id: Some(incident.id),
+                    group: Vec::new(),
                 },
                 now,
             );
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
-        IncidentsMemory { open, dispatcher }
+        IncidentsMemory { open, dispatcher, grouper: Grouper::default() }
     }
 }
 
@@ -139,14 +143,23 @@ pub struct IncidentsState {
 }
 
 impl IncidentsState {
-    fn dispatch(&self, deliveries: Vec<Delivery>) {
+    /// Sends what the policy decided, except what waits to be grouped with a storm.
+    fn dispatch(&mut self, deliveries: Vec<Delivery>) {
+        let directory = &self.services.directory;
+        let grouping = self.memory.dispatcher.policy().grouping;
+        let now = Instant::now();
+        let ready = self.memory.grouper.offer(deliveries, grouping, |channel| directory.channel_groups(channel), now);
+        self.send(ready);
+    }
+
+    fn send(&self, deliveries: Vec<Delivery>) {
         for delivery in deliveries {
             self.services.directory.notify(&delivery.channel, delivery.notification);
         }
     }
 
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
-        let next = self.memory.dispatcher.next_wake();
+        let next = [self.memory.dispatcher.next_wake(), self.memory.grouper.next_wake()].into_iter().flatten().min();
         if next == self.timer_at {
             return;
         }
@@ -172,6 +185,7 @@ impl IncidentsState {
                     timestamp: Utc::now(),
                     details,
                     incident_id: None,
+                    group: Vec::new(),
                 };
                 let deliveries = self.memory.dispatcher.panic(notification, Instant::now());
                 self.dispatch(deliveries);
@@ -207,6 +221,7 @@ impl IncidentsState {
                 timestamp: down.incident.started_at,
                 details: down.details,
                 incident_id: Some(down.incident.id),
+                group: Vec::new(),
             },
             Instant::now(),
         );
@@ -234,6 +249,7 @@ impl IncidentsState {
                 timestamp: ended_at,
                 details: format!("back up after {lasted}"),
                 incident_id: Some(incident.id),
+                group: Vec::new(),
             },
             Instant::now(),
         );
@@ -242,6 +258,7 @@ impl IncidentsState {
 
     fn removed(&mut self, asset_id: &str) {
         self.memory.dispatcher.forget(asset_id);
+        self.memory.grouper.forget(asset_id);
         if let Some(incident) = self.memory.open.remove(asset_id) {
             tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident closed: its asset left the config");
             self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
@@ -311,8 +328,11 @@ impl Actor for Incidents {
             IncidentsMsg::Wake => state.drain(),
             IncidentsMsg::Timer { generation } if generation == state.generation => {
                 state.timer_at = None;
-                let deliveries = state.memory.dispatcher.wake(Instant::now(), Utc::now());
+                let now = Instant::now();
+                let deliveries = state.memory.dispatcher.wake(now, Utc::now());
                 state.dispatch(deliveries);
+                let grouped = state.memory.grouper.wake(now);
+                state.send(grouped);
                 *state.checkpoint.lock() = state.memory.clone();
             }
             IncidentsMsg::Timer { .. } => return Ok(()),

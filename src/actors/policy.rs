@@ -129,6 +129,10 @@ impl Dispatcher {
         Dispatcher { policy, memory: HashMap::new(), deadlines: OrdSet::new(), panics: HashMap::new() }
     }
 
+    pub fn policy(&self) -> &NotificationPolicy {
+        &self.policy
+    }
+
     /// A reloaded policy applies from now on; what channels already heard is kept. A changed
     /// throttle or repeat interval moves the pending deadlines (O(n), once per reload).
     pub fn set_policy(&mut self, policy: NotificationPolicy, now: Instant) {
@@ -326,6 +330,7 @@ mod tests {
             timestamp: DateTime::UNIX_EPOCH,
             details: "HTTP 500".into(),
             incident_id: Some(Uuid::from_u128(incident)),
+            group: Vec::new(),
         }
     }
 

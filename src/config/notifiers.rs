@@ -36,6 +36,57 @@ pub struct NotificationPolicy {
     /// How often reminders go out; defaults to `throttleSeconds`.
     #[serde(default)]
     pub repeat_interval_seconds: Option<u64>,
+    /// Storm grouping; absent, every notification goes out on its own at once.
+    #[serde(default)]
+    pub grouping: Option<Grouping>,
+}
+
+/// `notificationPolicy.grouping`: a DOWN (or RECOVERY) for a channel that groups waits up to
+/// `waitSeconds` for others of the same event; `minAssets` or more gathered go out as one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Grouping {
+    #[serde(default = "default_group_wait_seconds")]
+    pub wait_seconds: u64,
+    #[serde(default = "default_group_min_assets")]
+    pub min_assets: u64,
+}
+
+fn default_group_wait_seconds() -> u64 {
+    10
+}
+
+fn default_group_min_assets() -> u64 {
+    3
+}
+
+impl Grouping {
+    /// A wait past ten minutes would hold every DOWN that long; one asset is not a storm.
+    const WAIT_SECONDS: std::ops::RangeInclusive<u64> = 1..=600;
+    const MIN_ASSETS: std::ops::RangeInclusive<u64> = 2..=1_000_000;
+
+    /// How long the first notification of a storm waits for the others.
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs(self.wait_seconds)
+    }
+
+    /// Gathered notifications go out as one message from this many on.
+    pub fn min_assets(&self) -> usize {
+        usize::try_from(self.min_assets).unwrap_or(usize::MAX)
+    }
+
+    fn validate(&self, report: &mut Report<'_>) {
+        for (key, value, range) in
+            [("waitSeconds", self.wait_seconds, Self::WAIT_SECONDS), ("minAssets", self.min_assets, Self::MIN_ASSETS)]
+        {
+            let path = format!("notificationPolicy.grouping.{key}");
+            if value < *range.start() {
+                report.problem(path, format!("must be at least {}", range.start()));
+            } else if value > *range.end() {
+                report.problem(path, format!("must be at most {}", range.end()));
+            }
+        }
+    }
 }
 
 fn default_throttle_seconds() -> u64 {
@@ -51,6 +102,7 @@ impl Default for NotificationPolicy {
             throttle_seconds: default_throttle_seconds(),
             repeat_alerts: false,
             repeat_interval_seconds: None,
+            grouping: None,
         }
     }
 }
@@ -85,6 +137,9 @@ impl NotificationPolicy {
                     );
                 }
             }
+        }
+        if let Some(grouping) = &self.grouping {
+            grouping.validate(report);
         }
         if self.repeat_alerts && self.repeat_interval().is_none() {
             report.problem(
@@ -212,7 +267,7 @@ mod tests {
         let expected = [
             "notifiers.teams.webhookUrl: scheme \"ftp\" is not http or https",
             "notifiers.chat.type: unknown notifier type \"irc\" (one of: teams, slack, discord, webhook)",
-            "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `timeoutSeconds`",
+            "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `timeoutSeconds`, `group`",
             "notifiers.slack: missing field `webhookUrl`",
             "notifiers.bad name: notifier name \"bad name\" has ' ': use letters, digits, '-', '_' and '.'",
             "notifiers.nourl.webhookUrl: is not a valid URL (relative URL without a base)",
@@ -233,7 +288,10 @@ mod tests {
             "slow": {"type": "webhook", "url": "https://example.com/x", "timeoutSeconds": 61},
             "never": {"type": "slack", "webhookUrl": "ftp://example.com/x", "timeoutSeconds": -1}
           },
-          "notificationPolicy": {"onDown": ["pager"], "throttleSeconds": u64::MAX, "repeatIntervalSeconds": 0}
+          "notificationPolicy": {
+            "onDown": ["pager"], "throttleSeconds": u64::MAX, "repeatIntervalSeconds": 0,
+            "grouping": {"waitSeconds": 0, "minAssets": 1}
+          }
         }));
         assert_eq!(
             problems,
@@ -245,6 +303,8 @@ mod tests {
                 "notificationPolicy.throttleSeconds: must be at most 604800",
                 "notificationPolicy.repeatIntervalSeconds: must be at least 1",
                 "notificationPolicy.onDown[0]: unknown notifier \"pager\" (defined: never, slow)",
+                "notificationPolicy.grouping.waitSeconds: must be at least 1",
+                "notificationPolicy.grouping.minAssets: must be at least 2",
             ]
         );
     }
