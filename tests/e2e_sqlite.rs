@@ -9,6 +9,8 @@ mod disk_full;
 mod e2e;
 #[path = "e2e/extremes.rs"]
 mod extremes;
+#[path = "e2e/flapping.rs"]
+mod flapping;
 #[path = "e2e/grouping.rs"]
 mod grouping;
 #[path = "e2e/http_probe.rs"]

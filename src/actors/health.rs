@@ -70,6 +70,9 @@ pub enum StatusName {
     Down,
     /// The asset's actor keeps panicking and is waiting out its restart backoff.
     Crashed,
+    /// Its state changes too often to report each change: the flap breaker holds one incident
+    /// open until the state has held for `flapping.stableSeconds`.
+    Flapping,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

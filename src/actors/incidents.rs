@@ -20,15 +20,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
+use uuid::Uuid;
 
+use super::flapping::{FlapBreaker, FlapVerdict, Settled};
 use super::grouping::Grouper;
 use super::health::{OpenIncident, Recovery};
 use super::inbox::{Inbox, MAX_ATTEMPTS};
 use super::policy::{Delivery, Dispatcher, human_duration};
+use super::services::HeldIncident;
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::config::NotificationPolicy;
@@ -102,6 +105,10 @@ pub struct IncidentsMemory {
     dispatcher: Dispatcher,
     /// Deliveries held back to be grouped with others of a storm.
     grouper: Grouper,
+    /// Recent changes of state, and which assets are flapping.
+    flaps: FlapBreaker,
+    /// The names of the flapping assets, for the message that announces how each settled.
+    flapping_names: imbl::HashMap<String, String>,
 }
 
 impl IncidentsMemory {
@@ -125,7 +132,13 @@ impl IncidentsMemory {
             );
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
-        IncidentsMemory { open, dispatcher, grouper: Grouper::default() }
+        IncidentsMemory {
+            open,
+            dispatcher,
+            grouper: Grouper::default(),
+            flaps: FlapBreaker::default(),
+            flapping_names: imbl::HashMap::new(),
+        }
     }
 }
 
@@ -159,7 +172,15 @@ impl IncidentsState {
     }
 
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
-        let next = [self.memory.dispatcher.next_wake(), self.memory.grouper.next_wake()].into_iter().flatten().min();
+        let flapping = self.memory.dispatcher.policy().flapping;
+        let next = [
+            self.memory.dispatcher.next_wake(),
+            self.memory.grouper.next_wake(),
+            self.memory.flaps.next_wake(flapping),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next == self.timer_at {
             return;
         }
@@ -199,7 +220,16 @@ impl IncidentsState {
             if known.id == down.incident.id {
                 return;
             }
-            tracing::warn!(actor = "incidents", asset_id = %down.asset_id, incident_id = %known.id, "a new outage was reported while another is open for this asset");
+            if !self.memory.flaps.is_flapping(&down.asset_id) {
+                tracing::warn!(actor = "incidents", asset_id = %down.asset_id, incident_id = %known.id, "a new outage was reported while another is open for this asset");
+            }
+        }
+        let now = Instant::now();
+        let rule = self.memory.dispatcher.policy().flapping;
+        let verdict = self.memory.flaps.change(&down.asset_id, false, now, rule);
+        if verdict == FlapVerdict::Absorbed {
+            tracing::debug!(actor = "incidents", asset_id = %down.asset_id, "down again while flapping: no new incident");
+            return;
         }
         let incident = Incident {
             id: down.incident.id,
@@ -213,34 +243,70 @@ impl IncidentsState {
         tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened: {}", incident.summary);
         self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
         self.memory.open.insert(down.asset_id.clone(), incident);
-        let deliveries = self.memory.dispatcher.down(
-            Notification {
-                event: Event::Down,
-                asset_id: down.asset_id,
-                asset_name: down.asset_name,
-                timestamp: down.incident.started_at,
-                details: down.details,
-                incident_id: Some(down.incident.id),
-                group: Vec::new(),
-            },
-            Instant::now(),
-        );
+        let notification = Notification {
+            event: Event::Down,
+            asset_id: down.asset_id,
+            asset_name: down.asset_name,
+            timestamp: down.incident.started_at,
+            details: down.details,
+            incident_id: Some(down.incident.id),
+            group: Vec::new(),
+        };
+        if verdict == FlapVerdict::Tripped {
+            // Down at the trip: the incident just opened is the one the breaker keeps.
+            self.trip(notification, now);
+            return;
+        }
+        let deliveries = self.memory.dispatcher.down(notification, now);
         self.dispatch(deliveries);
     }
 
     fn recovered(&mut self, recovered: AssetRecovered) {
-        let incident = recovered.incident;
-        if self.memory.open.get(&recovered.asset_id).is_some_and(|open| open.id == incident.id) {
-            self.memory.open.remove(&recovered.asset_id);
+        let now = Instant::now();
+        let rule = self.memory.dispatcher.policy().flapping;
+        let verdict = self.memory.flaps.change(&recovered.asset_id, true, now, rule);
+        if verdict == FlapVerdict::Absorbed {
+            tracing::debug!(actor = "incidents", asset_id = %recovered.asset_id, "up again while flapping: the incident stays open");
+            return;
         }
+        // The open incident is the one to close, whatever the asset's actor calls it: after the
+        // breaker settled down, the actor's own outage id was never stored.
+        let incident = match self.memory.open.remove(&recovered.asset_id) {
+            Some(open) => open.id,
+            None => recovered.incident.id,
+        };
+        self.services.flaps.set(&recovered.asset_id, None);
         let Recovery { ended_at, lasted } = recovered.recovery;
+        if verdict == FlapVerdict::Tripped {
+            // Up at the trip: this outage closes quietly, and the trip opens the one incident
+            // the breaker keeps until the asset is stable.
+            self.close(&recovered.asset_id, incident, ended_at, "recovered, and began to flap");
+            let opened = Incident {
+                id: Uuid::now_v7(),
+                asset_id: recovered.asset_id.clone(),
+                started_at: Utc::now(),
+                ended_at: None,
+                severity: INITIAL_SEVERITY.into(),
+                summary: format!("{} is flapping", recovered.asset_name),
+                close_reason: None,
+            };
+            tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %opened.id, "incident opened: {}", opened.summary);
+            self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(opened.clone())));
+            self.memory.open.insert(recovered.asset_id.clone(), opened.clone());
+            let notification = Notification {
+                event: Event::Down,
+                asset_id: recovered.asset_id,
+                asset_name: recovered.asset_name,
+                timestamp: opened.started_at,
+                details: String::new(),
+                incident_id: Some(opened.id),
+                group: Vec::new(),
+            };
+            self.trip(notification, now);
+            return;
+        }
         let lasted = human_duration(chrono::TimeDelta::from_std(lasted).unwrap_or(chrono::TimeDelta::MAX));
-        tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %incident.id, "incident closed: recovered after {lasted}");
-        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
-            id: incident.id,
-            ended_at,
-            reason: CloseReason::Recovered,
-        }));
+        self.close(&recovered.asset_id, incident, ended_at, &format!("recovered after {lasted}"));
         let deliveries = self.memory.dispatcher.recovery(
             Notification {
                 event: Event::Recovery,
@@ -248,17 +314,100 @@ impl IncidentsState {
                 asset_name: recovered.asset_name,
                 timestamp: ended_at,
                 details: format!("back up after {lasted}"),
-                incident_id: Some(incident.id),
+                incident_id: Some(incident),
                 group: Vec::new(),
             },
-            Instant::now(),
+            now,
         );
         self.dispatch(deliveries);
+    }
+
+    fn close(&self, asset_id: &str, incident: Uuid, ended_at: DateTime<Utc>, why: &str) {
+        tracing::info!(actor = "incidents", %asset_id, incident_id = %incident, "incident closed: {why}");
+        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
+            id: incident,
+            ended_at,
+            reason: CloseReason::Recovered,
+        }));
+    }
+
+    /// The flap breaker tripped on `asset`: `kept` (a DOWN about the incident it keeps open)
+    /// goes out as one FLAPPING to the DOWN channels.
+    fn trip(&mut self, kept: Notification, now: Instant) {
+        let asset_id = kept.asset_id.clone();
+        let Some(incident) = kept.incident_id else { return };
+        tracing::warn!(actor = "incidents", %asset_id, incident_id = %incident, "flapping: one incident stays open until the asset is stable");
+        self.services.flaps.set(&asset_id, Some(HeldIncident { incident, flapping: true }));
+        self.memory.flapping_names.insert(asset_id.clone(), kept.asset_name.clone());
+        metrics::gauge!(names::ASSET_FLAPPING, "asset" => asset_id.clone()).set(1.0);
+        let window = self.memory.dispatcher.policy().flapping.map(|rule| rule.window_seconds).unwrap_or_default();
+        let flapping = Notification {
+            event: Event::Flapping,
+            details: format!(
+                "{} changed state too often (more than the limit in {}); one incident stays open until it is stable",
+                kept.asset_name,
+                human_duration(chrono::TimeDelta::seconds(i64::try_from(window).unwrap_or(i64::MAX)))
+            ),
+            ..kept
+        };
+        let deliveries = self.memory.dispatcher.flapping(flapping, now);
+        self.dispatch(deliveries);
+    }
+
+    /// Announces the assets whose state has held long enough to leave `flapping`: up closes
+    /// the kept incident with one RECOVERY; down goes on as an outage, with nothing new sent.
+    fn settle(&mut self, now: Instant) {
+        let rule = self.memory.dispatcher.policy().flapping;
+        for Settled { asset_id, up } in self.memory.flaps.wake(now, rule) {
+            metrics::gauge!(names::ASSET_FLAPPING, "asset" => asset_id.clone()).set(0.0);
+            let asset_name = self.memory.flapping_names.remove(&asset_id).unwrap_or_else(|| asset_id.clone());
+            let Some(incident) = self.memory.open.get(&asset_id).cloned() else {
+                self.services.flaps.set(&asset_id, None);
+                continue;
+            };
+            if !up {
+                tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "stable again, and down: the incident goes on as an outage");
+                self.services.flaps.set(&asset_id, Some(HeldIncident { incident: incident.id, flapping: false }));
+                self.memory.dispatcher.resume(self.down_of(&incident, asset_name), now);
+                continue;
+            }
+            self.memory.open.remove(&asset_id);
+            self.services.flaps.set(&asset_id, None);
+            let ended_at = Utc::now();
+            self.close(&asset_id, incident.id, ended_at, "stable again, and up");
+            let lasted = human_duration(ended_at - incident.started_at);
+            let recovery = Notification {
+                event: Event::Recovery,
+                asset_id,
+                asset_name,
+                timestamp: ended_at,
+                details: format!("stable again after flapping for {lasted}"),
+                incident_id: Some(incident.id),
+                group: Vec::new(),
+            };
+            let deliveries = self.memory.dispatcher.recovery(recovery, now);
+            self.dispatch(deliveries);
+        }
+    }
+
+    fn down_of(&self, incident: &Incident, asset_name: String) -> Notification {
+        Notification {
+            event: Event::Down,
+            asset_id: incident.asset_id.clone(),
+            asset_name,
+            timestamp: incident.started_at,
+            details: incident.summary.clone(),
+            incident_id: Some(incident.id),
+            group: Vec::new(),
+        }
     }
 
     fn removed(&mut self, asset_id: &str) {
         self.memory.dispatcher.forget(asset_id);
         self.memory.grouper.forget(asset_id);
+        self.memory.flaps.forget(asset_id);
+        self.memory.flapping_names.remove(asset_id);
+        self.services.flaps.set(asset_id, None);
         if let Some(incident) = self.memory.open.remove(asset_id) {
             tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident closed: its asset left the config");
             self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
@@ -331,6 +480,7 @@ impl Actor for Incidents {
                 let now = Instant::now();
                 let deliveries = state.memory.dispatcher.wake(now, Utc::now());
                 state.dispatch(deliveries);
+                state.settle(now);
                 let grouped = state.memory.grouper.wake(now);
                 state.send(grouped);
                 *state.checkpoint.lock() = state.memory.clone();

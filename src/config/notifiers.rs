@@ -39,6 +39,70 @@ pub struct NotificationPolicy {
     /// Storm grouping; absent, every notification goes out on its own at once.
     #[serde(default)]
     pub grouping: Option<Grouping>,
+    /// The flap breaker; absent, every confirmed change opens or closes an incident.
+    #[serde(default)]
+    pub flapping: Option<Flapping>,
+}
+
+/// `notificationPolicy.flapping`: an asset whose confirmed state changed more than
+/// `maxTransitions` times within `windowSeconds` is flapping until its state has held for
+/// `stableSeconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Flapping {
+    #[serde(default = "default_flap_window_seconds")]
+    pub window_seconds: u64,
+    #[serde(default = "default_flap_max_transitions")]
+    pub max_transitions: u64,
+    #[serde(default = "default_flap_stable_seconds")]
+    pub stable_seconds: u64,
+}
+
+fn default_flap_window_seconds() -> u64 {
+    600
+}
+
+fn default_flap_max_transitions() -> u64 {
+    4
+}
+
+fn default_flap_stable_seconds() -> u64 {
+    300
+}
+
+impl Flapping {
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_seconds)
+    }
+
+    pub fn stable(&self) -> Duration {
+        Duration::from_secs(self.stable_seconds)
+    }
+
+    /// Transitions within the window allowed before the breaker trips.
+    pub fn max_transitions(&self) -> usize {
+        usize::try_from(self.max_transitions).unwrap_or(usize::MAX)
+    }
+
+    fn validate(&self, report: &mut Report<'_>) {
+        // A window or a stable time past a week would hold an asset in `flapping` for good;
+        // one transition is an outage, not a flap.
+        let week = MAX_INTERVAL_SECONDS;
+        check_range(report, "flapping.windowSeconds", self.window_seconds, 1..=week);
+        check_range(report, "flapping.maxTransitions", self.max_transitions, 1..=10_000);
+        check_range(report, "flapping.stableSeconds", self.stable_seconds, 1..=week);
+    }
+}
+
+/// Reports `notificationPolicy.<key>` when `value` is outside `range`, in the words of
+/// [`Bound`] ("must be at least 1").
+fn check_range(report: &mut Report<'_>, key: &str, value: u64, range: std::ops::RangeInclusive<u64>) {
+    let path = format!("notificationPolicy.{key}");
+    if value < *range.start() {
+        report.problem(path, format!("must be at least {}", range.start()));
+    } else if value > *range.end() {
+        report.problem(path, format!("must be at most {}", range.end()));
+    }
 }
 
 /// `notificationPolicy.grouping`: a DOWN (or RECOVERY) for a channel that groups waits up to
@@ -61,10 +125,6 @@ fn default_group_min_assets() -> u64 {
 }
 
 impl Grouping {
-    /// A wait past ten minutes would hold every DOWN that long; one asset is not a storm.
-    const WAIT_SECONDS: std::ops::RangeInclusive<u64> = 1..=600;
-    const MIN_ASSETS: std::ops::RangeInclusive<u64> = 2..=1_000_000;
-
     /// How long the first notification of a storm waits for the others.
     pub fn wait(&self) -> Duration {
         Duration::from_secs(self.wait_seconds)
@@ -76,16 +136,9 @@ impl Grouping {
     }
 
     fn validate(&self, report: &mut Report<'_>) {
-        for (key, value, range) in
-            [("waitSeconds", self.wait_seconds, Self::WAIT_SECONDS), ("minAssets", self.min_assets, Self::MIN_ASSETS)]
-        {
-            let path = format!("notificationPolicy.grouping.{key}");
-            if value < *range.start() {
-                report.problem(path, format!("must be at least {}", range.start()));
-            } else if value > *range.end() {
-                report.problem(path, format!("must be at most {}", range.end()));
-            }
-        }
+        // A wait past ten minutes would hold every DOWN that long; one asset is not a storm.
+        check_range(report, "grouping.waitSeconds", self.wait_seconds, 1..=600);
+        check_range(report, "grouping.minAssets", self.min_assets, 2..=1_000_000);
     }
 }
 
@@ -103,6 +156,7 @@ impl Default for NotificationPolicy {
             repeat_alerts: false,
             repeat_interval_seconds: None,
             grouping: None,
+            flapping: None,
         }
     }
 }
@@ -140,6 +194,9 @@ impl NotificationPolicy {
         }
         if let Some(grouping) = &self.grouping {
             grouping.validate(report);
+        }
+        if let Some(flapping) = &self.flapping {
+            flapping.validate(report);
         }
         if self.repeat_alerts && self.repeat_interval().is_none() {
             report.problem(
@@ -290,7 +347,8 @@ mod tests {
           },
           "notificationPolicy": {
             "onDown": ["pager"], "throttleSeconds": u64::MAX, "repeatIntervalSeconds": 0,
-            "grouping": {"waitSeconds": 0, "minAssets": 1}
+            "grouping": {"waitSeconds": 0, "minAssets": 1},
+            "flapping": {"windowSeconds": 604801, "maxTransitions": 0}
           }
         }));
         assert_eq!(
@@ -305,6 +363,8 @@ mod tests {
                 "notificationPolicy.onDown[0]: unknown notifier \"pager\" (defined: never, slow)",
                 "notificationPolicy.grouping.waitSeconds: must be at least 1",
                 "notificationPolicy.grouping.minAssets: must be at least 2",
+                "notificationPolicy.flapping.windowSeconds: must be at most 604800",
+                "notificationPolicy.flapping.maxTransitions: must be at least 1",
             ]
         );
     }
