@@ -3,6 +3,8 @@
 
 #[path = "e2e/config_errors.rs"]
 mod config_errors;
+#[path = "e2e/dependencies.rs"]
+mod dependencies;
 #[path = "e2e/disk_full.rs"]
 mod disk_full;
 #[path = "e2e/mod.rs"]

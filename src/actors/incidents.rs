@@ -26,6 +26,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::causes::{Causes, DownOutcome};
 use super::flapping::{FlapBreaker, FlapVerdict, Settled};
 use super::grouping::Grouper;
 use super::health::{OpenIncident, Recovery};
@@ -35,6 +36,7 @@ use super::services::HeldIncident;
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::config::NotificationPolicy;
+use crate::dependencies::DependencyGraph;
 use crate::notify::{Event, Notification};
 use crate::store::{CloseReason, Incident, IncidentWrite, Store, StoreError, StoreOp};
 use crate::telemetry::names;
@@ -85,6 +87,8 @@ pub enum IncidentEvent {
     },
     /// The notification policy was reloaded.
     Policy(NotificationPolicy),
+    /// The manifest was reloaded: its `dependsOn` graph.
+    Dependencies(Arc<DependencyGraph>),
 }
 
 pub enum IncidentsMsg {
@@ -109,27 +113,37 @@ pub struct IncidentsMemory {
     flaps: FlapBreaker,
     /// The names of the flapping assets, for the message that announces how each settled.
     flapping_names: imbl::HashMap<String, String>,
+    /// Outages attributed to a root cause (`dependsOn`), and DOWNs held to find one.
+    causes: Causes,
 }
 
 impl IncidentsMemory {
     /// The memory of a fresh start: the store's open incidents, whose DOWN already went out.
-    pub fn resume(policy: NotificationPolicy, open: Vec<Incident>, names: &HashMap<String, String>) -> Self {
+    pub fn resume(
+        policy: NotificationPolicy,
+        graph: Arc<DependencyGraph>,
+        open: Vec<Incident>,
+        names: &HashMap<String, String>,
+    ) -> Self {
         let mut dispatcher = Dispatcher::new(policy);
+        let mut causes = Causes::new(graph);
         let now = Instant::now();
         for incident in &open {
             let asset_name = names.get(&incident.asset_id).cloned().unwrap_or_else(|| incident.asset_id.clone());
-            dispatcher.resume(
-                Notification {
-                    event: Event::Down,
-                    asset_id: incident.asset_id.clone(),
-                    asset_name,
-                    timestamp: incident.started_at,
-                    details: incident.summary.clone(),
-                    incident_id: Some(incident.id),
-                    group: Vec::new(),
-                },
-                now,
-            );
+            let down = Notification {
+                event: Event::Down,
+                asset_id: incident.asset_id.clone(),
+                asset_name,
+                timestamp: incident.started_at,
+                details: incident.summary.clone(),
+                incident_id: Some(incident.id),
+                group: Vec::new(),
+            };
+            match &incident.caused_by {
+                // Its DOWN was never sent: no RECOVERY is owed, and it may yet be its own outage.
+                Some(root) => causes.resume(down, root.clone()),
+                None => dispatcher.resume(down, now),
+            }
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
         IncidentsMemory {
@@ -138,6 +152,7 @@ impl IncidentsMemory {
             grouper: Grouper::default(),
             flaps: FlapBreaker::default(),
             flapping_names: imbl::HashMap::new(),
+            causes,
         }
     }
 }
@@ -177,6 +192,7 @@ impl IncidentsState {
             self.memory.dispatcher.next_wake(),
             self.memory.grouper.next_wake(),
             self.memory.flaps.next_wake(flapping),
+            self.memory.causes.next_wake(),
         ]
         .into_iter()
         .flatten()
@@ -212,6 +228,7 @@ impl IncidentsState {
                 self.dispatch(deliveries);
             }
             IncidentEvent::Policy(policy) => self.memory.dispatcher.set_policy(policy, Instant::now()),
+            IncidentEvent::Dependencies(graph) => self.memory.causes.set_graph(graph),
         }
     }
 
@@ -231,6 +248,26 @@ impl IncidentsState {
             tracing::debug!(actor = "incidents", asset_id = %down.asset_id, "down again while flapping: no new incident");
             return;
         }
+        let notification = Notification {
+            event: Event::Down,
+            asset_id: down.asset_id.clone(),
+            asset_name: down.asset_name.clone(),
+            timestamp: down.incident.started_at,
+            details: down.details.clone(),
+            incident_id: Some(down.incident.id),
+            group: Vec::new(),
+        };
+        let outcome = if verdict == FlapVerdict::Tripped {
+            None
+        } else {
+            let open = &self.memory.open;
+            let wait = self.memory.dispatcher.policy().grouping.map(|grouping| grouping.wait());
+            Some(self.memory.causes.down(notification.clone(), |id| open.contains_key(id), wait, now))
+        };
+        let caused_by = match &outcome {
+            Some(DownOutcome::Attributed { root }) => Some(root.clone()),
+            _ => None,
+        };
         let incident = Incident {
             id: down.incident.id,
             asset_id: down.asset_id.clone(),
@@ -239,26 +276,42 @@ impl IncidentsState {
             severity: INITIAL_SEVERITY.into(),
             summary: format!("{} is down: {}", down.asset_name, down.details),
             close_reason: None,
+            caused_by,
         };
-        tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened: {}", incident.summary);
+        match &incident.caused_by {
+            Some(root) => {
+                tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, caused_by = %root, "incident opened, caused by {root}'s outage: {}", incident.summary)
+            }
+            None => {
+                tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened: {}", incident.summary)
+            }
+        }
         self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
         self.memory.open.insert(down.asset_id.clone(), incident);
-        let notification = Notification {
-            event: Event::Down,
-            asset_id: down.asset_id,
-            asset_name: down.asset_name,
-            timestamp: down.incident.started_at,
-            details: down.details,
-            incident_id: Some(down.incident.id),
-            group: Vec::new(),
-        };
-        if verdict == FlapVerdict::Tripped {
+        match outcome {
             // Down at the trip: the incident just opened is the one the breaker keeps.
-            self.trip(notification, now);
-            return;
+            None => self.trip(notification, now),
+            Some(DownOutcome::Send(notification)) => {
+                let deliveries = self.memory.dispatcher.down(notification, now);
+                self.dispatch(deliveries);
+            }
+            Some(DownOutcome::Held { attributed }) => {
+                let root = Some(down.asset_id);
+                for dependant in attributed {
+                    self.attribute(&dependant, root.clone());
+                }
+            }
+            Some(DownOutcome::Attributed { .. }) => {}
         }
-        let deliveries = self.memory.dispatcher.down(notification, now);
-        self.dispatch(deliveries);
+    }
+
+    /// Records in the store that the open outage of `asset_id` is now attributed to `root`.
+    fn attribute(&self, asset_id: &str, root: Option<String>) {
+        let Some(incident) = self.memory.open.get(asset_id) else { return };
+        tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, caused_by = ?root, "outage attributed");
+        self.services
+            .directory
+            .persist_change(StoreOp::Incident(IncidentWrite::CausedBy { id: incident.id, caused_by: root }));
     }
 
     fn recovered(&mut self, recovered: AssetRecovered) {
@@ -289,6 +342,7 @@ impl IncidentsState {
                 severity: INITIAL_SEVERITY.into(),
                 summary: format!("{} is flapping", recovered.asset_name),
                 close_reason: None,
+                caused_by: None,
             };
             tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %opened.id, "incident opened: {}", opened.summary);
             self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(opened.clone())));
@@ -307,19 +361,31 @@ impl IncidentsState {
         }
         let lasted = human_duration(chrono::TimeDelta::from_std(lasted).unwrap_or(chrono::TimeDelta::MAX));
         self.close(&recovered.asset_id, incident, ended_at, &format!("recovered after {lasted}"));
-        let deliveries = self.memory.dispatcher.recovery(
-            Notification {
-                event: Event::Recovery,
-                asset_id: recovered.asset_id,
-                asset_name: recovered.asset_name,
-                timestamp: ended_at,
-                details: format!("back up after {lasted}"),
-                incident_id: Some(incident),
-                group: Vec::new(),
-            },
-            now,
-        );
-        self.dispatch(deliveries);
+        let open = &self.memory.open;
+        let causes = self.memory.causes.recovered(&recovered.asset_id, |id| open.contains_key(id));
+        if !causes.silent {
+            let deliveries = self.memory.dispatcher.recovery(
+                Notification {
+                    event: Event::Recovery,
+                    asset_id: recovered.asset_id,
+                    asset_name: recovered.asset_name,
+                    timestamp: ended_at,
+                    details: format!("back up after {lasted}"),
+                    incident_id: Some(incident),
+                    group: Vec::new(),
+                },
+                now,
+            );
+            self.dispatch(deliveries);
+        }
+        for (dependant, root) in causes.reattributed {
+            self.attribute(&dependant, root);
+        }
+        for down in causes.now_down {
+            // Still down after its root cause recovered: an outage of its own now.
+            let deliveries = self.memory.dispatcher.down(down, now);
+            self.dispatch(deliveries);
+        }
     }
 
     fn close(&self, asset_id: &str, incident: Uuid, ended_at: DateTime<Utc>, why: &str) {
@@ -407,6 +473,7 @@ impl IncidentsState {
         self.memory.grouper.forget(asset_id);
         self.memory.flaps.forget(asset_id);
         self.memory.flapping_names.remove(asset_id);
+        self.memory.causes.forget(asset_id);
         self.services.flaps.set(asset_id, None);
         if let Some(incident) = self.memory.open.remove(asset_id) {
             tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident closed: its asset left the config");
@@ -481,6 +548,10 @@ impl Actor for Incidents {
                 let deliveries = state.memory.dispatcher.wake(now, Utc::now());
                 state.dispatch(deliveries);
                 state.settle(now);
+                for down in state.memory.causes.wake(now) {
+                    let deliveries = state.memory.dispatcher.down(down, now);
+                    state.dispatch(deliveries);
+                }
                 let grouped = state.memory.grouper.wake(now);
                 state.send(grouped);
                 *state.checkpoint.lock() = state.memory.clone();

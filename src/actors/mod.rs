@@ -9,6 +9,7 @@
 //! made up for by the new actor looking at its inbox as it attaches.
 
 pub mod asset;
+pub mod causes;
 pub mod flapping;
 pub mod grouping;
 pub mod health;

@@ -35,6 +35,7 @@ use super::health::{Health, OpenIncident, Thresholds};
 use super::incidents::{IncidentEvent, IncidentsMemory};
 use super::notifier::ChannelQueue;
 use crate::config::{AssetConfig, Config};
+use crate::dependencies::DependencyGraph;
 use crate::settings::{RetentionSettings, Settings};
 use crate::store::{Incident, Store};
 use crate::telemetry::names;
@@ -211,7 +212,9 @@ impl Actor for Supervisor {
         for (name, channel) in &config.notifiers.notifiers {
             state.start_child(&myself, ChildSpec::Notifier { queue: ChannelQueue::new(name, channel.clone()) }).await;
         }
-        let incidents = IncidentsMemory::resume(config.notifiers.policy.clone(), args.open_incidents.clone(), &names);
+        let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
+        let incidents =
+            IncidentsMemory::resume(config.notifiers.policy.clone(), graph, args.open_incidents.clone(), &names);
         let inbox = Arc::clone(state.services.directory.incidents_inbox());
         state.start_child(&myself, ChildSpec::Incidents { inbox, memory: Arc::new(Mutex::new(incidents)) }).await;
         if state.settings.watch_config {

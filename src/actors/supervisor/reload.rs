@@ -14,6 +14,7 @@ use crate::actors::incidents::IncidentEvent;
 use crate::actors::notifier::ChannelQueue;
 use crate::config::diff::{ChangeSummary, ConfigDiff};
 use crate::config::{Config, Problems};
+use crate::dependencies::DependencyGraph;
 use crate::settings::Settings;
 use crate::store::StoreOp;
 use crate::telemetry::names;
@@ -233,6 +234,8 @@ impl SupervisorState {
         if let Some(policy) = &diff.policy {
             self.services.directory.incidents(IncidentEvent::Policy(policy.clone()));
         }
+        let graph = DependencyGraph::of(&config.manifest.assets);
+        self.services.directory.incidents(IncidentEvent::Dependencies(Arc::new(graph)));
         for asset in &diff.added_assets {
             let spec = ChildSpec::Asset { config: Arc::new(asset.clone()), memory: Arc::default() };
             self.start_child(myself, spec).await;
