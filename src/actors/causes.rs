@@ -13,7 +13,9 @@
 //! - An outage that ends while attributed, or while its DOWN is held, ends silently: nobody
 //!   heard of it.
 //! - When a root recovers, each dependant still down is attributed to another ancestor that is
-//!   down, if any, and otherwise becomes an outage of its own, with a normal DOWN.
+//!   down, if any, and otherwise becomes an outage of its own, with a normal DOWN, held for the
+//!   wait like any other: dependants recover a moment after their root, not with it, and one
+//!   that does within the wait was never an outage of its own.
 //!
 //! Pure logic with time passed in; persistent maps (`imbl`), like the rest of the Incidents
 //! actor's memory, so that its checkpoint after every event stays O(1).
@@ -52,7 +54,8 @@ pub struct RecoveryOutcome {
     pub silent: bool,
     /// Dependants attributed to another root (Some) or to none any more (None).
     pub reattributed: Vec<(String, Option<String>)>,
-    /// DOWNs of dependants still down that are now outages of their own.
+    /// DOWNs of dependants still down that are now outages of their own, to send now (without
+    /// a wait; with one, they are held like any DOWN and come out of [`Causes::wake`]).
     pub now_down: Vec<Notification>,
 }
 
@@ -164,8 +167,15 @@ impl Causes {
         self.due.get_min().map(|(due, _)| *due)
     }
 
-    /// `asset_id`'s outage ended; `is_down` says which assets are still down (not this one).
-    pub fn recovered(&mut self, asset_id: &str, is_down: impl Fn(&str) -> bool) -> RecoveryOutcome {
+    /// `asset_id`'s outage ended at `now`; `is_down` says which assets are still down (not
+    /// this one).
+    pub fn recovered(
+        &mut self,
+        asset_id: &str,
+        is_down: impl Fn(&str) -> bool,
+        wait: Option<Duration>,
+        now: Instant,
+    ) -> RecoveryOutcome {
         let mut outcome = RecoveryOutcome::default();
         if self.caused_by.remove(asset_id).is_some() {
             self.downs.remove(asset_id);
@@ -186,8 +196,13 @@ impl Causes {
                 None => {
                     self.caused_by.remove(&dependant);
                     outcome.reattributed.push((dependant.clone(), None));
-                    if let Some(down) = self.downs.remove(&dependant) {
-                        outcome.now_down.push(down);
+                    let Some(down) = self.downs.remove(&dependant) else { continue };
+                    match wait.filter(|wait| !wait.is_zero()).and_then(|wait| now.checked_add(wait)) {
+                        Some(due) => {
+                            self.held.insert(dependant.clone(), Held { due, down });
+                            self.due.insert((due, dependant));
+                        }
+                        None => outcome.now_down.push(down),
                     }
                 }
             }
@@ -302,7 +317,7 @@ mod tests {
         let mut causes = causes();
         let t0 = Instant::now();
         causes.down(down("db"), |_| false, WAIT, t0);
-        let outcome = causes.recovered("db", |_| false);
+        let outcome = causes.recovered("db", |_| false, WAIT, t0 + secs(1));
         assert!(outcome.silent);
         assert!(causes.wake(t0 + secs(10)).is_empty());
     }
@@ -317,7 +332,7 @@ mod tests {
         assert_eq!(causes.caused_by("web").map(String::as_str), Some("router"));
 
         // router recovers; db is (somehow) down on its own: api and web are db's now.
-        let outcome = causes.recovered("router", |id| ["db", "api", "web"].contains(&id));
+        let outcome = causes.recovered("router", |id| ["db", "api", "web"].contains(&id), None, t0);
         assert!(!outcome.silent);
         let mut reattributed = outcome.reattributed.clone();
         reattributed.sort();
@@ -325,14 +340,33 @@ mod tests {
         assert!(outcome.now_down.is_empty());
 
         // db recovers: api has nothing above it down and is an outage of its own; web is api's.
-        let outcome = causes.recovered("db", |id| ["api", "web"].contains(&id));
+        let outcome = causes.recovered("db", |id| ["api", "web"].contains(&id), None, t0);
         let mut reattributed = outcome.reattributed.clone();
         reattributed.sort();
         assert_eq!(reattributed, [("api".into(), None), ("web".into(), Some("api".into()))]);
         assert_eq!(outcome.now_down.iter().map(|n| n.asset_id.as_str()).collect::<Vec<_>>(), ["api"]);
 
         // An attributed outage that ends is silent.
-        assert!(causes.recovered("web", |id| id == "api").silent);
+        assert!(causes.recovered("web", |id| id == "api", None, t0).silent);
+    }
+
+    #[test]
+    fn with_a_wait_a_dependant_left_down_by_its_roots_recovery_is_held_and_silent_if_it_follows() {
+        let mut causes = causes();
+        let t0 = Instant::now();
+        causes.down(down("router"), |_| false, None, t0);
+        causes.down(down("db"), |id| id == "router", WAIT, t0);
+        causes.down(down("api"), |id| ["router", "db"].contains(&id), WAIT, t0);
+        let outcome = causes.recovered("router", |id| ["db", "api"].contains(&id), WAIT, t0 + secs(60));
+        assert!(outcome.now_down.is_empty(), "held, not sent");
+        assert_eq!(causes.next_wake(), Some(t0 + secs(70)));
+        // db recovers a moment later: it was never an outage of its own; api was db's, then
+        // nobody's, and is held in turn.
+        assert!(causes.recovered("db", |id| id == "api", WAIT, t0 + secs(61)).silent);
+        // api does not recover: its DOWN goes out once its wait is over.
+        assert!(causes.wake(t0 + secs(70)).is_empty());
+        let sent = causes.wake(t0 + secs(71));
+        assert_eq!(sent.iter().map(|n| n.asset_id.as_str()).collect::<Vec<_>>(), ["api"]);
     }
 
     #[test]

@@ -104,6 +104,16 @@ impl FlapBreaker {
         }
     }
 
+    /// Holds `asset_id` as flapping, its state last changed (to down) at `now`: how a restarted
+    /// statusd resumes an incident the breaker held.
+    pub fn resume(&mut self, asset_id: &str, now: Instant) {
+        let flaps = self.assets.entry(asset_id.to_string()).or_default();
+        if let Some((since, _)) = flaps.flapping.replace((now, false)) {
+            self.quiet_since.remove(&(since, asset_id.to_string()));
+        }
+        self.quiet_since.insert((now, asset_id.to_string()));
+    }
+
     pub fn is_flapping(&self, asset_id: &str) -> bool {
         self.assets.get(asset_id).is_some_and(|flaps| flaps.flapping.is_some())
     }
@@ -203,6 +213,17 @@ mod tests {
         assert!(breaker.is_flapping("a") && breaker.is_flapping("b"));
         let settled: Vec<String> = breaker.wake(t0 + secs(400), rule()).into_iter().map(|s| s.asset_id).collect();
         assert_eq!(settled, ["b", "a"]);
+    }
+
+    #[test]
+    fn a_resumed_asset_flaps_until_stable_from_the_restart() {
+        let mut breaker = FlapBreaker::default();
+        let t0 = Instant::now();
+        breaker.resume("api", t0);
+        assert!(breaker.is_flapping("api"));
+        assert_eq!(breaker.change("api", true, t0 + secs(10), rule()), FlapVerdict::Absorbed);
+        assert!(breaker.wake(t0 + secs(309), rule()).is_empty());
+        assert_eq!(breaker.wake(t0 + secs(310), rule()), [Settled { asset_id: "api".into(), up: true }]);
     }
 
     #[test]

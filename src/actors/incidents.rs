@@ -127,6 +127,8 @@ impl IncidentsMemory {
     ) -> Self {
         let mut dispatcher = Dispatcher::new(policy);
         let mut causes = Causes::new(graph);
+        let mut flaps = FlapBreaker::default();
+        let mut flapping_names = imbl::HashMap::new();
         let now = Instant::now();
         for incident in &open {
             let asset_name = names.get(&incident.asset_id).cloned().unwrap_or_else(|| incident.asset_id.clone());
@@ -139,6 +141,12 @@ impl IncidentsMemory {
                 incident_id: Some(incident.id),
                 group: Vec::new(),
             };
+            if incident.flapping {
+                // The breaker held it when statusd stopped: it goes on holding it, as if the
+                // state had just changed.
+                flaps.resume(&incident.asset_id, now);
+                flapping_names.insert(incident.asset_id.clone(), down.asset_name.clone());
+            }
             match &incident.caused_by {
                 // Its DOWN was never sent: no RECOVERY is owed, and it may yet be its own outage.
                 Some(root) => causes.resume(down, root.clone()),
@@ -146,14 +154,7 @@ impl IncidentsMemory {
             }
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
-        IncidentsMemory {
-            open,
-            dispatcher,
-            grouper: Grouper::default(),
-            flaps: FlapBreaker::default(),
-            flapping_names: imbl::HashMap::new(),
-            causes,
-        }
+        IncidentsMemory { open, dispatcher, grouper: Grouper::default(), flaps, flapping_names, causes }
     }
 }
 
@@ -277,6 +278,7 @@ impl IncidentsState {
             summary: format!("{} is down: {}", down.asset_name, down.details),
             close_reason: None,
             caused_by,
+            flapping: false,
         };
         match &incident.caused_by {
             Some(root) => {
@@ -343,6 +345,7 @@ impl IncidentsState {
                 summary: format!("{} is flapping", recovered.asset_name),
                 close_reason: None,
                 caused_by: None,
+                flapping: false,
             };
             tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %opened.id, "incident opened: {}", opened.summary);
             self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(opened.clone())));
@@ -362,7 +365,8 @@ impl IncidentsState {
         let lasted = human_duration(chrono::TimeDelta::from_std(lasted).unwrap_or(chrono::TimeDelta::MAX));
         self.close(&recovered.asset_id, incident, ended_at, &format!("recovered after {lasted}"));
         let open = &self.memory.open;
-        let causes = self.memory.causes.recovered(&recovered.asset_id, |id| open.contains_key(id));
+        let wait = self.memory.dispatcher.policy().grouping.map(|grouping| grouping.wait());
+        let causes = self.memory.causes.recovered(&recovered.asset_id, |id| open.contains_key(id), wait, now);
         if !causes.silent {
             let deliveries = self.memory.dispatcher.recovery(
                 Notification {
@@ -404,6 +408,9 @@ impl IncidentsState {
         let Some(incident) = kept.incident_id else { return };
         tracing::warn!(actor = "incidents", %asset_id, incident_id = %incident, "flapping: one incident stays open until the asset is stable");
         self.services.flaps.set(&asset_id, Some(HeldIncident { incident, flapping: true }));
+        self.services
+            .directory
+            .persist_change(StoreOp::Incident(IncidentWrite::Flapping { id: incident, flapping: true }));
         self.memory.flapping_names.insert(asset_id.clone(), kept.asset_name.clone());
         metrics::gauge!(names::ASSET_FLAPPING, "asset" => asset_id.clone()).set(1.0);
         let window = self.memory.dispatcher.policy().flapping.map(|rule| rule.window_seconds).unwrap_or_default();
@@ -431,6 +438,9 @@ impl IncidentsState {
                 self.services.flaps.set(&asset_id, None);
                 continue;
             };
+            self.services
+                .directory
+                .persist_change(StoreOp::Incident(IncidentWrite::Flapping { id: incident.id, flapping: false }));
             if !up {
                 tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "stable again, and down: the incident goes on as an outage");
                 self.services.flaps.set(&asset_id, Some(HeldIncident { incident: incident.id, flapping: false }));
@@ -516,6 +526,14 @@ impl Actor for Incidents {
         args: IncidentsArgs,
     ) -> Result<IncidentsState, ActorProcessingErr> {
         let memory = args.memory.lock().clone();
+        // What the flap breaker holds, for the assets' snapshots (after a restart of statusd,
+        // the registry starts empty).
+        for (asset_id, incident) in memory.open.iter() {
+            if memory.flaps.is_flapping(asset_id) {
+                args.services.flaps.set(asset_id, Some(HeldIncident { incident: incident.id, flapping: true }));
+                metrics::gauge!(names::ASSET_FLAPPING, "asset" => asset_id.clone()).set(1.0);
+            }
+        }
         let open_gauge = metrics::gauge!(names::INCIDENTS_OPEN);
         open_gauge.set(memory.open.len() as f64);
         let mut state = IncidentsState {

@@ -161,6 +161,9 @@ pub struct Incident {
     /// The asset whose outage caused this one (through `dependsOn`): this incident sent no
     /// notification of its own while that asset was down.
     pub caused_by: Option<String>,
+    /// The flap breaker holds this incident open: its asset changes state too often to report
+    /// each change.
+    pub flapping: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -200,6 +203,11 @@ pub enum StoreOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IncidentWrite {
     Open(Incident),
+    /// The flap breaker began (true) or stopped (false) holding the incident open.
+    Flapping {
+        id: Uuid,
+        flapping: bool,
+    },
     /// The outage was attributed to another asset's (or, with None, no longer is).
     CausedBy {
         id: Uuid,

@@ -117,6 +117,7 @@ where
     for<'r> i64: Decode<'r, DB>,
     for<'r> i32: Decode<'r, DB> + Type<DB>,
     for<'r> bool: Decode<'r, DB> + Type<DB>,
+    for<'t> bool: Encode<'t, DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> Option<String>: Encode<'t, DB>,
     for<'r> String: Decode<'r, DB>,
@@ -148,6 +149,14 @@ where
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Incident(IncidentWrite::Flapping { id, flapping }) => {
+                        sqlx::query("UPDATE incidents SET flapping = $1 WHERE id = $2")
+                            .bind(*flapping)
+                            .bind(DB::incident_id(*id))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::query(CONTEXT))?;
                     }
                     StoreOp::Incident(IncidentWrite::CausedBy { id, caused_by }) => {
                         sqlx::query("UPDATE incidents SET caused_by = $1 WHERE id = $2")
@@ -193,7 +202,7 @@ where
             IncidentState::All => "",
         };
         let sql = format!(
-            "SELECT id, asset_id, severity, summary, started_at, ended_at, close_reason, caused_by
+            "SELECT id, asset_id, severity, summary, started_at, ended_at, close_reason, caused_by, flapping
              FROM incidents {filter} ORDER BY started_at DESC LIMIT $1"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -415,6 +424,7 @@ where
             ended_at: ended_at.map(|stored| DB::read_time(stored, context)).transpose()?,
             close_reason: reason.as_deref().and_then(CloseReason::parse),
             caused_by: row.try_get("caused_by").map_err(get)?,
+            flapping: row.try_get("flapping").map_err(get)?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Dependencies: a parent and its dependants failing together page once, with a DOWN that names
-//! the dependants; a dependant still down when its parent recovers pages on its own.
+//! the dependants (a restart changes none of it); a dependant still down when its parent
+//! recovers pages on its own.
 
 use std::time::Duration;
 
@@ -79,6 +80,11 @@ async fn a_parent_and_five_dependants_page_once_and_a_dependant_still_down_pages
     })
     .await;
     assert_eq!(received(&receiver), [pair("DOWN", "router")], "one DOWN for the six outages");
+
+    // A restart changes nothing that was decided: the apps' outages stay the router's.
+    statusd.stop().await;
+    let statusd = setup.start(&[]).await;
+    statusd.wait_incidents("open", 6).await;
 
     // The router recovers, and with it four apps, silently; app-5 is still down: it pages now.
     shared.set(Mode::Ok);

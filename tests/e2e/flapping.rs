@@ -1,5 +1,6 @@
 //! The flap breaker: a target that changes state at every probe is reported once as flapping,
-//! with a single open incident from the trip on, and once more when it is stable again.
+//! with a single open incident from the trip on (a restart in the middle included), and once
+//! more when it is stable again.
 
 use std::time::Duration;
 
@@ -69,6 +70,18 @@ async fn a_target_flapping_every_second_is_reported_once_with_one_incident() {
     assert_eq!(asset["openIncidentId"], kept[0]["id"]);
     let flapping = format!("statusd_asset_flapping{{asset=\"{ID}\"}}");
     assert_eq!(metric(&statusd.metrics().await, &flapping), Some(1.0));
+    assert_eq!(events(&receiver).len(), 5, "{:?}", events(&receiver));
+
+    // A restart in the middle changes nothing: the same incident stays open, nothing is sent.
+    statusd.stop().await;
+    let statusd = setup.start(&[]).await;
+    for _ in 0..4 {
+        flip(&statusd, &target, &mut down).await;
+        let open = open_incidents(&statusd).await;
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0]["id"], kept[0]["id"]);
+    }
+    assert_eq!(statusd.asset(ID).await["status"], "flapping");
     assert_eq!(events(&receiver).len(), 5, "{:?}", events(&receiver));
 
     // Stable and up for stableSeconds: one RECOVERY closes the kept incident.

@@ -151,6 +151,7 @@ fn incident(asset_id: &str, started_at: DateTime<Utc>) -> Incident {
         summary: format!("{asset_id} is down: HTTP 500"),
         close_reason: None,
         caused_by: None,
+        flapping: false,
     }
 }
 
@@ -188,11 +189,14 @@ async fn incidents_open_close_and_filter_by_state() {
         StoreOp::Incident(IncidentWrite::Open(late.clone())),
         StoreOp::Incident(IncidentWrite::CausedBy { id: late.id, caused_by: Some("a".into()) }),
         StoreOp::Incident(IncidentWrite::CausedBy { id: dependant.id, caused_by: None }),
+        StoreOp::Incident(IncidentWrite::Flapping { id: late.id, flapping: true }),
     ];
     store.write(&ops, &[]).await.expect("caused by");
     let open = store.open_incidents().await.expect("open");
     let cause = |id| open.iter().find(|i| i.id == id).and_then(|i| i.caused_by.clone());
     assert_eq!((cause(late.id), cause(dependant.id)), (Some("a".to_string()), None));
+    let flapping = |id| open.iter().find(|i| i.id == id).is_some_and(|i| i.flapping);
+    assert!(flapping(late.id) && !flapping(dependant.id));
     store.close().await;
 }
 
