@@ -22,7 +22,7 @@ use super::schedule::{first_tick_offset, next_tick};
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
-use crate::probe::{ProbeResult, ProbeSpec};
+use crate::probe::{Mark, ProbeResult, ProbeSpec};
 use crate::telemetry::names;
 
 pub struct Asset;
@@ -175,8 +175,14 @@ impl AssetState {
         self.probe = Some((seq, AbortOnDrop(task)));
     }
 
-    fn record(&mut self, result: ProbeResult) {
+    fn record(&mut self, mut result: ProbeResult) {
         let config = &self.config;
+        // During a maintenance window the result is kept, marked, and moves nothing: no
+        // outage is confirmed, none recovers, nobody is told.
+        let in_maintenance = self.services.maintenance.in_maintenance(&config.id, result.timestamp);
+        if in_maintenance {
+            result.mark = Some(Mark::Maintenance);
+        }
         let seconds = Duration::from_millis(u64::try_from(result.latency_ms).unwrap_or(0)).as_secs_f64();
         self.metrics.duration.record(seconds);
         if result.success {
@@ -202,8 +208,12 @@ impl AssetState {
             let left = (expires_at - Utc::now()).num_seconds() as f64;
             metrics::gauge!(names::TLS_CERT_EXPIRY_SECONDS, "asset" => config.id.clone()).set(left);
         }
-        let transition =
-            self.memory.health.observe(result.success, result.timestamp, Instant::now(), self.thresholds());
+        let transition = if in_maintenance {
+            self.memory.health.pause();
+            Transition::None
+        } else {
+            self.memory.health.observe(result.success, result.timestamp, Instant::now(), self.thresholds())
+        };
         let details = result.message.clone().unwrap_or_default();
         self.services.directory.persist(result.clone());
         self.memory.last_probe = Some(result);
@@ -236,8 +246,13 @@ impl AssetState {
 
     fn snapshot(&self) -> AssetSnapshot {
         let health = &self.memory.health;
+        let status = if self.services.maintenance.in_maintenance(&self.config.id, Utc::now()) {
+            StatusName::Maintenance
+        } else {
+            health.name()
+        };
         AssetSnapshot {
-            status: health.name(),
+            status,
             since: health.since,
             last_probe: self.memory.last_probe.clone(),
             consecutive_failures: health.consecutive_failures,

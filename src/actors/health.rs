@@ -70,6 +70,8 @@ pub enum StatusName {
     Down,
     /// The asset's actor keeps panicking and is waiting out its restart backoff.
     Crashed,
+    /// A maintenance window covers the asset: it is probed, but its state does not move.
+    Maintenance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -120,6 +122,16 @@ impl Health {
             Status::Down(incident) => Some(incident),
             _ => None,
         }
+    }
+
+    /// A maintenance window began: what the results before it counted towards is forgotten, so
+    /// that once the window ends, a failure is confirmed from scratch (`failureThreshold` results
+    /// after the window) and an outage is dated from a failure after it. The status (and an open
+    /// incident) stays as it is.
+    pub fn pause(&mut self) {
+        self.consecutive_failures = 0;
+        self.consecutive_successes = 0;
+        self.streak_started = None;
     }
 
     /// Suspect (failing but not yet confirmed) or down: the asset is probed at its retry interval.

@@ -145,6 +145,11 @@ impl IncidentsState {
         }
     }
 
+    /// Whether a maintenance window covers the asset now: the one place this actor asks.
+    fn in_maintenance(&self, asset_id: &str) -> bool {
+        self.services.maintenance.in_maintenance(asset_id, Utc::now())
+    }
+
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
         let next = self.memory.dispatcher.next_wake();
         if next == self.timer_at {
@@ -311,7 +316,11 @@ impl Actor for Incidents {
             IncidentsMsg::Wake => state.drain(),
             IncidentsMsg::Timer { generation } if generation == state.generation => {
                 state.timer_at = None;
-                let deliveries = state.memory.dispatcher.wake(Instant::now(), Utc::now());
+                let mut deliveries = state.memory.dispatcher.wake(Instant::now(), Utc::now());
+                // An outage that is being worked on in a maintenance window stays open, unreminded.
+                deliveries.retain(|d| {
+                    d.notification.event != Event::Reminder || !state.in_maintenance(&d.notification.asset_id)
+                });
                 state.dispatch(deliveries);
                 *state.checkpoint.lock() = state.memory.clone();
             }

@@ -12,6 +12,7 @@ pub mod asset;
 pub mod health;
 pub mod inbox;
 pub mod incidents;
+pub mod maintenance;
 pub mod notifier;
 pub mod persistence;
 pub mod policy;

@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use super::maintenance::Board;
 use super::{Directory, task};
 use crate::probe::ProbeContext;
 use crate::settings::PersistenceSettings;
@@ -33,6 +34,8 @@ pub struct Services {
     /// Assets removed from the config while statusd runs: their metric series are left out of
     /// `/metrics` (the recorder cannot forget a series; an id configured again is taken out).
     pub retired_assets: RwLock<HashSet<String>>,
+    /// The maintenance windows in force: asked on every probe result and by Incidents.
+    pub maintenance: Board,
 }
 
 impl Services {
@@ -55,6 +58,7 @@ impl Services {
             chaos: task::ChaosSwitch::default(),
             tree: TreeHealth::default(),
             retired_assets: RwLock::new(HashSet::new()),
+            maintenance: Board::default(),
         })
     }
 
