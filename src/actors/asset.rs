@@ -546,6 +546,44 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn in_a_maintenance_window_results_are_kept_marked_and_move_nothing() {
+        let start = Instant::now();
+        let config = http("fixing", json!({"intervalSeconds": 10, "retryIntervalSeconds": 10}));
+        let first = start + first_tick_offset("fixing", 10 * SECOND);
+        let asset = spawn(Arc::clone(&config), Arc::default()).await;
+        let now = Utc::now();
+        let hour = chrono::TimeDelta::hours(1);
+        let window = json!({"id": "fix", "assets": ["fixing"], "start": now - hour, "end": now + hour});
+        let window = crate::maintenance::read_stored(&window.to_string()).expect("a window");
+        let manifest = |maintenance| crate::config::Manifest { assets: vec![(*config).clone()], maintenance };
+        asset.services.maintenance.configure(&manifest(vec![window]));
+
+        // Three failures, where two confirm an outage: kept, marked, and nobody is told.
+        for seq in 1..=3u32 {
+            assert!(asset.probing_at(first + (seq - 1) * 10 * SECOND + JUST).await);
+            asset.finish(u64::from(seq), false).await;
+        }
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Maintenance);
+        assert_eq!((snapshot.open_incident_id, snapshot.consecutive_failures), (None, 0));
+        assert_eq!(snapshot.last_probe.and_then(|p| p.mark), Some(Mark::Maintenance));
+        assert_eq!(asset.recorded(), 3);
+        assert!(asset.services.directory.incidents_inbox().is_empty(), "no outage reported");
+
+        // The window is taken away: the outage is confirmed from scratch, two failures.
+        asset.services.maintenance.configure(&manifest(Vec::new()));
+        assert!(asset.probing_at(first + 30 * SECOND + JUST).await);
+        asset.finish(4, false).await;
+        assert!(asset.services.directory.incidents_inbox().is_empty(), "one failure after the window");
+        assert!(asset.probing_at(first + 40 * SECOND + JUST).await);
+        asset.finish(5, false).await;
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Down);
+        assert_eq!(snapshot.last_probe.and_then(|p| p.mark), None);
+        assert_eq!(asset.services.directory.incidents_inbox().len(), 1, "the DOWN");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_push_asset_is_down_once_a_deadline_passes_without_a_push() {
         let start = Instant::now();
         let push = json!({"id": "cron", "assetType": "push", "token": "0123456789abcdef",

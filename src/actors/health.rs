@@ -278,6 +278,27 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_forgets_the_streak_but_keeps_the_status_and_its_incident() {
+        // Suspect before the window: after it, the failure threshold counts from zero, and the
+        // outage is dated from its first failure after the window.
+        let mut health = Health::default();
+        health.observe(true, at(0), mono(0), DEFAULT);
+        health.observe(false, at(1), mono(1), DEFAULT);
+        health.pause();
+        assert_eq!(health.observe(false, at(10), mono(10), DEFAULT), Transition::None);
+        let Transition::WentDown(incident) = health.observe(false, at(11), mono(11), DEFAULT) else {
+            panic!("expected down")
+        };
+        assert_eq!(incident.started_at, at(10));
+
+        // Down before the window: still down, under the same incident, until a recovery.
+        health.pause();
+        assert_eq!(health.open_incident(), Some(&incident));
+        assert_eq!(health.observe(false, at(20), mono(20), DEFAULT), Transition::None);
+        assert!(matches!(health.observe(true, at(21), mono(21), DEFAULT), Transition::Recovered(..)));
+    }
+
+    #[test]
     fn a_wall_clock_stepped_back_never_ends_an_outage_before_it_began() {
         let mut health = Health::default();
         health.observe(false, at(1000), mono(0), DEFAULT);

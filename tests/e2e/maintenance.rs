@@ -256,3 +256,40 @@ async fn editing_the_manifests_windows_applies_live() {
     assert!(window_ids(&statusd, "all").await.is_empty());
     statusd.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_already_open_stays_open_without_reminders_during_a_window() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let receiver = Receiver::start().await;
+    let mut notifiers = channels(&receiver);
+    notifiers["notificationPolicy"]["repeatAlerts"] = json!(true);
+    notifiers["notificationPolicy"]["repeatIntervalSeconds"] = json!(1);
+    let setup = setup(backend, json!([http_asset("api", &target.url())]), notifiers).await;
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("api", "up", WAIT).await;
+    target.set(Mode::Error);
+    let incident = statusd.wait_status("api", "down", WAIT).await["openIncidentId"].clone();
+    let reminders = || receiver.events("pager").iter().filter(|e| *e == "REMINDER").count();
+    eventually("a reminder", WAIT, || async { (reminders() >= 1).then_some(()) }).await;
+
+    let window = json!({"id": "on-it", "assets": ["api"],
+        "start": rfc3339(Utc::now() - TimeDelta::seconds(1)), "end": rfc3339(Utc::now() + TimeDelta::hours(1))});
+    assert_eq!(create(&statusd, window).await.0, StatusCode::CREATED);
+    statusd.wait_status("api", "maintenance", WAIT).await;
+    // A reminder already on its way may still arrive; none is decided from here on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = reminders();
+    statusd.wait_probes("api", 3).await;
+    assert_eq!(reminders(), before, "no reminder during the window");
+    let asset = statusd.asset("api").await;
+    assert_eq!(asset["openIncidentId"], incident, "the incident stays open");
+    statusd.wait_incidents("open", 1).await;
+
+    assert_eq!(delete(&statusd, "on-it").await.0, StatusCode::NO_CONTENT);
+    eventually("reminders again", WAIT, || async { (reminders() > before).then_some(()) }).await;
+    let asset = statusd.wait_status("api", "down", WAIT).await;
+    assert_eq!(asset["openIncidentId"], incident, "the same outage goes on");
+    assert_eq!(receiver.events("pager").iter().filter(|e| *e == "DOWN").count(), 1, "no second DOWN");
+    statusd.stop().await;
+}
