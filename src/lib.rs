@@ -10,6 +10,7 @@
 //! - `actors`: the supervision tree — Supervisor, Asset, Incidents, Persistence, Notifier.
 //! - `probe`: one file per asset type.
 //! - `notify`: one file per notification channel.
+//! - `maintenance`: maintenance windows and their occurrences (pure, time passed in).
 //! - `store`: the Store, on SQLite or PostgreSQL.
 //! - `api`: the HTTP API, every route in `api/routes.rs`.
 //! - `report`, `redact`, `http_error`, `backoff`, `telemetry`: leaves every layer may use
