@@ -10,6 +10,7 @@
 //! - `actors`: the supervision tree — Supervisor, Asset, Incidents, Persistence, Notifier.
 //! - `probe`: one file per asset type.
 //! - `notify`: one file per notification channel.
+//! - `maintenance`: maintenance windows and their occurrences (pure, time passed in).
 //! - `store`: the Store, on SQLite or PostgreSQL.
 //! - `api`: the HTTP API, every route in `api/routes.rs`.
 //! - `report`, `redact`, `http_error`, `backoff`, `telemetry`: leaves every layer may use
@@ -26,6 +27,7 @@ mod backoff;
 mod config;
 mod dependencies;
 mod http_error;
+mod maintenance;
 mod notify;
 mod probe;
 mod redact;
@@ -45,7 +47,9 @@ pub use probe::tls::not_after;
 pub use probe::{Mark, ProbeContext, ProbeResult, ProbeSpec, event_id};
 pub use settings::{PersistenceSettings, RetentionSettings, Settings};
 pub use store::rollup::hour_of;
-pub use store::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, Uptime};
+pub use store::{
+    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, StoredWindow, Uptime,
+};
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
 
 use std::collections::BTreeMap;
@@ -262,6 +266,9 @@ impl App {
             .await
             .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
         let services = Arc::new(services);
+        services.maintenance.configure(&config.manifest);
+        services.maintenance.set_channels(config.notifiers.policy.on_maintenance.clone());
+        services.maintenance.set_api(stored_windows(&store).await?);
         let (supervisor, supervisor_task) = Actor::spawn(
             None,
             Supervisor,
@@ -357,6 +364,21 @@ impl App {
         tracing::info!(took_ms = started.elapsed().as_millis() as u64, "statusd stopped");
         Ok(())
     }
+}
+
+/// The maintenance windows made by the API, read back from the store. One that no longer reads
+/// as a window (written by a later version, say) is logged and left out, not fatal.
+async fn stored_windows(store: &Store) -> Result<Vec<maintenance::Window>, Error> {
+    let mut windows = Vec::new();
+    for stored in store.maintenance_windows().await? {
+        match maintenance::read_stored(&stored.definition) {
+            Ok(window) => windows.push(window),
+            Err(error) => {
+                tracing::error!(window_id = %stored.id, %error, "a stored maintenance window is unreadable; ignored")
+            }
+        }
+    }
+    Ok(windows)
 }
 
 /// SIGHUP, listened for from the moment statusd says it started (until then, the default

@@ -22,7 +22,7 @@ use super::schedule::{first_tick_offset, next_tick};
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
-use crate::probe::{ProbeResult, ProbeSpec};
+use crate::probe::{Mark, ProbeResult, ProbeSpec};
 use crate::telemetry::names;
 
 pub struct Asset;
@@ -177,8 +177,14 @@ impl AssetState {
         self.probe = Some((seq, AbortOnDrop(task)));
     }
 
-    fn record(&mut self, result: ProbeResult) {
+    fn record(&mut self, mut result: ProbeResult) {
         let config = &self.config;
+        // During a maintenance window the result is kept, marked, and moves nothing: no
+        // outage is confirmed, none recovers, nobody is told.
+        let in_maintenance = self.services.maintenance.in_maintenance(&config.id, result.timestamp);
+        if in_maintenance {
+            result.mark = Some(Mark::Maintenance);
+        }
         let seconds = Duration::from_millis(u64::try_from(result.latency_ms).unwrap_or(0)).as_secs_f64();
         self.metrics.duration.record(seconds);
         if result.success {
@@ -204,8 +210,12 @@ impl AssetState {
             let left = (expires_at - Utc::now()).num_seconds() as f64;
             metrics::gauge!(names::TLS_CERT_EXPIRY_SECONDS, "asset" => config.id.clone()).set(left);
         }
-        let transition =
-            self.memory.health.observe(result.success, result.timestamp, Instant::now(), self.thresholds());
+        let transition = if in_maintenance {
+            self.memory.health.pause();
+            Transition::None
+        } else {
+            self.memory.health.observe(result.success, result.timestamp, Instant::now(), self.thresholds())
+        };
         let details = result.message.clone().unwrap_or_default();
         self.services.directory.persist(result.clone());
         self.memory.last_probe = Some(result);
@@ -238,8 +248,13 @@ impl AssetState {
 
     fn snapshot(&self) -> AssetSnapshot {
         let health = &self.memory.health;
+        let status = if self.services.maintenance.in_maintenance(&self.config.id, Utc::now()) {
+            StatusName::Maintenance
+        } else {
+            health.name()
+        };
         let mut snapshot = AssetSnapshot {
-            status: health.name(),
+            status,
             since: health.since,
             last_probe: self.memory.last_probe.clone(),
             consecutive_failures: health.consecutive_failures,
@@ -540,6 +555,44 @@ mod tests {
         let again = spawn(http("restarted", json!({"intervalSeconds": 60})), memory).await;
         assert!(!again.probing_at(first + 60 * SECOND - JUST).await);
         assert!(again.probing_at(first + 60 * SECOND + JUST).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_maintenance_window_results_are_kept_marked_and_move_nothing() {
+        let start = Instant::now();
+        let config = http("fixing", json!({"intervalSeconds": 10, "retryIntervalSeconds": 10}));
+        let first = start + first_tick_offset("fixing", 10 * SECOND);
+        let asset = spawn(Arc::clone(&config), Arc::default()).await;
+        let now = Utc::now();
+        let hour = chrono::TimeDelta::hours(1);
+        let window = json!({"id": "fix", "assets": ["fixing"], "start": now - hour, "end": now + hour});
+        let window = crate::maintenance::read_stored(&window.to_string()).expect("a window");
+        let manifest = |maintenance| crate::config::Manifest { assets: vec![(*config).clone()], maintenance };
+        asset.services.maintenance.configure(&manifest(vec![window]));
+
+        // Three failures, where two confirm an outage: kept, marked, and nobody is told.
+        for seq in 1..=3u32 {
+            assert!(asset.probing_at(first + (seq - 1) * 10 * SECOND + JUST).await);
+            asset.finish(u64::from(seq), false).await;
+        }
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Maintenance);
+        assert_eq!((snapshot.open_incident_id, snapshot.consecutive_failures), (None, 0));
+        assert_eq!(snapshot.last_probe.and_then(|p| p.mark), Some(Mark::Maintenance));
+        assert_eq!(asset.recorded(), 3);
+        assert!(asset.services.directory.incidents_inbox().is_empty(), "no outage reported");
+
+        // The window is taken away: the outage is confirmed from scratch, two failures.
+        asset.services.maintenance.configure(&manifest(Vec::new()));
+        assert!(asset.probing_at(first + 30 * SECOND + JUST).await);
+        asset.finish(4, false).await;
+        assert!(asset.services.directory.incidents_inbox().is_empty(), "one failure after the window");
+        assert!(asset.probing_at(first + 40 * SECOND + JUST).await);
+        asset.finish(5, false).await;
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Down);
+        assert_eq!(snapshot.last_probe.and_then(|p| p.mark), None);
+        assert_eq!(asset.services.directory.incidents_inbox().len(), 1, "the DOWN");
     }
 
     #[tokio::test(start_paused = true)]

@@ -73,6 +73,8 @@ pub enum StatusName {
     /// Its state changes too often to report each change: the flap breaker holds one incident
     /// open until the state has held for `flapping.stableSeconds`.
     Flapping,
+    /// A maintenance window covers the asset: it is probed, but its state does not move.
+    Maintenance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -123,6 +125,16 @@ impl Health {
             Status::Down(incident) => Some(incident),
             _ => None,
         }
+    }
+
+    /// A maintenance window began: what the results before it counted towards is forgotten, so
+    /// that once the window ends, a failure is confirmed from scratch (`failureThreshold` results
+    /// after the window) and an outage is dated from a failure after it. The status (and an open
+    /// incident) stays as it is.
+    pub fn pause(&mut self) {
+        self.consecutive_failures = 0;
+        self.consecutive_successes = 0;
+        self.streak_started = None;
     }
 
     /// Suspect (failing but not yet confirmed) or down: the asset is probed at its retry interval.
@@ -266,6 +278,27 @@ mod tests {
         let recovery = Recovery { ended_at: at(6), lasted: Duration::from_secs(6) };
         assert_eq!(health.observe(true, at(6), mono(6), DEFAULT), Transition::Recovered(incident, recovery));
         assert_eq!(health.observe(true, at(7), mono(7), DEFAULT), Transition::None);
+    }
+
+    #[test]
+    fn a_pause_forgets_the_streak_but_keeps_the_status_and_its_incident() {
+        // Suspect before the window: after it, the failure threshold counts from zero, and the
+        // outage is dated from its first failure after the window.
+        let mut health = Health::default();
+        health.observe(true, at(0), mono(0), DEFAULT);
+        health.observe(false, at(1), mono(1), DEFAULT);
+        health.pause();
+        assert_eq!(health.observe(false, at(10), mono(10), DEFAULT), Transition::None);
+        let Transition::WentDown(incident) = health.observe(false, at(11), mono(11), DEFAULT) else {
+            panic!("expected down")
+        };
+        assert_eq!(incident.started_at, at(10));
+
+        // Down before the window: still down, under the same incident, until a recovery.
+        health.pause();
+        assert_eq!(health.open_incident(), Some(&incident));
+        assert_eq!(health.observe(false, at(20), mono(20), DEFAULT), Transition::None);
+        assert!(matches!(health.observe(true, at(21), mono(21), DEFAULT), Transition::Recovered(..)));
     }
 
     #[test]

@@ -187,6 +187,11 @@ impl IncidentsState {
         }
     }
 
+    /// Whether a maintenance window covers the asset now: the one place this actor asks.
+    fn in_maintenance(&self, asset_id: &str) -> bool {
+        self.services.maintenance.in_maintenance(asset_id, Utc::now())
+    }
+
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
         let flapping = self.memory.dispatcher.policy().flapping;
         let next = [
@@ -563,7 +568,11 @@ impl Actor for Incidents {
             IncidentsMsg::Timer { generation } if generation == state.generation => {
                 state.timer_at = None;
                 let now = Instant::now();
-                let deliveries = state.memory.dispatcher.wake(now, Utc::now());
+                let mut deliveries = state.memory.dispatcher.wake(now, Utc::now());
+                // An outage that is being worked on in a maintenance window stays open, unreminded.
+                deliveries.retain(|d| {
+                    d.notification.event != Event::Reminder || !state.in_maintenance(&d.notification.asset_id)
+                });
                 state.dispatch(deliveries);
                 state.settle(now);
                 for down in state.memory.causes.wake(now) {

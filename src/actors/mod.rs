@@ -15,6 +15,7 @@ pub mod grouping;
 pub mod health;
 pub mod inbox;
 pub mod incidents;
+pub mod maintenance;
 pub mod notifier;
 pub mod persistence;
 pub mod policy;

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use super::maintenance::Board;
 use super::{Directory, task};
 use crate::probe::ProbeContext;
 use crate::settings::PersistenceSettings;
@@ -36,6 +37,8 @@ pub struct Services {
     /// Assets removed from the config while statusd runs: their metric series are left out of
     /// `/metrics` (the recorder cannot forget a series; an id configured again is taken out).
     pub retired_assets: RwLock<HashSet<String>>,
+    /// The maintenance windows in force: asked on every probe result and by Incidents.
+    pub maintenance: Board,
 }
 
 impl Services {
@@ -59,6 +62,7 @@ impl Services {
             tree: TreeHealth::default(),
             flaps: FlapRegistry::default(),
             retired_assets: RwLock::new(HashSet::new()),
+            maintenance: Board::default(),
         })
     }
 

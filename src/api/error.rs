@@ -29,6 +29,12 @@ pub enum ApiError {
     /// The settings' own message, which says they are invalid and names each problem.
     #[error("{0}")]
     InvalidSettings(String),
+    /// A maintenance window in a request body with problems (400, each listed).
+    #[error("{0}")]
+    InvalidWindow(Problems),
+    /// What was asked clashes with what exists (409).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ApiError {
@@ -97,20 +103,21 @@ impl IntoResponse for ApiError {
                 )
             }
             ApiError::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, ErrorBody::new(message)),
+            ApiError::InvalidWindow(problems) => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody {
+                    problems: Some(problem_bodies(problems)),
+                    ..ErrorBody::new(format!(
+                        "invalid maintenance window: {}",
+                        problems.0.iter().map(describe).collect::<Vec<_>>().join("; ")
+                    ))
+                },
+            ),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, ErrorBody::new(message)),
             ApiError::InvalidConfig(problems) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorBody {
-                    problems: Some(
-                        problems
-                            .0
-                            .iter()
-                            .map(|p| ProblemBody {
-                                file: p.file.clone(),
-                                path: p.path.clone(),
-                                message: p.message.clone(),
-                            })
-                            .collect(),
-                    ),
+                    problems: Some(problem_bodies(problems)),
                     ..ErrorBody::new(format!("the config has {} problem(s); nothing was changed", problems.0.len()))
                 },
             ),
@@ -120,6 +127,19 @@ impl IntoResponse for ApiError {
         };
         (status, Json(body)).into_response()
     }
+}
+
+fn problem_bodies(problems: &Problems) -> Vec<ProblemBody> {
+    problems
+        .0
+        .iter()
+        .map(|p| ProblemBody { file: p.file.clone(), path: p.path.clone(), message: p.message.clone() })
+        .collect()
+}
+
+/// `path: message`, or the message alone for the whole document.
+fn describe(problem: &crate::config::Problem) -> String {
+    if problem.path.is_empty() { problem.message.clone() } else { format!("{}: {}", problem.path, problem.message) }
 }
 
 pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -11,6 +11,7 @@ mod error;
 mod health;
 mod incidents;
 mod log_level;
+mod maintenance;
 mod metrics;
 mod middleware;
 pub mod openapi;

@@ -22,6 +22,7 @@ use super::routes;
     tags(
         (name = "assets", description = "Watched assets: live state, history, uptime, push heartbeats"),
         (name = "incidents", description = "Outages, open and closed"),
+        (name = "maintenance", description = "Maintenance windows: silence assets while they are worked on"),
         (name = "actors", description = "The supervision tree"),
         (name = "config", description = "Reload and log level (mutating: behind the API token)"),
         (name = "health", description = "Liveness, readiness, version, metrics"),
@@ -92,6 +93,8 @@ mod tests {
             r#"post /api/debug/panic "task" "query" optional"#,
             r#"get /api/incidents "state" "query" optional"#,
             r#"get /api/incidents "limit" "query" optional"#,
+            r#"get /api/maintenance "state" "query" optional"#,
+            r#"delete /api/maintenance/{id} "id" "path" required"#,
             r#"get /api/push/{id} "id" "path" required"#,
             r#"get /api/push/{id} "token" "query" required"#,
             r#"get /api/push/{id} "status" "query" optional"#,

@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiState, actors, assets, debug, demo, health, incidents, log_level, metrics, middleware, openapi, push, reload,
-    version,
+    ApiState, actors, assets, debug, demo, health, incidents, log_level, maintenance, metrics, middleware, openapi,
+    push, reload, version,
 };
 
 /// Largest request body accepted; the API takes only small JSON documents. Push takes any
@@ -42,6 +42,7 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(assets::asset_events))
         .routes(routes!(assets::asset_uptime))
         .routes(routes!(incidents::list_incidents))
+        .routes(routes!(maintenance::list_windows))
         .routes(routes!(actors::list_actors))
         .routes(routes!(version::version))
         .routes(routes!(openapi::openapi))
@@ -57,7 +58,11 @@ fn pushing() -> OpenApiRouter<ApiState> {
 
 /// The routes that change something; `router` puts them behind the API token.
 fn mutating(chaos: bool) -> OpenApiRouter<ApiState> {
-    let writes = OpenApiRouter::new().routes(routes!(reload::reload)).routes(routes!(log_level::set_log_level));
+    let writes = OpenApiRouter::new()
+        .routes(routes!(reload::reload))
+        .routes(routes!(log_level::set_log_level))
+        .routes(routes!(maintenance::create_window))
+        .routes(routes!(maintenance::delete_window));
     if chaos { writes.routes(routes!(debug::panic)) } else { writes }
 }
 
@@ -103,7 +108,7 @@ fn cors(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util
     tower::util::Either::Left(
         CorsLayer::new()
             .allow_origin(allowed)
-            .allow_methods([Method::GET, Method::POST, Method::PUT])
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-request-id")])
             .expose_headers([HeaderName::from_static("x-request-id")])
             .max_age(Duration::from_secs(600)),

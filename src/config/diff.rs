@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::{AssetConfig, Config, NotificationPolicy};
+use crate::maintenance::Window;
 use crate::notify::ChannelConfig;
 
 /// The difference between the running config and a new one.
@@ -19,6 +20,9 @@ pub struct ConfigDiff {
     pub removed_channels: Vec<String>,
     pub changed_channels: BTreeMap<String, ChannelConfig>,
     pub policy: Option<NotificationPolicy>,
+    /// The manifest's maintenance windows, when they changed (all of them: the calendar is
+    /// built again from the whole list).
+    pub maintenance: Option<Vec<Window>>,
 }
 
 impl ConfigDiff {
@@ -40,6 +44,8 @@ impl ConfigDiff {
             removed_channels: Vec::new(),
             changed_channels: BTreeMap::new(),
             policy: (old.notifiers.policy != new.notifiers.policy).then(|| new.notifiers.policy.clone()),
+            maintenance: (old.manifest.maintenance != new.manifest.maintenance)
+                .then(|| new.manifest.maintenance.clone()),
         };
         for asset in &new.manifest.assets {
             match before.get(asset.id.as_str()) {
@@ -80,6 +86,7 @@ impl ConfigDiff {
                 unchanged: 0,
             },
             policy_changed: self.policy.is_some(),
+            maintenance_changed: self.maintenance.is_some(),
         }
     }
 }
@@ -90,6 +97,8 @@ pub struct ChangeSummary {
     pub assets: Changes,
     pub notifiers: Changes,
     pub policy_changed: bool,
+    /// The manifest's maintenance windows changed.
+    pub maintenance_changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -125,7 +134,7 @@ mod tests {
 
     fn config(assets: Vec<AssetConfig>, channels: &[(&str, &str)], throttle: u64) -> Config {
         Config {
-            manifest: Manifest { assets },
+            manifest: Manifest { assets, maintenance: Vec::new() },
             notifiers: NotifiersConfig {
                 notifiers: channels.iter().map(|(n, u)| (n.to_string(), channel(u))).collect(),
                 policy: NotificationPolicy { throttle_seconds: throttle, ..NotificationPolicy::default() },

@@ -7,12 +7,16 @@ use serde_json::Value;
 
 pub use crate::asset::AssetConfig;
 use crate::dependencies::DependencyGraph;
+use crate::maintenance::{Window, parse_window};
 use crate::probe::ProbeSpec;
 use crate::report::{Problems, Report, parse_value};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub assets: Vec<AssetConfig>,
+    /// The top-level `maintenance` list (optional). Windows made by the API are in the store.
+    #[serde(skip)]
+    pub maintenance: Vec<Window>,
 }
 
 impl Manifest {
@@ -33,7 +37,7 @@ pub(super) fn parse(value: &Value, report: &mut Report<'_>) -> Option<Manifest> 
         report.problem("", "must be an object with an \"assets\" list");
         return None;
     };
-    report.unknown_fields("", value, &["assets"]);
+    report.unknown_fields("", value, &["assets", "maintenance"]);
     let Some(items) = root.get("assets") else {
         report.problem("assets", "missing: list the assets to watch (it may be empty)");
         return None;
@@ -68,7 +72,46 @@ pub(super) fn parse(value: &Value, report: &mut Report<'_>) -> Option<Manifest> 
             report.problem(format!("assets[{}].dependsOn[{}]", problem.asset, problem.dependency), problem.message);
         }
     }
-    complete.then_some(Manifest { assets })
+    // Every id written, valid asset or not: an asset with a problem is one problem, not also
+    // an unknown id in a window.
+    let ids: Vec<&str> = items.iter().filter_map(|item| item.get("id")?.as_str()).collect();
+    let maintenance = parse_maintenance(root.get("maintenance"), &ids, report);
+    (complete && maintenance.is_some()).then(|| Manifest { assets, maintenance: maintenance.unwrap_or_default() })
+}
+
+/// The `maintenance` list: every window checked against the assets (a window naming an asset
+/// that is not there is a problem). None when any window has a problem.
+fn parse_maintenance(value: Option<&Value>, known: &[&str], report: &mut Report<'_>) -> Option<Vec<Window>> {
+    let items = match value {
+        None | Some(Value::Null) => return Some(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            report.problem("maintenance", "must be a list of maintenance windows");
+            return None;
+        }
+    };
+    let mut windows: Vec<Window> = Vec::with_capacity(items.len());
+    let mut first_seen: HashMap<String, usize> = HashMap::new();
+    let mut complete = true;
+    for (index, item) in items.iter().enumerate() {
+        let path = format!("maintenance[{index}]");
+        match parse_window(item, &path, known, report) {
+            Some(window) => {
+                if let Some(first) = first_seen.get(window.id()) {
+                    report.problem(
+                        format!("{path}.id"),
+                        format!("duplicate id {:?} (first used by maintenance[{first}])", window.id()),
+                    );
+                    complete = false;
+                } else {
+                    first_seen.insert(window.id().to_string(), index);
+                }
+                windows.push(window);
+            }
+            None => complete = false,
+        }
+    }
+    complete.then_some(windows)
 }
 
 fn parse_asset(item: &Value, path: &str, report: &mut Report<'_>) -> Option<AssetConfig> {
@@ -323,6 +366,49 @@ mod tests {
         assert_eq!(problems, ["assets[2].dependsOn[0]: dependency cycle: api → web → api"]);
         let manifest = parse_ok(json!({"assets": [asset("db", json!([])), asset("api", json!(["db"]))]}));
         assert_eq!(manifest.assets[1].depends_on, ["db"]);
+    }
+
+    #[test]
+    fn maintenance_windows_load_with_the_assets_and_every_problem_names_its_key() {
+        let manifest = parse_ok(json!({
+            "assets": [{"id": "db", "assetType": "tcp", "address": "db:5432"}],
+            "maintenance": [
+                {"id": "weekly", "assets": ["db"], "cron": "0 2 * * SUN", "durationMinutes": 60, "timezone": "Europe/Berlin"},
+                {"id": "upgrade", "match": {"env": "prod"}, "start": "2026-12-01T02:00:00Z", "end": "2026-12-01T03:00:00Z"}
+            ]
+        }));
+        assert_eq!(manifest.maintenance.iter().map(Window::id).collect::<Vec<_>>(), ["weekly", "upgrade"]);
+        assert!(parse_ok(json!({"assets": []})).maintenance.is_empty(), "optional");
+
+        assert_eq!(
+            problems_of(json!({
+                "assets": [{"id": "db", "assetType": "tcp", "address": "db:5432"},
+                           {"id": "broken", "assetType": "http", "address": ""}],
+                "maintenance": [
+                    {"id": "w", "assets": ["db", "broken", "gone"], "cron": "61 * * * *", "durationMinutes": 5},
+                    {"id": "w", "assets": ["db"], "cron": "0 2 * * *", "durationMinutes": 5, "timezone": "Mars/Olympus"},
+                    {"id": "w", "assets": ["db"], "start": "2026-12-01T03:00:00Z", "end": "2026-12-01T02:00:00Z"}
+                ]
+            })),
+            [
+                "assets[1].address: must not be empty: an http asset needs a URL",
+                "maintenance[0].assets[2]: unknown asset id \"gone\"",
+                "maintenance[0].cron: \"61 * * * *\" is not a valid cron expression (Component error: Number out of bounds.); \
+                 fields: minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or JAN-DEC, day-of-week 0-7 or SUN-SAT",
+                "maintenance[1].timezone: unknown time zone \"Mars/Olympus\" (an IANA name, such as Europe/Berlin or UTC)",
+                "maintenance[2].end: must be after start (2026-12-01T03:00:00+00:00)",
+            ]
+        );
+        assert_eq!(
+            problems_of(json!({"assets": [], "maintenance": [
+                {"id": "x", "assets": [], "start": "2026-12-01T02:00:00Z", "end": "2026-12-01T03:00:00Z"}
+            ]}))[0],
+            "maintenance[0].assets: must name at least one asset"
+        );
+        assert_eq!(
+            problems_of(json!({"assets": [], "maintenance": {}})),
+            ["maintenance: must be a list of maintenance windows"]
+        );
     }
 
     #[test]

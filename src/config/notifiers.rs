@@ -27,6 +27,10 @@ pub struct NotificationPolicy {
     /// Channels told when an actor panics (throttled like the rest).
     #[serde(default)]
     pub on_panic: Vec<String>,
+    /// Channels told when a maintenance window opens and closes (MAINTENANCE_START/END, once
+    /// per occurrence of a window).
+    #[serde(default)]
+    pub on_maintenance: Vec<String>,
     /// At most one notification per asset and channel in this window; 0 turns throttling off.
     #[serde(default = "default_throttle_seconds")]
     pub throttle_seconds: u64,
@@ -152,6 +156,7 @@ impl Default for NotificationPolicy {
             on_down: Vec::new(),
             on_recovery: Vec::new(),
             on_panic: Vec::new(),
+            on_maintenance: Vec::new(),
             throttle_seconds: default_throttle_seconds(),
             repeat_alerts: false,
             repeat_interval_seconds: None,
@@ -181,8 +186,12 @@ impl NotificationPolicy {
     /// `defined` holds every notifier name in the file, valid or not: a notifier with a bad URL
     /// is one problem, not also a dangling name in the policy.
     fn validate(&self, defined: &[&str], report: &mut Report<'_>) {
-        for (list, names) in [("onDown", &self.on_down), ("onRecovery", &self.on_recovery), ("onPanic", &self.on_panic)]
-        {
+        for (list, names) in [
+            ("onDown", &self.on_down),
+            ("onRecovery", &self.on_recovery),
+            ("onPanic", &self.on_panic),
+            ("onMaintenance", &self.on_maintenance),
+        ] {
             for (i, name) in names.iter().enumerate() {
                 if !defined.contains(&name.as_str()) {
                     report.problem(
@@ -317,7 +326,7 @@ mod tests {
             "nourl": {"type": "webhook", "url": "not a url"}
           },
           "notificationPolicy": {
-            "onDown": ["teams", "pagerduty"], "onRecovery": ["sms"], "repeatAlerts": true,
+            "onDown": ["teams", "pagerduty"], "onRecovery": ["sms"], "onMaintenance": ["teams", "ops"], "repeatAlerts": true,
             "throttleSeconds": 0
           }
         }));
@@ -330,6 +339,7 @@ mod tests {
             "notifiers.nourl.webhookUrl: is not a valid URL (relative URL without a base)",
             "notificationPolicy.onDown[1]: unknown notifier \"pagerduty\" (defined: bad name, chat, hook, nourl, slack, teams)",
             "notificationPolicy.onRecovery[0]: unknown notifier \"sms\" (defined: bad name, chat, hook, nourl, slack, teams)",
+            "notificationPolicy.onMaintenance[1]: unknown notifier \"ops\" (defined: bad name, chat, hook, nourl, slack, teams)",
             "notificationPolicy.repeatIntervalSeconds: must be at least 1 when repeatAlerts is true (or set throttleSeconds)",
         ];
         for line in &expected {

@@ -136,6 +136,21 @@ impl Store {
         forward!(self, s => s.asset_exists(asset_id).await)
     }
 
+    /// The maintenance windows created by the API, oldest first.
+    pub async fn maintenance_windows(&self) -> Result<Vec<StoredWindow>, StoreError> {
+        forward!(self, s => s.maintenance_windows().await)
+    }
+
+    /// Stores a window made by the API; false (and nothing changed) when its id is taken.
+    pub async fn add_maintenance_window(&self, window: &StoredWindow) -> Result<bool, StoreError> {
+        forward!(self, s => s.add_maintenance_window(window).await)
+    }
+
+    /// Deletes a window made by the API; false when there was none with this id.
+    pub async fn remove_maintenance_window(&self, id: &str) -> Result<bool, StoreError> {
+        forward!(self, s => s.remove_maintenance_window(id).await)
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), StoreError> {
         forward!(self, s => s.ping().await)
@@ -164,6 +179,16 @@ pub struct Incident {
     /// The flap breaker holds this incident open: its asset changes state too often to report
     /// each change.
     pub flapping: bool,
+}
+
+/// A maintenance window made by the API, as `maintenance_windows` keeps it. The store does not
+/// read the definition: the maintenance module checks it again when it is loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWindow {
+    pub id: String,
+    /// The window as JSON (`{"id", "assets" | "match", "start", "end" | "cron", ...}`).
+    pub definition: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::rollup::{self, Rollup};
 use super::{
-    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, first_id_at, pending_hours,
-    redact_url, transaction,
+    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, StoredWindow, first_id_at,
+    pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -400,6 +400,47 @@ where
             .await
             .map(|row| row.is_some())
             .map_err(StoreError::query("looking up an asset"))
+    }
+
+    pub async fn maintenance_windows(&self) -> Result<Vec<StoredWindow>, StoreError> {
+        const CONTEXT: &str = "reading maintenance windows";
+        let rows = sqlx::query("SELECT id, definition, created_at FROM maintenance_windows ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                Ok(StoredWindow {
+                    id: row.try_get("id").map_err(get)?,
+                    definition: row.try_get("definition").map_err(get)?,
+                    created_at: DB::read_time(row.try_get("created_at").map_err(get)?, CONTEXT)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_maintenance_window(&self, window: &StoredWindow) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "storing a maintenance window";
+        sqlx::query(
+            "INSERT INTO maintenance_windows (id, definition, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(window.id.clone())
+        .bind(window.definition.clone())
+        .bind(DB::time(window.created_at))
+        .execute(&self.pool)
+        .await
+        .map(|done| DB::rows_affected(&done) == 1)
+        .map_err(StoreError::query(CONTEXT))
+    }
+
+    pub async fn remove_maintenance_window(&self, id: &str) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM maintenance_windows WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map(|done| DB::rows_affected(&done) == 1)
+            .map_err(StoreError::query("deleting a maintenance window"))
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -15,6 +15,7 @@ mod faults;
 mod incidents;
 mod inputs;
 mod lifecycle;
+mod maintenance;
 mod notifications;
 mod push;
 mod reload;

@@ -47,6 +47,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
                 "get" => statusd.http.get(&url),
                 "post" => statusd.http.post(&url).json(&json!({})),
                 "put" => statusd.http.put(&url).json(&json!({"level": "info"})),
+                "delete" => statusd.http.delete(&url),
                 other => panic!("unexpected method {other} for {path}"),
             };
             let response = request.bearer_auth(TOKEN).send().await.expect("request");
@@ -59,6 +60,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_answers()
             if operation["security"].is_array() {
                 let unauthenticated = match method.as_str() {
                     "post" => statusd.http.post(&url),
+                    "delete" => statusd.http.delete(&url),
                     _ => statusd.http.put(&url),
                 };
                 let response = unauthenticated.send().await.expect("request");

@@ -352,3 +352,25 @@ async fn migrations_run_once_whoever_connects() {
     again.close().await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_windows_are_kept_once_per_id_until_deleted() {
+    let Some((_db, store)) = open().await else { return };
+    let window = |id: &str, at: DateTime<Utc>| statusd::StoredWindow {
+        id: id.into(),
+        definition: json!({"id": id, "assets": ["a"], "start": "2026-12-01T00:00:00Z", "end": "2026-12-01T01:00:00Z"})
+            .to_string(),
+        created_at: at,
+    };
+    assert!(store.maintenance_windows().await.expect("read").is_empty());
+    assert!(store.add_maintenance_window(&window("later", hour(1))).await.expect("add"));
+    assert!(store.add_maintenance_window(&window("first", hour(0))).await.expect("add"));
+    let mut taken = window("first", hour(2));
+    taken.definition = "{}".into();
+    assert!(!store.add_maintenance_window(&taken).await.expect("add"), "the id is taken");
+    let stored = store.maintenance_windows().await.expect("read");
+    assert_eq!(stored, [window("first", hour(0)), window("later", hour(1))], "oldest first, the first one kept");
+    assert!(store.remove_maintenance_window("first").await.expect("delete"));
+    assert!(!store.remove_maintenance_window("first").await.expect("delete"), "gone already");
+    assert_eq!(store.maintenance_windows().await.expect("read"), [window("later", hour(1))]);
+}

@@ -29,11 +29,11 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::Services;
 use super::asset::{AssetMemory, AssetMsg};
 use super::health::{Health, OpenIncident, Thresholds};
 use super::incidents::{IncidentEvent, IncidentsMemory};
 use super::notifier::ChannelQueue;
+use super::{AbortOnDrop, Services, maintenance};
 use crate::config::{AssetConfig, Config};
 use crate::dependencies::DependencyGraph;
 use crate::settings::{RetentionSettings, Settings};
@@ -112,6 +112,9 @@ pub struct SupervisorState {
     shutting_down: bool,
     /// Reloads asked for: the one loading, and those that wait for it to end.
     reloads: Reloads,
+    /// The task that announces maintenance windows opening and closing; it lives as long as
+    /// the Supervisor, so no child's restart and no reload announces anything twice.
+    _maintenance: Option<AbortOnDrop<()>>,
 }
 
 impl SupervisorState {
@@ -195,7 +198,9 @@ impl Actor for Supervisor {
             by_id: HashMap::new(),
             shutting_down: false,
             reloads: Reloads::default(),
+            _maintenance: None,
         };
+        state._maintenance = Some(AbortOnDrop(tokio::spawn(maintenance::announce(Arc::clone(&state.services)))));
         let config = args.config;
         let names: HashMap<String, String> =
             config.manifest.assets.iter().map(|a| (a.id.clone(), a.name.clone())).collect();
@@ -377,7 +382,7 @@ mod tests {
             let (sender, heard) = unbounded_channel();
             let (relay, _) = Actor::spawn(None, Relay, sender).await.expect("relay");
             let config = Config {
-                manifest: Manifest { assets: Vec::new() },
+                manifest: Manifest { assets: Vec::new(), maintenance: Vec::new() },
                 notifiers: NotifiersConfig { notifiers: BTreeMap::new(), policy: Default::default() },
                 warnings: Vec::new(),
             };
@@ -391,6 +396,7 @@ mod tests {
                 by_id: HashMap::new(),
                 shutting_down: false,
                 reloads: Reloads::default(),
+                _maintenance: None,
             };
             let spec = ChildSpec::Asset { config: http_asset("loopy", json!({})), memory: Arc::default() };
             state.start_child(&relay, spec).await;

@@ -232,10 +232,17 @@ impl SupervisorState {
             self.start_child(myself, ChildSpec::Notifier { queue: ChannelQueue::new(name, channel.clone()) }).await;
         }
         if let Some(policy) = &diff.policy {
+            self.services.maintenance.set_channels(policy.on_maintenance.clone());
             self.services.directory.incidents(IncidentEvent::Policy(policy.clone()));
         }
         let graph = DependencyGraph::of(&config.manifest.assets);
         self.services.directory.incidents(IncidentEvent::Dependencies(Arc::new(graph)));
+        let assets_changed =
+            !diff.added_assets.is_empty() || !diff.removed_assets.is_empty() || !diff.changed_assets.is_empty();
+        if diff.maintenance.is_some() || assets_changed {
+            // Before new assets start: their first result already knows its windows.
+            self.services.maintenance.configure(&config.manifest);
+        }
         for asset in &diff.added_assets {
             let spec = ChildSpec::Asset { config: Arc::new(asset.clone()), memory: Arc::default() };
             self.start_child(myself, spec).await;
