@@ -113,7 +113,7 @@ pub struct SupervisorState {
     reloads: Reloads,
     /// The task that announces maintenance windows opening and closing; it lives as long as
     /// the Supervisor, so no child's restart and no reload announces anything twice.
-    _maintenance: Option<AbortOnDrop<()>>,
+    _announcer: Option<AbortOnDrop<()>>,
 }
 
 impl SupervisorState {
@@ -187,6 +187,7 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let files = vec![args.settings.manifest.clone(), args.settings.notifiers.clone()];
+        let announcer = AbortOnDrop(tokio::spawn(maintenance::announce(Arc::clone(&args.services))));
         let mut state = SupervisorState {
             services: args.services,
             intensity: args.intensity,
@@ -197,9 +198,8 @@ impl Actor for Supervisor {
             by_id: HashMap::new(),
             shutting_down: false,
             reloads: Reloads::default(),
-            _maintenance: None,
+            _announcer: Some(announcer),
         };
-        state._maintenance = Some(AbortOnDrop(tokio::spawn(maintenance::announce(Arc::clone(&state.services)))));
         let config = args.config;
         let names: HashMap<String, String> =
             config.manifest.assets.iter().map(|a| (a.id.clone(), a.name.clone())).collect();
@@ -393,7 +393,7 @@ mod tests {
                 by_id: HashMap::new(),
                 shutting_down: false,
                 reloads: Reloads::default(),
-                _maintenance: None,
+                _announcer: None,
             };
             let spec = ChildSpec::Asset { config: http_asset("loopy", json!({})), memory: Arc::default() };
             state.start_child(&relay, spec).await;
