@@ -234,7 +234,8 @@ async fn the_api_refuses_bad_windows_taken_ids_and_windows_of_the_manifest() {
 async fn editing_the_manifests_windows_applies_live() {
     let Some(backend) = crate::backend().await else { return };
     let target = Target::start().await;
-    let setup = setup(backend, json!([]), json!({"notifiers": {}})).await;
+    let receiver = Receiver::start().await;
+    let setup = setup(backend, json!([]), channels(&receiver)).await;
     let mut asset = http_asset("cache", &target.url());
     asset["metadata"] = json!({"env": "prod"});
     write_manifest(&setup, json!({"assets": [asset.clone()]}));
@@ -249,11 +250,21 @@ async fn editing_the_manifests_windows_applies_live() {
     assert_eq!(report["maintenanceChanged"], true);
     statusd.wait_status("cache", "maintenance", WAIT).await;
     assert_eq!(window_ids(&statusd, "active").await, ["prod-work"]);
+    eventually("MAINTENANCE_START", WAIT, || async { (receiver.events("ops") == ["MAINTENANCE_START"]).then_some(()) })
+        .await;
+    // A reload that leaves the window as it is announces nothing again.
+    let (status, report) = send(&statusd, reqwest::Method::POST, "/api/reload", None).await;
+    assert_eq!((status, report["maintenanceChanged"].clone()), (StatusCode::OK, json!(false)));
 
     write_manifest(&setup, json!({"assets": [asset]}));
     assert_eq!(send(&statusd, reqwest::Method::POST, "/api/reload", None).await.0, StatusCode::OK);
     statusd.wait_status("cache", "up", WAIT).await;
     assert!(window_ids(&statusd, "all").await.is_empty());
+    eventually("MAINTENANCE_END", WAIT, || async {
+        (receiver.events("ops") == ["MAINTENANCE_START", "MAINTENANCE_END"]).then_some(())
+    })
+    .await;
+    assert!(receiver.bodies("ops")[1]["details"].as_str().expect("details").contains("prod-work ended for cache"));
     statusd.stop().await;
 }
 

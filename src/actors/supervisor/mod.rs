@@ -114,7 +114,7 @@ pub struct SupervisorState {
     reloads: Reloads,
     /// The task that announces maintenance windows opening and closing; it lives as long as
     /// the Supervisor, so no child's restart and no reload announces anything twice.
-    _maintenance: Option<AbortOnDrop<()>>,
+    _announcer: Option<AbortOnDrop<()>>,
 }
 
 impl SupervisorState {
@@ -188,6 +188,7 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let files = vec![args.settings.manifest.clone(), args.settings.notifiers.clone()];
+        let announcer = AbortOnDrop(tokio::spawn(maintenance::announce(Arc::clone(&args.services))));
         let mut state = SupervisorState {
             services: args.services,
             intensity: args.intensity,
@@ -198,9 +199,8 @@ impl Actor for Supervisor {
             by_id: HashMap::new(),
             shutting_down: false,
             reloads: Reloads::default(),
-            _maintenance: None,
+            _announcer: Some(announcer),
         };
-        state._maintenance = Some(AbortOnDrop(tokio::spawn(maintenance::announce(Arc::clone(&state.services)))));
         let config = args.config;
         let names: HashMap<String, String> =
             config.manifest.assets.iter().map(|a| (a.id.clone(), a.name.clone())).collect();
@@ -396,7 +396,7 @@ mod tests {
                 by_id: HashMap::new(),
                 shutting_down: false,
                 reloads: Reloads::default(),
-                _maintenance: None,
+                _announcer: None,
             };
             let spec = ChildSpec::Asset { config: http_asset("loopy", json!({})), memory: Arc::default() };
             state.start_child(&relay, spec).await;
