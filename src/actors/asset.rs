@@ -16,13 +16,14 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::health::{Health, StatusName, Thresholds, Transition};
-use super::incidents::{AssetDown, AssetRecovered, IncidentEvent};
+use super::degradation::{Change, Degradation, Verdict};
+use super::health::{Health, Status, StatusName, Thresholds, Transition};
+use super::incidents::{AssetDegraded, AssetDown, AssetRecovered, IncidentEvent};
 use super::schedule::{first_tick_offset, next_tick};
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
-use crate::probe::{ProbeResult, ProbeSpec};
+use crate::probe::{Mark, ProbeResult, ProbeSpec};
 use crate::telemetry::names;
 
 pub struct Asset;
@@ -38,11 +39,26 @@ pub struct AssetArgs {
 #[derive(Debug, Clone, Default)]
 pub struct AssetMemory {
     pub health: Health,
+    /// Whether it is degraded, apart from up/down (see `degradation.rs`).
+    pub degradation: Degradation,
     pub last_probe: Option<ProbeResult>,
     pub skipped_ticks: u64,
     /// The next tick as last scheduled: a restarted actor keeps its phase instead of
     /// spreading its first tick again.
     pub next_due: Option<Instant>,
+}
+
+impl AssetMemory {
+    /// The status the API shows: up/down from the health machine, `degraded` while up and
+    /// degraded, `inconclusive` while not down and the latest result was judged inconclusive.
+    pub fn status(&self) -> StatusName {
+        let inconclusive = self.last_probe.as_ref().is_some_and(|p| p.mark == Some(Mark::Inconclusive));
+        match self.health.name() {
+            StatusName::Up if self.degradation.is_degraded() => StatusName::Degraded,
+            StatusName::Up | StatusName::Unknown if inconclusive => StatusName::Inconclusive,
+            name => name,
+        }
+    }
 }
 
 pub enum AssetMsg {
@@ -106,6 +122,7 @@ struct AssetMetrics {
     failure: Counter,
     duration: Histogram,
     up: Gauge,
+    degraded: Gauge,
     skipped: Counter,
 }
 
@@ -117,6 +134,7 @@ impl AssetMetrics {
             failure: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "failure"),
             duration: metrics::histogram!(names::PROBE_DURATION_SECONDS, "asset" => id.clone()),
             up: metrics::gauge!(names::ASSET_UP, "asset" => id.clone()),
+            degraded: metrics::gauge!(names::ASSET_DEGRADED, "asset" => id.clone()),
             skipped: metrics::counter!(names::PROBES_SKIPPED_TOTAL, "asset" => id),
         }
     }
@@ -175,8 +193,15 @@ impl AssetState {
         self.probe = Some((seq, AbortOnDrop(task)));
     }
 
-    fn record(&mut self, result: ProbeResult) {
+    fn record(&mut self, mut result: ProbeResult) {
         let config = &self.config;
+        if config.is_connectivity() {
+            self.services.connectivity.report(&config.id, result.success);
+        } else if !result.success && self.services.connectivity.lost() {
+            // statusd's own network is gone (see `network.rs`): this says nothing about the asset.
+            result.mark = Some(Mark::Inconclusive);
+        }
+        let inconclusive = result.mark == Some(Mark::Inconclusive);
         let seconds = Duration::from_millis(u64::try_from(result.latency_ms).unwrap_or(0)).as_secs_f64();
         self.metrics.duration.record(seconds);
         if result.success {
@@ -202,8 +227,20 @@ impl AssetState {
             let left = (expires_at - Utc::now()).num_seconds() as f64;
             metrics::gauge!(names::TLS_CERT_EXPIRY_SECONDS, "asset" => config.id.clone()).set(left);
         }
-        let transition =
-            self.memory.health.observe(result.success, result.timestamp, Instant::now(), self.thresholds());
+        let thresholds = self.thresholds();
+        // An inconclusive failure counts towards nothing: no outage is confirmed on it.
+        let transition = if inconclusive {
+            Transition::None
+        } else {
+            self.memory.health.observe(result.success, result.timestamp, Instant::now(), thresholds)
+        };
+        let verdict = match (result.success, result.mark) {
+            (false, _) => Verdict::Failed,
+            (true, Some(Mark::Degraded)) => Verdict::Degraded,
+            (true, _) => Verdict::Clean,
+        };
+        let up = self.memory.health.status == Status::Up;
+        let change = self.memory.degradation.observe(verdict, up, result.timestamp, thresholds);
         let details = result.message.clone().unwrap_or_default();
         self.services.directory.persist(result.clone());
         self.memory.last_probe = Some(result);
@@ -219,7 +256,7 @@ impl AssetState {
                     asset_id: config.id.clone(),
                     asset_name: config.name.clone(),
                     incident,
-                    details,
+                    details: details.clone(),
                 }));
             }
             Transition::Recovered(incident, recovery) => {
@@ -232,13 +269,32 @@ impl AssetState {
                 }));
             }
         }
+        let degraded = |since| AssetDegraded {
+            asset_id: config.id.clone(),
+            asset_name: config.name.clone(),
+            since,
+            details: details.clone(),
+        };
+        match change {
+            Change::None => {}
+            Change::Entered { since } => {
+                tracing::warn!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is degraded: {details}", config.name);
+                self.services.directory.incidents(IncidentEvent::Degraded(degraded(since)));
+            }
+            Change::Left { since } => {
+                tracing::info!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is no longer degraded", config.name);
+                self.services.directory.incidents(IncidentEvent::DegradationEnded(degraded(since)));
+            }
+        }
+        self.metrics.degraded.set(if self.memory.status() == StatusName::Degraded { 1.0 } else { 0.0 });
     }
 
     fn snapshot(&self) -> AssetSnapshot {
         let health = &self.memory.health;
+        let status = self.memory.status();
         AssetSnapshot {
-            status: health.name(),
-            since: health.since,
+            status,
+            since: if status == StatusName::Degraded { self.memory.degradation.since } else { health.since },
             last_probe: self.memory.last_probe.clone(),
             consecutive_failures: health.consecutive_failures,
             consecutive_successes: health.consecutive_successes,
@@ -266,6 +322,7 @@ impl Actor for Asset {
             StatusName::Down => metrics.up.set(0.0),
             _ => {}
         }
+        metrics.degraded.set(if memory.status() == StatusName::Degraded { 1.0 } else { 0.0 });
         let now = Instant::now();
         let mut state = AssetState {
             actor: format!("asset:{}", args.config.id),

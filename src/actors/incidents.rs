@@ -17,23 +17,27 @@
 //! was never decided, say); with a snapshot per event, the replacement resumes from the memory
 //! as it was before the event and handles it whole.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
 use super::health::{OpenIncident, Recovery};
 use super::inbox::{Inbox, MAX_ATTEMPTS};
+use super::network::{NetworkChange, NetworkWatch};
 use super::policy::{Delivery, Dispatcher, human_duration};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::config::NotificationPolicy;
 use crate::notify::{Event, Notification};
-use crate::store::{CloseReason, Incident, IncidentWrite, Store, StoreError, StoreOp};
+use crate::store::{CloseReason, DegradationWrite, Incident, IncidentWrite, Store, StoreError, StoreOp};
 use crate::telemetry::names;
+
+/// The `assetId` of NETWORK_DOWN and NETWORK_UP, which are about statusd's network, no asset.
+pub const NETWORK: &str = "network";
 
 /// Severity of a newly opened incident (the seed's default).
 pub const INITIAL_SEVERITY: &str = "INITIAL";
@@ -65,11 +69,26 @@ pub struct AssetRecovered {
     pub recovery: Recovery,
 }
 
+/// An asset was confirmed degraded, or confirmed no longer degraded (sent by its actor).
+#[derive(Debug, Clone)]
+pub struct AssetDegraded {
+    pub asset_id: String,
+    pub asset_name: String,
+    /// When the degradation began (its first degraded result).
+    pub since: DateTime<Utc>,
+    /// Why, from the result that decided: `slow: 412ms > degradedLatencyMs 200ms`, …
+    pub details: String,
+}
+
 /// What the Incidents actor is told, through its inbox.
 #[derive(Debug, Clone)]
 pub enum IncidentEvent {
     Down(AssetDown),
     Recovered(AssetRecovered),
+    Degraded(AssetDegraded),
+    DegradationEnded(AssetDegraded),
+    /// The `"role": "connectivity"` assets are now these (start and reload).
+    Connectivity(BTreeSet<String>),
     /// The asset left the config: its open incident closes as removed; nobody hears a recovery.
     Removed {
         asset_id: String,
@@ -99,14 +118,49 @@ pub struct IncidentsMemory {
     /// Open incident per asset id.
     open: imbl::HashMap<String, Incident>,
     dispatcher: Dispatcher,
+    /// DEGRADED and its RECOVERY, by the policy's `onDegraded` (see
+    /// [`NotificationPolicy::for_degraded`]): throttled per asset and channel like the rest.
+    degraded: Dispatcher,
+    /// The connectivity assets confirmed down, and whether NETWORK_DOWN went out.
+    network: NetworkWatch,
+}
+
+/// What a fresh start resumes from, besides the policy.
+#[derive(Debug, Clone, Default)]
+pub struct Resumed {
+    /// Open incidents in the store: their DOWN already went out.
+    pub open: Vec<Incident>,
+    /// Assets confirmed degraded in the store, and since when: their DEGRADED already went out.
+    pub degraded: Vec<(String, DateTime<Utc>)>,
+    /// The ids of the `"role": "connectivity"` assets.
+    pub connectivity: BTreeSet<String>,
 }
 
 impl IncidentsMemory {
-    /// The memory of a fresh start: the store's open incidents, whose DOWN already went out.
-    pub fn resume(policy: NotificationPolicy, open: Vec<Incident>, names: &HashMap<String, String>) -> Self {
-        let mut dispatcher = Dispatcher::new(policy);
+    /// The memory of a fresh start: what the store says was already decided.
+    pub fn resume(policy: NotificationPolicy, resumed: Resumed, names: &HashMap<String, String>) -> Self {
+        let Resumed { open, degraded: degradations, connectivity } = resumed;
+        let mut dispatcher = Dispatcher::new(policy.clone());
+        let mut degraded = Dispatcher::new(policy.for_degraded());
         let now = Instant::now();
+        let name_of = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
+        for (asset_id, since) in degradations {
+            let notification = Notification {
+                event: Event::Degraded,
+                asset_name: name_of(&asset_id),
+                asset_id,
+                timestamp: since,
+                details: String::new(),
+                incident_id: None,
+            };
+            degraded.resume(notification, now);
+        }
+        let network = NetworkWatch::resume(connectivity.clone(), open.iter().map(|incident| incident.asset_id.clone()));
         for incident in &open {
+            // A connectivity asset's outage was never a DOWN (see `network.rs`): nothing is owed.
+            if network.is_down(&incident.asset_id) {
+                continue;
+            }
             let asset_name = names.get(&incident.asset_id).cloned().unwrap_or_else(|| incident.asset_id.clone());
             dispatcher.resume(
                 Notification {
@@ -121,7 +175,7 @@ impl IncidentsMemory {
             );
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
-        IncidentsMemory { open, dispatcher }
+        IncidentsMemory { open, dispatcher, degraded, network }
     }
 }
 
@@ -146,7 +200,7 @@ impl IncidentsState {
     }
 
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
-        let next = self.memory.dispatcher.next_wake();
+        let next = self.memory.dispatcher.next_wake().into_iter().chain(self.memory.degraded.next_wake()).min();
         if next == self.timer_at {
             return;
         }
@@ -176,7 +230,87 @@ impl IncidentsState {
                 let deliveries = self.memory.dispatcher.panic(notification, Instant::now());
                 self.dispatch(deliveries);
             }
-            IncidentEvent::Policy(policy) => self.memory.dispatcher.set_policy(policy, Instant::now()),
+            IncidentEvent::Degraded(degraded) => self.degraded(degraded),
+            IncidentEvent::DegradationEnded(ended) => self.degradation_ended(ended),
+            IncidentEvent::Connectivity(members) => {
+                let change = self.memory.network.set_members(members);
+                self.announce_network(change);
+            }
+            IncidentEvent::Policy(policy) => {
+                let now = Instant::now();
+                self.memory.degraded.set_policy(policy.for_degraded(), now);
+                self.memory.dispatcher.set_policy(policy, now);
+            }
+        }
+    }
+
+    fn degraded(&mut self, degraded: AssetDegraded) {
+        tracing::info!(actor = "incidents", asset_id = %degraded.asset_id, "degraded since {}: {}", degraded.since.to_rfc3339(), degraded.details);
+        self.services.directory.persist_change(StoreOp::Degradation(DegradationWrite::Start {
+            asset_id: degraded.asset_id.clone(),
+            since: degraded.since,
+        }));
+        let notification = Notification {
+            event: Event::Degraded,
+            asset_id: degraded.asset_id,
+            asset_name: degraded.asset_name,
+            timestamp: degraded.since,
+            details: degraded.details,
+            incident_id: None,
+        };
+        let deliveries = self.memory.degraded.down(notification, Instant::now());
+        self.dispatch(deliveries);
+    }
+
+    fn degradation_ended(&mut self, ended: AssetDegraded) {
+        let now = Utc::now();
+        let lasted = human_duration(now - ended.since);
+        tracing::info!(actor = "incidents", asset_id = %ended.asset_id, "no longer degraded, after {lasted}");
+        self.services
+            .directory
+            .persist_change(StoreOp::Degradation(DegradationWrite::End { asset_id: ended.asset_id.clone() }));
+        let notification = Notification {
+            event: Event::Recovery,
+            asset_id: ended.asset_id,
+            asset_name: ended.asset_name,
+            timestamp: now,
+            details: format!("no longer degraded, after {lasted}"),
+            incident_id: None,
+        };
+        let deliveries = self.memory.degraded.recovery(notification, Instant::now());
+        self.dispatch(deliveries);
+    }
+
+    /// NETWORK_DOWN or NETWORK_UP to the `onPanic` channels, once each (see `network.rs`).
+    fn announce_network(&mut self, change: Option<NetworkChange>) {
+        let Some(change) = change else { return };
+        let (event, details) = match change {
+            NetworkChange::Lost(members) => (
+                Event::NetworkDown,
+                format!(
+                    "every connectivity asset is down ({}): failures of the other assets are inconclusive \
+                     until one is back",
+                    members.join(", ")
+                ),
+            ),
+            NetworkChange::Restored { back: Some(asset) } => {
+                (Event::NetworkUp, format!("{asset} is up again: the other assets are judged again"))
+            }
+            NetworkChange::Restored { back: None } => {
+                (Event::NetworkUp, "not every connectivity asset is down any more".to_string())
+            }
+        };
+        tracing::warn!(actor = "incidents", event = event.as_str(), "{details}");
+        let notification = Notification {
+            event,
+            asset_id: NETWORK.into(),
+            asset_name: "statusd's network".into(),
+            timestamp: Utc::now(),
+            details,
+            incident_id: None,
+        };
+        for channel in &self.memory.dispatcher.policy().on_panic {
+            self.services.directory.notify(channel, notification.clone());
         }
     }
 
@@ -199,6 +333,12 @@ impl IncidentsState {
         tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened: {}", incident.summary);
         self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
         self.memory.open.insert(down.asset_id.clone(), incident);
+        if self.memory.network.is_member(&down.asset_id) {
+            // A connectivity asset speaks only as the network: NETWORK_DOWN once all are down.
+            let change = self.memory.network.down(&down.asset_id);
+            self.announce_network(change);
+            return;
+        }
         let deliveries = self.memory.dispatcher.down(
             Notification {
                 event: Event::Down,
@@ -226,6 +366,11 @@ impl IncidentsState {
             ended_at,
             reason: CloseReason::Recovered,
         }));
+        if self.memory.network.is_down(&recovered.asset_id) {
+            let change = self.memory.network.up(&recovered.asset_id);
+            self.announce_network(change);
+            return;
+        }
         let deliveries = self.memory.dispatcher.recovery(
             Notification {
                 event: Event::Recovery,
@@ -242,6 +387,10 @@ impl IncidentsState {
 
     fn removed(&mut self, asset_id: &str) {
         self.memory.dispatcher.forget(asset_id);
+        self.memory.degraded.forget(asset_id);
+        self.services
+            .directory
+            .persist_change(StoreOp::Degradation(DegradationWrite::End { asset_id: asset_id.to_string() }));
         if let Some(incident) = self.memory.open.remove(asset_id) {
             tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident closed: its asset left the config");
             self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
@@ -311,7 +460,9 @@ impl Actor for Incidents {
             IncidentsMsg::Wake => state.drain(),
             IncidentsMsg::Timer { generation } if generation == state.generation => {
                 state.timer_at = None;
-                let deliveries = state.memory.dispatcher.wake(Instant::now(), Utc::now());
+                let (now, wall_clock) = (Instant::now(), Utc::now());
+                let mut deliveries = state.memory.dispatcher.wake(now, wall_clock);
+                deliveries.extend(state.memory.degraded.wake(now, wall_clock));
                 state.dispatch(deliveries);
                 *state.checkpoint.lock() = state.memory.clone();
             }
@@ -345,4 +496,20 @@ pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec
         tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
     }
     Ok(open)
+}
+
+/// Degradations stored for assets that are still configured; those of assets no longer
+/// configured are deleted.
+pub async fn degradations(store: &Store, assets: &[AssetConfig]) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let configured: HashMap<&str, ()> = assets.iter().map(|a| (a.id.as_str(), ())).collect();
+    let (kept, orphaned): (Vec<_>, Vec<_>) =
+        store.degradations().await?.into_iter().partition(|(asset_id, _)| configured.contains_key(asset_id.as_str()));
+    if !orphaned.is_empty() {
+        let ends: Vec<StoreOp> = orphaned
+            .into_iter()
+            .map(|(asset_id, _)| StoreOp::Degradation(DegradationWrite::End { asset_id }))
+            .collect();
+        store.write(&ends, &[]).await?;
+    }
+    Ok(kept)
 }

@@ -9,9 +9,11 @@
 //! made up for by the new actor looking at its inbox as it attaches.
 
 pub mod asset;
+pub mod degradation;
 pub mod health;
 pub mod inbox;
 pub mod incidents;
+pub mod network;
 pub mod notifier;
 pub mod persistence;
 pub mod policy;

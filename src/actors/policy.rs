@@ -129,6 +129,11 @@ impl Dispatcher {
         Dispatcher { policy, memory: HashMap::new(), deadlines: OrdSet::new(), panics: HashMap::new() }
     }
 
+    /// The policy in force.
+    pub fn policy(&self) -> &NotificationPolicy {
+        &self.policy
+    }
+
     /// A reloaded policy applies from now on; what channels already heard is kept. A changed
     /// throttle or repeat interval moves the pending deadlines (O(n), once per reload).
     pub fn set_policy(&mut self, policy: NotificationPolicy, now: Instant) {

@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use super::network::Connectivity;
 use super::{Directory, task};
 use crate::probe::ProbeContext;
 use crate::settings::PersistenceSettings;
@@ -33,6 +34,9 @@ pub struct Services {
     /// Assets removed from the config while statusd runs: their metric series are left out of
     /// `/metrics` (the recorder cannot forget a series; an id configured again is taken out).
     pub retired_assets: RwLock<HashSet<String>>,
+    /// The latest result of each `"role": "connectivity"` asset: whether statusd lost its own
+    /// network, read by every asset on each failure.
+    pub connectivity: Connectivity,
 }
 
 impl Services {
@@ -55,6 +59,7 @@ impl Services {
             chaos: task::ChaosSwitch::default(),
             tree: TreeHealth::default(),
             retired_assets: RwLock::new(HashSet::new()),
+            connectivity: Connectivity::default(),
         })
     }
 

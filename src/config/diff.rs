@@ -1,7 +1,7 @@
 //! What a reload changes: assets by id, channels by name, and the policy. "Changed" means not
 //! equal, field by field; anything equal is left alone, so its actor never notices the reload.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -19,6 +19,8 @@ pub struct ConfigDiff {
     pub removed_channels: Vec<String>,
     pub changed_channels: BTreeMap<String, ChannelConfig>,
     pub policy: Option<NotificationPolicy>,
+    /// The ids of the `"role": "connectivity"` assets, when they changed.
+    pub connectivity: Option<BTreeSet<String>>,
 }
 
 impl ConfigDiff {
@@ -40,6 +42,7 @@ impl ConfigDiff {
             removed_channels: Vec::new(),
             changed_channels: BTreeMap::new(),
             policy: (old.notifiers.policy != new.notifiers.policy).then(|| new.notifiers.policy.clone()),
+            connectivity: Some(new.manifest.connectivity()).filter(|now| *now != old.manifest.connectivity()),
         };
         for asset in &new.manifest.assets {
             match before.get(asset.id.as_str()) {

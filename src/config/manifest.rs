@@ -1,6 +1,6 @@
 //! `manifest.json`: the assets to watch, in the seed's format.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,6 +15,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The ids of the assets with `"role": "connectivity"`.
+    pub fn connectivity(&self) -> BTreeSet<String> {
+        self.assets.iter().filter(|a| a.is_connectivity()).map(|a| a.id.clone()).collect()
+    }
+
     /// Parses and validates a manifest already read into a JSON value (`file` names it in
     /// the problems).
     pub fn from_value(value: &Value, file: &str) -> Result<Manifest, Problems> {

@@ -11,10 +11,12 @@ pub mod harness;
 
 mod api;
 mod chaos;
+mod degraded;
 mod faults;
 mod incidents;
 mod inputs;
 mod lifecycle;
+mod network;
 mod notifications;
 mod push;
 mod reload;
