@@ -56,16 +56,16 @@ pub struct AssetConfig {
     #[schema(value_type = Vec<String>, example = json!(["[STATUS] == 200", "[RESPONSE_TIME] < 300"]))]
     pub conditions: Vec<Condition>,
     /// A probe that passes but takes longer than this many ms is `degraded`, not down.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub degraded_latency_ms: Option<u64>,
     /// Checks in the syntax of `conditions`: a probe that passes but breaks one is `degraded`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     #[schema(value_type = Vec<String>, example = json!(["[RESPONSE_TIME] < 500"]))]
     pub degraded_conditions: Vec<Condition>,
     /// `connectivity`: the asset stands for statusd's own network (a gateway, a public
     /// resolver). While every such asset's latest result failed, the other assets' failures are
     /// inconclusive.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub role: Option<Role>,
     #[serde(flatten)]
     pub probe: ProbeSpec,
@@ -270,5 +270,33 @@ fn with_body_note(failed: String, facts: &Facts) -> String {
     match &facts.body_note {
         Some(note) if failed.contains("[BODY]") => format!("{failed} ({note})"),
         _ => failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn asset(settings: Value) -> AssetConfig {
+        let mut value = json!({"id": "api", "assetType": "http", "address": "http://x/"});
+        if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), settings) {
+            object.extend(extra);
+        }
+        serde_json::from_value(value).expect("an asset")
+    }
+
+    #[test]
+    fn a_passing_probe_is_degraded_when_slower_than_the_limit_or_against_a_degraded_condition() {
+        let facts = Facts { status: Some(200), body: Some(br#"{"status": "SLOW"}"#.to_vec()), ..Facts::default() };
+        let slow = asset(json!({"degradedLatencyMs": 200}));
+        assert_eq!(slow.degradation(200, &facts), None, "at the limit is not over it");
+        assert_eq!(slow.degradation(201, &facts).as_deref(), Some("slow: 201ms > degradedLatencyMs 200ms"));
+
+        let judged = asset(json!({"degradedConditions": ["[BODY].status == UP"]}));
+        assert_eq!(judged.degradation(5, &facts).as_deref(), Some("degraded: [BODY].status (SLOW) == UP"));
+        let healthy = Facts { body: Some(br#"{"status": "UP"}"#.to_vec()), ..facts };
+        assert_eq!(judged.degradation(5, &healthy), None);
+        assert_eq!(asset(json!({})).degradation(i64::MAX, &healthy), None, "nothing asked, nothing degraded");
     }
 }

@@ -175,6 +175,56 @@ mod tests {
         assert!(degradation.is_degraded());
     }
 
+    /// DEGRADED and its RECOVERY follow `onDegraded` under the policy's throttle, per asset and
+    /// channel: a second degradation inside the window waits for the window's end, and is
+    /// dropped (with no RECOVERY) if it ended meanwhile.
+    #[test]
+    fn degraded_notifications_are_throttled_per_asset_and_channel() {
+        use std::time::Duration;
+
+        use tokio::time::Instant;
+
+        use crate::actors::policy::Dispatcher;
+        use crate::config::NotificationPolicy;
+        use crate::notify::{Event, Notification};
+
+        let policy = NotificationPolicy {
+            on_down: vec!["pager".into()],
+            on_degraded: vec!["perf".into()],
+            throttle_seconds: 60,
+            ..NotificationPolicy::default()
+        };
+        let mut dispatcher = Dispatcher::new(policy.for_degraded());
+        let note = |event, asset: &str| Notification {
+            event,
+            asset_id: asset.into(),
+            asset_name: asset.into(),
+            timestamp: at(0),
+            details: String::new(),
+            incident_id: None,
+        };
+        let sent = |deliveries: Vec<crate::actors::policy::Delivery>| {
+            deliveries
+                .into_iter()
+                .map(|d| format!("{}:{}:{}", d.channel, d.notification.asset_id, d.notification.event.as_str()))
+                .collect::<Vec<_>>()
+        };
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(sent(dispatcher.down(note(Event::Degraded, "api"), start)), ["perf:api:DEGRADED"]);
+        assert_eq!(sent(dispatcher.down(note(Event::Degraded, "web"), start)), ["perf:web:DEGRADED"], "per asset");
+        assert_eq!(sent(dispatcher.recovery(note(Event::Recovery, "api"), start + second)), ["perf:api:RECOVERY"]);
+        // Degraded again within the window: held back until it ends, sent if still degraded.
+        assert!(dispatcher.down(note(Event::Degraded, "api"), start + 2 * second).is_empty());
+        assert_eq!(dispatcher.next_wake(), Some(start + second + 60 * second));
+        assert_eq!(sent(dispatcher.wake(start + 61 * second, at(61))), ["perf:api:DEGRADED"]);
+        // Held back, then over before the window ended: neither is sent.
+        assert_eq!(sent(dispatcher.recovery(note(Event::Recovery, "web"), start + 62 * second)), ["perf:web:RECOVERY"]);
+        assert!(dispatcher.down(note(Event::Degraded, "web"), start + 63 * second).is_empty());
+        assert!(dispatcher.recovery(note(Event::Recovery, "web"), start + 64 * second).is_empty());
+        assert!(dispatcher.wake(start + 200 * second, at(200)).is_empty());
+    }
+
     #[test]
     fn a_resumed_degradation_is_not_announced_again_and_ends_once() {
         let mut degradation = Degradation::resume(at(0));

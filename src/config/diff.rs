@@ -138,6 +138,19 @@ mod tests {
     }
 
     #[test]
+    fn a_change_of_the_connectivity_assets_is_told_apart() {
+        let mut gateway = asset("gateway", 60);
+        let old = config(vec![gateway.clone(), asset("api", 60)], &[], 300);
+        assert_eq!(ConfigDiff::between(&old, &old).connectivity, None);
+        gateway.role = Some(crate::asset::Role::Connectivity);
+        let new = config(vec![gateway, asset("api", 60)], &[], 300);
+        let diff = ConfigDiff::between(&old, &new);
+        assert_eq!(diff.connectivity, Some(["gateway".to_string()].into()));
+        assert_eq!(diff.changed_assets.len(), 1, "the asset itself changed too");
+        assert_eq!(ConfigDiff::between(&new, &old).connectivity, Some(BTreeSet::new()));
+    }
+
+    #[test]
     fn assets_and_channels_are_matched_by_id_and_name() {
         let old = config(
             vec![asset("a", 60), asset("b", 60), asset("c", 60)],
