@@ -587,6 +587,73 @@ mod tests {
         assert!(again.probing_at(first + 60 * SECOND + JUST).await);
     }
 
+    /// Events handed to the Incidents actor so far, by kind.
+    fn told(services: &Services) -> Vec<&'static str> {
+        services.directory.incidents_inbox().with(|queue| {
+            queue
+                .iter()
+                .map(|event| match event {
+                    IncidentEvent::Down(_) => "down",
+                    IncidentEvent::Recovered(_) => "recovered",
+                    IncidentEvent::Degraded(_) => "degraded",
+                    IncidentEvent::DegradationEnded(_) => "degradation-ended",
+                    _ => "other",
+                })
+                .collect()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_every_connectivity_asset_failed_failures_are_inconclusive_and_confirm_nothing() {
+        let asset = spawn(http("api", json!({"intervalSeconds": 1, "retryIntervalSeconds": 1})), Arc::default()).await;
+        asset.services.connectivity.set_members(["gateway"]);
+        asset.services.connectivity.report("gateway", false);
+        for seq in 1..=3 {
+            tokio::time::sleep(2 * SECOND).await;
+            asset.finish(seq, false).await;
+        }
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Inconclusive);
+        assert_eq!(snapshot.consecutive_failures, 0, "inconclusive failures count towards nothing");
+        assert_eq!(snapshot.last_probe.and_then(|p| p.mark), Some(Mark::Inconclusive));
+        assert!(told(&asset.services).is_empty());
+        assert_eq!(asset.recorded(), 3, "stored all the same");
+
+        // The gateway answers again: failures are judged again and confirm an outage.
+        asset.services.connectivity.report("gateway", true);
+        for seq in 4..=5 {
+            tokio::time::sleep(2 * SECOND).await;
+            asset.finish(seq, false).await;
+        }
+        assert_eq!(asset.snapshot().await.status, StatusName::Down);
+        assert_eq!(told(&asset.services), ["down"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_answers_confirm_degraded_and_clean_ones_end_it() {
+        let asset = spawn(http("api", json!({"intervalSeconds": 1, "degradedLatencyMs": 100})), Arc::default()).await;
+        let answer = |seq: u64, slow: bool| {
+            let mut result = ProbeResult::unmeasured("api", true, None);
+            result.mark = slow.then_some(Mark::Degraded);
+            asset.actor.cast(AssetMsg::ProbeDone { seq, result }).expect("sent");
+        };
+        for (seq, slow) in [(1, false), (2, true)] {
+            tokio::time::sleep(2 * SECOND).await;
+            answer(seq, slow);
+        }
+        assert_eq!(asset.snapshot().await.status, StatusName::Up, "one slow answer is not degraded");
+        tokio::time::sleep(2 * SECOND).await;
+        answer(3, true);
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Degraded);
+        assert_eq!(snapshot.open_incident_id, None);
+        assert!(asset.memory.lock().degradation.is_degraded(), "kept for a restart of the actor");
+        tokio::time::sleep(2 * SECOND).await;
+        answer(4, false);
+        assert_eq!(asset.snapshot().await.status, StatusName::Up);
+        assert_eq!(told(&asset.services), ["degraded", "degradation-ended"]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_push_asset_is_down_once_a_deadline_passes_without_a_push() {
         let start = Instant::now();
