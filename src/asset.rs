@@ -51,6 +51,10 @@ pub struct AssetConfig {
     pub retry_interval_seconds: Option<u64>,
     #[serde(default)]
     pub metadata: BTreeMap<String, Value>,
+    /// Ids of the assets this one needs: while one of them is down, this asset's outage is
+    /// attributed to it (`causedBy`) and sends nothing of its own.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
     /// Checks on what the probe saw, in Gatus' syntax; all must hold (see `probe/conditions.rs`).
     #[serde(default)]
     #[schema(value_type = Vec<String>, example = json!(["[STATUS] == 200", "[RESPONSE_TIME] < 300"]))]

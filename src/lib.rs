@@ -24,6 +24,7 @@ mod api;
 mod asset;
 mod backoff;
 mod config;
+mod dependencies;
 mod http_error;
 mod notify;
 mod probe;

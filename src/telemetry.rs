@@ -17,6 +17,7 @@ pub mod names {
     pub const PROBE_DURATION_SECONDS: &str = "statusd_probe_duration_seconds";
     pub const ASSET_UP: &str = "statusd_asset_up";
     pub const ASSET_DEGRADED: &str = "statusd_asset_degraded";
+    pub const ASSET_FLAPPING: &str = "statusd_asset_flapping";
     pub const TLS_CERT_EXPIRY_SECONDS: &str = "statusd_tls_cert_expiry_seconds";
     pub const INCIDENTS_OPEN: &str = "statusd_incidents_open";
     pub const NOTIFICATIONS_TOTAL: &str = "statusd_notifications_total";
@@ -237,6 +238,10 @@ fn describe() {
     describe_gauge!(
         names::ASSET_DEGRADED,
         "1 while the asset is up but degraded (slow, or against degradedConditions), else 0."
+    );
+    describe_gauge!(
+        names::ASSET_FLAPPING,
+        "1 while the flap breaker holds the asset (its state changes too often to report each change)."
     );
     describe_gauge!(
         names::TLS_CERT_EXPIRY_SECONDS,

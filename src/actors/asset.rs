@@ -129,6 +129,8 @@ struct AssetMetrics {
 impl AssetMetrics {
     fn new(asset_id: &str) -> Self {
         let id = asset_id.to_string();
+        // Set by the Incidents actor; registered here (unchanged) so that every asset has it.
+        metrics::gauge!(names::ASSET_FLAPPING, "asset" => id.clone()).increment(0.0);
         AssetMetrics {
             success: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "success"),
             failure: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "failure"),
@@ -292,7 +294,7 @@ impl AssetState {
     fn snapshot(&self) -> AssetSnapshot {
         let health = &self.memory.health;
         let status = self.memory.status();
-        AssetSnapshot {
+        let mut snapshot = AssetSnapshot {
             status,
             since: if status == StatusName::Degraded { self.memory.degradation.since } else { health.since },
             last_probe: self.memory.last_probe.clone(),
@@ -301,7 +303,17 @@ impl AssetState {
             open_incident_id: health.open_incident().map(|i| i.id),
             probing: self.probe.is_some(),
             skipped_ticks: self.memory.skipped_ticks,
+        };
+        // The flap breaker keeps one incident open in place of the ones this actor reports.
+        if let Some(held) = self.services.flaps.get(&self.config.id) {
+            if held.flapping {
+                snapshot.status = StatusName::Flapping;
+            }
+            if matches!(snapshot.status, StatusName::Flapping | StatusName::Down) {
+                snapshot.open_incident_id = Some(held.incident);
+            }
         }
+        snapshot
     }
 
     fn checkpoint(&self) {

@@ -202,6 +202,7 @@ mod tests {
             timestamp: at(0),
             details: String::new(),
             incident_id: None,
+            group: Vec::new(),
         };
         let sent = |deliveries: Vec<crate::actors::policy::Delivery>| {
             deliveries

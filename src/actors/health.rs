@@ -75,6 +75,9 @@ pub enum StatusName {
     /// Its latest result failed while statusd's own network was lost (every connectivity asset's
     /// latest result failed): nothing is known about the asset itself.
     Inconclusive,
+    /// Its state changes too often to report each change: the flap breaker holds one incident
+    /// open until the state has held for `flapping.stableSeconds`.
+    Flapping,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -24,14 +24,20 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
+use uuid::Uuid;
 
+use super::causes::{Causes, DownOutcome};
+use super::flapping::{FlapBreaker, FlapVerdict, Settled};
+use super::grouping::Grouper;
 use super::health::{OpenIncident, Recovery};
 use super::inbox::{Inbox, MAX_ATTEMPTS};
 use super::network::{NetworkChange, NetworkWatch};
 use super::policy::{Delivery, Dispatcher, human_duration};
+use super::services::HeldIncident;
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::config::NotificationPolicy;
+use crate::dependencies::DependencyGraph;
 use crate::notify::{Event, Notification};
 use crate::store::{CloseReason, DegradationWrite, Incident, IncidentWrite, Store, StoreError, StoreOp};
 use crate::telemetry::names;
@@ -100,6 +106,8 @@ pub enum IncidentEvent {
     },
     /// The notification policy was reloaded.
     Policy(NotificationPolicy),
+    /// The manifest was reloaded: its `dependsOn` graph.
+    Dependencies(Arc<DependencyGraph>),
 }
 
 pub enum IncidentsMsg {
@@ -118,6 +126,14 @@ pub struct IncidentsMemory {
     /// Open incident per asset id.
     open: imbl::HashMap<String, Incident>,
     dispatcher: Dispatcher,
+    /// Deliveries held back to be grouped with others of a storm.
+    grouper: Grouper,
+    /// Recent changes of state, and which assets are flapping.
+    flaps: FlapBreaker,
+    /// The names of the flapping assets, for the message that announces how each settled.
+    flapping_names: imbl::HashMap<String, String>,
+    /// Outages attributed to a root cause (`dependsOn`), and DOWNs held to find one.
+    causes: Causes,
     /// DEGRADED and its RECOVERY, by the policy's `onDegraded` (see
     /// [`NotificationPolicy::for_degraded`]): throttled per asset and channel like the rest.
     degraded: Dispatcher,
@@ -138,10 +154,16 @@ pub struct Resumed {
 
 impl IncidentsMemory {
     /// The memory of a fresh start: what the store says was already decided.
-    pub fn resume(policy: NotificationPolicy, resumed: Resumed, names: &HashMap<String, String>) -> Self {
+    pub fn resume(
+        policy: NotificationPolicy,
+        graph: Arc<DependencyGraph>,
+        resumed: Resumed,
+        names: &HashMap<String, String>,
+    ) -> Self {
         let Resumed { open, degraded: degradations, connectivity } = resumed;
         let mut dispatcher = Dispatcher::new(policy.clone());
         let mut degraded = Dispatcher::new(policy.for_degraded());
+        let mut causes = Causes::new(graph);
         let now = Instant::now();
         let name_of = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
         for (asset_id, since) in degradations {
@@ -152,6 +174,7 @@ impl IncidentsMemory {
                 timestamp: since,
                 details: String::new(),
                 incident_id: None,
+                group: Vec::new(),
             };
             degraded.resume(notification, now);
         }
@@ -162,20 +185,32 @@ impl IncidentsMemory {
                 continue;
             }
             let asset_name = names.get(&incident.asset_id).cloned().unwrap_or_else(|| incident.asset_id.clone());
-            dispatcher.resume(
-                Notification {
-                    event: Event::Down,
-                    asset_id: incident.asset_id.clone(),
-                    asset_name,
-                    timestamp: incident.started_at,
-                    details: incident.summary.clone(),
-                    incident_id: Some(incident.id),
-                },
-                now,
-            );
+            let down = Notification {
+                event: Event::Down,
+                asset_id: incident.asset_id.clone(),
+                asset_name,
+                timestamp: incident.started_at,
+                details: incident.summary.clone(),
+                incident_id: Some(incident.id),
+                group: Vec::new(),
+            };
+            match &incident.caused_by {
+                // Its DOWN was never sent: no RECOVERY is owed, and it may yet be its own outage.
+                Some(root) => causes.resume(down, root.clone()),
+                None => dispatcher.resume(down, now),
+            }
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
-        IncidentsMemory { open, dispatcher, degraded, network }
+        IncidentsMemory {
+            open,
+            dispatcher,
+            grouper: Grouper::default(),
+            flaps: FlapBreaker::default(),
+            flapping_names: imbl::HashMap::new(),
+            causes,
+            degraded,
+            network,
+        }
     }
 }
 
@@ -193,14 +228,33 @@ pub struct IncidentsState {
 }
 
 impl IncidentsState {
-    fn dispatch(&self, deliveries: Vec<Delivery>) {
+    /// Sends what the policy decided, except what waits to be grouped with a storm.
+    fn dispatch(&mut self, deliveries: Vec<Delivery>) {
+        let directory = &self.services.directory;
+        let grouping = self.memory.dispatcher.policy().grouping;
+        let now = Instant::now();
+        let ready = self.memory.grouper.offer(deliveries, grouping, |channel| directory.channel_groups(channel), now);
+        self.send(ready);
+    }
+
+    fn send(&self, deliveries: Vec<Delivery>) {
         for delivery in deliveries {
             self.services.directory.notify(&delivery.channel, delivery.notification);
         }
     }
 
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
-        let next = self.memory.dispatcher.next_wake().into_iter().chain(self.memory.degraded.next_wake()).min();
+        let flapping = self.memory.dispatcher.policy().flapping;
+        let next = [
+            self.memory.dispatcher.next_wake(),
+            self.memory.grouper.next_wake(),
+            self.memory.flaps.next_wake(flapping),
+            self.memory.causes.next_wake(),
+            self.memory.degraded.next_wake(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next == self.timer_at {
             return;
         }
@@ -226,6 +280,7 @@ impl IncidentsState {
                     timestamp: Utc::now(),
                     details,
                     incident_id: None,
+                    group: Vec::new(),
                 };
                 let deliveries = self.memory.dispatcher.panic(notification, Instant::now());
                 self.dispatch(deliveries);
@@ -236,6 +291,7 @@ impl IncidentsState {
                 let change = self.memory.network.set_members(members);
                 self.announce_network(change);
             }
+            IncidentEvent::Dependencies(graph) => self.memory.causes.set_graph(graph),
             IncidentEvent::Policy(policy) => {
                 let now = Instant::now();
                 self.memory.degraded.set_policy(policy.for_degraded(), now);
@@ -257,6 +313,7 @@ impl IncidentsState {
             timestamp: degraded.since,
             details: degraded.details,
             incident_id: None,
+            group: Vec::new(),
         };
         let deliveries = self.memory.degraded.down(notification, Instant::now());
         self.dispatch(deliveries);
@@ -276,6 +333,7 @@ impl IncidentsState {
             timestamp: now,
             details: format!("no longer degraded, after {lasted}"),
             incident_id: None,
+            group: Vec::new(),
         };
         let deliveries = self.memory.degraded.recovery(notification, Instant::now());
         self.dispatch(deliveries);
@@ -308,6 +366,7 @@ impl IncidentsState {
             timestamp: Utc::now(),
             details,
             incident_id: None,
+            group: Vec::new(),
         };
         for channel in &self.memory.dispatcher.policy().on_panic {
             self.services.directory.notify(channel, notification.clone());
@@ -319,8 +378,41 @@ impl IncidentsState {
             if known.id == down.incident.id {
                 return;
             }
-            tracing::warn!(actor = "incidents", asset_id = %down.asset_id, incident_id = %known.id, "a new outage was reported while another is open for this asset");
+            if !self.memory.flaps.is_flapping(&down.asset_id) {
+                tracing::warn!(actor = "incidents", asset_id = %down.asset_id, incident_id = %known.id, "a new outage was reported while another is open for this asset");
+            }
         }
+        if self.memory.network.is_member(&down.asset_id) {
+            self.connectivity_down(down);
+            return;
+        }
+        let now = Instant::now();
+        let rule = self.memory.dispatcher.policy().flapping;
+        let verdict = self.memory.flaps.change(&down.asset_id, false, now, rule);
+        if verdict == FlapVerdict::Absorbed {
+            tracing::debug!(actor = "incidents", asset_id = %down.asset_id, "down again while flapping: no new incident");
+            return;
+        }
+        let notification = Notification {
+            event: Event::Down,
+            asset_id: down.asset_id.clone(),
+            asset_name: down.asset_name.clone(),
+            timestamp: down.incident.started_at,
+            details: down.details.clone(),
+            incident_id: Some(down.incident.id),
+            group: Vec::new(),
+        };
+        let outcome = if verdict == FlapVerdict::Tripped {
+            None
+        } else {
+            let open = &self.memory.open;
+            let wait = self.memory.dispatcher.policy().grouping.map(|grouping| grouping.wait());
+            Some(self.memory.causes.down(notification.clone(), |id| open.contains_key(id), wait, now))
+        };
+        let caused_by = match &outcome {
+            Some(DownOutcome::Attributed { root }) => Some(root.clone()),
+            _ => None,
+        };
         let incident = Incident {
             id: down.incident.id,
             asset_id: down.asset_id.clone(),
@@ -329,64 +421,241 @@ impl IncidentsState {
             severity: INITIAL_SEVERITY.into(),
             summary: format!("{} is down: {}", down.asset_name, down.details),
             close_reason: None,
+            caused_by,
         };
-        tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened: {}", incident.summary);
+        match &incident.caused_by {
+            Some(root) => {
+                tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, caused_by = %root, "incident opened, caused by {root}'s outage: {}", incident.summary)
+            }
+            None => {
+                tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened: {}", incident.summary)
+            }
+        }
         self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
         self.memory.open.insert(down.asset_id.clone(), incident);
-        if self.memory.network.is_member(&down.asset_id) {
-            // A connectivity asset speaks only as the network: NETWORK_DOWN once all are down.
-            let change = self.memory.network.down(&down.asset_id);
-            self.announce_network(change);
-            return;
+        match outcome {
+            // Down at the trip: the incident just opened is the one the breaker keeps.
+            None => self.trip(notification, now),
+            Some(DownOutcome::Send(notification)) => {
+                let deliveries = self.memory.dispatcher.down(notification, now);
+                self.dispatch(deliveries);
+            }
+            Some(DownOutcome::Held { attributed }) => {
+                let root = Some(down.asset_id);
+                for dependant in attributed {
+                    self.attribute(&dependant, root.clone());
+                }
+            }
+            Some(DownOutcome::Attributed { .. }) => {}
         }
-        let deliveries = self.memory.dispatcher.down(
-            Notification {
-                event: Event::Down,
-                asset_id: down.asset_id,
-                asset_name: down.asset_name,
-                timestamp: down.incident.started_at,
-                details: down.details,
-                incident_id: Some(down.incident.id),
-            },
-            Instant::now(),
-        );
-        self.dispatch(deliveries);
+    }
+
+    /// Records in the store that the open outage of `asset_id` is now attributed to `root`.
+    fn attribute(&self, asset_id: &str, root: Option<String>) {
+        let Some(incident) = self.memory.open.get(asset_id) else { return };
+        tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, caused_by = ?root, "outage attributed");
+        self.services
+            .directory
+            .persist_change(StoreOp::Incident(IncidentWrite::CausedBy { id: incident.id, caused_by: root }));
+    }
+
+    /// A connectivity asset is confirmed down: its incident is recorded, and it speaks only as
+    /// the network (NETWORK_DOWN once all are down), never with a DOWN of its own, so neither the
+    /// flap breaker nor dependencies apply to it.
+    fn connectivity_down(&mut self, down: AssetDown) {
+        let incident = Incident {
+            id: down.incident.id,
+            asset_id: down.asset_id.clone(),
+            started_at: down.incident.started_at,
+            ended_at: None,
+            severity: INITIAL_SEVERITY.into(),
+            summary: format!("{} is down: {}", down.asset_name, down.details),
+            close_reason: None,
+            caused_by: None,
+        };
+        tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened (connectivity): {}", incident.summary);
+        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
+        self.memory.open.insert(down.asset_id.clone(), incident);
+        let change = self.memory.network.down(&down.asset_id);
+        self.announce_network(change);
     }
 
     fn recovered(&mut self, recovered: AssetRecovered) {
-        let incident = recovered.incident;
-        if self.memory.open.get(&recovered.asset_id).is_some_and(|open| open.id == incident.id) {
-            self.memory.open.remove(&recovered.asset_id);
-        }
-        let Recovery { ended_at, lasted } = recovered.recovery;
-        let lasted = human_duration(chrono::TimeDelta::from_std(lasted).unwrap_or(chrono::TimeDelta::MAX));
-        tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %incident.id, "incident closed: recovered after {lasted}");
-        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
-            id: incident.id,
-            ended_at,
-            reason: CloseReason::Recovered,
-        }));
         if self.memory.network.is_down(&recovered.asset_id) {
+            let incident = self.memory.open.remove(&recovered.asset_id).map_or(recovered.incident.id, |open| open.id);
+            let lasted = human_duration(
+                chrono::TimeDelta::from_std(recovered.recovery.lasted).unwrap_or(chrono::TimeDelta::MAX),
+            );
+            self.close(
+                &recovered.asset_id,
+                incident,
+                recovered.recovery.ended_at,
+                &format!("recovered after {lasted}"),
+            );
             let change = self.memory.network.up(&recovered.asset_id);
             self.announce_network(change);
             return;
         }
-        let deliveries = self.memory.dispatcher.recovery(
-            Notification {
-                event: Event::Recovery,
+        let now = Instant::now();
+        let rule = self.memory.dispatcher.policy().flapping;
+        let verdict = self.memory.flaps.change(&recovered.asset_id, true, now, rule);
+        if verdict == FlapVerdict::Absorbed {
+            tracing::debug!(actor = "incidents", asset_id = %recovered.asset_id, "up again while flapping: the incident stays open");
+            return;
+        }
+        // The open incident is the one to close, whatever the asset's actor calls it: after the
+        // breaker settled down, the actor's own outage id was never stored.
+        let incident = match self.memory.open.remove(&recovered.asset_id) {
+            Some(open) => open.id,
+            None => recovered.incident.id,
+        };
+        self.services.flaps.set(&recovered.asset_id, None);
+        let Recovery { ended_at, lasted } = recovered.recovery;
+        if verdict == FlapVerdict::Tripped {
+            // Up at the trip: this outage closes quietly, and the trip opens the one incident
+            // the breaker keeps until the asset is stable.
+            self.close(&recovered.asset_id, incident, ended_at, "recovered, and began to flap");
+            let opened = Incident {
+                id: Uuid::now_v7(),
+                asset_id: recovered.asset_id.clone(),
+                started_at: Utc::now(),
+                ended_at: None,
+                severity: INITIAL_SEVERITY.into(),
+                summary: format!("{} is flapping", recovered.asset_name),
+                close_reason: None,
+                caused_by: None,
+            };
+            tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %opened.id, "incident opened: {}", opened.summary);
+            self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(opened.clone())));
+            self.memory.open.insert(recovered.asset_id.clone(), opened.clone());
+            let notification = Notification {
+                event: Event::Down,
                 asset_id: recovered.asset_id,
                 asset_name: recovered.asset_name,
-                timestamp: ended_at,
-                details: format!("back up after {lasted}"),
-                incident_id: Some(incident.id),
-            },
-            Instant::now(),
-        );
+                timestamp: opened.started_at,
+                details: String::new(),
+                incident_id: Some(opened.id),
+                group: Vec::new(),
+            };
+            self.trip(notification, now);
+            return;
+        }
+        let lasted = human_duration(chrono::TimeDelta::from_std(lasted).unwrap_or(chrono::TimeDelta::MAX));
+        self.close(&recovered.asset_id, incident, ended_at, &format!("recovered after {lasted}"));
+        let open = &self.memory.open;
+        let causes = self.memory.causes.recovered(&recovered.asset_id, |id| open.contains_key(id));
+        if !causes.silent {
+            let deliveries = self.memory.dispatcher.recovery(
+                Notification {
+                    event: Event::Recovery,
+                    asset_id: recovered.asset_id,
+                    asset_name: recovered.asset_name,
+                    timestamp: ended_at,
+                    details: format!("back up after {lasted}"),
+                    incident_id: Some(incident),
+                    group: Vec::new(),
+                },
+                now,
+            );
+            self.dispatch(deliveries);
+        }
+        for (dependant, root) in causes.reattributed {
+            self.attribute(&dependant, root);
+        }
+        for down in causes.now_down {
+            // Still down after its root cause recovered: an outage of its own now.
+            let deliveries = self.memory.dispatcher.down(down, now);
+            self.dispatch(deliveries);
+        }
+    }
+
+    fn close(&self, asset_id: &str, incident: Uuid, ended_at: DateTime<Utc>, why: &str) {
+        tracing::info!(actor = "incidents", %asset_id, incident_id = %incident, "incident closed: {why}");
+        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
+            id: incident,
+            ended_at,
+            reason: CloseReason::Recovered,
+        }));
+    }
+
+    /// The flap breaker tripped on `asset`: `kept` (a DOWN about the incident it keeps open)
+    /// goes out as one FLAPPING to the DOWN channels.
+    fn trip(&mut self, kept: Notification, now: Instant) {
+        let asset_id = kept.asset_id.clone();
+        let Some(incident) = kept.incident_id else { return };
+        tracing::warn!(actor = "incidents", %asset_id, incident_id = %incident, "flapping: one incident stays open until the asset is stable");
+        self.services.flaps.set(&asset_id, Some(HeldIncident { incident, flapping: true }));
+        self.memory.flapping_names.insert(asset_id.clone(), kept.asset_name.clone());
+        metrics::gauge!(names::ASSET_FLAPPING, "asset" => asset_id.clone()).set(1.0);
+        let window = self.memory.dispatcher.policy().flapping.map(|rule| rule.window_seconds).unwrap_or_default();
+        let flapping = Notification {
+            event: Event::Flapping,
+            details: format!(
+                "{} changed state too often (more than the limit in {}); one incident stays open until it is stable",
+                kept.asset_name,
+                human_duration(chrono::TimeDelta::seconds(i64::try_from(window).unwrap_or(i64::MAX)))
+            ),
+            ..kept
+        };
+        let deliveries = self.memory.dispatcher.flapping(flapping, now);
         self.dispatch(deliveries);
+    }
+
+    /// Announces the assets whose state has held long enough to leave `flapping`: up closes
+    /// the kept incident with one RECOVERY; down goes on as an outage, with nothing new sent.
+    fn settle(&mut self, now: Instant) {
+        let rule = self.memory.dispatcher.policy().flapping;
+        for Settled { asset_id, up } in self.memory.flaps.wake(now, rule) {
+            metrics::gauge!(names::ASSET_FLAPPING, "asset" => asset_id.clone()).set(0.0);
+            let asset_name = self.memory.flapping_names.remove(&asset_id).unwrap_or_else(|| asset_id.clone());
+            let Some(incident) = self.memory.open.get(&asset_id).cloned() else {
+                self.services.flaps.set(&asset_id, None);
+                continue;
+            };
+            if !up {
+                tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "stable again, and down: the incident goes on as an outage");
+                self.services.flaps.set(&asset_id, Some(HeldIncident { incident: incident.id, flapping: false }));
+                self.memory.dispatcher.resume(self.down_of(&incident, asset_name), now);
+                continue;
+            }
+            self.memory.open.remove(&asset_id);
+            self.services.flaps.set(&asset_id, None);
+            let ended_at = Utc::now();
+            self.close(&asset_id, incident.id, ended_at, "stable again, and up");
+            let lasted = human_duration(ended_at - incident.started_at);
+            let recovery = Notification {
+                event: Event::Recovery,
+                asset_id,
+                asset_name,
+                timestamp: ended_at,
+                details: format!("stable again after flapping for {lasted}"),
+                incident_id: Some(incident.id),
+                group: Vec::new(),
+            };
+            let deliveries = self.memory.dispatcher.recovery(recovery, now);
+            self.dispatch(deliveries);
+        }
+    }
+
+    fn down_of(&self, incident: &Incident, asset_name: String) -> Notification {
+        Notification {
+            event: Event::Down,
+            asset_id: incident.asset_id.clone(),
+            asset_name,
+            timestamp: incident.started_at,
+            details: incident.summary.clone(),
+            incident_id: Some(incident.id),
+            group: Vec::new(),
+        }
     }
 
     fn removed(&mut self, asset_id: &str) {
         self.memory.dispatcher.forget(asset_id);
+        self.memory.grouper.forget(asset_id);
+        self.memory.flaps.forget(asset_id);
+        self.memory.flapping_names.remove(asset_id);
+        self.memory.causes.forget(asset_id);
+        self.services.flaps.set(asset_id, None);
         self.memory.degraded.forget(asset_id);
         self.services
             .directory
@@ -464,6 +733,13 @@ impl Actor for Incidents {
                 let mut deliveries = state.memory.dispatcher.wake(now, wall_clock);
                 deliveries.extend(state.memory.degraded.wake(now, wall_clock));
                 state.dispatch(deliveries);
+                state.settle(now);
+                for down in state.memory.causes.wake(now) {
+                    let deliveries = state.memory.dispatcher.down(down, now);
+                    state.dispatch(deliveries);
+                }
+                let grouped = state.memory.grouper.wake(now);
+                state.send(grouped);
                 *state.checkpoint.lock() = state.memory.clone();
             }
             IncidentsMsg::Timer { .. } => return Ok(()),

@@ -9,7 +9,10 @@
 //! made up for by the new actor looking at its inbox as it attaches.
 
 pub mod asset;
+pub mod causes;
 pub mod degradation;
+pub mod flapping;
+pub mod grouping;
 pub mod health;
 pub mod inbox;
 pub mod incidents;
@@ -93,6 +96,11 @@ impl Directory {
             }
             None => tracing::error!(%channel, "no such notification channel: a notification was dropped"),
         }
+    }
+
+    /// Whether the channel takes storms grouped into one message; an unknown one does not.
+    pub fn channel_groups(&self, channel: &str) -> bool {
+        self.channels.read().get(channel).is_some_and(|queue| queue.groups())
     }
 
     pub(crate) fn set_channel(&self, queue: &Arc<ChannelQueue>) {

@@ -279,6 +279,11 @@ impl ChannelQueue {
         self.len() == 0
     }
 
+    /// Whether storms reach this channel as one grouped message ([`ChannelConfig::groups`]).
+    pub fn groups(&self) -> bool {
+        self.channel.read().groups()
+    }
+
     /// A changed channel (new URL, timeout) applies to the deliveries that start from now on.
     pub fn update(&self, channel: ChannelConfig) {
         *self.channel.write() = Arc::new(channel);
@@ -467,6 +472,7 @@ mod tests {
             timestamp: chrono::DateTime::UNIX_EPOCH,
             details: String::new(),
             incident_id: None,
+            group: Vec::new(),
         }
     }
 

@@ -188,6 +188,7 @@ fn describe(change: &StoreOp) -> String {
         StoreOp::Incident(IncidentWrite::Open(incident)) => {
             format!("opening incident {} of asset {}", incident.id, incident.asset_id)
         }
+        StoreOp::Incident(IncidentWrite::CausedBy { id, .. }) => format!("attributing incident {id} to its cause"),
         StoreOp::Incident(IncidentWrite::Close { id, .. }) => format!("closing incident {id}"),
         StoreOp::Degradation(DegradationWrite::Start { asset_id, .. }) => {
             format!("recording asset {asset_id} as degraded")

@@ -179,6 +179,24 @@ impl Dispatcher {
         }
     }
 
+    /// The flap breaker tripped: the DOWN channels hear one FLAPPING, about the incident the
+    /// breaker keeps open, and are owed its RECOVERY; no reminders while the asset flaps.
+    pub fn flapping(&mut self, flapping: Notification, now: Instant) -> Vec<Delivery> {
+        let timing = Timing::of(&self.policy);
+        let channels = self.memory.entry(flapping.asset_id.clone()).or_default();
+        let mut deliveries = Vec::new();
+        for channel in &self.policy.on_down {
+            let memory = channels.entry(channel.clone()).or_default();
+            memory.last_sent = Some(now);
+            memory.heard_down = Some(flapping.clone());
+            memory.deferred = None;
+            memory.reminded_at = None;
+            rekey(&mut self.deadlines, (&flapping.asset_id, channel), memory, timing, now);
+            deliveries.push(Delivery { channel: channel.clone(), notification: flapping.clone() });
+        }
+        deliveries
+    }
+
     pub fn down(&mut self, down: Notification, now: Instant) -> Vec<Delivery> {
         let timing = Timing::of(&self.policy);
         let channels = self.memory.entry(down.asset_id.clone()).or_default();
@@ -331,6 +349,7 @@ mod tests {
             timestamp: DateTime::UNIX_EPOCH,
             details: "HTTP 500".into(),
             incident_id: Some(Uuid::from_u128(incident)),
+            group: Vec::new(),
         }
     }
 

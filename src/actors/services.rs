@@ -2,7 +2,7 @@
 //! clients, the worker slots, the persistence settings, and what the Supervisor tells readiness
 //! ([`TreeHealth`]).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
 use super::network::Connectivity;
 use super::{Directory, task};
@@ -31,6 +32,8 @@ pub struct Services {
     pub chaos: task::ChaosSwitch,
     /// What the Supervisor reports to readiness.
     pub tree: TreeHealth,
+    /// Incidents the flap breaker holds open, by asset; written by the Incidents actor.
+    pub flaps: FlapRegistry,
     /// Assets removed from the config while statusd runs: their metric series are left out of
     /// `/metrics` (the recorder cannot forget a series; an id configured again is taken out).
     pub retired_assets: RwLock<HashSet<String>>,
@@ -58,6 +61,7 @@ impl Services {
             waiting: AtomicUsize::new(0),
             chaos: task::ChaosSwitch::default(),
             tree: TreeHealth::default(),
+            flaps: FlapRegistry::default(),
             retired_assets: RwLock::new(HashSet::new()),
             connectivity: Connectivity::default(),
         })
@@ -79,6 +83,36 @@ impl Services {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiting);
         Arc::clone(&self.workers).acquire_owned().await.ok()
+    }
+}
+
+/// The incident the flap breaker opened or kept for an asset, while it is open: the asset's
+/// actor shows it (and status `flapping` while the breaker holds) in place of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldIncident {
+    pub incident: Uuid,
+    /// The breaker still holds the asset; false once it settled down, with the incident going
+    /// on as an outage.
+    pub flapping: bool,
+}
+
+/// [`HeldIncident`]s by asset id. Read by every asset snapshot, written at each trip and settle.
+#[derive(Debug, Default)]
+pub struct FlapRegistry {
+    held: RwLock<HashMap<String, HeldIncident>>,
+}
+
+impl FlapRegistry {
+    pub fn get(&self, asset_id: &str) -> Option<HeldIncident> {
+        self.held.read().get(asset_id).copied()
+    }
+
+    pub(crate) fn set(&self, asset_id: &str, held: Option<HeldIncident>) {
+        let mut map = self.held.write();
+        match held {
+            Some(held) => map.insert(asset_id.to_string(), held),
+            None => map.remove(asset_id),
+        };
     }
 }
 

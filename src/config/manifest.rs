@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::asset::AssetConfig;
+use crate::dependencies::DependencyGraph;
 use crate::probe::ProbeSpec;
 use crate::report::{Problems, Report, parse_value};
 
@@ -65,6 +66,11 @@ pub(super) fn parse(value: &Value, report: &mut Report<'_>) -> Option<Manifest> 
                 assets.push(asset);
             }
             None => complete = false,
+        }
+    }
+    if complete {
+        for problem in DependencyGraph::check(&assets) {
+            report.problem(format!("assets[{}].dependsOn[{}]", problem.asset, problem.dependency), problem.message);
         }
     }
     complete.then_some(Manifest { assets })
@@ -302,6 +308,26 @@ mod tests {
         let serialized = serde_json::to_value(a).expect("serializes");
         assert_eq!(serialized.get("address"), None);
         assert_eq!(serialized["hideAddress"], json!(false));
+    }
+
+    #[test]
+    fn dependencies_on_unknown_assets_and_cycles_are_refused_with_their_path() {
+        let asset = |id: &str, depends_on: Value| json!({"id": id, "assetType": "tcp", "address": "127.0.0.1:1", "dependsOn": depends_on});
+        let problems = problems_of(json!({"assets": [
+            asset("gateway", json!([])),
+            asset("db", json!(["gateway", "dns"])),
+            asset("api", json!(["db", "web"])),
+            asset("web", json!(["api"])),
+        ]}));
+        assert_eq!(problems, ["assets[1].dependsOn[1]: unknown asset \"dns\""]);
+        let problems = problems_of(json!({"assets": [
+            asset("db", json!([])),
+            asset("api", json!(["db", "web"])),
+            asset("web", json!(["api"])),
+        ]}));
+        assert_eq!(problems, ["assets[2].dependsOn[0]: dependency cycle: api → web → api"]);
+        let manifest = parse_ok(json!({"assets": [asset("db", json!([])), asset("api", json!(["db"]))]}));
+        assert_eq!(manifest.assets[1].depends_on, ["db"]);
     }
 
     #[test]

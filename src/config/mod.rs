@@ -16,7 +16,7 @@ use std::path::Path;
 pub use crate::report::{Problem, Problems};
 use crate::report::{Report, report_nul_characters};
 pub use manifest::{AssetConfig, Manifest};
-pub use notifiers::{NotificationPolicy, NotifiersConfig};
+pub use notifiers::{Flapping, Grouping, NotificationPolicy, NotifiersConfig};
 
 /// Both config files, loaded and validated together.
 #[derive(Debug, Clone, PartialEq)]

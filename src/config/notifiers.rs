@@ -40,6 +40,110 @@ pub struct NotificationPolicy {
     /// How often reminders go out; defaults to `throttleSeconds`.
     #[serde(default)]
     pub repeat_interval_seconds: Option<u64>,
+    /// Storm grouping; absent, every notification goes out on its own at once.
+    #[serde(default)]
+    pub grouping: Option<Grouping>,
+    /// The flap breaker; absent, every confirmed change opens or closes an incident.
+    #[serde(default)]
+    pub flapping: Option<Flapping>,
+}
+
+/// `notificationPolicy.flapping`: an asset whose confirmed state changed more than
+/// `maxTransitions` times within `windowSeconds` is flapping until its state has held for
+/// `stableSeconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Flapping {
+    #[serde(default = "default_flap_window_seconds")]
+    pub window_seconds: u64,
+    #[serde(default = "default_flap_max_transitions")]
+    pub max_transitions: u64,
+    #[serde(default = "default_flap_stable_seconds")]
+    pub stable_seconds: u64,
+}
+
+fn default_flap_window_seconds() -> u64 {
+    600
+}
+
+fn default_flap_max_transitions() -> u64 {
+    4
+}
+
+fn default_flap_stable_seconds() -> u64 {
+    300
+}
+
+impl Flapping {
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_seconds)
+    }
+
+    pub fn stable(&self) -> Duration {
+        Duration::from_secs(self.stable_seconds)
+    }
+
+    /// Transitions within the window allowed before the breaker trips.
+    pub fn max_transitions(&self) -> usize {
+        usize::try_from(self.max_transitions).unwrap_or(usize::MAX)
+    }
+
+    fn validate(&self, report: &mut Report<'_>) {
+        // A window or a stable time past a week would hold an asset in `flapping` for good;
+        // one transition is an outage, not a flap.
+        let week = MAX_INTERVAL_SECONDS;
+        check_range(report, "flapping.windowSeconds", self.window_seconds, 1..=week);
+        check_range(report, "flapping.maxTransitions", self.max_transitions, 1..=10_000);
+        check_range(report, "flapping.stableSeconds", self.stable_seconds, 1..=week);
+    }
+}
+
+/// Reports `notificationPolicy.<key>` when `value` is outside `range`, in the words of
+/// [`Bound`] ("must be at least 1").
+fn check_range(report: &mut Report<'_>, key: &str, value: u64, range: std::ops::RangeInclusive<u64>) {
+    let path = format!("notificationPolicy.{key}");
+    if value < *range.start() {
+        report.problem(path, format!("must be at least {}", range.start()));
+    } else if value > *range.end() {
+        report.problem(path, format!("must be at most {}", range.end()));
+    }
+}
+
+/// `notificationPolicy.grouping`: a DOWN (or RECOVERY) for a channel that groups waits up to
+/// `waitSeconds` for others of the same event; `minAssets` or more gathered go out as one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Grouping {
+    #[serde(default = "default_group_wait_seconds")]
+    pub wait_seconds: u64,
+    #[serde(default = "default_group_min_assets")]
+    pub min_assets: u64,
+}
+
+fn default_group_wait_seconds() -> u64 {
+    10
+}
+
+fn default_group_min_assets() -> u64 {
+    3
+}
+
+impl Grouping {
+    /// How long the first notification of a storm waits for the others.
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs(self.wait_seconds)
+    }
+
+    /// Gathered notifications go out as one message from this many on.
+    pub fn min_assets(&self) -> usize {
+        usize::try_from(self.min_assets).unwrap_or(usize::MAX)
+    }
+
+    fn validate(&self, report: &mut Report<'_>) {
+        // A wait past ten minutes would hold every DOWN that long; one asset is not a storm.
+        check_range(report, "grouping.waitSeconds", self.wait_seconds, 1..=600);
+        check_range(report, "grouping.minAssets", self.min_assets, 2..=1_000_000);
+    }
 }
 
 fn default_throttle_seconds() -> u64 {
@@ -56,6 +160,8 @@ impl Default for NotificationPolicy {
             throttle_seconds: default_throttle_seconds(),
             repeat_alerts: false,
             repeat_interval_seconds: None,
+            grouping: None,
+            flapping: None,
         }
     }
 }
@@ -106,6 +212,12 @@ impl NotificationPolicy {
                     );
                 }
             }
+        }
+        if let Some(grouping) = &self.grouping {
+            grouping.validate(report);
+        }
+        if let Some(flapping) = &self.flapping {
+            flapping.validate(report);
         }
         if self.repeat_alerts && self.repeat_interval().is_none() {
             report.problem(
@@ -233,7 +345,7 @@ mod tests {
         let expected = [
             "notifiers.teams.webhookUrl: scheme \"ftp\" is not http or https",
             "notifiers.chat.type: unknown notifier type \"irc\" (one of: teams, slack, discord, webhook)",
-            "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `timeoutSeconds`",
+            "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `timeoutSeconds`, `group`",
             "notifiers.slack: missing field `webhookUrl`",
             "notifiers.bad name: notifier name \"bad name\" has ' ': use letters, digits, '-', '_' and '.'",
             "notifiers.nourl.webhookUrl: is not a valid URL (relative URL without a base)",
@@ -255,7 +367,11 @@ mod tests {
             "slow": {"type": "webhook", "url": "https://example.com/x", "timeoutSeconds": 61},
             "never": {"type": "slack", "webhookUrl": "ftp://example.com/x", "timeoutSeconds": -1}
           },
-          "notificationPolicy": {"onDown": ["pager"], "throttleSeconds": u64::MAX, "repeatIntervalSeconds": 0}
+          "notificationPolicy": {
+            "onDown": ["pager"], "throttleSeconds": u64::MAX, "repeatIntervalSeconds": 0,
+            "grouping": {"waitSeconds": 0, "minAssets": 1},
+            "flapping": {"windowSeconds": 604801, "maxTransitions": 0}
+          }
         }));
         assert_eq!(
             problems,
@@ -267,6 +383,10 @@ mod tests {
                 "notificationPolicy.throttleSeconds: must be at most 604800",
                 "notificationPolicy.repeatIntervalSeconds: must be at least 1",
                 "notificationPolicy.onDown[0]: unknown notifier \"pager\" (defined: never, slow)",
+                "notificationPolicy.grouping.waitSeconds: must be at least 1",
+                "notificationPolicy.grouping.minAssets: must be at least 2",
+                "notificationPolicy.flapping.windowSeconds: must be at most 604800",
+                "notificationPolicy.flapping.maxTransitions: must be at least 1",
             ]
         );
     }

@@ -5,6 +5,9 @@ use serde_json::json;
 use super::{Notification, truncate};
 
 pub fn payload(notification: &Notification) -> serde_json::Value {
+    if !notification.group.is_empty() {
+        return group_payload(notification);
+    }
     let mut fields = vec![
         json!({"name": "Service", "value": truncate(&notification.asset_name, 1024), "inline": true}),
         json!({"name": "Status", "value": notification.event.as_str(), "inline": true}),
@@ -27,9 +30,25 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A storm: one embed whose description lists the assets, one per line.
+fn group_payload(notification: &Notification) -> serde_json::Value {
+    let lines: Vec<String> = notification.group_lines().iter().map(|line| format!("• {line}")).collect();
+    json!({
+        "content": truncate(&notification.headline(), 2000),
+        "embeds": [{
+            "title": truncate(&notification.headline(), 256),
+            "description": truncate(&lines.join("\n"), 4096),
+            "color": notification.event.colour(),
+            "timestamp": notification.timestamp.to_rfc3339(),
+            "footer": {"text": "statusd"},
+        }],
+        "allowed_mentions": {"parse": []},
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{Event, sample};
+    use super::super::{Event, sample, sample_group};
     use super::*;
 
     #[test]
@@ -41,6 +60,19 @@ mod tests {
         assert_eq!(embed["color"], 0x12B76A);
         assert_eq!(embed["timestamp"], "2026-11-21T10:30:00+00:00");
         assert_eq!(embed["fields"][0]["value"], "Production API");
+        assert_eq!(message["allowed_mentions"]["parse"], json!([]));
+    }
+
+    #[test]
+    fn a_group_is_one_embed_listing_the_assets() {
+        let message = payload(&sample_group(4));
+        assert_eq!(message["content"], "🔴 4 assets - DOWN");
+        let list = message["embeds"][0]["description"].as_str().expect("list");
+        assert_eq!(list.lines().count(), 4);
+        assert!(
+            list.contains("• API 3: HTTP 500 (expected 200) (incident 00000000-0000-0000-0000-000000000004)"),
+            "{list}"
+        );
         assert_eq!(message["allowed_mentions"]["parse"], json!([]));
     }
 }

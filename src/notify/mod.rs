@@ -20,7 +20,7 @@ use crate::redact::Secret;
 use crate::report::{Bound, Report};
 
 /// What happened, in the words every channel uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
     Down,
@@ -111,12 +111,43 @@ pub struct Notification {
     pub timestamp: DateTime<Utc>,
     pub details: String,
     pub incident_id: Option<Uuid>,
+    /// A storm grouped into one message: the notifications it stands for, one per asset, all
+    /// of this event. Empty for a notification about one asset. See [`Notification::grouped`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<Notification>,
 }
 
 impl Notification {
+    /// One message for several assets' notifications of the same event (at least one): named
+    /// "N assets", stamped with the earliest, its details a list of the names.
+    pub fn grouped(event: Event, items: Vec<Notification>) -> Notification {
+        let timestamp = items.iter().map(|n| n.timestamp).min().unwrap_or_else(Utc::now);
+        let names: Vec<&str> = items.iter().map(|n| n.asset_name.as_str()).collect();
+        Notification {
+            event,
+            asset_id: String::new(),
+            asset_name: format!("{} assets", items.len()),
+            timestamp,
+            details: names.join(", "),
+            incident_id: None,
+            group: items,
+        }
+    }
+
     /// One line that reads well anywhere: `🔴 Production API - DOWN`.
     fn headline(&self) -> String {
         format!("{} {} - {}", self.event.emoji(), self.asset_name, self.event.as_str())
+    }
+
+    /// The lines of a grouped message, one per asset: `Production API: HTTP 500 (incident …)`.
+    fn group_lines(&self) -> Vec<String> {
+        self.group
+            .iter()
+            .map(|n| match n.incident_id {
+                Some(incident) => format!("{}: {} (incident {incident})", n.asset_name, n.details),
+                None => format!("{}: {}", n.asset_name, n.details),
+            })
+            .collect()
     }
 }
 
@@ -144,6 +175,10 @@ pub struct Endpoint {
     pub webhook_url: Secret,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Whether a storm reaches this channel as one grouped message (when the policy has
+    /// `grouping`); unset, channels read by people group and the generic webhook does not.
+    #[serde(default)]
+    pub group: Option<bool>,
 }
 
 fn default_timeout_seconds() -> u64 {
@@ -162,6 +197,13 @@ impl ChannelConfig {
     /// The channel's `type`: `teams`, `slack`, …
     pub fn kind(&self) -> &'static str {
         ChannelType::from(self).into()
+    }
+
+    /// Whether storms reach this channel grouped: its `group` key, else yes for channels read
+    /// by people and no for the generic webhook (scripts expect one payload per incident).
+    pub fn groups(&self) -> bool {
+        let endpoint = self.endpoint();
+        endpoint.group.unwrap_or(!matches!(self, ChannelConfig::Webhook(_)))
     }
 
     fn endpoint(&self) -> &Endpoint {
@@ -335,7 +377,22 @@ pub(crate) fn sample(event: Event) -> Notification {
         timestamp: DateTime::parse_from_rfc3339("2026-11-21T10:30:00Z").expect("a valid timestamp").with_timezone(&Utc),
         details: "HTTP 500 (expected 200)".into(),
         incident_id: Some(Uuid::nil()),
+        group: Vec::new(),
     }
+}
+
+/// A storm of `n` DOWNs grouped into one notification, for the channels' tests.
+#[cfg(test)]
+pub(crate) fn sample_group(n: usize) -> Notification {
+    let items = (0..n)
+        .map(|i| Notification {
+            asset_id: format!("api-{i}"),
+            asset_name: format!("API {i}"),
+            incident_id: Some(Uuid::from_u128(i as u128 + 1)),
+            ..sample(Event::Down)
+        })
+        .collect();
+    Notification::grouped(Event::Down, items)
 }
 
 #[cfg(test)]

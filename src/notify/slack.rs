@@ -8,6 +8,9 @@ use super::{Notification, truncate};
 const MAX_SECTION_TEXT: usize = 3000;
 
 pub fn payload(notification: &Notification) -> serde_json::Value {
+    if !notification.group.is_empty() {
+        return group_payload(notification);
+    }
     let name = escape(&notification.asset_name);
     let mut context = format!("asset `{}`", escape(&notification.asset_id));
     if let Some(incident) = notification.incident_id {
@@ -41,6 +44,24 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A storm: the headline, then one bullet per asset (as many as fit in a section).
+fn group_payload(notification: &Notification) -> serde_json::Value {
+    let lines: Vec<String> = notification.group_lines().iter().map(|line| format!("• {}", escape(line))).collect();
+    json!({
+        "text": escape(&format!("{}: {}", notification.headline(), notification.details)),
+        "blocks": [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": truncate(&notification.headline(), 150), "emoji": true},
+            },
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": truncate(&lines.join("\n"), MAX_SECTION_TEXT)},
+            },
+        ],
+    })
+}
+
 /// Slack reads `&`, `<` and `>` as markup (links, mentions such as `<!channel>`); a probe's
 /// error message must not become one. Escaped as Slack's formatting reference asks:
 /// <https://api.slack.com/reference/surfaces/formatting#escaping>.
@@ -50,7 +71,7 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Event, sample};
+    use super::super::{Event, sample, sample_group};
     use super::*;
 
     #[test]
@@ -79,5 +100,17 @@ mod tests {
         notification.details = "<!channel> <http://evil|click>".into();
         let message = payload(&notification);
         assert_eq!(message["text"], "🔴 A&amp;B &lt;ops&gt; - DOWN: &lt;!channel&gt; &lt;http://evil|click&gt;");
+    }
+
+    #[test]
+    fn a_group_is_one_message_with_a_line_per_asset() {
+        let message = payload(&sample_group(20));
+        assert_eq!(message["blocks"][0]["text"]["text"], "🔴 20 assets - DOWN");
+        let list = message["blocks"][1]["text"]["text"].as_str().expect("list");
+        assert_eq!(list.lines().count(), 20);
+        assert!(
+            list.starts_with("• API 0: HTTP 500 (expected 200) (incident 00000000-0000-0000-0000-000000000001)"),
+            "{list}"
+        );
     }
 }

@@ -5,6 +5,9 @@ use serde_json::json;
 use super::Notification;
 
 pub fn payload(notification: &Notification) -> serde_json::Value {
+    if !notification.group.is_empty() {
+        return group_payload(notification);
+    }
     json!({
         "type": "message",
         "attachments": [{
@@ -37,9 +40,46 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A storm: the headline, the time, then one fact per asset (its name, and its details with
+/// the incident id).
+fn group_payload(notification: &Notification) -> serde_json::Value {
+    let facts: Vec<serde_json::Value> = notification
+        .group
+        .iter()
+        .map(|n| {
+            let details = match n.incident_id {
+                Some(incident) => format!("{} (incident {incident})", n.details),
+                None => n.details.clone(),
+            };
+            json!({"title": n.asset_name, "value": details})
+        })
+        .collect();
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": [
+                    {"type": "TextBlock", "text": notification.headline(), "weight": "Bolder", "size": "Large", "wrap": true},
+                    {
+                        "type": "TextBlock",
+                        "text": notification.timestamp.format("%a, %d %b %Y %H:%M:%S UTC").to_string(),
+                        "isSubtle": true,
+                        "wrap": true,
+                    },
+                    {"type": "FactSet", "facts": facts},
+                ],
+            },
+        }],
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{Event, sample};
+    use super::super::{Event, sample, sample_group};
     use super::*;
 
     #[test]
@@ -62,5 +102,18 @@ mod tests {
         );
         let recovery = payload(&sample(Event::Recovery));
         assert_eq!(recovery["attachments"][0]["content"]["body"][0]["text"], "🟢 Production API - RECOVERY");
+    }
+
+    #[test]
+    fn a_group_is_one_card_with_a_fact_per_asset() {
+        let card = payload(&sample_group(5));
+        let body = &card["attachments"][0]["content"]["body"];
+        assert_eq!(body[0]["text"], "🔴 5 assets - DOWN");
+        let facts = body[2]["facts"].as_array().expect("facts");
+        assert_eq!(facts.len(), 5);
+        assert_eq!(
+            facts[1],
+            json!({"title": "API 1", "value": "HTTP 500 (expected 200) (incident 00000000-0000-0000-0000-000000000002)"})
+        );
     }
 }

@@ -2,8 +2,17 @@
 
 use super::Notification;
 
-/// `{"event", "assetId", "assetName", "timestamp", "details", "incidentId"}`.
+/// `{"event", "assetId", "assetName", "timestamp", "details", "incidentId"}`; a grouped storm
+/// (for a webhook that opted in with `"group": true`) is
+/// `{"event", "grouped": true, "assets": [<one such object per asset>]}`.
 pub fn payload(notification: &Notification) -> serde_json::Value {
+    if !notification.group.is_empty() {
+        return serde_json::json!({
+            "event": notification.event,
+            "grouped": true,
+            "assets": notification.group.iter().map(payload).collect::<Vec<_>>(),
+        });
+    }
     serde_json::json!({
         "event": notification.event,
         "assetId": notification.asset_id,
@@ -16,7 +25,7 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Event, sample};
+    use super::super::{Event, sample, sample_group};
     use super::*;
 
     #[test]
@@ -32,5 +41,17 @@ mod tests {
                 "incidentId": "00000000-0000-0000-0000-000000000000",
             })
         );
+    }
+
+    #[test]
+    fn a_group_lists_the_usual_payloads() {
+        let grouped = payload(&sample_group(3));
+        assert_eq!(grouped["event"], "DOWN");
+        assert_eq!(grouped["grouped"], true);
+        let assets = grouped["assets"].as_array().expect("assets");
+        assert_eq!(assets.len(), 3);
+        assert_eq!(assets[2]["assetId"], "api-2");
+        assert_eq!(assets[2]["incidentId"], "00000000-0000-0000-0000-000000000003");
+        assert_eq!(assets[0]["details"], "HTTP 500 (expected 200)");
     }
 }

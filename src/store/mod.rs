@@ -163,6 +163,9 @@ pub struct Incident {
     pub severity: String,
     pub summary: String,
     pub close_reason: Option<CloseReason>,
+    /// The asset whose outage caused this one (through `dependsOn`): this incident sent no
+    /// notification of its own while that asset was down.
+    pub caused_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -212,7 +215,16 @@ pub enum DegradationWrite {
 #[derive(Debug, Clone, PartialEq)]
 pub enum IncidentWrite {
     Open(Incident),
-    Close { id: Uuid, ended_at: DateTime<Utc>, reason: CloseReason },
+    /// The outage was attributed to another asset's (or, with None, no longer is).
+    CausedBy {
+        id: Uuid,
+        caused_by: Option<String>,
+    },
+    Close {
+        id: Uuid,
+        ended_at: DateTime<Utc>,
+        reason: CloseReason,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

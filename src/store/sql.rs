@@ -118,6 +118,7 @@ where
     for<'r> i32: Decode<'r, DB> + Type<DB>,
     for<'r> bool: Decode<'r, DB> + Type<DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<String>: Encode<'t, DB>,
     for<'r> String: Decode<'r, DB>,
     for<'t> &'static str: Encode<'t, DB> + Type<DB>,
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
@@ -135,14 +136,15 @@ where
                     StoreOp::SyncAssets(assets) => DB::sync_assets(tx, assets).await?,
                     StoreOp::Incident(IncidentWrite::Open(incident)) => {
                         sqlx::query(
-                            "INSERT INTO incidents (id, asset_id, severity, summary, started_at)
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                            "INSERT INTO incidents (id, asset_id, severity, summary, started_at, caused_by)
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
                         )
                         .bind(DB::incident_id(incident.id))
                         .bind(incident.asset_id.clone())
                         .bind(incident.severity.clone())
                         .bind(incident.summary.clone())
                         .bind(DB::time(incident.started_at))
+                        .bind(incident.caused_by.clone())
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::query(CONTEXT))?;
@@ -161,6 +163,14 @@ where
                     StoreOp::Degradation(DegradationWrite::End { asset_id }) => {
                         sqlx::query("DELETE FROM degradations WHERE asset_id = $1")
                             .bind(asset_id.clone())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Incident(IncidentWrite::CausedBy { id, caused_by }) => {
+                        sqlx::query("UPDATE incidents SET caused_by = $1 WHERE id = $2")
+                            .bind(caused_by.clone())
+                            .bind(DB::incident_id(*id))
                             .execute(&mut *tx)
                             .await
                             .map_err(StoreError::query(CONTEXT))?;
@@ -216,7 +226,7 @@ where
             IncidentState::All => "",
         };
         let sql = format!(
-            "SELECT id, asset_id, severity, summary, started_at, ended_at, close_reason
+            "SELECT id, asset_id, severity, summary, started_at, ended_at, close_reason, caused_by
              FROM incidents {filter} ORDER BY started_at DESC LIMIT $1"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -437,6 +447,7 @@ where
             started_at: DB::read_time(row.try_get("started_at").map_err(get)?, context)?,
             ended_at: ended_at.map(|stored| DB::read_time(stored, context)).transpose()?,
             close_reason: reason.as_deref().and_then(CloseReason::parse),
+            caused_by: row.try_get("caused_by").map_err(get)?,
         })
     }
 }

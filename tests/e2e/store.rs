@@ -150,6 +150,7 @@ fn incident(asset_id: &str, started_at: DateTime<Utc>) -> Incident {
         severity: "INITIAL".into(),
         summary: format!("{asset_id} is down: HTTP 500"),
         close_reason: None,
+        caused_by: None,
     }
 }
 
@@ -178,6 +179,20 @@ async fn incidents_open_close_and_filter_by_state() {
     assert_eq!((closed[0].ended_at, closed[0].close_reason), (Some(hour(1)), Some(CloseReason::Recovered)));
     assert_eq!(ids(store.incidents(IncidentState::All, 10).await.expect("all")), [third.id, second.id, first.id]);
     assert_eq!(store.incidents(IncidentState::All, 1).await.expect("limited").len(), 1);
+
+    // A dependant's incident carries its root cause, set when opened or later.
+    let dependant = Incident { caused_by: Some("a".into()), ..incident("b", hour(3)) };
+    let late = incident("b", hour(4));
+    let ops = [
+        StoreOp::Incident(IncidentWrite::Open(dependant.clone())),
+        StoreOp::Incident(IncidentWrite::Open(late.clone())),
+        StoreOp::Incident(IncidentWrite::CausedBy { id: late.id, caused_by: Some("a".into()) }),
+        StoreOp::Incident(IncidentWrite::CausedBy { id: dependant.id, caused_by: None }),
+    ];
+    store.write(&ops, &[]).await.expect("caused by");
+    let open = store.open_incidents().await.expect("open");
+    let cause = |id| open.iter().find(|i| i.id == id).and_then(|i| i.caused_by.clone());
+    assert_eq!((cause(late.id), cause(dependant.id)), (Some("a".to_string()), None));
     store.close().await;
 }
 

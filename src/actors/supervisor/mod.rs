@@ -36,6 +36,7 @@ use super::health::{Health, OpenIncident, Thresholds};
 use super::incidents::{IncidentEvent, IncidentsMemory, Resumed};
 use super::notifier::ChannelQueue;
 use crate::config::{AssetConfig, Config};
+use crate::dependencies::DependencyGraph;
 use crate::settings::{RetentionSettings, Settings};
 use crate::store::{Incident, Store};
 use crate::telemetry::names;
@@ -214,10 +215,11 @@ impl Actor for Supervisor {
         for (name, channel) in &config.notifiers.notifiers {
             state.start_child(&myself, ChildSpec::Notifier { queue: ChannelQueue::new(name, channel.clone()) }).await;
         }
+        let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
         let connectivity = config.manifest.connectivity();
         state.services.connectivity.set_members(connectivity.iter().map(String::as_str));
         let resumed = Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity };
-        let incidents = IncidentsMemory::resume(config.notifiers.policy.clone(), resumed, &names);
+        let incidents = IncidentsMemory::resume(config.notifiers.policy.clone(), graph, resumed, &names);
         let degraded_since: HashMap<&str, DateTime<Utc>> =
             args.degradations.iter().map(|(id, since)| (id.as_str(), *since)).collect();
         let inbox = Arc::clone(state.services.directory.incidents_inbox());

@@ -14,6 +14,7 @@ use crate::actors::incidents::IncidentEvent;
 use crate::actors::notifier::ChannelQueue;
 use crate::config::diff::{ChangeSummary, ConfigDiff};
 use crate::config::{Config, Problems};
+use crate::dependencies::DependencyGraph;
 use crate::settings::Settings;
 use crate::store::StoreOp;
 use crate::telemetry::names;
@@ -233,6 +234,8 @@ impl SupervisorState {
         if let Some(policy) = &diff.policy {
             self.services.directory.incidents(IncidentEvent::Policy(policy.clone()));
         }
+        let graph = DependencyGraph::of(&config.manifest.assets);
+        self.services.directory.incidents(IncidentEvent::Dependencies(Arc::new(graph)));
         if let Some(members) = &diff.connectivity {
             // Before the new assets start, so that their first failures are judged by it.
             self.services.connectivity.set_members(members.iter().map(String::as_str));
