@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::probe::{
-    self, Condition, MAX_INTERVAL_SECONDS, ProbeContext, ProbeOutcome, ProbeResult, ProbeSpec, event_id, without_nul,
+    self, Condition, Facts, MAX_INTERVAL_SECONDS, Mark, ProbeContext, ProbeOutcome, ProbeResult, ProbeSpec, event_id,
+    without_nul,
 };
 use crate::report::{Bound, Report, check_identifier};
 
@@ -58,8 +59,28 @@ pub struct AssetConfig {
     #[serde(default)]
     #[schema(value_type = Vec<String>, example = json!(["[STATUS] == 200", "[RESPONSE_TIME] < 300"]))]
     pub conditions: Vec<Condition>,
+    /// A probe that passes but takes longer than this many ms is `degraded`, not down.
+    #[serde(default)]
+    pub degraded_latency_ms: Option<u64>,
+    /// Checks in the syntax of `conditions`: a probe that passes but breaks one is `degraded`.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["[RESPONSE_TIME] < 500"]))]
+    pub degraded_conditions: Vec<Condition>,
+    /// `connectivity`: the asset stands for statusd's own network (a gateway, a public
+    /// resolver). While every such asset's latest result failed, the other assets' failures are
+    /// inconclusive.
+    #[serde(default)]
+    pub role: Option<Role>,
     #[serde(flatten)]
     pub probe: ProbeSpec,
+}
+
+/// What an asset stands for, beyond itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// statusd's own way out to the network.
+    Connectivity,
 }
 
 fn default_interval_seconds() -> u64 {
@@ -77,6 +98,9 @@ fn default_success_threshold() -> u32 {
 
 const DEFAULT_MAX_RETRY_INTERVAL_SECONDS: u64 = 30;
 
+/// `degradedLatencyMs` can be no longer than the longest timeout.
+pub const MAX_DEGRADED_LATENCY_MS: u64 = MAX_TIMEOUT_SECONDS * 1000;
+
 /// An hour: a probe that takes longer has failed by any standard.
 pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
 /// Confirming an outage (or a recovery) over more probes than this is not confirming it.
@@ -91,6 +115,7 @@ impl AssetConfig {
         Bound::new("failureThreshold", 1, MAX_THRESHOLD),
         Bound::new("successThreshold", 1, MAX_THRESHOLD),
         Bound::new("retryIntervalSeconds", 1, MAX_INTERVAL_SECONDS),
+        Bound::new("degradedLatencyMs", 1, MAX_DEGRADED_LATENCY_MS),
     ];
 
     pub fn interval(&self) -> Duration {
@@ -106,6 +131,11 @@ impl AssetConfig {
             self.retry_interval_seconds
                 .unwrap_or(self.interval_seconds.min(DEFAULT_MAX_RETRY_INTERVAL_SECONDS).max(self.timeout_seconds)),
         )
+    }
+
+    /// The asset stands for statusd's own network (`"role": "connectivity"`).
+    pub fn is_connectivity(&self) -> bool {
+        self.role == Some(Role::Connectivity)
     }
 
     pub fn asset_type(&self) -> &'static str {
@@ -156,6 +186,18 @@ impl AssetConfig {
                 );
             }
         }
+        if let Some(slow) = self.degraded_latency_ms
+            && slow >= self.timeout_seconds.saturating_mul(1000)
+        {
+            report.warning(
+                format!("{path}.degradedLatencyMs"),
+                format!(
+                    "{slow}ms is not shorter than timeoutSeconds ({}s): a probe that slow has failed, so the \
+                     asset is never degraded by latency",
+                    self.timeout_seconds
+                ),
+            );
+        }
         let before = report.problems.len();
         self.probe.validate(&self.address, path, report);
         // Problems are printed, logged and answered by the reload route: a probe quoting the
@@ -172,25 +214,27 @@ impl AssetConfig {
         let timestamp = Utc::now();
         let started = Instant::now();
         let timeout = asset.timeout();
-        let mut outcome = match tokio::time::timeout(
-            timeout,
-            asset.probe.check(&asset.address, !asset.conditions.is_empty(), context),
-        )
-        .await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
-        };
+        let mut outcome =
+            match tokio::time::timeout(timeout, asset.probe.check(&asset.address, asset.has_conditions(), context))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
+            };
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        if outcome.success && !asset.conditions.is_empty() {
+        let mut mark = None;
+        if outcome.success && asset.has_conditions() {
             outcome.facts.response_time_ms = Some(u64::try_from(latency_ms).unwrap_or(0));
             if let Some(failed) = probe::conditions::first_failure(&asset.conditions, &outcome.facts) {
                 outcome.success = false;
-                outcome.message = Some(match &outcome.facts.body_note {
-                    Some(note) if failed.contains("[BODY]") => format!("{failed} ({note})"),
-                    _ => failed,
-                });
+                outcome.message = Some(with_body_note(failed, &outcome.facts));
             }
+        }
+        if outcome.success
+            && let Some(why) = asset.degradation(latency_ms, &outcome.facts)
+        {
+            mark = Some(Mark::Degraded);
+            outcome.message = Some(why);
         }
         ProbeResult {
             id: event_id(timestamp),
@@ -201,8 +245,62 @@ impl AssetConfig {
             code: outcome.code,
             // Stored, logged and notified: no secret of the address may be in it.
             message: outcome.message.map(|message| without_nul(asset.scrub(message))),
-            mark: None,
+            mark,
             detail: outcome.detail,
         }
+    }
+
+    /// The probe must collect what conditions read (a body, a banner).
+    fn has_conditions(&self) -> bool {
+        !self.conditions.is_empty() || !self.degraded_conditions.is_empty()
+    }
+
+    /// Why a probe that passed in `latency_ms` with `facts` is degraded, if it is: slower than
+    /// `degradedLatencyMs`, or the first of `degradedConditions` that does not hold.
+    pub fn degradation(&self, latency_ms: i64, facts: &Facts) -> Option<String> {
+        if let Some(slow) = self.degraded_latency_ms
+            && u64::try_from(latency_ms).is_ok_and(|ms| ms > slow)
+        {
+            return Some(format!("slow: {latency_ms}ms > degradedLatencyMs {slow}ms"));
+        }
+        probe::conditions::first_failure(&self.degraded_conditions, facts)
+            .map(|failed| format!("degraded: {}", with_body_note(failed, facts)))
+    }
+}
+
+/// A failed condition's message, with what of the body the probe could not see when it is about
+/// the body.
+fn with_body_note(failed: String, facts: &Facts) -> String {
+    match &facts.body_note {
+        Some(note) if failed.contains("[BODY]") => format!("{failed} ({note})"),
+        _ => failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn asset(settings: Value) -> AssetConfig {
+        let mut value = json!({"id": "api", "assetType": "http", "address": "http://x/"});
+        if let (Some(object), Value::Object(extra)) = (value.as_object_mut(), settings) {
+            object.extend(extra);
+        }
+        serde_json::from_value(value).expect("an asset")
+    }
+
+    #[test]
+    fn a_passing_probe_is_degraded_when_slower_than_the_limit_or_against_a_degraded_condition() {
+        let facts = Facts { status: Some(200), body: Some(br#"{"status": "SLOW"}"#.to_vec()), ..Facts::default() };
+        let slow = asset(json!({"degradedLatencyMs": 200}));
+        assert_eq!(slow.degradation(200, &facts), None, "at the limit is not over it");
+        assert_eq!(slow.degradation(201, &facts).as_deref(), Some("slow: 201ms > degradedLatencyMs 200ms"));
+
+        let judged = asset(json!({"degradedConditions": ["[BODY].status == UP"]}));
+        assert_eq!(judged.degradation(5, &facts).as_deref(), Some("degraded: [BODY].status (SLOW) == UP"));
+        let healthy = Facts { body: Some(br#"{"status": "UP"}"#.to_vec()), ..facts };
+        assert_eq!(judged.degradation(5, &healthy), None);
+        assert_eq!(asset(json!({})).degradation(i64::MAX, &healthy), None, "nothing asked, nothing degraded");
     }
 }

@@ -250,6 +250,7 @@ impl App {
         tracing::info!(db = %store::redact_url(&settings.db), "database ready");
         store.sync_assets(&config.manifest.assets).await?;
         let open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
+        let degradations = actors::incidents::degradations(&store, &config.manifest.assets).await?;
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -278,6 +279,7 @@ impl App {
                 store: store.clone(),
                 services: Arc::clone(&services),
                 open_incidents,
+                degradations,
                 retention: settings.retention,
                 intensity: RestartIntensity {
                     max_restarts: settings.restart.max_restarts,

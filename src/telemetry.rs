@@ -16,6 +16,7 @@ pub mod names {
     pub const PROBE_TOTAL: &str = "statusd_probe_total";
     pub const PROBE_DURATION_SECONDS: &str = "statusd_probe_duration_seconds";
     pub const ASSET_UP: &str = "statusd_asset_up";
+    pub const ASSET_DEGRADED: &str = "statusd_asset_degraded";
     pub const ASSET_FLAPPING: &str = "statusd_asset_flapping";
     pub const TLS_CERT_EXPIRY_SECONDS: &str = "statusd_tls_cert_expiry_seconds";
     pub const INCIDENTS_OPEN: &str = "statusd_incidents_open";
@@ -234,6 +235,10 @@ fn describe() {
     describe_counter!(names::PROBE_TOTAL, "Probes run, by asset and result (success or failure).");
     describe_histogram!(names::PROBE_DURATION_SECONDS, Unit::Seconds, "How long probes took, by asset.");
     describe_gauge!(names::ASSET_UP, "1 while the asset is up, 0 while it is down.");
+    describe_gauge!(
+        names::ASSET_DEGRADED,
+        "1 while the asset is up but degraded (slow, or against degradedConditions), else 0."
+    );
     describe_gauge!(
         names::ASSET_FLAPPING,
         "1 while the flap breaker holds the asset (its state changes too often to report each change)."

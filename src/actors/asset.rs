@@ -16,8 +16,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::health::{Health, StatusName, Thresholds, Transition};
-use super::incidents::{AssetDown, AssetRecovered, IncidentEvent};
+use super::degradation::{Change, Degradation, Verdict};
+use super::health::{Health, Status, StatusName, Thresholds, Transition};
+use super::incidents::{AssetDegraded, AssetDown, AssetRecovered, IncidentEvent};
 use super::schedule::{first_tick_offset, next_tick};
 use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
@@ -38,11 +39,26 @@ pub struct AssetArgs {
 #[derive(Debug, Clone, Default)]
 pub struct AssetMemory {
     pub health: Health,
+    /// Whether it is degraded, apart from up/down (see `degradation.rs`).
+    pub degradation: Degradation,
     pub last_probe: Option<ProbeResult>,
     pub skipped_ticks: u64,
     /// The next tick as last scheduled: a restarted actor keeps its phase instead of
     /// spreading its first tick again.
     pub next_due: Option<Instant>,
+}
+
+impl AssetMemory {
+    /// The status the API shows: up/down from the health machine, `degraded` while up and
+    /// degraded, `inconclusive` while not down and the latest result was judged inconclusive.
+    pub fn status(&self) -> StatusName {
+        let inconclusive = self.last_probe.as_ref().is_some_and(|p| p.mark == Some(Mark::Inconclusive));
+        match self.health.name() {
+            StatusName::Up if self.degradation.is_degraded() => StatusName::Degraded,
+            StatusName::Up | StatusName::Unknown if inconclusive => StatusName::Inconclusive,
+            name => name,
+        }
+    }
 }
 
 pub enum AssetMsg {
@@ -106,6 +122,7 @@ struct AssetMetrics {
     failure: Counter,
     duration: Histogram,
     up: Gauge,
+    degraded: Gauge,
     skipped: Counter,
 }
 
@@ -119,6 +136,7 @@ impl AssetMetrics {
             failure: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "failure"),
             duration: metrics::histogram!(names::PROBE_DURATION_SECONDS, "asset" => id.clone()),
             up: metrics::gauge!(names::ASSET_UP, "asset" => id.clone()),
+            degraded: metrics::gauge!(names::ASSET_DEGRADED, "asset" => id.clone()),
             skipped: metrics::counter!(names::PROBES_SKIPPED_TOTAL, "asset" => id),
         }
     }
@@ -185,6 +203,13 @@ impl AssetState {
         if in_maintenance {
             result.mark = Some(Mark::Maintenance);
         }
+        if config.is_connectivity() {
+            self.services.connectivity.report(&config.id, result.success);
+        } else if !in_maintenance && !result.success && self.services.connectivity.lost() {
+            // statusd's own network is gone (see `network.rs`): this says nothing about the asset.
+            result.mark = Some(Mark::Inconclusive);
+        }
+        let inconclusive = result.mark == Some(Mark::Inconclusive);
         let seconds = Duration::from_millis(u64::try_from(result.latency_ms).unwrap_or(0)).as_secs_f64();
         self.metrics.duration.record(seconds);
         if result.success {
@@ -210,11 +235,26 @@ impl AssetState {
             let left = (expires_at - Utc::now()).num_seconds() as f64;
             metrics::gauge!(names::TLS_CERT_EXPIRY_SECONDS, "asset" => config.id.clone()).set(left);
         }
+        let thresholds = self.thresholds();
+        // An inconclusive failure counts towards nothing: no outage is confirmed on it.
         let transition = if in_maintenance {
             self.memory.health.pause();
             Transition::None
+        } else if inconclusive {
+            Transition::None
         } else {
-            self.memory.health.observe(result.success, result.timestamp, Instant::now(), self.thresholds())
+            self.memory.health.observe(result.success, result.timestamp, Instant::now(), thresholds)
+        };
+        let verdict = match (result.success, result.mark) {
+            (false, _) => Verdict::Failed,
+            (true, Some(Mark::Degraded)) => Verdict::Degraded,
+            (true, _) => Verdict::Clean,
+        };
+        let up = self.memory.health.status == Status::Up;
+        let change = if in_maintenance {
+            Change::None
+        } else {
+            self.memory.degradation.observe(verdict, up, result.timestamp, thresholds)
         };
         let details = result.message.clone().unwrap_or_default();
         self.services.directory.persist(result.clone());
@@ -231,7 +271,7 @@ impl AssetState {
                     asset_id: config.id.clone(),
                     asset_name: config.name.clone(),
                     incident,
-                    details,
+                    details: details.clone(),
                 }));
             }
             Transition::Recovered(incident, recovery) => {
@@ -244,6 +284,24 @@ impl AssetState {
                 }));
             }
         }
+        let degraded = |since| AssetDegraded {
+            asset_id: config.id.clone(),
+            asset_name: config.name.clone(),
+            since,
+            details: details.clone(),
+        };
+        match change {
+            Change::None => {}
+            Change::Entered { since } => {
+                tracing::warn!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is degraded: {details}", config.name);
+                self.services.directory.incidents(IncidentEvent::Degraded(degraded(since)));
+            }
+            Change::Left { since } => {
+                tracing::info!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is no longer degraded", config.name);
+                self.services.directory.incidents(IncidentEvent::DegradationEnded(degraded(since)));
+            }
+        }
+        self.metrics.degraded.set(if self.memory.status() == StatusName::Degraded { 1.0 } else { 0.0 });
     }
 
     fn snapshot(&self) -> AssetSnapshot {
@@ -251,11 +309,11 @@ impl AssetState {
         let status = if self.services.maintenance.in_maintenance(&self.config.id, Utc::now()) {
             StatusName::Maintenance
         } else {
-            health.name()
+            self.memory.status()
         };
         let mut snapshot = AssetSnapshot {
             status,
-            since: health.since,
+            since: if status == StatusName::Degraded { self.memory.degradation.since } else { health.since },
             last_probe: self.memory.last_probe.clone(),
             consecutive_failures: health.consecutive_failures,
             consecutive_successes: health.consecutive_successes,
@@ -293,6 +351,7 @@ impl Actor for Asset {
             StatusName::Down => metrics.up.set(0.0),
             _ => {}
         }
+        metrics.degraded.set(if memory.status() == StatusName::Degraded { 1.0 } else { 0.0 });
         let now = Instant::now();
         let mut state = AssetState {
             actor: format!("asset:{}", args.config.id),
@@ -555,6 +614,73 @@ mod tests {
         let again = spawn(http("restarted", json!({"intervalSeconds": 60})), memory).await;
         assert!(!again.probing_at(first + 60 * SECOND - JUST).await);
         assert!(again.probing_at(first + 60 * SECOND + JUST).await);
+    }
+
+    /// Events handed to the Incidents actor so far, by kind.
+    fn told(services: &Services) -> Vec<&'static str> {
+        services.directory.incidents_inbox().with(|queue| {
+            queue
+                .iter()
+                .map(|event| match event {
+                    IncidentEvent::Down(_) => "down",
+                    IncidentEvent::Recovered(_) => "recovered",
+                    IncidentEvent::Degraded(_) => "degraded",
+                    IncidentEvent::DegradationEnded(_) => "degradation-ended",
+                    _ => "other",
+                })
+                .collect()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_every_connectivity_asset_failed_failures_are_inconclusive_and_confirm_nothing() {
+        let asset = spawn(http("api", json!({"intervalSeconds": 1, "retryIntervalSeconds": 1})), Arc::default()).await;
+        asset.services.connectivity.set_members(["gateway"]);
+        asset.services.connectivity.report("gateway", false);
+        for seq in 1..=3 {
+            tokio::time::sleep(2 * SECOND).await;
+            asset.finish(seq, false).await;
+        }
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Inconclusive);
+        assert_eq!(snapshot.consecutive_failures, 0, "inconclusive failures count towards nothing");
+        assert_eq!(snapshot.last_probe.and_then(|p| p.mark), Some(Mark::Inconclusive));
+        assert!(told(&asset.services).is_empty());
+        assert_eq!(asset.recorded(), 3, "stored all the same");
+
+        // The gateway answers again: failures are judged again and confirm an outage.
+        asset.services.connectivity.report("gateway", true);
+        for seq in 4..=5 {
+            tokio::time::sleep(2 * SECOND).await;
+            asset.finish(seq, false).await;
+        }
+        assert_eq!(asset.snapshot().await.status, StatusName::Down);
+        assert_eq!(told(&asset.services), ["down"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_answers_confirm_degraded_and_clean_ones_end_it() {
+        let asset = spawn(http("api", json!({"intervalSeconds": 1, "degradedLatencyMs": 100})), Arc::default()).await;
+        let answer = |seq: u64, slow: bool| {
+            let mut result = ProbeResult::unmeasured("api", true, None);
+            result.mark = slow.then_some(Mark::Degraded);
+            asset.actor.cast(AssetMsg::ProbeDone { seq, result }).expect("sent");
+        };
+        for (seq, slow) in [(1, false), (2, true)] {
+            tokio::time::sleep(2 * SECOND).await;
+            answer(seq, slow);
+        }
+        assert_eq!(asset.snapshot().await.status, StatusName::Up, "one slow answer is not degraded");
+        tokio::time::sleep(2 * SECOND).await;
+        answer(3, true);
+        let snapshot = asset.snapshot().await;
+        assert_eq!(snapshot.status, StatusName::Degraded);
+        assert_eq!(snapshot.open_incident_id, None);
+        assert!(asset.memory.lock().degradation.is_degraded(), "kept for a restart of the actor");
+        tokio::time::sleep(2 * SECOND).await;
+        answer(4, false);
+        assert_eq!(asset.snapshot().await.status, StatusName::Up);
+        assert_eq!(told(&asset.services), ["degraded", "degradation-ended"]);
     }
 
     #[tokio::test(start_paused = true)]

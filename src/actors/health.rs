@@ -70,6 +70,11 @@ pub enum StatusName {
     Down,
     /// The asset's actor keeps panicking and is waiting out its restart backoff.
     Crashed,
+    /// Up, but confirmed slower than `degradedLatencyMs` or against `degradedConditions`.
+    Degraded,
+    /// Its latest result failed while statusd's own network was lost (every connectivity asset's
+    /// latest result failed): nothing is known about the asset itself.
+    Inconclusive,
     /// Its state changes too often to report each change: the flap breaker holds one incident
     /// open until the state has held for `flapping.stableSeconds`.
     Flapping,

@@ -17,7 +17,7 @@
 //! was never decided, say); with a snapshot per event, the replacement resumes from the memory
 //! as it was before the event and handles it whole.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +31,7 @@ use super::flapping::{FlapBreaker, FlapVerdict, Settled};
 use super::grouping::Grouper;
 use super::health::{OpenIncident, Recovery};
 use super::inbox::{Inbox, MAX_ATTEMPTS};
+use super::network::{NetworkChange, NetworkWatch};
 use super::policy::{Delivery, Dispatcher, human_duration};
 use super::services::HeldIncident;
 use super::{AbortOnDrop, Services};
@@ -38,8 +39,11 @@ use crate::asset::AssetConfig;
 use crate::config::NotificationPolicy;
 use crate::dependencies::DependencyGraph;
 use crate::notify::{Event, Notification};
-use crate::store::{CloseReason, Incident, IncidentWrite, Store, StoreError, StoreOp};
+use crate::store::{CloseReason, DegradationWrite, Incident, IncidentWrite, Store, StoreError, StoreOp};
 use crate::telemetry::names;
+
+/// The `assetId` of NETWORK_DOWN and NETWORK_UP, which are about statusd's network, no asset.
+pub const NETWORK: &str = "network";
 
 /// Severity of a newly opened incident (the seed's default).
 pub const INITIAL_SEVERITY: &str = "INITIAL";
@@ -71,11 +75,26 @@ pub struct AssetRecovered {
     pub recovery: Recovery,
 }
 
+/// An asset was confirmed degraded, or confirmed no longer degraded (sent by its actor).
+#[derive(Debug, Clone)]
+pub struct AssetDegraded {
+    pub asset_id: String,
+    pub asset_name: String,
+    /// When the degradation began (its first degraded result).
+    pub since: DateTime<Utc>,
+    /// Why, from the result that decided: `slow: 412ms > degradedLatencyMs 200ms`, …
+    pub details: String,
+}
+
 /// What the Incidents actor is told, through its inbox.
 #[derive(Debug, Clone)]
 pub enum IncidentEvent {
     Down(AssetDown),
     Recovered(AssetRecovered),
+    Degraded(AssetDegraded),
+    DegradationEnded(AssetDegraded),
+    /// The `"role": "connectivity"` assets are now these (start and reload).
+    Connectivity(BTreeSet<String>),
     /// The asset left the config: its open incident closes as removed; nobody hears a recovery.
     Removed {
         asset_id: String,
@@ -115,22 +134,58 @@ pub struct IncidentsMemory {
     flapping_names: imbl::HashMap<String, String>,
     /// Outages attributed to a root cause (`dependsOn`), and DOWNs held to find one.
     causes: Causes,
+    /// DEGRADED and its RECOVERY, by the policy's `onDegraded` (see
+    /// [`NotificationPolicy::for_degraded`]): throttled per asset and channel like the rest.
+    degraded: Dispatcher,
+    /// The connectivity assets confirmed down, and whether NETWORK_DOWN went out.
+    network: NetworkWatch,
+}
+
+/// What a fresh start resumes from, besides the policy.
+#[derive(Debug, Clone, Default)]
+pub struct Resumed {
+    /// Open incidents in the store: their DOWN already went out.
+    pub open: Vec<Incident>,
+    /// Assets confirmed degraded in the store, and since when: their DEGRADED already went out.
+    pub degraded: Vec<(String, DateTime<Utc>)>,
+    /// The ids of the `"role": "connectivity"` assets.
+    pub connectivity: BTreeSet<String>,
 }
 
 impl IncidentsMemory {
-    /// The memory of a fresh start: the store's open incidents, whose DOWN already went out.
+    /// The memory of a fresh start: what the store says was already decided.
     pub fn resume(
         policy: NotificationPolicy,
         graph: Arc<DependencyGraph>,
-        open: Vec<Incident>,
+        resumed: Resumed,
         names: &HashMap<String, String>,
     ) -> Self {
-        let mut dispatcher = Dispatcher::new(policy);
+        let Resumed { open, degraded: degradations, connectivity } = resumed;
+        let mut dispatcher = Dispatcher::new(policy.clone());
+        let mut degraded = Dispatcher::new(policy.for_degraded());
         let mut causes = Causes::new(graph);
         let mut flaps = FlapBreaker::default();
         let mut flapping_names = imbl::HashMap::new();
         let now = Instant::now();
+        let name_of = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
+        for (asset_id, since) in degradations {
+            let notification = Notification {
+                event: Event::Degraded,
+                asset_name: name_of(&asset_id),
+                asset_id,
+                timestamp: since,
+                details: String::new(),
+                incident_id: None,
+                group: Vec::new(),
+            };
+            degraded.resume(notification, now);
+        }
+        let network = NetworkWatch::resume(connectivity.clone(), open.iter().map(|incident| incident.asset_id.clone()));
         for incident in &open {
+            // A connectivity asset's outage was never a DOWN (see `network.rs`): nothing is owed.
+            if network.is_down(&incident.asset_id) {
+                continue;
+            }
             let asset_name = names.get(&incident.asset_id).cloned().unwrap_or_else(|| incident.asset_id.clone());
             let down = Notification {
                 event: Event::Down,
@@ -154,7 +209,16 @@ impl IncidentsMemory {
             }
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
-        IncidentsMemory { open, dispatcher, grouper: Grouper::default(), flaps, flapping_names, causes }
+        IncidentsMemory {
+            open,
+            dispatcher,
+            grouper: Grouper::default(),
+            flaps,
+            flapping_names,
+            causes,
+            degraded,
+            network,
+        }
     }
 }
 
@@ -199,6 +263,7 @@ impl IncidentsState {
             self.memory.grouper.next_wake(),
             self.memory.flaps.next_wake(flapping),
             self.memory.causes.next_wake(),
+            self.memory.degraded.next_wake(),
         ]
         .into_iter()
         .flatten()
@@ -233,8 +298,91 @@ impl IncidentsState {
                 let deliveries = self.memory.dispatcher.panic(notification, Instant::now());
                 self.dispatch(deliveries);
             }
-            IncidentEvent::Policy(policy) => self.memory.dispatcher.set_policy(policy, Instant::now()),
+            IncidentEvent::Degraded(degraded) => self.degraded(degraded),
+            IncidentEvent::DegradationEnded(ended) => self.degradation_ended(ended),
+            IncidentEvent::Connectivity(members) => {
+                let change = self.memory.network.set_members(members);
+                self.announce_network(change);
+            }
             IncidentEvent::Dependencies(graph) => self.memory.causes.set_graph(graph),
+            IncidentEvent::Policy(policy) => {
+                let now = Instant::now();
+                self.memory.degraded.set_policy(policy.for_degraded(), now);
+                self.memory.dispatcher.set_policy(policy, now);
+            }
+        }
+    }
+
+    fn degraded(&mut self, degraded: AssetDegraded) {
+        tracing::info!(actor = "incidents", asset_id = %degraded.asset_id, "degraded since {}: {}", degraded.since.to_rfc3339(), degraded.details);
+        self.services.directory.persist_change(StoreOp::Degradation(DegradationWrite::Start {
+            asset_id: degraded.asset_id.clone(),
+            since: degraded.since,
+        }));
+        let notification = Notification {
+            event: Event::Degraded,
+            asset_id: degraded.asset_id,
+            asset_name: degraded.asset_name,
+            timestamp: degraded.since,
+            details: degraded.details,
+            incident_id: None,
+            group: Vec::new(),
+        };
+        let deliveries = self.memory.degraded.down(notification, Instant::now());
+        self.dispatch(deliveries);
+    }
+
+    fn degradation_ended(&mut self, ended: AssetDegraded) {
+        let now = Utc::now();
+        let lasted = human_duration(now - ended.since);
+        tracing::info!(actor = "incidents", asset_id = %ended.asset_id, "no longer degraded, after {lasted}");
+        self.services
+            .directory
+            .persist_change(StoreOp::Degradation(DegradationWrite::End { asset_id: ended.asset_id.clone() }));
+        let notification = Notification {
+            event: Event::Recovery,
+            asset_id: ended.asset_id,
+            asset_name: ended.asset_name,
+            timestamp: now,
+            details: format!("no longer degraded, after {lasted}"),
+            incident_id: None,
+            group: Vec::new(),
+        };
+        let deliveries = self.memory.degraded.recovery(notification, Instant::now());
+        self.dispatch(deliveries);
+    }
+
+    /// NETWORK_DOWN or NETWORK_UP to the `onPanic` channels, once each (see `network.rs`).
+    fn announce_network(&mut self, change: Option<NetworkChange>) {
+        let Some(change) = change else { return };
+        let (event, details) = match change {
+            NetworkChange::Lost(members) => (
+                Event::NetworkDown,
+                format!(
+                    "every connectivity asset is down ({}): failures of the other assets are inconclusive \
+                     until one is back",
+                    members.join(", ")
+                ),
+            ),
+            NetworkChange::Restored { back: Some(asset) } => {
+                (Event::NetworkUp, format!("{asset} is up again: the other assets are judged again"))
+            }
+            NetworkChange::Restored { back: None } => {
+                (Event::NetworkUp, "not every connectivity asset is down any more".to_string())
+            }
+        };
+        tracing::warn!(actor = "incidents", event = event.as_str(), "{details}");
+        let notification = Notification {
+            event,
+            asset_id: NETWORK.into(),
+            asset_name: "statusd's network".into(),
+            timestamp: Utc::now(),
+            details,
+            incident_id: None,
+            group: Vec::new(),
+        };
+        for channel in &self.memory.dispatcher.policy().on_panic {
+            self.services.directory.notify(channel, notification.clone());
         }
     }
 
@@ -246,6 +394,10 @@ impl IncidentsState {
             if !self.memory.flaps.is_flapping(&down.asset_id) {
                 tracing::warn!(actor = "incidents", asset_id = %down.asset_id, incident_id = %known.id, "a new outage was reported while another is open for this asset");
             }
+        }
+        if self.memory.network.is_member(&down.asset_id) {
+            self.connectivity_down(down);
+            return;
         }
         let now = Instant::now();
         let rule = self.memory.dispatcher.policy().flapping;
@@ -321,7 +473,44 @@ impl IncidentsState {
             .persist_change(StoreOp::Incident(IncidentWrite::CausedBy { id: incident.id, caused_by: root }));
     }
 
+    /// A connectivity asset is confirmed down: its incident is recorded, and it speaks only as
+    /// the network (NETWORK_DOWN once all are down), never with a DOWN of its own, so neither the
+    /// flap breaker nor dependencies apply to it.
+    fn connectivity_down(&mut self, down: AssetDown) {
+        let incident = Incident {
+            id: down.incident.id,
+            asset_id: down.asset_id.clone(),
+            started_at: down.incident.started_at,
+            ended_at: None,
+            severity: INITIAL_SEVERITY.into(),
+            summary: format!("{} is down: {}", down.asset_name, down.details),
+            close_reason: None,
+            caused_by: None,
+            flapping: false,
+        };
+        tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened (connectivity): {}", incident.summary);
+        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
+        self.memory.open.insert(down.asset_id.clone(), incident);
+        let change = self.memory.network.down(&down.asset_id);
+        self.announce_network(change);
+    }
+
     fn recovered(&mut self, recovered: AssetRecovered) {
+        if self.memory.network.is_down(&recovered.asset_id) {
+            let incident = self.memory.open.remove(&recovered.asset_id).map_or(recovered.incident.id, |open| open.id);
+            let lasted = human_duration(
+                chrono::TimeDelta::from_std(recovered.recovery.lasted).unwrap_or(chrono::TimeDelta::MAX),
+            );
+            self.close(
+                &recovered.asset_id,
+                incident,
+                recovered.recovery.ended_at,
+                &format!("recovered after {lasted}"),
+            );
+            let change = self.memory.network.up(&recovered.asset_id);
+            self.announce_network(change);
+            return;
+        }
         let now = Instant::now();
         let rule = self.memory.dispatcher.policy().flapping;
         let verdict = self.memory.flaps.change(&recovered.asset_id, true, now, rule);
@@ -490,6 +679,10 @@ impl IncidentsState {
         self.memory.flapping_names.remove(asset_id);
         self.memory.causes.forget(asset_id);
         self.services.flaps.set(asset_id, None);
+        self.memory.degraded.forget(asset_id);
+        self.services
+            .directory
+            .persist_change(StoreOp::Degradation(DegradationWrite::End { asset_id: asset_id.to_string() }));
         if let Some(incident) = self.memory.open.remove(asset_id) {
             tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident closed: its asset left the config");
             self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
@@ -567,12 +760,13 @@ impl Actor for Incidents {
             IncidentsMsg::Wake => state.drain(),
             IncidentsMsg::Timer { generation } if generation == state.generation => {
                 state.timer_at = None;
-                let now = Instant::now();
-                let mut deliveries = state.memory.dispatcher.wake(now, Utc::now());
+                let (now, wall_clock) = (Instant::now(), Utc::now());
+                let mut deliveries = state.memory.dispatcher.wake(now, wall_clock);
                 // An outage that is being worked on in a maintenance window stays open, unreminded.
                 deliveries.retain(|d| {
                     d.notification.event != Event::Reminder || !state.in_maintenance(&d.notification.asset_id)
                 });
+                deliveries.extend(state.memory.degraded.wake(now, wall_clock));
                 state.dispatch(deliveries);
                 state.settle(now);
                 for down in state.memory.causes.wake(now) {
@@ -613,4 +807,20 @@ pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec
         tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
     }
     Ok(open)
+}
+
+/// Degradations stored for assets that are still configured; those of assets no longer
+/// configured are deleted.
+pub async fn degradations(store: &Store, assets: &[AssetConfig]) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let configured: HashMap<&str, ()> = assets.iter().map(|a| (a.id.as_str(), ())).collect();
+    let (kept, orphaned): (Vec<_>, Vec<_>) =
+        store.degradations().await?.into_iter().partition(|(asset_id, _)| configured.contains_key(asset_id.as_str()));
+    if !orphaned.is_empty() {
+        let ends: Vec<StoreOp> = orphaned
+            .into_iter()
+            .map(|(asset_id, _)| StoreOp::Degradation(DegradationWrite::End { asset_id }))
+            .collect();
+        store.write(&ends, &[]).await?;
+    }
+    Ok(kept)
 }

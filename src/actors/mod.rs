@@ -10,12 +10,14 @@
 
 pub mod asset;
 pub mod causes;
+pub mod degradation;
 pub mod flapping;
 pub mod grouping;
 pub mod health;
 pub mod inbox;
 pub mod incidents;
 pub mod maintenance;
+pub mod network;
 pub mod notifier;
 pub mod persistence;
 pub mod policy;

@@ -37,7 +37,7 @@ use crate::asset::AssetConfig;
 use crate::backoff::Backoff;
 use crate::probe::ProbeResult;
 use crate::settings::{PersistenceSettings, RetentionSettings};
-use crate::store::{Failure, IncidentWrite, Store, StoreOp};
+use crate::store::{DegradationWrite, Failure, IncidentWrite, Store, StoreOp};
 use crate::telemetry::names;
 
 /// This actor's name, in logs, metrics and panic reports.
@@ -191,6 +191,12 @@ fn describe(change: &StoreOp) -> String {
         StoreOp::Incident(IncidentWrite::Flapping { id, .. }) => format!("marking incident {id} as flapping or not"),
         StoreOp::Incident(IncidentWrite::CausedBy { id, .. }) => format!("attributing incident {id} to its cause"),
         StoreOp::Incident(IncidentWrite::Close { id, .. }) => format!("closing incident {id}"),
+        StoreOp::Degradation(DegradationWrite::Start { asset_id, .. }) => {
+            format!("recording asset {asset_id} as degraded")
+        }
+        StoreOp::Degradation(DegradationWrite::End { asset_id }) => {
+            format!("ending the degradation of asset {asset_id}")
+        }
     }
 }
 

@@ -129,6 +129,7 @@ impl Dispatcher {
         Dispatcher { policy, memory: HashMap::new(), deadlines: OrdSet::new(), panics: HashMap::new() }
     }
 
+    /// The policy in force.
     pub fn policy(&self) -> &NotificationPolicy {
         &self.policy
     }

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::maintenance::Board;
+use super::network::Connectivity;
 use super::{Directory, task};
 use crate::probe::ProbeContext;
 use crate::settings::PersistenceSettings;
@@ -39,6 +40,9 @@ pub struct Services {
     pub retired_assets: RwLock<HashSet<String>>,
     /// The maintenance windows in force: asked on every probe result and by Incidents.
     pub maintenance: Board,
+    /// The latest result of each `"role": "connectivity"` asset: whether statusd lost its own
+    /// network, read by every asset on each failure.
+    pub connectivity: Connectivity,
 }
 
 impl Services {
@@ -63,6 +67,7 @@ impl Services {
             flaps: FlapRegistry::default(),
             retired_assets: RwLock::new(HashSet::new()),
             maintenance: Board::default(),
+            connectivity: Connectivity::default(),
         })
     }
 

@@ -1,7 +1,7 @@
 //! What a reload changes: assets by id, channels by name, and the policy. "Changed" means not
 //! equal, field by field; anything equal is left alone, so its actor never notices the reload.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -23,6 +23,8 @@ pub struct ConfigDiff {
     /// The manifest's maintenance windows, when they changed (all of them: the calendar is
     /// built again from the whole list).
     pub maintenance: Option<Vec<Window>>,
+    /// The ids of the `"role": "connectivity"` assets, when they changed.
+    pub connectivity: Option<BTreeSet<String>>,
 }
 
 impl ConfigDiff {
@@ -46,6 +48,7 @@ impl ConfigDiff {
             policy: (old.notifiers.policy != new.notifiers.policy).then(|| new.notifiers.policy.clone()),
             maintenance: (old.manifest.maintenance != new.manifest.maintenance)
                 .then(|| new.manifest.maintenance.clone()),
+            connectivity: Some(new.manifest.connectivity()).filter(|now| *now != old.manifest.connectivity()),
         };
         for asset in &new.manifest.assets {
             match before.get(asset.id.as_str()) {
@@ -141,6 +144,19 @@ mod tests {
             },
             warnings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_change_of_the_connectivity_assets_is_told_apart() {
+        let mut gateway = asset("gateway", 60);
+        let old = config(vec![gateway.clone(), asset("api", 60)], &[], 300);
+        assert_eq!(ConfigDiff::between(&old, &old).connectivity, None);
+        gateway.role = Some(crate::asset::Role::Connectivity);
+        let new = config(vec![gateway, asset("api", 60)], &[], 300);
+        let diff = ConfigDiff::between(&old, &new);
+        assert_eq!(diff.connectivity, Some(["gateway".to_string()].into()));
+        assert_eq!(diff.changed_assets.len(), 1, "the asset itself changed too");
+        assert_eq!(ConfigDiff::between(&new, &old).connectivity, Some(BTreeSet::new()));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `manifest.json`: the assets to watch, in the seed's format.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +20,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The ids of the assets with `"role": "connectivity"`.
+    pub fn connectivity(&self) -> BTreeSet<String> {
+        self.assets.iter().filter(|a| a.is_connectivity()).map(|a| a.id.clone()).collect()
+    }
+
     /// Parses and validates a manifest already read into a JSON value (`file` names it in
     /// the problems).
     pub fn from_value(value: &Value, file: &str) -> Result<Manifest, Problems> {
@@ -409,6 +414,42 @@ mod tests {
             problems_of(json!({"assets": [], "maintenance": {}})),
             ["maintenance: must be a list of maintenance windows"]
         );
+    }
+
+    #[test]
+    fn degraded_and_role_settings_are_checked_with_file_key_and_value() {
+        let problems = problems_of(json!({"assets": [
+            {"id": "a", "assetType": "http", "address": "http://x/", "role": "gateway"},
+            {"id": "b", "assetType": "http", "address": "http://x/", "degradedLatencyMs": 0},
+            {"id": "c", "assetType": "http", "address": "http://x/", "degradedLatencyMs": 3_600_001},
+            {"id": "d", "assetType": "http", "address": "http://x/", "degradedConditions": ["[RESPONSE_TIME] < fast"]}
+        ]}));
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert_eq!(problems[0], "assets[0].role: unknown variant `gateway`, expected `connectivity`");
+        assert_eq!(problems[1], "assets[1].degradedLatencyMs: must be at least 1");
+        assert_eq!(problems[2], "assets[2].degradedLatencyMs: must be at most 3600000");
+        assert!(problems[3].starts_with("assets[3].degradedConditions[0]: "), "{problems:#?}");
+
+        let mut problems = Vec::new();
+        let mut report = Report::new("manifest.json", &mut problems);
+        let manifest = parse(
+            &json!({"assets": [
+                {"id": "gw", "assetType": "tcp", "address": "10.0.0.1:53", "role": "connectivity"},
+                {"id": "api", "assetType": "http", "address": "http://x/", "timeoutSeconds": 2,
+                 "degradedLatencyMs": 2000, "degradedConditions": ["[BODY].status == UP"]}
+            ]}),
+            &mut report,
+        )
+        .expect("valid");
+        let warnings: Vec<String> = report.warnings.iter().map(|w| format!("{}: {}", w.path, w.message)).collect();
+        assert_eq!(
+            warnings,
+            ["assets[1].degradedLatencyMs: 2000ms is not shorter than timeoutSeconds (2s): a probe that slow has \
+              failed, so the asset is never degraded by latency"]
+        );
+        assert_eq!(manifest.connectivity().into_iter().collect::<Vec<_>>(), ["gw"]);
+        assert_eq!(manifest.assets[1].degraded_latency_ms, Some(2000));
+        assert_eq!(manifest.assets[1].degraded_conditions.len(), 1);
     }
 
     #[test]

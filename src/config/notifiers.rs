@@ -31,6 +31,10 @@ pub struct NotificationPolicy {
     /// per occurrence of a window).
     #[serde(default)]
     pub on_maintenance: Vec<String>,
+    /// Channels told when an asset becomes degraded (DEGRADED) and when it no longer is
+    /// (RECOVERY); none by default.
+    #[serde(default)]
+    pub on_degraded: Vec<String>,
     /// At most one notification per asset and channel in this window; 0 turns throttling off.
     #[serde(default = "default_throttle_seconds")]
     pub throttle_seconds: u64,
@@ -157,6 +161,7 @@ impl Default for NotificationPolicy {
             on_recovery: Vec::new(),
             on_panic: Vec::new(),
             on_maintenance: Vec::new(),
+            on_degraded: Vec::new(),
             throttle_seconds: default_throttle_seconds(),
             repeat_alerts: false,
             repeat_interval_seconds: None,
@@ -183,15 +188,28 @@ impl NotificationPolicy {
         (self.repeat_alerts && seconds > 0).then(|| Duration::from_secs(seconds))
     }
 
+    /// The policy that DEGRADED and its RECOVERY follow: the `onDegraded` channels hear both,
+    /// under the same throttle as the rest, with no reminders.
+    pub fn for_degraded(&self) -> NotificationPolicy {
+        NotificationPolicy {
+            on_down: self.on_degraded.clone(),
+            on_recovery: self.on_degraded.clone(),
+            throttle_seconds: self.throttle_seconds,
+            ..NotificationPolicy::default()
+        }
+    }
+
     /// `defined` holds every notifier name in the file, valid or not: a notifier with a bad URL
     /// is one problem, not also a dangling name in the policy.
     fn validate(&self, defined: &[&str], report: &mut Report<'_>) {
-        for (list, names) in [
+        let lists = [
             ("onDown", &self.on_down),
             ("onRecovery", &self.on_recovery),
             ("onPanic", &self.on_panic),
             ("onMaintenance", &self.on_maintenance),
-        ] {
+            ("onDegraded", &self.on_degraded),
+        ];
+        for (list, names) in lists {
             for (i, name) in names.iter().enumerate() {
                 if !defined.contains(&name.as_str()) {
                     report.problem(
@@ -326,7 +344,8 @@ mod tests {
             "nourl": {"type": "webhook", "url": "not a url"}
           },
           "notificationPolicy": {
-            "onDown": ["teams", "pagerduty"], "onRecovery": ["sms"], "onMaintenance": ["teams", "ops"], "repeatAlerts": true,
+            "onDown": ["teams", "pagerduty"], "onRecovery": ["sms"], "onMaintenance": ["teams", "ops"],
+            "onDegraded": ["teams", "chatops"], "repeatAlerts": true,
             "throttleSeconds": 0
           }
         }));
@@ -340,6 +359,7 @@ mod tests {
             "notificationPolicy.onDown[1]: unknown notifier \"pagerduty\" (defined: bad name, chat, hook, nourl, slack, teams)",
             "notificationPolicy.onRecovery[0]: unknown notifier \"sms\" (defined: bad name, chat, hook, nourl, slack, teams)",
             "notificationPolicy.onMaintenance[1]: unknown notifier \"ops\" (defined: bad name, chat, hook, nourl, slack, teams)",
+            "notificationPolicy.onDegraded[1]: unknown notifier \"chatops\" (defined: bad name, chat, hook, nourl, slack, teams)",
             "notificationPolicy.repeatIntervalSeconds: must be at least 1 when repeatAlerts is true (or set throttleSeconds)",
         ];
         for line in &expected {

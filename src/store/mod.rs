@@ -92,6 +92,11 @@ impl Store {
         forward!(self, s => s.incidents(IncidentState::Open, u32::MAX).await)
     }
 
+    /// Assets confirmed degraded and not yet confirmed over: asset id and since when.
+    pub async fn degradations(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        forward!(self, s => s.degradations().await)
+    }
+
     /// Incidents newest first.
     pub async fn incidents(&self, state: IncidentState, limit: u32) -> Result<Vec<Incident>, StoreError> {
         forward!(self, s => s.incidents(state, limit).await)
@@ -222,6 +227,16 @@ pub enum StoreOp {
     /// Make `assets` mirror a (reloaded) config; before the results of any new asset.
     SyncAssets(std::sync::Arc<Vec<AssetConfig>>),
     Incident(IncidentWrite),
+    Degradation(DegradationWrite),
+}
+
+/// A change to `degradations`: the assets confirmed degraded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DegradationWrite {
+    /// Confirmed degraded since `since` (its first degraded result).
+    Start { asset_id: String, since: DateTime<Utc> },
+    /// No longer degraded, or no longer configured.
+    End { asset_id: String },
 }
 
 /// A change to `incidents`.

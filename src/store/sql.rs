@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::rollup::{self, Rollup};
 use super::{
-    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp, StoredWindow, first_id_at,
-    pending_hours, redact_url, transaction,
+    CloseReason, DegradationWrite, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp,
+    StoredWindow, first_id_at, pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -158,6 +158,24 @@ where
                             .await
                             .map_err(StoreError::query(CONTEXT))?;
                     }
+                    StoreOp::Degradation(DegradationWrite::Start { asset_id, since }) => {
+                        sqlx::query(
+                            "INSERT INTO degradations (asset_id, since) VALUES ($1, $2)
+                             ON CONFLICT (asset_id) DO UPDATE SET since = excluded.since",
+                        )
+                        .bind(asset_id.clone())
+                        .bind(DB::time(*since))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Degradation(DegradationWrite::End { asset_id }) => {
+                        sqlx::query("DELETE FROM degradations WHERE asset_id = $1")
+                            .bind(asset_id.clone())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::query(CONTEXT))?;
+                    }
                     StoreOp::Incident(IncidentWrite::CausedBy { id, caused_by }) => {
                         sqlx::query("UPDATE incidents SET caused_by = $1 WHERE id = $2")
                             .bind(caused_by.clone())
@@ -192,6 +210,21 @@ where
             Ok(())
         })
         .await
+    }
+
+    pub async fn degradations(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        const CONTEXT: &str = "reading degradations";
+        let rows = sqlx::query("SELECT asset_id, since FROM degradations")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let asset_id: String = row.try_get("asset_id").map_err(StoreError::query(CONTEXT))?;
+                let since = DB::read_time(row.try_get("since").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+                Ok((asset_id, since))
+            })
+            .collect()
     }
 
     pub async fn incidents(&self, state: IncidentState, limit: u32) -> Result<Vec<Incident>, StoreError> {

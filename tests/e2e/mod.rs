@@ -11,11 +11,13 @@ pub mod harness;
 
 mod api;
 mod chaos;
+mod degraded;
 mod faults;
 mod incidents;
 mod inputs;
 mod lifecycle;
 mod maintenance;
+mod network;
 mod notifications;
 mod push;
 mod reload;

@@ -30,8 +30,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::asset::{AssetMemory, AssetMsg};
+use super::degradation::Degradation;
 use super::health::{Health, OpenIncident, Thresholds};
-use super::incidents::{IncidentEvent, IncidentsMemory};
+use super::incidents::{IncidentEvent, IncidentsMemory, Resumed};
 use super::notifier::ChannelQueue;
 use super::{AbortOnDrop, Services, maintenance};
 use crate::config::{AssetConfig, Config};
@@ -54,6 +55,8 @@ pub struct SupervisorArgs {
     pub services: Arc<Services>,
     /// Open incidents found in the store at start: their assets resume as down.
     pub open_incidents: Vec<Incident>,
+    /// Degradations found in the store at start (asset id, since): their assets resume degraded.
+    pub degradations: Vec<(String, DateTime<Utc>)>,
     pub retention: RetentionSettings,
     pub intensity: RestartIntensity,
 }
@@ -218,8 +221,12 @@ impl Actor for Supervisor {
             state.start_child(&myself, ChildSpec::Notifier { queue: ChannelQueue::new(name, channel.clone()) }).await;
         }
         let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
-        let incidents =
-            IncidentsMemory::resume(config.notifiers.policy.clone(), graph, args.open_incidents.clone(), &names);
+        let connectivity = config.manifest.connectivity();
+        state.services.connectivity.set_members(connectivity.iter().map(String::as_str));
+        let resumed = Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity };
+        let incidents = IncidentsMemory::resume(config.notifiers.policy.clone(), graph, resumed, &names);
+        let degraded_since: HashMap<&str, DateTime<Utc>> =
+            args.degradations.iter().map(|(id, since)| (id.as_str(), *since)).collect();
         let inbox = Arc::clone(state.services.directory.incidents_inbox());
         state.start_child(&myself, ChildSpec::Incidents { inbox, memory: Arc::new(Mutex::new(incidents)) }).await;
         if state.settings.watch_config {
@@ -231,6 +238,14 @@ impl Actor for Supervisor {
                 let thresholds = Thresholds { failure: asset.failure_threshold, success: asset.success_threshold };
                 let open = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
                 memory.health = Health::resume_down(open, thresholds);
+                if asset.is_connectivity() {
+                    // Down when statusd stopped: its latest result failed, so the network is
+                    // judged lost from the first result of any other asset, not after a race.
+                    state.services.connectivity.report(&asset.id, false);
+                }
+            }
+            if let Some(since) = degraded_since.get(asset.id.as_str()) {
+                memory.degradation = Degradation::resume(*since);
             }
             let spec = ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) };
             state.start_child(&myself, spec).await;

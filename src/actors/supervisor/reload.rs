@@ -243,6 +243,11 @@ impl SupervisorState {
             // Before new assets start: their first result already knows its windows.
             self.services.maintenance.configure(&config.manifest);
         }
+        if let Some(members) = &diff.connectivity {
+            // Before the new assets start, so that their first failures are judged by it.
+            self.services.connectivity.set_members(members.iter().map(String::as_str));
+            self.services.directory.incidents(IncidentEvent::Connectivity(members.clone()));
+        }
         for asset in &diff.added_assets {
             let spec = ChildSpec::Asset { config: Arc::new(asset.clone()), memory: Arc::default() };
             self.start_child(myself, spec).await;
