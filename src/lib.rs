@@ -48,7 +48,8 @@ pub use probe::{Mark, ProbeContext, ProbeResult, ProbeSpec, event_id};
 pub use settings::{PersistenceSettings, RetentionSettings, Settings};
 pub use store::rollup::hour_of;
 pub use store::{
-    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, StoredWindow, Uptime,
+    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, StoredWindow,
+    TimelineEntry, TimelineKind, Uptime,
 };
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
 

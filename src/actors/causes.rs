@@ -257,6 +257,7 @@ mod tests {
             details: "HTTP 500".into(),
             incident_id: Some(Uuid::now_v7()),
             group: Vec::new(),
+            tier: None,
         }
     }
 

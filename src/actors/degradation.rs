@@ -203,6 +203,7 @@ mod tests {
             details: String::new(),
             incident_id: None,
             group: Vec::new(),
+            tier: None,
         };
         let sent = |deliveries: Vec<crate::actors::policy::Delivery>| {
             deliveries

@@ -170,6 +170,7 @@ mod tests {
             details: "HTTP 500".into(),
             incident_id: Some(Uuid::from_u128(u128::from(asset))),
             group: Vec::new(),
+            tier: None,
         }
     }
 

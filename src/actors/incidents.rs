@@ -8,6 +8,12 @@
 //! from the store's open incidents, so a restarted process neither opens a second incident nor
 //! sends a second DOWN for an outage it already reported, and still sends the RECOVERY.
 //!
+//! Escalation and acknowledgement live here too: each tier the policy notifies is recorded on
+//! the incident (`tier`, and a `notified` entry in its timeline), and an acknowledgement asked
+//! through the API ([`IncidentsMsg::Ack`]) is recorded and stops reminders and tiers. Both are
+//! persisted, so a restarted statusd resumes an open incident with the tier it reached and its
+//! acknowledgement: no tier is sent twice, and an acknowledged incident stays quiet.
+//!
 //! The checkpoint is taken after every event, and a mass outage brings tens of thousands of
 //! events in seconds, so it must not cost in proportion to what is remembered. The memory is
 //! made of persistent maps (`imbl`): the checkpoint is a clone that shares every node (O(1)),
@@ -22,7 +28,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -32,14 +38,16 @@ use super::grouping::Grouper;
 use super::health::{OpenIncident, Recovery};
 use super::inbox::{Inbox, MAX_ATTEMPTS};
 use super::network::{NetworkChange, NetworkWatch};
-use super::policy::{Delivery, Dispatcher, human_duration};
+use super::policy::{AssetsMetadata, Delivery, Dispatcher, human_duration};
 use super::services::HeldIncident;
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::config::NotificationPolicy;
 use crate::dependencies::DependencyGraph;
 use crate::notify::{Event, Notification};
-use crate::store::{CloseReason, DegradationWrite, Incident, IncidentWrite, Store, StoreError, StoreOp};
+use crate::store::{
+    CloseReason, DegradationWrite, Incident, IncidentWrite, Store, StoreError, StoreOp, TimelineEntry, TimelineKind,
+};
 use crate::telemetry::names;
 
 /// The `assetId` of NETWORK_DOWN and NETWORK_UP, which are about statusd's network, no asset.
@@ -47,6 +55,9 @@ pub const NETWORK: &str = "network";
 
 /// Severity of a newly opened incident (the seed's default).
 pub const INITIAL_SEVERITY: &str = "INITIAL";
+
+/// How the timeline says an incident closed because its asset left the config.
+const REMOVED_DETAIL: &str = "its asset left the config";
 
 pub struct Incidents;
 
@@ -104,19 +115,50 @@ pub enum IncidentEvent {
         actor: String,
         details: String,
     },
-    /// The notification policy was reloaded.
-    Policy(NotificationPolicy),
+    /// The notification policy or the assets were reloaded: the policy in force, and every
+    /// asset's metadata (which picks its route).
+    Policy {
+        policy: NotificationPolicy,
+        metadata: Arc<AssetsMetadata>,
+    },
     /// The manifest was reloaded: its `dependsOn` graph.
     Dependencies(Arc<DependencyGraph>),
+    /// The assets a maintenance window covers now (at start and whenever that changes): their
+    /// open incidents send neither reminders nor tiers until they are released.
+    Maintenance(BTreeSet<String>),
+}
+
+/// Every asset's metadata, by id, for the routes.
+pub fn metadata_of(assets: &[AssetConfig]) -> Arc<AssetsMetadata> {
+    Arc::new(assets.iter().map(|asset| (asset.id.clone(), asset.metadata.clone())).collect())
+}
+
+/// `POST /api/incidents/{id}/ack`: who acknowledges, and why.
+#[derive(Debug, Clone)]
+pub struct AckRequest {
+    pub incident_id: Uuid,
+    pub by: String,
+    pub note: Option<String>,
+}
+
+/// What an acknowledgement found.
+#[derive(Debug, Clone)]
+pub enum AckOutcome {
+    /// The open incident, acknowledged now or already (the first acknowledgement stays).
+    Acknowledged(Box<Incident>),
+    /// No open incident has this id (closed, or never was: the store tells which).
+    NotOpen,
 }
 
 pub enum IncidentsMsg {
     /// The inbox has events.
     Wake,
-    /// Time to send held-back DOWNs and reminders.
+    /// Time to send held-back DOWNs, tiers and reminders.
     Timer {
         generation: u64,
     },
+    /// Acknowledge an open incident, answering with the incident.
+    Ack(AckRequest, RpcReplyPort<AckOutcome>),
     Panic(String),
 }
 
@@ -139,6 +181,8 @@ pub struct IncidentsMemory {
     degraded: Dispatcher,
     /// The connectivity assets confirmed down, and whether NETWORK_DOWN went out.
     network: NetworkWatch,
+    /// The assets a maintenance window covers, as last told.
+    held: imbl::OrdSet<String>,
 }
 
 /// What a fresh start resumes from, besides the policy.
@@ -153,9 +197,14 @@ pub struct Resumed {
 }
 
 impl IncidentsMemory {
-    /// The memory of a fresh start: what the store says was already decided.
+    /// The memory of a fresh start: what the store says was already decided. An open
+    /// incident's tiers up to the one recorded already went out; the later ones are due as long
+    /// after `startedAt` as their `afterSeconds` (on the wall clock, the only one that spans a
+    /// restart); one with no tier recorded had its DOWN decided by nobody yet (held to find a
+    /// root cause, say), so it is decided again.
     pub fn resume(
         policy: NotificationPolicy,
+        metadata: Arc<AssetsMetadata>,
         graph: Arc<DependencyGraph>,
         resumed: Resumed,
         names: &HashMap<String, String>,
@@ -167,7 +216,10 @@ impl IncidentsMemory {
         let mut flaps = FlapBreaker::default();
         let mut flapping_names = imbl::HashMap::new();
         let now = Instant::now();
+        let wall_clock = Utc::now();
+        dispatcher.set_metadata(metadata, now);
         let name_of = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
+        let open_for = |since: DateTime<Utc>| (wall_clock - since).to_std().unwrap_or_default();
         for (asset_id, since) in degradations {
             let notification = Notification {
                 event: Event::Degraded,
@@ -177,8 +229,10 @@ impl IncidentsMemory {
                 details: String::new(),
                 incident_id: None,
                 group: Vec::new(),
+                tier: None,
             };
-            degraded.resume(notification, now);
+            // DEGRADED has one tier (`onDegraded`), and it went out.
+            degraded.resume(notification, Some(0), false, open_for(since), now);
         }
         let network = NetworkWatch::resume(connectivity.clone(), open.iter().map(|incident| incident.asset_id.clone()));
         for incident in &open {
@@ -188,13 +242,14 @@ impl IncidentsMemory {
             }
             let asset_name = names.get(&incident.asset_id).cloned().unwrap_or_else(|| incident.asset_id.clone());
             let down = Notification {
-                event: Event::Down,
+                event: if incident.flapping { Event::Flapping } else { Event::Down },
                 asset_id: incident.asset_id.clone(),
                 asset_name,
                 timestamp: incident.started_at,
                 details: incident.summary.clone(),
                 incident_id: Some(incident.id),
                 group: Vec::new(),
+                tier: None,
             };
             if incident.flapping {
                 // The breaker held it when statusd stopped: it goes on holding it, as if the
@@ -205,7 +260,13 @@ impl IncidentsMemory {
             match &incident.caused_by {
                 // Its DOWN was never sent: no RECOVERY is owed, and it may yet be its own outage.
                 Some(root) => causes.resume(down, root.clone()),
-                None => dispatcher.resume(down, now),
+                None => dispatcher.resume(
+                    down,
+                    incident.tier,
+                    incident.acknowledged_at.is_some(),
+                    open_for(incident.started_at),
+                    now,
+                ),
             }
         }
         let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
@@ -218,6 +279,7 @@ impl IncidentsMemory {
             causes,
             degraded,
             network,
+            held: imbl::OrdSet::new(),
         }
     }
 }
@@ -236,13 +298,15 @@ pub struct IncidentsState {
 }
 
 impl IncidentsState {
-    /// Sends what the policy decided, except what waits to be grouped with a storm.
+    /// Sends what the policy decided, except what waits to be grouped with a storm, and
+    /// records the tiers it reached.
     fn dispatch(&mut self, deliveries: Vec<Delivery>) {
         let directory = &self.services.directory;
         let grouping = self.memory.dispatcher.policy().grouping;
         let now = Instant::now();
         let ready = self.memory.grouper.offer(deliveries, grouping, |channel| directory.channel_groups(channel), now);
         self.send(ready);
+        self.record_climbs();
     }
 
     fn send(&self, deliveries: Vec<Delivery>) {
@@ -251,9 +315,58 @@ impl IncidentsState {
         }
     }
 
-    /// Whether a maintenance window covers the asset now: the one place this actor asks.
-    fn in_maintenance(&self, asset_id: &str) -> bool {
-        self.services.maintenance.in_maintenance(asset_id, Utc::now())
+    /// Records on each incident the tiers the dispatcher reached (at the decision: a DOWN that
+    /// waits to be grouped counts as notified).
+    fn record_climbs(&mut self) {
+        for climb in self.memory.dispatcher.take_climbs() {
+            let Some(incident) = self.memory.open.get_mut(&climb.asset_id) else { continue };
+            if Some(incident.id) != climb.incident_id {
+                continue;
+            }
+            incident.tier = Some(incident.tier.map_or(climb.tier, |tier| tier.max(climb.tier)));
+            let id = incident.id;
+            tracing::info!(actor = "incidents", asset_id = %climb.asset_id, incident_id = %id, tier = climb.tier, channels = ?climb.channels, "escalation tier notified");
+            self.persist(IncidentWrite::Tier { id, tier: climb.tier });
+            let detail = format!("tier {}: {}", climb.tier, climb.channels.join(", "));
+            self.timeline(id, Utc::now(), TimelineKind::Notified, detail);
+        }
+    }
+
+    fn persist(&self, write: IncidentWrite) {
+        self.services.directory.persist_change(StoreOp::Incident(write));
+    }
+
+    fn timeline(&self, incident_id: Uuid, at: DateTime<Utc>, kind: TimelineKind, detail: String) {
+        self.persist(IncidentWrite::Timeline(TimelineEntry { id: Uuid::now_v7(), incident_id, at, kind, detail }));
+    }
+
+    /// Acknowledges an open incident (once: a second acknowledgement keeps the first).
+    fn acknowledge(&mut self, request: AckRequest) -> AckOutcome {
+        let Some((asset_id, incident)) = self.memory.open.iter().find(|(_, i)| i.id == request.incident_id) else {
+            return AckOutcome::NotOpen;
+        };
+        if incident.acknowledged_at.is_some() {
+            return AckOutcome::Acknowledged(Box::new(incident.clone()));
+        }
+        let asset_id = asset_id.clone();
+        let now = Utc::now();
+        let note = request.note.filter(|note| !note.is_empty());
+        let said = match &note {
+            Some(note) => format!("by {}: {note}", request.by),
+            None => format!("by {}", request.by),
+        };
+        let mut incident = incident.clone();
+        incident.acknowledged_at = Some(now);
+        incident.acknowledged_by = Some(request.by.clone());
+        incident.ack_note = note.clone();
+        self.memory.open.insert(asset_id.clone(), incident.clone());
+        tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident acknowledged {said}");
+        self.persist(IncidentWrite::Ack { id: incident.id, at: now, by: request.by, note });
+        self.timeline(incident.id, now, TimelineKind::Acknowledged, said.clone());
+        let deliveries =
+            self.memory.dispatcher.ack(&asset_id, incident.id, format!("acknowledged {said}"), now, Instant::now());
+        self.dispatch(deliveries);
+        AckOutcome::Acknowledged(Box::new(incident))
     }
 
     fn reschedule(&mut self, myself: &ActorRef<IncidentsMsg>) {
@@ -294,6 +407,7 @@ impl IncidentsState {
                     details,
                     incident_id: None,
                     group: Vec::new(),
+                    tier: None,
                 };
                 let deliveries = self.memory.dispatcher.panic(notification, Instant::now());
                 self.dispatch(deliveries);
@@ -305,10 +419,24 @@ impl IncidentsState {
                 self.announce_network(change);
             }
             IncidentEvent::Dependencies(graph) => self.memory.causes.set_graph(graph),
-            IncidentEvent::Policy(policy) => {
+            IncidentEvent::Maintenance(held) => {
+                let held: imbl::OrdSet<String> = held.into_iter().collect();
+                let now = Instant::now();
+                let released: Vec<String> = self.memory.held.iter().filter(|a| !held.contains(*a)).cloned().collect();
+                for asset_id in released {
+                    tracing::info!(actor = "incidents", %asset_id, "maintenance over: reminders and tiers resume");
+                    self.memory.dispatcher.set_held(&asset_id, false, now);
+                }
+                for asset_id in held.iter().filter(|a| !self.memory.held.contains(*a)) {
+                    self.memory.dispatcher.set_held(asset_id, true, now);
+                }
+                self.memory.held = held;
+            }
+            IncidentEvent::Policy { policy, metadata } => {
                 let now = Instant::now();
                 self.memory.degraded.set_policy(policy.for_degraded(), now);
                 self.memory.dispatcher.set_policy(policy, now);
+                self.memory.dispatcher.set_metadata(metadata, now);
             }
         }
     }
@@ -327,6 +455,7 @@ impl IncidentsState {
             details: degraded.details,
             incident_id: None,
             group: Vec::new(),
+            tier: None,
         };
         let deliveries = self.memory.degraded.down(notification, Instant::now());
         self.dispatch(deliveries);
@@ -347,6 +476,7 @@ impl IncidentsState {
             details: format!("no longer degraded, after {lasted}"),
             incident_id: None,
             group: Vec::new(),
+            tier: None,
         };
         let deliveries = self.memory.degraded.recovery(notification, Instant::now());
         self.dispatch(deliveries);
@@ -380,6 +510,7 @@ impl IncidentsState {
             details,
             incident_id: None,
             group: Vec::new(),
+            tier: None,
         };
         for channel in &self.memory.dispatcher.policy().on_panic {
             self.services.directory.notify(channel, notification.clone());
@@ -414,6 +545,7 @@ impl IncidentsState {
             details: down.details.clone(),
             incident_id: Some(down.incident.id),
             group: Vec::new(),
+            tier: None,
         };
         let outcome = if verdict == FlapVerdict::Tripped {
             None
@@ -426,17 +558,14 @@ impl IncidentsState {
             Some(DownOutcome::Attributed { root }) => Some(root.clone()),
             _ => None,
         };
-        let incident = Incident {
-            id: down.incident.id,
-            asset_id: down.asset_id.clone(),
-            started_at: down.incident.started_at,
-            ended_at: None,
-            severity: INITIAL_SEVERITY.into(),
-            summary: format!("{} is down: {}", down.asset_name, down.details),
-            close_reason: None,
-            caused_by,
-            flapping: false,
-        };
+        let mut incident = Incident::opened(
+            down.incident.id,
+            down.asset_id.clone(),
+            down.incident.started_at,
+            INITIAL_SEVERITY.into(),
+            format!("{} is down: {}", down.asset_name, down.details),
+        );
+        incident.caused_by = caused_by;
         match &incident.caused_by {
             Some(root) => {
                 tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, caused_by = %root, "incident opened, caused by {root}'s outage: {}", incident.summary)
@@ -445,8 +574,7 @@ impl IncidentsState {
                 tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened: {}", incident.summary)
             }
         }
-        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
-        self.memory.open.insert(down.asset_id.clone(), incident);
+        self.open(incident);
         match outcome {
             // Down at the trip: the incident just opened is the one the breaker keeps.
             None => self.trip(notification, now),
@@ -464,33 +592,33 @@ impl IncidentsState {
         }
     }
 
+    /// Records a newly opened incident, in memory and in the store with its timeline's first step.
+    fn open(&mut self, incident: Incident) {
+        self.persist(IncidentWrite::Open(incident.clone()));
+        self.timeline(incident.id, incident.started_at, TimelineKind::Opened, incident.summary.clone());
+        self.memory.open.insert(incident.asset_id.clone(), incident);
+    }
+
     /// Records in the store that the open outage of `asset_id` is now attributed to `root`.
     fn attribute(&self, asset_id: &str, root: Option<String>) {
         let Some(incident) = self.memory.open.get(asset_id) else { return };
         tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, caused_by = ?root, "outage attributed");
-        self.services
-            .directory
-            .persist_change(StoreOp::Incident(IncidentWrite::CausedBy { id: incident.id, caused_by: root }));
+        self.persist(IncidentWrite::CausedBy { id: incident.id, caused_by: root });
     }
 
     /// A connectivity asset is confirmed down: its incident is recorded, and it speaks only as
     /// the network (NETWORK_DOWN once all are down), never with a DOWN of its own, so neither the
     /// flap breaker nor dependencies apply to it.
     fn connectivity_down(&mut self, down: AssetDown) {
-        let incident = Incident {
-            id: down.incident.id,
-            asset_id: down.asset_id.clone(),
-            started_at: down.incident.started_at,
-            ended_at: None,
-            severity: INITIAL_SEVERITY.into(),
-            summary: format!("{} is down: {}", down.asset_name, down.details),
-            close_reason: None,
-            caused_by: None,
-            flapping: false,
-        };
+        let incident = Incident::opened(
+            down.incident.id,
+            down.asset_id.clone(),
+            down.incident.started_at,
+            INITIAL_SEVERITY.into(),
+            format!("{} is down: {}", down.asset_name, down.details),
+        );
         tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %incident.id, "incident opened (connectivity): {}", incident.summary);
-        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(incident.clone())));
-        self.memory.open.insert(down.asset_id.clone(), incident);
+        self.open(incident);
         let change = self.memory.network.down(&down.asset_id);
         self.announce_network(change);
     }
@@ -530,20 +658,15 @@ impl IncidentsState {
             // Up at the trip: this outage closes quietly, and the trip opens the one incident
             // the breaker keeps until the asset is stable.
             self.close(&recovered.asset_id, incident, ended_at, "recovered, and began to flap");
-            let opened = Incident {
-                id: Uuid::now_v7(),
-                asset_id: recovered.asset_id.clone(),
-                started_at: Utc::now(),
-                ended_at: None,
-                severity: INITIAL_SEVERITY.into(),
-                summary: format!("{} is flapping", recovered.asset_name),
-                close_reason: None,
-                caused_by: None,
-                flapping: false,
-            };
+            let opened = Incident::opened(
+                Uuid::now_v7(),
+                recovered.asset_id.clone(),
+                Utc::now(),
+                INITIAL_SEVERITY.into(),
+                format!("{} is flapping", recovered.asset_name),
+            );
             tracing::info!(actor = "incidents", asset_id = %recovered.asset_id, incident_id = %opened.id, "incident opened: {}", opened.summary);
-            self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Open(opened.clone())));
-            self.memory.open.insert(recovered.asset_id.clone(), opened.clone());
+            self.open(opened.clone());
             let notification = Notification {
                 event: Event::Down,
                 asset_id: recovered.asset_id,
@@ -552,6 +675,7 @@ impl IncidentsState {
                 details: String::new(),
                 incident_id: Some(opened.id),
                 group: Vec::new(),
+                tier: None,
             };
             self.trip(notification, now);
             return;
@@ -571,6 +695,7 @@ impl IncidentsState {
                     details: format!("back up after {lasted}"),
                     incident_id: Some(incident),
                     group: Vec::new(),
+                    tier: None,
                 },
                 now,
             );
@@ -588,11 +713,8 @@ impl IncidentsState {
 
     fn close(&self, asset_id: &str, incident: Uuid, ended_at: DateTime<Utc>, why: &str) {
         tracing::info!(actor = "incidents", %asset_id, incident_id = %incident, "incident closed: {why}");
-        self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
-            id: incident,
-            ended_at,
-            reason: CloseReason::Recovered,
-        }));
+        self.persist(IncidentWrite::Close { id: incident, ended_at, reason: CloseReason::Recovered });
+        self.timeline(incident, ended_at, TimelineKind::Closed, why.to_string());
     }
 
     /// The flap breaker tripped on `asset`: `kept` (a DOWN about the incident it keeps open)
@@ -602,9 +724,7 @@ impl IncidentsState {
         let Some(incident) = kept.incident_id else { return };
         tracing::warn!(actor = "incidents", %asset_id, incident_id = %incident, "flapping: one incident stays open until the asset is stable");
         self.services.flaps.set(&asset_id, Some(HeldIncident { incident, flapping: true }));
-        self.services
-            .directory
-            .persist_change(StoreOp::Incident(IncidentWrite::Flapping { id: incident, flapping: true }));
+        self.persist(IncidentWrite::Flapping { id: incident, flapping: true });
         self.memory.flapping_names.insert(asset_id.clone(), kept.asset_name.clone());
         metrics::gauge!(names::ASSET_FLAPPING, "asset" => asset_id.clone()).set(1.0);
         let window = self.memory.dispatcher.policy().flapping.map(|rule| rule.window_seconds).unwrap_or_default();
@@ -617,6 +737,7 @@ impl IncidentsState {
             ),
             ..kept
         };
+        self.timeline(incident, Utc::now(), TimelineKind::Flapping, flapping.details.clone());
         let deliveries = self.memory.dispatcher.flapping(flapping, now);
         self.dispatch(deliveries);
     }
@@ -632,13 +753,13 @@ impl IncidentsState {
                 self.services.flaps.set(&asset_id, None);
                 continue;
             };
-            self.services
-                .directory
-                .persist_change(StoreOp::Incident(IncidentWrite::Flapping { id: incident.id, flapping: false }));
+            self.persist(IncidentWrite::Flapping { id: incident.id, flapping: false });
             if !up {
                 tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "stable again, and down: the incident goes on as an outage");
                 self.services.flaps.set(&asset_id, Some(HeldIncident { incident: incident.id, flapping: false }));
-                self.memory.dispatcher.resume(self.down_of(&incident, asset_name), now);
+                let open_for = (Utc::now() - incident.started_at).to_std().unwrap_or_default();
+                let (tier, acknowledged) = (incident.tier, incident.acknowledged_at.is_some());
+                self.memory.dispatcher.resume(self.down_of(&incident, asset_name), tier, acknowledged, open_for, now);
                 continue;
             }
             self.memory.open.remove(&asset_id);
@@ -654,6 +775,7 @@ impl IncidentsState {
                 details: format!("stable again after flapping for {lasted}"),
                 incident_id: Some(incident.id),
                 group: Vec::new(),
+                tier: None,
             };
             let deliveries = self.memory.dispatcher.recovery(recovery, now);
             self.dispatch(deliveries);
@@ -669,6 +791,7 @@ impl IncidentsState {
             details: incident.summary.clone(),
             incident_id: Some(incident.id),
             group: Vec::new(),
+            tier: None,
         }
     }
 
@@ -685,11 +808,9 @@ impl IncidentsState {
             .persist_change(StoreOp::Degradation(DegradationWrite::End { asset_id: asset_id.to_string() }));
         if let Some(incident) = self.memory.open.remove(asset_id) {
             tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident closed: its asset left the config");
-            self.services.directory.persist_change(StoreOp::Incident(IncidentWrite::Close {
-                id: incident.id,
-                ended_at: Utc::now(),
-                reason: CloseReason::Removed,
-            }));
+            let now = Utc::now();
+            self.persist(IncidentWrite::Close { id: incident.id, ended_at: now, reason: CloseReason::Removed });
+            self.timeline(incident.id, now, TimelineKind::Closed, REMOVED_DETAIL.into());
         }
     }
 
@@ -762,10 +883,6 @@ impl Actor for Incidents {
                 state.timer_at = None;
                 let (now, wall_clock) = (Instant::now(), Utc::now());
                 let mut deliveries = state.memory.dispatcher.wake(now, wall_clock);
-                // An outage that is being worked on in a maintenance window stays open, unreminded.
-                deliveries.retain(|d| {
-                    d.notification.event != Event::Reminder || !state.in_maintenance(&d.notification.asset_id)
-                });
                 deliveries.extend(state.memory.degraded.wake(now, wall_clock));
                 state.dispatch(deliveries);
                 state.settle(now);
@@ -778,6 +895,11 @@ impl Actor for Incidents {
                 *state.checkpoint.lock() = state.memory.clone();
             }
             IncidentsMsg::Timer { .. } => return Ok(()),
+            IncidentsMsg::Ack(request, reply) => {
+                let outcome = state.acknowledge(request);
+                *state.checkpoint.lock() = state.memory.clone();
+                let _ = reply.send(outcome);
+            }
             IncidentsMsg::Panic(reason) => panic!("{reason}"),
         }
         state.open_gauge.set(state.memory.open.len() as f64);
@@ -799,12 +921,22 @@ pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec
         let now = Utc::now();
         let closes: Vec<StoreOp> = orphaned
             .iter()
-            .map(|incident| {
-                StoreOp::Incident(IncidentWrite::Close { id: incident.id, ended_at: now, reason: CloseReason::Removed })
+            .flat_map(|incident| {
+                [
+                    IncidentWrite::Close { id: incident.id, ended_at: now, reason: CloseReason::Removed },
+                    IncidentWrite::Timeline(TimelineEntry {
+                        id: Uuid::now_v7(),
+                        incident_id: incident.id,
+                        at: now,
+                        kind: TimelineKind::Closed,
+                        detail: REMOVED_DETAIL.into(),
+                    }),
+                ]
             })
+            .map(StoreOp::Incident)
             .collect();
         store.write(&closes, &[]).await?;
-        tracing::info!(closed = closes.len(), "closed incidents of assets no longer configured");
+        tracing::info!(closed = orphaned.len(), "closed incidents of assets no longer configured");
     }
     Ok(open)
 }

@@ -8,7 +8,7 @@
 //! await or while a calendar is consulted: an asset actor checks each of its results for the
 //! cost of a hash lookup.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::Services;
+use super::incidents::IncidentEvent;
 use crate::config::Manifest;
 use crate::maintenance::{Calendar, Occurrence, Window};
 use crate::notify::{Event, Notification};
@@ -143,17 +144,26 @@ const AFTER_EDGE: Duration = Duration::from_millis(5);
 /// (MAINTENANCE_START) and closes (MAINTENANCE_END, also when it is deleted or edited away while
 /// open). Runs for as long as statusd does, owned by the Supervisor, so restarts of the other
 /// actors and reloads never send anything twice. Windows already open when it starts are taken
-/// as announced: a restart of statusd does not announce them again.
+/// as announced: a restart of statusd does not announce them again. It also tells the Incidents
+/// actor which assets are held (at start and whenever that changes), so open incidents of those
+/// assets send neither reminders nor escalation tiers while a window covers them.
 pub async fn announce(services: Arc<Services>) {
     let board = &services.maintenance;
     let opened = |calendar: &Calendar, now| -> BTreeMap<String, (Occurrence, Vec<String>)> {
         calendar.active(now).into_iter().map(|(id, o)| (id.clone(), (o, calendar.assets_of(&id).to_vec()))).collect()
     };
     let mut announced = opened(&board.calendar(), Utc::now());
+    // The assets held, as the Incidents actor was last told (None: not told yet).
+    let mut told: Option<BTreeSet<String>> = None;
     loop {
         let calendar = board.calendar();
         let now = Utc::now();
         let open = opened(&calendar, now);
+        let held: BTreeSet<String> = open.values().flat_map(|(_, assets)| assets.iter().cloned()).collect();
+        if told.as_ref() != Some(&held) {
+            services.directory.incidents(IncidentEvent::Maintenance(held.clone()));
+            told = Some(held);
+        }
         for (id, (occurrence, assets)) in &announced {
             if open.get(id).map(|(o, _)| o) != Some(occurrence) {
                 tell(&services, Event::MaintenanceEnd, id, occurrence, assets, now);
@@ -193,6 +203,7 @@ fn tell(services: &Services, event: Event, id: &str, occurrence: &Occurrence, as
         details,
         incident_id: None,
         group: Vec::new(),
+        tier: None,
     };
     for channel in services.maintenance.channels() {
         services.directory.notify(&channel, notification.clone());

@@ -473,6 +473,7 @@ mod tests {
             details: String::new(),
             incident_id: None,
             group: Vec::new(),
+            tier: None,
         }
     }
 

@@ -197,6 +197,11 @@ fn describe(change: &StoreOp) -> String {
         StoreOp::Degradation(DegradationWrite::End { asset_id }) => {
             format!("ending the degradation of asset {asset_id}")
         }
+        StoreOp::Incident(IncidentWrite::Tier { id, tier }) => format!("recording tier {tier} of incident {id}"),
+        StoreOp::Incident(IncidentWrite::Ack { id, .. }) => format!("acknowledging incident {id}"),
+        StoreOp::Incident(IncidentWrite::Timeline(entry)) => {
+            format!("adding {} to the timeline of incident {}", entry.kind.as_str(), entry.incident_id)
+        }
     }
 }
 

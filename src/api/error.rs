@@ -32,7 +32,8 @@ pub enum ApiError {
     /// A maintenance window in a request body with problems (400, each listed).
     #[error("{0}")]
     InvalidWindow(Problems),
-    /// What was asked clashes with what exists (409).
+    /// What was asked clashes with what exists or its state (409): a taken id, acknowledging a
+    /// closed incident.
     #[error("{0}")]
     Conflict(String),
 }
@@ -84,6 +85,7 @@ impl IntoResponse for ApiError {
                 ErrorBody { parameter: Some(parameter.clone()), value: Some(value.clone()), ..ErrorBody::new(message) },
             ),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, ErrorBody::new(message)),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, ErrorBody::new(message)),
             ApiError::Unauthorized | ApiError::WrongPushToken => {
                 (StatusCode::UNAUTHORIZED, ErrorBody::new(self.to_string()))
             }
@@ -113,7 +115,6 @@ impl IntoResponse for ApiError {
                     ))
                 },
             ),
-            ApiError::Conflict(message) => (StatusCode::CONFLICT, ErrorBody::new(message)),
             ApiError::InvalidConfig(problems) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorBody {

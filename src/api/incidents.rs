@@ -1,13 +1,22 @@
-//! `/api/incidents?state=open|closed|all&limit=`
+//! `/api/incidents?state=open|closed|all&limit=`, `/api/incidents/{id}` (with its timeline) and
+//! `POST /api/incidents/{id}/ack`.
 
 use axum::Json;
-use axum::extract::State;
-use serde::Deserialize;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::error::ErrorBody;
 use super::query::{Choice, Choices, Limit, Params, limit};
 use super::{ApiError, ApiState};
-use crate::store::{Incident, IncidentState};
+use crate::actors::incidents::{AckOutcome, AckRequest};
+use crate::actors::supervisor::SupervisorMsg;
+use crate::store::{Incident, IncidentState, TimelineEntry};
+
+/// Longest `by` and `note` accepted: names and a sentence, not documents.
+const MAX_BY_CHARS: usize = 200;
+const MAX_NOTE_CHARS: usize = 2000;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -39,4 +48,98 @@ pub async fn list_incidents(
 ) -> Result<Json<Vec<Incident>>, ApiError> {
     let wanted = params.state.map_or(IncidentState::Open, |state| state.0);
     Ok(Json(state.store.incidents(wanted, limit(params.limit)).await?))
+}
+
+/// One incident with its timeline.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: Incident,
+    /// Oldest first: opened, each tier notified, acknowledged, closed.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// An id that is not a UUID names no incident.
+fn incident_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound(format!("no incident {id:?}")))
+}
+
+/// `GET /api/incidents/{id}`: one incident, open or closed, with its timeline.
+#[utoipa::path(get, path = "/api/incidents/{id}", tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    responses(
+        (status = 200, description = "The incident and its timeline", body = IncidentDetail),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn get_incident(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let uuid = incident_id(&id)?;
+    let incident =
+        state.store.incident(uuid).await?.ok_or_else(|| ApiError::NotFound(format!("no incident {id:?}")))?;
+    let timeline = state.store.timeline(uuid).await?;
+    Ok(Json(IncidentDetail { incident, timeline }))
+}
+
+/// Who acknowledges an incident, and optionally why.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    by: String,
+    note: Option<String>,
+}
+
+/// `POST /api/incidents/{id}/ack`: no more reminders or tiers; the channels that heard the DOWN
+/// get an ACK. The open incidents are the Incidents actor's; the store tells a closed incident
+/// (409) from one that never was (404).
+#[utoipa::path(post, path = "/api/incidents/{id}/ack", tag = "incidents", security(("apiToken" = [])),
+    params(("id" = String, Path, description = "Incident id")),
+    request_body(content = Acknowledgement, example = json!({"by": "alice", "note": "looking into it"})),
+    responses(
+        (status = 200, description = "The incident, acknowledged (a second acknowledgement keeps the first)", body = Incident),
+        (status = 400, description = "No `by`, or not the expected body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 409, description = "The incident is closed", body = ErrorBody),
+        (status = 503, description = "The incidents actor did not answer", body = ErrorBody),
+    ))]
+pub async fn acknowledge(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Incident>, ApiError> {
+    let ack: Acknowledgement = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_parameter(
+            "body",
+            &String::from_utf8_lossy(&body),
+            format!("expected {{\"by\": \"name\", \"note\": \"optional\"}}: {e}"),
+        )
+    })?;
+    let by = ack.by.trim().to_string();
+    if by.is_empty() || by.chars().count() > MAX_BY_CHARS {
+        return Err(ApiError::bad_parameter(
+            "by",
+            &ack.by,
+            format!("by must name who acknowledges (1 to {MAX_BY_CHARS} characters)"),
+        ));
+    }
+    if let Some(note) = &ack.note
+        && note.chars().count() > MAX_NOTE_CHARS
+    {
+        return Err(ApiError::bad_parameter("note", note, format!("note must be at most {MAX_NOTE_CHARS} characters")));
+    }
+    let incident_id = incident_id(&id)?;
+    let request = AckRequest { incident_id, by, note: ack.note };
+    match state.ask(|reply| SupervisorMsg::Ack(request, reply)).await? {
+        AckOutcome::Acknowledged(incident) => Ok(Json(*incident)),
+        AckOutcome::NotOpen => match state.store.incident(incident_id).await? {
+            Some(_) => {
+                Err(ApiError::Conflict(format!("incident {id} is closed: only an open incident can be acknowledged")))
+            }
+            None => Err(ApiError::NotFound(format!("no incident {id:?}"))),
+        },
+    }
 }

@@ -21,7 +21,7 @@ use super::routes;
     modifiers(&BearerToken),
     tags(
         (name = "assets", description = "Watched assets: live state, history, uptime, push heartbeats"),
-        (name = "incidents", description = "Outages, open and closed"),
+        (name = "incidents", description = "Outages, open and closed; their timeline; acknowledgement"),
         (name = "maintenance", description = "Maintenance windows: silence assets while they are worked on"),
         (name = "actors", description = "The supervision tree"),
         (name = "config", description = "Reload and log level (mutating: behind the API token)"),
@@ -93,6 +93,8 @@ mod tests {
             r#"post /api/debug/panic "task" "query" optional"#,
             r#"get /api/incidents "state" "query" optional"#,
             r#"get /api/incidents "limit" "query" optional"#,
+            r#"get /api/incidents/{id} "id" "path" required"#,
+            r#"post /api/incidents/{id}/ack "id" "path" required"#,
             r#"get /api/maintenance "state" "query" optional"#,
             r#"delete /api/maintenance/{id} "id" "path" required"#,
             r#"get /api/push/{id} "id" "path" required"#,

@@ -43,6 +43,7 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(assets::asset_uptime))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(maintenance::list_windows))
+        .routes(routes!(incidents::get_incident))
         .routes(routes!(actors::list_actors))
         .routes(routes!(version::version))
         .routes(routes!(openapi::openapi))
@@ -62,7 +63,8 @@ fn mutating(chaos: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(reload::reload))
         .routes(routes!(log_level::set_log_level))
         .routes(routes!(maintenance::create_window))
-        .routes(routes!(maintenance::delete_window));
+        .routes(routes!(maintenance::delete_window))
+        .routes(routes!(incidents::acknowledge));
     if chaos { writes.routes(routes!(debug::panic)) } else { writes }
 }
 

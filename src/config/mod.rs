@@ -16,7 +16,7 @@ use std::path::Path;
 pub use crate::report::{Problem, Problems};
 use crate::report::{Report, report_nul_characters};
 pub use manifest::{AssetConfig, Manifest};
-pub use notifiers::{Flapping, Grouping, NotificationPolicy, NotifiersConfig};
+pub use notifiers::{AssetPolicy, Flapping, Grouping, Metadata, NotificationPolicy, NotifiersConfig};
 
 /// Both config files, loaded and validated together.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,14 @@ impl Config {
         let mut warnings = Vec::new();
         let manifest = load_file(manifest_path, &mut problems, &mut warnings, manifest::parse);
         let notifiers = load_file(notifiers_path, &mut problems, &mut warnings, notifiers::parse);
+        if let (Some(manifest), Some(notifiers)) = (&manifest, &notifiers) {
+            // Routes match the manifest's metadata: only the two files together tell a route
+            // that can never match.
+            let file = notifiers_path.display().to_string();
+            let mut report = Report::new(&file, &mut problems);
+            notifiers.policy.check_routes(&manifest.assets, &mut report);
+            warnings.extend(report.into_warnings());
+        }
         match (manifest, notifiers) {
             (Some(manifest), Some(notifiers)) if problems.is_empty() => Ok(Config { manifest, notifiers, warnings }),
             _ => Err(Problems(problems)),

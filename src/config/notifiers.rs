@@ -50,6 +50,14 @@ pub struct NotificationPolicy {
     /// The flap breaker; absent, every confirmed change opens or closes an incident.
     #[serde(default)]
     pub flapping: Option<Flapping>,
+    /// Tiers notified in turn while an incident stays open and unacknowledged; absent: `onDown`
+    /// is the only tier (tier 0, at once).
+    #[serde(default)]
+    pub escalation: Option<Vec<Tier>>,
+    /// Per-asset policies chosen by metadata: the first route that matches decides, its unset
+    /// keys falling back to the ones above.
+    #[serde(default)]
+    pub routes: Vec<Route>,
 }
 
 /// `notificationPolicy.flapping`: an asset whose confirmed state changed more than
@@ -150,6 +158,133 @@ impl Grouping {
     }
 }
 
+/// One tier of an escalation: who is paged once the incident has been open `afterSeconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tier {
+    /// Seconds after the incident opened (not after the previous tier).
+    pub after_seconds: u64,
+    pub channels: Vec<String>,
+}
+
+impl Tier {
+    pub fn after(&self) -> Duration {
+        Duration::from_secs(self.after_seconds)
+    }
+}
+
+/// What a route asks of one metadata key: a value, or any of several.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Wanted {
+    One(String),
+    AnyOf(Vec<String>),
+}
+
+impl Wanted {
+    fn accepts(&self, text: &str) -> bool {
+        match self {
+            Wanted::One(wanted) => wanted == text,
+            Wanted::AnyOf(wanted) => wanted.iter().any(|w| w == text),
+        }
+    }
+}
+
+/// A policy for the assets whose metadata matches; every key but `match` is optional.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    /// metadata key → the value (or values) it must have; empty matches every asset.
+    #[serde(rename = "match", default)]
+    pub matcher: BTreeMap<String, Wanted>,
+    pub on_down: Option<Vec<String>>,
+    pub on_recovery: Option<Vec<String>>,
+    pub escalation: Option<Vec<Tier>>,
+    pub throttle_seconds: Option<u64>,
+    pub repeat_alerts: Option<bool>,
+    pub repeat_interval_seconds: Option<u64>,
+}
+
+/// An asset's metadata, as the manifest gives it.
+pub type Metadata = BTreeMap<String, Value>;
+
+impl Route {
+    /// Every key of `match` is in `metadata` with an accepted value. Numbers and booleans are
+    /// compared as they are written (`8080`, `true`); a list matches when one of its items does.
+    pub fn matches(&self, metadata: &Metadata) -> bool {
+        self.matcher.iter().all(|(key, wanted)| metadata.get(key).is_some_and(|value| value_matches(wanted, value)))
+    }
+}
+
+fn value_matches(wanted: &Wanted, value: &Value) -> bool {
+    match value {
+        Value::String(text) => wanted.accepts(text),
+        Value::Number(n) => wanted.accepts(&n.to_string()),
+        Value::Bool(b) => wanted.accepts(if *b { "true" } else { "false" }),
+        Value::Array(items) => items.iter().any(|item| !item.is_array() && value_matches(wanted, item)),
+        Value::Null | Value::Object(_) => false,
+    }
+}
+
+/// The policy one asset is under: its route's keys, the top level's for the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct AssetPolicy<'a> {
+    pub on_down: &'a [String],
+    pub on_recovery: &'a [String],
+    pub escalation: Option<&'a [Tier]>,
+    throttle_seconds: u64,
+    repeat_alerts: bool,
+    repeat_interval_seconds: Option<u64>,
+}
+
+impl AssetPolicy<'_> {
+    pub fn throttle(&self) -> Duration {
+        Duration::from_secs(self.throttle_seconds)
+    }
+
+    /// The reminder period, when reminders are on.
+    pub fn repeat_interval(&self) -> Option<Duration> {
+        let seconds = self.repeat_interval_seconds.unwrap_or(self.throttle_seconds);
+        (self.repeat_alerts && seconds > 0).then(|| Duration::from_secs(seconds))
+    }
+
+    /// How many tiers there are: the escalation's, or one (`onDown`).
+    pub fn tier_count(&self) -> usize {
+        self.escalation.map_or(1, <[Tier]>::len)
+    }
+
+    /// Tier `index`: when it is due after the incident opened, and its channels.
+    pub fn tier(&self, index: usize) -> Option<(Duration, &[String])> {
+        match self.escalation {
+            Some(tiers) => tiers.get(index).map(|tier| (tier.after(), tier.channels.as_slice())),
+            None => (index == 0).then_some((Duration::ZERO, self.on_down)),
+        }
+    }
+
+    /// Whether `channel` is paged by some tier (it may then hear the DOWN).
+    pub fn pages(&self, channel: &str) -> bool {
+        (0..self.tier_count()).any(|i| self.tier(i).is_some_and(|(_, channels)| channels.iter().any(|c| c == channel)))
+    }
+
+    /// Channels that hear a RECOVERY (when they heard the DOWN, or, listed only for recoveries,
+    /// throttle permitting): `onRecovery`, and with an escalation every tier's channels.
+    pub fn hears_recovery(&self, channel: &str) -> bool {
+        self.on_recovery.iter().any(|c| c == channel) || (self.escalation.is_some() && self.pages(channel))
+    }
+
+    /// Every channel this policy may notify about an outage, each once, in a stable order.
+    pub fn channels(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = Vec::new();
+        let tiers = (0..self.tier_count()).filter_map(|i| self.tier(i)).flat_map(|(_, channels)| channels.iter());
+        for channel in tiers.chain(self.on_recovery.iter()) {
+            if !all.contains(&channel.as_str()) {
+                all.push(channel);
+            }
+        }
+        all
+    }
+}
+
 fn default_throttle_seconds() -> u64 {
     300
 }
@@ -167,6 +302,8 @@ impl Default for NotificationPolicy {
             repeat_interval_seconds: None,
             grouping: None,
             flapping: None,
+            escalation: None,
+            routes: Vec::new(),
         }
     }
 }
@@ -184,8 +321,39 @@ impl NotificationPolicy {
 
     /// The reminder period, when reminders are on.
     pub fn repeat_interval(&self) -> Option<Duration> {
-        let seconds = self.repeat_interval_seconds.unwrap_or(self.throttle_seconds);
-        (self.repeat_alerts && seconds > 0).then(|| Duration::from_secs(seconds))
+        self.for_route(None).repeat_interval()
+    }
+
+    /// The index of the first route whose match the metadata meets, if any.
+    pub fn route_of(&self, metadata: &Metadata) -> Option<usize> {
+        self.routes.iter().position(|route| route.matches(metadata))
+    }
+
+    /// The policy under route `index` (None: the top level).
+    pub fn for_route(&self, index: Option<usize>) -> AssetPolicy<'_> {
+        let route = index.and_then(|i| self.routes.get(i));
+        AssetPolicy {
+            on_down: route.and_then(|r| r.on_down.as_deref()).unwrap_or(&self.on_down),
+            on_recovery: route.and_then(|r| r.on_recovery.as_deref()).unwrap_or(&self.on_recovery),
+            escalation: route.and_then(|r| r.escalation.as_deref()).or(self.escalation.as_deref()),
+            throttle_seconds: route.and_then(|r| r.throttle_seconds).unwrap_or(self.throttle_seconds),
+            repeat_alerts: route.and_then(|r| r.repeat_alerts).unwrap_or(self.repeat_alerts),
+            repeat_interval_seconds: route.and_then(|r| r.repeat_interval_seconds).or(self.repeat_interval_seconds),
+        }
+    }
+
+    /// Warns about route keys that no asset's metadata has: such a route never matches.
+    pub fn check_routes(&self, assets: &[crate::asset::AssetConfig], report: &mut Report<'_>) {
+        for (i, route) in self.routes.iter().enumerate() {
+            for key in route.matcher.keys() {
+                if !assets.iter().any(|asset| asset.metadata.contains_key(key)) {
+                    report.warning(
+                        format!("notificationPolicy.routes[{i}].match.{key}"),
+                        format!("no asset has the metadata key {key:?}: this route matches nothing"),
+                    );
+                }
+            }
+        }
     }
 
     /// The policy that DEGRADED and its RECOVERY follow: the `onDegraded` channels hear both,
@@ -202,18 +370,60 @@ impl NotificationPolicy {
     /// `defined` holds every notifier name in the file, valid or not: a notifier with a bad URL
     /// is one problem, not also a dangling name in the policy.
     fn validate(&self, defined: &[&str], report: &mut Report<'_>) {
-        let lists = [
-            ("onDown", &self.on_down),
-            ("onRecovery", &self.on_recovery),
-            ("onPanic", &self.on_panic),
-            ("onMaintenance", &self.on_maintenance),
-            ("onDegraded", &self.on_degraded),
+        let mut lists: Vec<(String, &Vec<String>)> = vec![
+            ("notificationPolicy.onDown".into(), &self.on_down),
+            ("notificationPolicy.onRecovery".into(), &self.on_recovery),
+            ("notificationPolicy.onPanic".into(), &self.on_panic),
+            ("notificationPolicy.onMaintenance".into(), &self.on_maintenance),
+            ("notificationPolicy.onDegraded".into(), &self.on_degraded),
         ];
+        let mut escalations = vec![("notificationPolicy.escalation".to_string(), self.escalation.as_ref())];
+        for (r, route) in self.routes.iter().enumerate() {
+            let path = format!("notificationPolicy.routes[{r}]");
+            lists.extend(route.on_down.as_ref().map(|names| (format!("{path}.onDown"), names)));
+            lists.extend(route.on_recovery.as_ref().map(|names| (format!("{path}.onRecovery"), names)));
+            escalations.push((format!("{path}.escalation"), route.escalation.as_ref()));
+            for (key, value) in
+                [("throttleSeconds", route.throttle_seconds), ("repeatIntervalSeconds", route.repeat_interval_seconds)]
+            {
+                if value.is_some_and(|seconds| seconds > MAX_INTERVAL_SECONDS) {
+                    report.problem(format!("{path}.{key}"), format!("must be at most {MAX_INTERVAL_SECONDS}"));
+                }
+            }
+            if self.for_route(Some(r)).repeat_alerts && self.for_route(Some(r)).repeat_interval().is_none() {
+                report.problem(
+                    format!("{path}.repeatIntervalSeconds"),
+                    "must be at least 1 when repeatAlerts is true (or set throttleSeconds)",
+                );
+            }
+        }
+        for (path, tiers) in escalations {
+            let Some(tiers) = tiers else { continue };
+            if tiers.is_empty() {
+                report.problem(&path, "must list at least one tier (leave it out to page onDown at once)");
+            }
+            let mut previous = 0;
+            for (t, tier) in tiers.iter().enumerate() {
+                if tier.after_seconds > MAX_INTERVAL_SECONDS {
+                    report.problem(
+                        format!("{path}[{t}].afterSeconds"),
+                        format!("must be at most {MAX_INTERVAL_SECONDS}"),
+                    );
+                } else if tier.after_seconds < previous {
+                    report.problem(
+                        format!("{path}[{t}].afterSeconds"),
+                        format!("must not be earlier than the tier before ({previous})"),
+                    );
+                }
+                previous = previous.max(tier.after_seconds);
+                lists.push((format!("{path}[{t}].channels"), &tier.channels));
+            }
+        }
         for (list, names) in lists {
             for (i, name) in names.iter().enumerate() {
                 if !defined.contains(&name.as_str()) {
                     report.problem(
-                        format!("notificationPolicy.{list}[{i}]"),
+                        format!("{list}[{i}]"),
                         format!("unknown notifier {name:?} (defined: {})", defined.join(", ")),
                     );
                 }
@@ -407,6 +617,118 @@ mod tests {
         }}));
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems.iter().all(|p| !p.contains("SECRET")), "{problems:?}");
+    }
+
+    fn metadata(value: Value) -> Metadata {
+        serde_json::from_value(value).expect("metadata")
+    }
+
+    #[test]
+    fn routes_match_every_key_with_strings_lists_numbers_and_booleans() {
+        let route: Route = serde_json::from_value(json!({
+            "match": {"team": "db", "env": ["prod", "staging"], "port": "5432", "critical": "true"}
+        }))
+        .expect("route");
+        let asset = |env: Value| metadata(json!({"team": "db", "env": env, "port": 5432, "critical": true}));
+        assert!(route.matches(&asset(json!("prod"))));
+        assert!(route.matches(&asset(json!("staging"))));
+        assert!(!route.matches(&asset(json!("dev"))));
+        // A list in the metadata matches when one of its items does.
+        assert!(route.matches(&asset(json!(["dev", "prod"]))));
+        assert!(!route.matches(&asset(json!({"name": "prod"}))));
+        assert!(!route.matches(&metadata(json!({"team": "db", "env": "prod", "port": 5432}))), "a key missing");
+        let catch_all: Route = serde_json::from_value(json!({"match": {}})).expect("route");
+        assert!(catch_all.matches(&Metadata::new()));
+    }
+
+    #[test]
+    fn the_first_matching_route_decides_and_unset_keys_fall_back_to_the_top_level() {
+        let policy: NotificationPolicy = serde_json::from_value(json!({
+            "onDown": ["teams"], "onRecovery": ["teams"], "throttleSeconds": 120,
+            "escalation": [{"afterSeconds": 0, "channels": ["teams"]}],
+            "routes": [
+                {"match": {"team": "db"}, "onDown": ["dba"], "repeatAlerts": true},
+                {"match": {"team": ["db", "web"]}, "throttleSeconds": 0, "escalation": [
+                    {"afterSeconds": 0, "channels": ["web"]}, {"afterSeconds": 600, "channels": ["lead"]}
+                ]}
+            ]
+        }))
+        .expect("policy");
+        assert_eq!(policy.route_of(&metadata(json!({"team": "db"}))), Some(0));
+        assert_eq!(policy.route_of(&metadata(json!({"team": "web"}))), Some(1));
+        assert_eq!(policy.route_of(&metadata(json!({"team": "ops"}))), None);
+        let db = policy.for_route(Some(0));
+        assert_eq!(db.on_down, ["dba"]);
+        assert_eq!(db.on_recovery, ["teams"]);
+        assert_eq!(db.throttle(), Duration::from_secs(120));
+        assert_eq!(db.repeat_interval(), Some(Duration::from_secs(120)));
+        assert_eq!(db.tier_count(), 1, "the top level's escalation");
+        let web = policy.for_route(Some(1));
+        assert_eq!(web.throttle(), Duration::ZERO);
+        assert_eq!(web.tier(1), Some((Duration::from_secs(600), ["lead".to_string()].as_slice())));
+        assert!(web.hears_recovery("lead") && web.pages("lead"));
+        assert_eq!(web.channels(), ["web", "lead", "teams"]);
+        let top = policy.for_route(None);
+        assert_eq!(top.repeat_interval(), None);
+        let plain = NotificationPolicy { on_down: vec!["a".into()], ..NotificationPolicy::default() };
+        assert_eq!(plain.for_route(None).tier(0), Some((Duration::ZERO, ["a".to_string()].as_slice())));
+        assert_eq!(plain.for_route(None).tier(1), None);
+    }
+
+    #[test]
+    fn routes_and_tiers_naming_unknown_channels_or_out_of_order_are_problems() {
+        let problems = problems_of(json!({
+          "notifiers": {"teams": {"type": "teams", "webhookUrl": "https://example.com/hook"}},
+          "notificationPolicy": {
+            "escalation": [{"afterSeconds": 600, "channels": ["teams"]}, {"afterSeconds": 60, "channels": ["pager"]}],
+            "routes": [
+              {"match": {"team": "db"}, "onDown": ["dba"], "escalation": [], "throttleSeconds": 999999999},
+              {"match": {"team": 5}}
+            ]
+          }
+        }));
+        assert_eq!(
+            problems,
+            ["notificationPolicy.routes[1].match.team: data did not match any variant of untagged enum Wanted",],
+        );
+        let problems = problems_of(json!({
+          "notifiers": {"teams": {"type": "teams", "webhookUrl": "https://example.com/hook"}},
+          "notificationPolicy": {
+            "escalation": [{"afterSeconds": 600, "channels": ["teams"]}, {"afterSeconds": 60, "channels": ["pager"]}],
+            "routes": [{"match": {"team": "db"}, "onDown": ["dba"], "escalation": [], "throttleSeconds": 999999999}]
+          }
+        }));
+        assert_eq!(
+            problems,
+            [
+                "notificationPolicy.routes[0].throttleSeconds: must be at most 604800",
+                "notificationPolicy.escalation[1].afterSeconds: must not be earlier than the tier before (600)",
+                "notificationPolicy.routes[0].escalation: must list at least one tier (leave it out to page onDown at once)",
+                "notificationPolicy.routes[0].onDown[0]: unknown notifier \"dba\" (defined: teams)",
+                "notificationPolicy.escalation[1].channels[0]: unknown notifier \"pager\" (defined: teams)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_key_no_asset_has_is_a_warning() {
+        let policy: NotificationPolicy =
+            serde_json::from_value(json!({"routes": [{"match": {"team": "db", "tier": "gold"}}]})).expect("policy");
+        let assets: Vec<crate::asset::AssetConfig> = serde_json::from_value(json!([
+            {"id": "a", "assetType": "http", "address": "http://localhost/", "metadata": {"team": "db"}}
+        ]))
+        .expect("assets");
+        let mut problems = Vec::new();
+        let mut report = Report::new("notifiers.json", &mut problems);
+        policy.check_routes(&assets, &mut report);
+        let warnings: Vec<String> = report.into_warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "notifiers.json: notificationPolicy.routes[0].match.tier: no asset has the metadata key \"tier\": this route matches nothing"
+            ]
+        );
+        assert!(problems.is_empty());
     }
 
     #[test]

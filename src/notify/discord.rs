@@ -15,6 +15,9 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     if let Some(incident) = notification.incident_id {
         fields.push(json!({"name": "Incident", "value": incident.to_string(), "inline": false}));
     }
+    if let Some(tier) = notification.tier_text() {
+        fields.push(json!({"name": "Escalation", "value": tier, "inline": true}));
+    }
     json!({
         "content": truncate(&notification.headline(), 2000),
         "embeds": [{
@@ -61,6 +64,8 @@ mod tests {
         assert_eq!(embed["timestamp"], "2026-11-21T10:30:00+00:00");
         assert_eq!(embed["fields"][0]["value"], "Production API");
         assert_eq!(message["allowed_mentions"]["parse"], json!([]));
+        let paged = payload(&Notification { tier: Some(1), ..sample(Event::Down) });
+        assert_eq!(paged["embeds"][0]["fields"][3], json!({"name": "Escalation", "value": "tier 1", "inline": true}));
     }
 
     #[test]

@@ -115,6 +115,10 @@ pub struct Notification {
     /// of this event. Empty for a notification about one asset. See [`Notification::grouped`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<Notification>,
+    /// The escalation tier: for a DOWN, the tier that paged the channel (0 is `onDown` or the
+    /// first tier); for a REMINDER, the DOWN's; for an ACK or a RECOVERY, the highest tier
+    /// reached. None for events outside an incident (PANIC).
+    pub tier: Option<u32>,
 }
 
 impl Notification {
@@ -131,6 +135,7 @@ impl Notification {
             details: names.join(", "),
             incident_id: None,
             group: items,
+            tier: None,
         }
     }
 
@@ -148,6 +153,11 @@ impl Notification {
                 None => format!("{}: {}", n.asset_name, n.details),
             })
             .collect()
+    }
+
+    /// `tier 1`, for the channels that show it in their text.
+    fn tier_text(&self) -> Option<String> {
+        self.tier.map(|tier| format!("tier {tier}"))
     }
 }
 
@@ -378,6 +388,7 @@ pub(crate) fn sample(event: Event) -> Notification {
         details: "HTTP 500 (expected 200)".into(),
         incident_id: Some(Uuid::nil()),
         group: Vec::new(),
+        tier: None,
     }
 }
 

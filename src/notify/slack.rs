@@ -16,22 +16,25 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     if let Some(incident) = notification.incident_id {
         context.push_str(&format!(" · incident `{incident}`"));
     }
+    let mut text = format!("{}: {}", notification.headline(), notification.details);
+    let mut fields = vec![
+        json!({"type": "mrkdwn", "text": format!("*Service*\n{name}")}),
+        json!({"type": "mrkdwn", "text": format!("*Status*\n{}", notification.event.as_str())}),
+        json!({"type": "mrkdwn", "text": format!("*Time*\n{}", notification.timestamp.to_rfc3339())}),
+    ];
+    if let Some(tier) = notification.tier_text() {
+        text.push_str(&format!(" ({tier})"));
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Escalation*\n{tier}")}));
+    }
     json!({
         // Shown in push notifications and old clients, and parsed as mrkdwn like the blocks.
-        "text": escape(&format!("{}: {}", notification.headline(), notification.details)),
+        "text": escape(&text),
         "blocks": [
             {
                 "type": "header",
                 "text": {"type": "plain_text", "text": truncate(&notification.headline(), 150), "emoji": true},
             },
-            {
-                "type": "section",
-                "fields": [
-                    {"type": "mrkdwn", "text": format!("*Service*\n{name}")},
-                    {"type": "mrkdwn", "text": format!("*Status*\n{}", notification.event.as_str())},
-                    {"type": "mrkdwn", "text": format!("*Time*\n{}", notification.timestamp.to_rfc3339())},
-                ],
-            },
+            {"type": "section", "fields": fields},
             {
                 "type": "section",
                 "text": {"type": "mrkdwn", "text": truncate(&format!("*Details*\n{}", escape(&notification.details)), MAX_SECTION_TEXT)},
@@ -83,6 +86,14 @@ mod tests {
         assert_eq!(blocks[1]["fields"][0]["text"], "*Service*\nProduction API");
         assert_eq!(blocks[1]["fields"][1]["text"], "*Status*\nDOWN");
         assert_eq!(blocks[2]["text"]["text"], "*Details*\nHTTP 500 (expected 200)");
+        assert_eq!(blocks[1]["fields"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn an_escalation_tier_is_named_in_the_text() {
+        let message = payload(&Notification { tier: Some(1), ..sample(Event::Down) });
+        assert_eq!(message["text"], "🔴 Production API - DOWN: HTTP 500 (expected 200) (tier 1)");
+        assert_eq!(message["blocks"][1]["fields"][3]["text"], "*Escalation*\ntier 1");
     }
 
     #[test]

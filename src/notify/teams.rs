@@ -8,6 +8,16 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     if !notification.group.is_empty() {
         return group_payload(notification);
     }
+    let mut facts = vec![
+        json!({"title": "Service", "value": notification.asset_name}),
+        json!({"title": "Status", "value": notification.event.as_str()}),
+        // RFC 1123, as the seed's card shows it.
+        json!({"title": "Time", "value": notification.timestamp.format("%a, %d %b %Y %H:%M:%S UTC").to_string()}),
+        json!({"title": "Details", "value": notification.details}),
+    ];
+    if let Some(tier) = notification.tier_text() {
+        facts.push(json!({"title": "Escalation", "value": tier}));
+    }
     json!({
         "type": "message",
         "attachments": [{
@@ -24,16 +34,7 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
                         "size": "Large",
                         "wrap": true,
                     },
-                    {
-                        "type": "FactSet",
-                        "facts": [
-                            {"title": "Service", "value": notification.asset_name},
-                            {"title": "Status", "value": notification.event.as_str()},
-                            // RFC 1123, as the seed's card shows it.
-                            {"title": "Time", "value": notification.timestamp.format("%a, %d %b %Y %H:%M:%S UTC").to_string()},
-                            {"title": "Details", "value": notification.details},
-                        ],
-                    },
+                    {"type": "FactSet", "facts": facts},
                 ],
             },
         }],
@@ -99,6 +100,11 @@ mod tests {
                 {"title": "Time", "value": "Sat, 21 Nov 2026 10:30:00 UTC"},
                 {"title": "Details", "value": "HTTP 500 (expected 200)"},
             ])
+        );
+        let paged = payload(&Notification { tier: Some(2), ..sample(Event::Down) });
+        assert_eq!(
+            paged["attachments"][0]["content"]["body"][1]["facts"][4],
+            json!({"title": "Escalation", "value": "tier 2"})
         );
         let recovery = payload(&sample(Event::Recovery));
         assert_eq!(recovery["attachments"][0]["content"]["body"][0]["text"], "🟢 Production API - RECOVERY");

@@ -2,8 +2,8 @@
 
 use super::Notification;
 
-/// `{"event", "assetId", "assetName", "timestamp", "details", "incidentId"}`; a grouped storm
-/// (for a webhook that opted in with `"group": true`) is
+/// `{"event", "assetId", "assetName", "timestamp", "details", "incidentId", "tier"}`; a grouped
+/// storm (for a webhook that opted in with `"group": true`) is
 /// `{"event", "grouped": true, "assets": [<one such object per asset>]}`.
 pub fn payload(notification: &Notification) -> serde_json::Value {
     if !notification.group.is_empty() {
@@ -20,6 +20,7 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
         "timestamp": notification.timestamp,
         "details": notification.details,
         "incidentId": notification.incident_id,
+        "tier": notification.tier,
     })
 }
 
@@ -39,8 +40,11 @@ mod tests {
                 "timestamp": "2026-11-21T10:30:00Z",
                 "details": "HTTP 500 (expected 200)",
                 "incidentId": "00000000-0000-0000-0000-000000000000",
+                "tier": null,
             })
         );
+        let paged = Notification { tier: Some(2), ..sample(Event::Down) };
+        assert_eq!(payload(&paged)["tier"], 2);
     }
 
     #[test]

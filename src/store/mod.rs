@@ -97,6 +97,16 @@ impl Store {
         forward!(self, s => s.degradations().await)
     }
 
+    /// One incident, open or closed.
+    pub async fn incident(&self, id: Uuid) -> Result<Option<Incident>, StoreError> {
+        forward!(self, s => s.incident(id).await)
+    }
+
+    /// An incident's timeline, oldest first.
+    pub async fn timeline(&self, id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
+        forward!(self, s => s.timeline(id).await)
+    }
+
     /// Incidents newest first.
     pub async fn incidents(&self, state: IncidentState, limit: u32) -> Result<Vec<Incident>, StoreError> {
         forward!(self, s => s.incidents(state, limit).await)
@@ -184,6 +194,85 @@ pub struct Incident {
     /// The flap breaker holds this incident open: its asset changes state too often to report
     /// each change.
     pub flapping: bool,
+    /// When someone acknowledged it (`POST /api/incidents/{id}/ack`); the first ack stays.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub ack_note: Option<String>,
+    /// The highest escalation tier notified (0: `onDown` or the first tier); None before any.
+    pub tier: Option<u32>,
+}
+
+impl Incident {
+    /// A newly opened incident: not acknowledged, no tier notified yet.
+    pub fn opened(id: Uuid, asset_id: String, started_at: DateTime<Utc>, severity: String, summary: String) -> Self {
+        Incident {
+            id,
+            asset_id,
+            started_at,
+            ended_at: None,
+            severity,
+            summary,
+            close_reason: None,
+            caused_by: None,
+            flapping: false,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            ack_note: None,
+            tier: None,
+        }
+    }
+}
+
+/// One step in an incident's life, as `GET /api/incidents/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// Made by statusd (UUIDv7), so a retried write stores the entry once.
+    #[serde(skip)]
+    pub id: Uuid,
+    #[serde(skip)]
+    pub incident_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub kind: TimelineKind,
+    /// For people: the summary, the tier and its channels, who acknowledged and why, how it
+    /// closed.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TimelineKind {
+    Opened,
+    /// A tier was notified.
+    Notified,
+    Acknowledged,
+    /// The flap breaker took hold: the asset changes state too often to report each change.
+    Flapping,
+    Closed,
+}
+
+impl TimelineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimelineKind::Opened => "opened",
+            TimelineKind::Notified => "notified",
+            TimelineKind::Acknowledged => "acknowledged",
+            TimelineKind::Flapping => "flapping",
+            TimelineKind::Closed => "closed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<TimelineKind> {
+        [
+            TimelineKind::Opened,
+            TimelineKind::Notified,
+            TimelineKind::Acknowledged,
+            TimelineKind::Flapping,
+            TimelineKind::Closed,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
 }
 
 /// A maintenance window made by the API, as `maintenance_windows` keeps it. The store does not
@@ -258,6 +347,19 @@ pub enum IncidentWrite {
         ended_at: DateTime<Utc>,
         reason: CloseReason,
     },
+    /// A tier was notified: the incident's tier rises to it (never falls).
+    Tier {
+        id: Uuid,
+        tier: u32,
+    },
+    /// The first acknowledgement; a later one changes nothing.
+    Ack {
+        id: Uuid,
+        at: DateTime<Utc>,
+        by: String,
+        note: Option<String>,
+    },
+    Timeline(TimelineEntry),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::rollup::{self, Rollup};
 use super::{
     CloseReason, DegradationWrite, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp,
-    StoredWindow, first_id_at, pending_hours, redact_url, transaction,
+    StoredWindow, TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -72,6 +72,10 @@ pub(super) const UPSERT_ASSET: &str = "name = excluded.name, address = excluded.
     asset_type = excluded.asset_type, interval_seconds = excluded.interval_seconds,
     timeout_seconds = excluded.timeout_seconds, expected_status_codes = excluded.expected_status_codes,
     metadata = excluded.metadata, updated_at = excluded.updated_at, removed_at = NULL";
+
+/// The columns [`SqlStore::incident_from_row`] reads.
+const INCIDENT_COLUMNS: &str = "id, asset_id, severity, summary, started_at, ended_at, close_reason, \
+    caused_by, flapping, acknowledged_at, acknowledged_by, ack_note, tier";
 
 /// The store on one database; cheap to clone (it is a pool).
 pub struct SqlStore<DB: Dialect> {
@@ -158,6 +162,41 @@ where
                             .await
                             .map_err(StoreError::query(CONTEXT))?;
                     }
+                    StoreOp::Incident(IncidentWrite::Tier { id, tier }) => {
+                        sqlx::query("UPDATE incidents SET tier = $1 WHERE id = $2 AND (tier IS NULL OR tier < $1)")
+                            .bind(i64::from(*tier))
+                            .bind(DB::incident_id(*id))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Incident(IncidentWrite::Ack { id, at, by, note }) => {
+                        sqlx::query(
+                            "UPDATE incidents SET acknowledged_at = $1, acknowledged_by = $2, ack_note = $3
+                             WHERE id = $4 AND acknowledged_at IS NULL",
+                        )
+                        .bind(DB::time(*at))
+                        .bind(by.clone())
+                        .bind(note.clone())
+                        .bind(DB::incident_id(*id))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Incident(IncidentWrite::Timeline(entry)) => {
+                        sqlx::query(
+                            "INSERT INTO incident_timeline (id, incident_id, at, kind, detail)
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(entry.id)
+                        .bind(DB::incident_id(entry.incident_id))
+                        .bind(DB::time(entry.at))
+                        .bind(entry.kind.as_str())
+                        .bind(entry.detail.clone())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
                     StoreOp::Degradation(DegradationWrite::Start { asset_id, since }) => {
                         sqlx::query(
                             "INSERT INTO degradations (asset_id, since) VALUES ($1, $2)
@@ -234,16 +273,50 @@ where
             IncidentState::Closed => "WHERE ended_at IS NOT NULL",
             IncidentState::All => "",
         };
-        let sql = format!(
-            "SELECT id, asset_id, severity, summary, started_at, ended_at, close_reason, caused_by, flapping
-             FROM incidents {filter} ORDER BY started_at DESC LIMIT $1"
-        );
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents {filter} ORDER BY started_at DESC LIMIT $1");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query(CONTEXT))?;
         rows.iter().map(|row| Self::incident_from_row(row, CONTEXT)).collect()
+    }
+
+    pub async fn incident(&self, id: Uuid) -> Result<Option<Incident>, StoreError> {
+        const CONTEXT: &str = "reading an incident";
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(DB::incident_id(id))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        row.as_ref().map(|row| Self::incident_from_row(row, CONTEXT)).transpose()
+    }
+
+    pub async fn timeline(&self, id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
+        const CONTEXT: &str = "reading an incident's timeline";
+        let rows =
+            sqlx::query("SELECT id, at, kind, detail FROM incident_timeline WHERE incident_id = $1 ORDER BY at, id")
+                .bind(DB::incident_id(id))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                let kind: String = row.try_get("kind").map_err(get)?;
+                Ok(TimelineEntry {
+                    id: row.try_get("id").map_err(get)?,
+                    incident_id: id,
+                    at: DB::read_time(row.try_get("at").map_err(get)?, CONTEXT)?,
+                    kind: TimelineKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+                        context: CONTEXT,
+                        detail: format!("timeline kind {kind:?}"),
+                    })?,
+                    detail: row.try_get("detail").map_err(get)?,
+                })
+            })
+            .collect()
     }
 
     pub async fn probe_events(&self, asset_id: &str, query: &EventsQuery) -> Result<Vec<ProbeResult>, StoreError> {
@@ -488,6 +561,7 @@ where
         let get = |e| StoreError::Query { context, source: e };
         let reason: Option<String> = row.try_get("close_reason").map_err(get)?;
         let ended_at: Option<DB::Time> = row.try_get("ended_at").map_err(get)?;
+        let acknowledged_at: Option<DB::Time> = row.try_get("acknowledged_at").map_err(get)?;
         Ok(Incident {
             id: DB::from_incident_id(row.try_get("id").map_err(get)?)
                 .map_err(|detail| StoreError::Corrupt { context, detail })?,
@@ -499,6 +573,13 @@ where
             close_reason: reason.as_deref().and_then(CloseReason::parse),
             caused_by: row.try_get("caused_by").map_err(get)?,
             flapping: row.try_get("flapping").map_err(get)?,
+            acknowledged_at: acknowledged_at.map(|stored| DB::read_time(stored, context)).transpose()?,
+            acknowledged_by: row.try_get("acknowledged_by").map_err(get)?,
+            ack_note: row.try_get("ack_note").map_err(get)?,
+            tier: row
+                .try_get::<Option<i64>, _>("tier")
+                .map_err(get)?
+                .map(|tier| u32::try_from(tier).unwrap_or(u32::MAX)),
         })
     }
 }

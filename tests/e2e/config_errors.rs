@@ -178,3 +178,36 @@ async fn config_files_mean_what_they_say_duplicate_keys_refused_and_yaml_merge_k
     let _ = stop.send(());
     task.await.expect("statusd task").expect("statusd stops cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_refuses_a_route_to_an_unknown_channel_and_warns_about_a_route_nothing_matches() {
+    let mut api = http_asset("api", "http://localhost/");
+    api["metadata"] = json!({"team": "web"});
+    let route = |channel: &str| {
+        json!({
+            "notifiers": {"hook": {"type": "webhook", "url": "https://example.com/hook"}},
+            "notificationPolicy": {"routes": [{"match": {"team": "web"}, "onDown": ["hook"]},
+                                              {"match": {"owner": "db"}, "onDown": [channel]}]}
+        })
+    };
+    let setup = Setup::new(Backend::Sqlite, json!([api]), route("pager")).await;
+    let (code, _, stderr) = check_config(&setup);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("notificationPolicy.routes[1].onDown[0]: unknown notifier \"pager\" (defined: hook)"),
+        "{stderr}"
+    );
+
+    setup.write_notifiers(route("hook"));
+    let (code, stdout, stderr) = check_config(&setup);
+    assert_eq!(code, Some(0), "warnings alone pass: {stderr}");
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "statusd: warning: {}: notificationPolicy.routes[1].match.owner: no asset has the metadata key \"owner\": \
+             this route matches nothing",
+            setup.path("notifiers.json").display()
+        )
+    );
+    assert!(stdout.contains("no problems found, 1 warning"), "{stdout}");
+}

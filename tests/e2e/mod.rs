@@ -12,6 +12,7 @@ pub mod harness;
 mod api;
 mod chaos;
 mod degraded;
+mod escalation;
 mod faults;
 mod incidents;
 mod inputs;

@@ -33,7 +33,8 @@ async fn each_channel_receives_its_documented_shape() {
 
     let webhook = &receiver.bodies("webhook")[0];
     let keys: Vec<&String> = webhook.as_object().expect("object").keys().collect();
-    assert_eq!(keys, ["assetId", "assetName", "details", "event", "incidentId", "timestamp"]);
+    assert_eq!(keys, ["assetId", "assetName", "details", "event", "incidentId", "tier", "timestamp"]);
+    assert_eq!(webhook["tier"], 0, "onDown is tier 0");
     assert_eq!(webhook["event"], "DOWN");
     assert_eq!(webhook["assetId"], "shapes");
     assert_eq!(webhook["assetName"], "Asset shapes");
@@ -52,7 +53,7 @@ async fn each_channel_receives_its_documented_shape() {
     assert_eq!(card["body"][0]["text"], "🔴 Asset shapes - DOWN");
     let facts: Vec<&str> =
         card["body"][1]["facts"].as_array().expect("facts").iter().filter_map(|f| f["title"].as_str()).collect();
-    assert_eq!(facts, ["Service", "Status", "Time", "Details"]);
+    assert_eq!(facts, ["Service", "Status", "Time", "Details", "Escalation"]);
 
     let slack = &receiver.bodies("slack")[0];
     assert!(slack["text"].as_str().expect("text").contains("Asset shapes - DOWN"));

@@ -3,7 +3,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use statusd::AssetConfig;
-use statusd::{CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Store, StoreOp};
+use statusd::{
+    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Store, StoreOp, TimelineEntry, TimelineKind,
+};
 use statusd::{Mark, ProbeResult};
 use uuid::Uuid;
 
@@ -142,17 +144,13 @@ async fn writing_a_batch_twice_stores_and_rolls_it_up_once() {
 }
 
 fn incident(asset_id: &str, started_at: DateTime<Utc>) -> Incident {
-    Incident {
-        id: Uuid::now_v7(),
-        asset_id: asset_id.into(),
+    Incident::opened(
+        Uuid::now_v7(),
+        asset_id.into(),
         started_at,
-        ended_at: None,
-        severity: "INITIAL".into(),
-        summary: format!("{asset_id} is down: HTTP 500"),
-        close_reason: None,
-        caused_by: None,
-        flapping: false,
-    }
+        "INITIAL".into(),
+        format!("{asset_id} is down: HTTP 500"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -373,4 +371,54 @@ async fn maintenance_windows_are_kept_once_per_id_until_deleted() {
     assert!(store.remove_maintenance_window("first").await.expect("delete"));
     assert!(!store.remove_maintenance_window("first").await.expect("delete"), "gone already");
     assert_eq!(store.maintenance_windows().await.expect("read"), [window("later", hour(1))]);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tiers_rise_the_first_ack_stays_and_the_timeline_is_written_once() {
+    let Some((_db, store)) = open().await else { return };
+    store.sync_assets(&[asset("a")]).await.expect("sync");
+    let opened = incident("a", hour(0));
+    let step = |at: i64, kind: TimelineKind, detail: &str| TimelineEntry {
+        id: Uuid::now_v7(),
+        incident_id: opened.id,
+        at: hour(0) + TimeDelta::seconds(at),
+        kind,
+        detail: detail.into(),
+    };
+    let ack = |by: &str, at: i64| IncidentWrite::Ack {
+        id: opened.id,
+        at: hour(0) + TimeDelta::seconds(at),
+        by: by.into(),
+        note: Some(format!("{by}'s note")),
+    };
+    let writes: Vec<StoreOp> = [
+        IncidentWrite::Open(opened.clone()),
+        IncidentWrite::Timeline(step(0, TimelineKind::Opened, "a is down")),
+        IncidentWrite::Tier { id: opened.id, tier: 0 },
+        IncidentWrite::Timeline(step(1, TimelineKind::Notified, "tier 0: t0")),
+        IncidentWrite::Tier { id: opened.id, tier: 2 },
+        // A late write of a lower tier never lowers it.
+        IncidentWrite::Tier { id: opened.id, tier: 1 },
+        ack("alice", 5),
+        IncidentWrite::Timeline(step(5, TimelineKind::Acknowledged, "by alice")),
+        ack("bob", 6),
+    ]
+    .into_iter()
+    .map(StoreOp::Incident)
+    .collect();
+    store.write(&writes, &[]).await.expect("write");
+    // The same batch again (a retried write) changes nothing.
+    store.write(&writes, &[]).await.expect("write again");
+    let stored = store.incident(opened.id).await.expect("read").expect("stored");
+    assert_eq!(stored.tier, Some(2));
+    assert_eq!(stored.acknowledged_by.as_deref(), Some("alice"));
+    assert_eq!(stored.ack_note.as_deref(), Some("alice's note"));
+    assert_eq!(stored.acknowledged_at, Some(hour(0) + TimeDelta::seconds(5)));
+    let timeline = store.timeline(opened.id).await.expect("timeline");
+    let kinds: Vec<TimelineKind> = timeline.iter().map(|step| step.kind).collect();
+    assert_eq!(kinds, [TimelineKind::Opened, TimelineKind::Notified, TimelineKind::Acknowledged]);
+    assert_eq!(timeline[1].detail, "tier 0: t0");
+    assert_eq!(store.incident(Uuid::now_v7()).await.expect("read"), None);
+    store.close().await;
 }

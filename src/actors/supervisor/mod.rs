@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use super::asset::{AssetMemory, AssetMsg};
 use super::degradation::Degradation;
 use super::health::{Health, OpenIncident, Thresholds};
-use super::incidents::{IncidentEvent, IncidentsMemory, Resumed};
+use super::incidents::{AckOutcome, AckRequest, IncidentEvent, IncidentsMemory, IncidentsMsg, Resumed, metadata_of};
 use super::notifier::ChannelQueue;
 use super::{AbortOnDrop, Services, maintenance};
 use crate::config::{AssetConfig, Config};
@@ -40,7 +40,7 @@ use crate::dependencies::DependencyGraph;
 use crate::settings::{RetentionSettings, Settings};
 use crate::store::{Incident, Store};
 use crate::telemetry::names;
-use children::{Child, ChildSpec};
+use children::{Child, ChildRef, ChildSpec};
 pub use intensity::RestartIntensity;
 use reload::Reloads;
 pub use reload::{Loaded, ReloadError, ReloadReport, ReloadTrigger};
@@ -65,6 +65,9 @@ pub enum SupervisorMsg {
     Assets(RpcReplyPort<Vec<AssetEntry>>),
     Asset(String, RpcReplyPort<Option<AssetEntry>>),
     Actors(RpcReplyPort<Vec<ActorInfo>>),
+    /// Acknowledge an incident: handed to the Incidents actor, which answers (no answer while
+    /// it is down).
+    Ack(AckRequest, RpcReplyPort<AckOutcome>),
     /// Chaos testing: make the named child panic. Answers whether it exists.
     Panic(String, RpcReplyPort<bool>),
     /// Load the config (and settings) again and apply the difference; answers if asked.
@@ -224,7 +227,13 @@ impl Actor for Supervisor {
         let connectivity = config.manifest.connectivity();
         state.services.connectivity.set_members(connectivity.iter().map(String::as_str));
         let resumed = Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity };
-        let incidents = IncidentsMemory::resume(config.notifiers.policy.clone(), graph, resumed, &names);
+        let incidents = IncidentsMemory::resume(
+            config.notifiers.policy.clone(),
+            metadata_of(&config.manifest.assets),
+            graph,
+            resumed,
+            &names,
+        );
         let degraded_since: HashMap<&str, DateTime<Utc>> =
             args.degradations.iter().map(|(id, since)| (id.as_str(), *since)).collect();
         let inbox = Arc::clone(state.services.directory.incidents_inbox());
@@ -282,6 +291,12 @@ impl Actor for Supervisor {
                     })
                     .collect();
                 let _ = reply.send(infos);
+            }
+            SupervisorMsg::Ack(request, reply) => {
+                if let Some(Child { running: Some(ChildRef::Incidents(actor)), .. }) = state.children.get("incidents") {
+                    // Answered by the Incidents actor itself: the Supervisor does not wait.
+                    let _ = actor.cast(IncidentsMsg::Ack(request, reply));
+                }
             }
             SupervisorMsg::Panic(actor, reply) => {
                 let running = state.children.get(&actor).and_then(|child| child.running.clone());

@@ -10,7 +10,7 @@ use super::children::{Child, ChildRef, ChildSpec};
 use super::shutdown::STOP_NOTIFIERS;
 use super::{SupervisorMsg, SupervisorState};
 use crate::actors::asset::AssetMsg;
-use crate::actors::incidents::IncidentEvent;
+use crate::actors::incidents::{IncidentEvent, metadata_of};
 use crate::actors::notifier::ChannelQueue;
 use crate::config::diff::{ChangeSummary, ConfigDiff};
 use crate::config::{Config, Problems};
@@ -177,7 +177,9 @@ impl SupervisorState {
     /// Applies a diff: only what changed is touched.
     async fn apply(&mut self, myself: &ActorRef<SupervisorMsg>, diff: &ConfigDiff, config: &Config) {
         let directory = &self.services.directory;
-        if !diff.added_assets.is_empty() || !diff.removed_assets.is_empty() || !diff.changed_assets.is_empty() {
+        let assets_changed =
+            !diff.added_assets.is_empty() || !diff.removed_assets.is_empty() || !diff.changed_assets.is_empty();
+        if assets_changed {
             // Queued ahead of the new assets' first results, so their rows exist first.
             directory.persist_change(StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone())));
         }
@@ -233,12 +235,16 @@ impl SupervisorState {
         }
         if let Some(policy) = &diff.policy {
             self.services.maintenance.set_channels(policy.on_maintenance.clone());
-            self.services.directory.incidents(IncidentEvent::Policy(policy.clone()));
+        }
+        if diff.policy.is_some() || assets_changed {
+            // Routes match on metadata: a changed asset may move to another route.
+            self.services.directory.incidents(IncidentEvent::Policy {
+                policy: config.notifiers.policy.clone(),
+                metadata: metadata_of(&config.manifest.assets),
+            });
         }
         let graph = DependencyGraph::of(&config.manifest.assets);
         self.services.directory.incidents(IncidentEvent::Dependencies(Arc::new(graph)));
-        let assets_changed =
-            !diff.added_assets.is_empty() || !diff.removed_assets.is_empty() || !diff.changed_assets.is_empty();
         if diff.maintenance.is_some() || assets_changed {
             // Before new assets start: their first result already knows its windows.
             self.services.maintenance.configure(&config.manifest);
