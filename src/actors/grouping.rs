@@ -103,8 +103,18 @@ impl Grouper {
     /// Sends the batches due by `now`: one grouped notification per batch that gathered
     /// `minAssets` or more, each notification on its own otherwise.
     pub fn wake(&mut self, now: Instant) -> Vec<Delivery> {
+        self.release(|batch| batch.due <= now)
+    }
+
+    /// Sends every batch now, due or not (statusd is stopping: what was decided goes out
+    /// rather than being lost with the process).
+    pub fn flush(&mut self) -> Vec<Delivery> {
+        self.release(|_| true)
+    }
+
+    fn release(&mut self, due: impl Fn(&Batch) -> bool) -> Vec<Delivery> {
         let due: Vec<(String, Event)> =
-            self.batches.iter().filter(|(_, batch)| batch.due <= now).map(|(key, _)| key.clone()).collect();
+            self.batches.iter().filter(|(_, batch)| due(batch)).map(|(key, _)| key.clone()).collect();
         let mut out = Vec::new();
         for key in due {
             let Some(batch) = self.batches.remove(&key) else { continue };
@@ -207,6 +217,21 @@ mod tests {
         assert_eq!((names[0], names[19]), ("Asset 0", "Asset 19"), "in the order they came");
         assert_eq!(out[0].notification.asset_name, "20 assets");
         assert_eq!(grouper.next_wake(), None);
+    }
+
+    #[test]
+    fn a_flush_sends_every_batch_at_once_grouped_as_the_wait_would_have() {
+        let mut grouper = Grouper::default();
+        let t0 = Instant::now();
+        for asset in 0..3 {
+            grouper.offer(to("chat", asset, Event::Down), grouping(3), everyone, t0);
+        }
+        grouper.offer(to("ops", 9, Event::Down), grouping(3), everyone, t0);
+        let flushed = grouper.flush();
+        let mut out = sent(&flushed);
+        out.sort();
+        assert_eq!(out, [("chat", Event::Down, 3), ("ops", Event::Down, 1)]);
+        assert_eq!(grouper.next_wake(), None, "nothing waits any more");
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub enum IncidentEvent {
     },
     /// The manifest was reloaded: its `dependsOn` graph.
     Dependencies(Arc<DependencyGraph>),
+    /// statusd is stopping: whatever waits to be grouped goes out now (it was decided, and a
+    /// restarted statusd knows it was). Sent last, so every event before it is handled first.
+    Stopping,
     /// The assets a maintenance window covers now (at start and whenever that changes): their
     /// open incidents send neither reminders nor tiers until they are released.
     Maintenance(BTreeSet<String>),
@@ -419,6 +422,17 @@ impl IncidentsState {
                 self.announce_network(change);
             }
             IncidentEvent::Dependencies(graph) => self.memory.causes.set_graph(graph),
+            IncidentEvent::Stopping => {
+                let waiting = self.memory.grouper.flush();
+                if !waiting.is_empty() {
+                    tracing::info!(
+                        actor = "incidents",
+                        notifications = waiting.len(),
+                        "stopping: notifications waiting to be grouped go out now"
+                    );
+                }
+                self.send(waiting);
+            }
             IncidentEvent::Maintenance(held) => {
                 let held: imbl::OrdSet<String> = held.into_iter().collect();
                 let now = Instant::now();

@@ -84,3 +84,63 @@ async fn twenty_assets_failing_together_reach_chat_as_one_message_and_a_webhook_
     assert_eq!(receiver.bodies("webhook").len(), 2 * ASSETS, "the generic webhook got one payload per incident");
     statusd.stop().await;
 }
+
+/// What waits to be grouped when statusd stops was decided: it goes out as statusd stops, and the
+/// restarted statusd neither sends it again nor forgets that the channels are owed the RECOVERY.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_waiting_to_be_grouped_when_statusd_stops_goes_out_once_and_its_recovery_after_the_restart() {
+    const STORM: usize = 5;
+    let Some(backend) = crate::backend().await else { return };
+    let receiver = Receiver::start().await;
+    let target = Target::start().await;
+    let ids: Vec<String> = (0..STORM).map(|i| format!("held-{i}")).collect();
+    let assets: Vec<Value> = ids.iter().map(|id| http_asset(id, &format!("{}?{id}", target.url()))).collect();
+    let notifiers = |wait: u64| {
+        json!({
+            "notifiers": {
+                "slack": {"type": "slack", "webhookUrl": receiver.url("slack")},
+                "webhook": {"type": "webhook", "url": receiver.url("webhook")},
+            },
+            "notificationPolicy": {
+                "onDown": ["slack", "webhook"], "onRecovery": ["slack", "webhook"], "throttleSeconds": 0,
+                "grouping": {"waitSeconds": wait, "minAssets": 3},
+            }
+        })
+    };
+    // A wait longer than the test: the DOWN batch can only go out because statusd stops.
+    let setup = Setup::new(backend, Value::Array(assets), notifiers(600)).await;
+    let statusd = setup.start(&[]).await;
+    for id in &ids {
+        statusd.wait_status(id, "up", Duration::from_secs(10)).await;
+    }
+    target.set(Mode::Error);
+    eventually("the DOWNs on the webhook", Duration::from_secs(20), || async {
+        (events(&receiver.bodies("webhook"), "DOWN") == STORM).then_some(())
+    })
+    .await;
+    assert!(receiver.bodies("slack").is_empty(), "the Slack batch waits");
+    statusd.stop().await;
+    let headlines: Vec<String> = receiver.bodies("slack").iter().map(slack_headline).collect();
+    assert_eq!(headlines, [format!("🔴 {STORM} assets - DOWN")], "sent as statusd stopped");
+
+    setup.write_notifiers(notifiers(2));
+    let statusd = setup.start(&[]).await;
+    for id in &ids {
+        statusd.wait_probes(id, 2).await;
+        assert_eq!(statusd.asset(id).await["status"], "down");
+    }
+    target.set(Mode::Ok);
+    eventually("the RECOVERYs on the webhook", Duration::from_secs(20), || async {
+        (events(&receiver.bodies("webhook"), "RECOVERY") == STORM).then_some(())
+    })
+    .await;
+    let slack = eventually("the grouped RECOVERY on Slack", Duration::from_secs(20), || async {
+        let bodies = receiver.bodies("slack");
+        (bodies.len() >= 2).then_some(bodies)
+    })
+    .await;
+    let headlines: Vec<String> = slack.iter().map(slack_headline).collect();
+    assert_eq!(headlines, [format!("🔴 {STORM} assets - DOWN"), format!("🟢 {STORM} assets - RECOVERY")]);
+    assert_eq!(events(&receiver.bodies("webhook"), "DOWN"), STORM, "no DOWN twice");
+    statusd.stop().await;
+}

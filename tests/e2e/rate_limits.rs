@@ -134,10 +134,17 @@ async fn start(ids: &[String], receiver: &LimitedReceiver) -> (Setup, Statusd) {
     (setup, statusd)
 }
 
-/// A push reporting a failure: the asset is down at once, and its DOWN decided now.
+/// A push reporting a failure: the asset is down at once. Returns once its actor says so, that
+/// is once its DOWN is on its way to the Incidents actor: pushes to different assets are handled
+/// by different actors, so without the wait two DOWNs pushed one after the other may be decided
+/// in either order.
 async fn push_down(statusd: &Statusd, id: &str) {
     let (status, body) = statusd.post(&format!("/api/push/{id}?token=rate-limit-token-1&status=down&msg=failed")).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    eventually(&format!("{id} down"), Duration::from_secs(10), || async {
+        (statusd.asset(id).await["status"] == "down").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -146,7 +153,7 @@ async fn twenty_downs_to_a_one_per_second_channel_all_arrive_in_order_and_none_e
     let ids: Vec<String> = (0..20).map(|i| format!("limited-{i:02}")).collect();
     let (_setup, statusd) = start(&ids, &receiver).await;
 
-    // The first DOWN goes through; the other 19 are decided within a few milliseconds.
+    // The first DOWN goes through; the other 19 are decided within a few hundred milliseconds.
     push_down(&statusd, &ids[0]).await;
     eventually("the first DOWN", Duration::from_secs(10), || async { (receiver.accepted().len() == 1).then_some(()) })
         .await;

@@ -6,6 +6,7 @@ use ractor::ActorCell;
 
 use super::SupervisorState;
 use super::children::ChildRef;
+use crate::actors::incidents::IncidentEvent;
 
 /// How long each stage of shutdown may take; together they stay under the 10 s promise.
 const STOP_ASSETS: Duration = Duration::from_secs(1);
@@ -32,7 +33,9 @@ impl SupervisorState {
         let assets = running("asset");
         futures::future::join_all(assets.iter().map(|cell| cell.stop_and_wait(None, Some(STOP_ASSETS)))).await;
         // Drain, not stop: what is already queued (the last state changes, notifications and
-        // results) is handled before each actor exits.
+        // results) is handled before each actor exits; the last event sends what waits to be
+        // grouped.
+        self.services.directory.incidents(IncidentEvent::Stopping);
         for cell in running("incidents") {
             let _ = cell.drain_and_wait(Some(STOP_INCIDENTS)).await;
         }
