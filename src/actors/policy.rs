@@ -983,6 +983,24 @@ mod tests {
     }
 
     #[test]
+    fn flapping_goes_out_by_tiers_like_a_down_and_is_never_reminded() {
+        let t0 = Instant::now();
+        let mut dispatcher = Dispatcher::new(NotificationPolicy { throttle_seconds: 0, ..escalating(Some(60)) });
+        let sent = dispatcher.flapping(note(Event::Flapping, 1), t0);
+        assert_eq!(tiers(&sent), [("oncall", Event::Flapping, Some(0))]);
+        assert_eq!(dispatcher.take_climbs()[0].tier, 0, "recorded on the incident like a DOWN's tier");
+        // The reminder interval passes many times: nothing but the next tier is due.
+        assert_eq!(dispatcher.next_wake(), Some(t0 + secs(900)));
+        assert!(dispatcher.wake(t0 + secs(899), Utc::now()).is_empty());
+        let sent = dispatcher.wake(t0 + secs(900), Utc::now());
+        assert_eq!(tiers(&sent), [("lead", Event::Flapping, Some(1))]);
+        assert_index_mirrors_memory(&dispatcher, t0 + secs(900));
+        // Settled up: every channel that heard the FLAPPING hears the RECOVERY.
+        let sent = dispatcher.recovery(note(Event::Recovery, 1), t0 + secs(1000));
+        assert_eq!(tiers(&sent), [("oncall", Event::Recovery, Some(1)), ("lead", Event::Recovery, Some(1))]);
+    }
+
+    #[test]
     fn a_recovery_before_a_tier_is_due_stops_the_escalation() {
         let t0 = Instant::now();
         let mut dispatcher = Dispatcher::new(escalating(None));
