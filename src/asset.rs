@@ -71,8 +71,20 @@ pub struct AssetConfig {
     /// inconclusive.
     #[serde(default)]
     pub role: Option<Role>,
+    /// Shown on the status page and by its badges (default true); false keeps the asset off
+    /// both (its badges answer 404), while it is monitored and reported as usual.
+    #[serde(default = "default_public")]
+    pub public: bool,
+    /// The uptime promised, in percent (`99.9`): above 0, at most 100. None: the default of
+    /// `statusd.toml` applies.
+    #[serde(default)]
+    pub sla_target: Option<f64>,
     #[serde(flatten)]
     pub probe: ProbeSpec,
+}
+
+fn default_public() -> bool {
+    true
 }
 
 /// What an asset stands for, beyond itself.
@@ -196,6 +208,14 @@ impl AssetConfig {
                      asset is never degraded by latency",
                     self.timeout_seconds
                 ),
+            );
+        }
+        if let Some(target) = self.sla_target
+            && !(target > 0.0 && target <= 100.0)
+        {
+            report.problem(
+                format!("{path}.slaTarget"),
+                format!("{target} is not a percentage above 0 and at most 100 (99.9 promises 99.9% uptime)"),
             );
         }
         let before = report.problems.len();

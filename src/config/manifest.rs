@@ -354,6 +354,32 @@ mod tests {
     }
 
     #[test]
+    fn public_defaults_to_true_and_an_sla_target_must_be_a_percentage() {
+        let asset = |id: &str, extra: Value| {
+            let mut asset = json!({"id": id, "assetType": "tcp", "address": "127.0.0.1:1"});
+            asset.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            asset
+        };
+        let problems = problems_of(json!({"assets": [
+            asset("zero", json!({"slaTarget": 0})),
+            asset("over", json!({"slaTarget": 100.5})),
+        ]}));
+        assert_eq!(
+            problems,
+            [
+                "assets[0].slaTarget: 0 is not a percentage above 0 and at most 100 (99.9 promises 99.9% uptime)",
+                "assets[1].slaTarget: 100.5 is not a percentage above 0 and at most 100 (99.9 promises 99.9% uptime)",
+            ]
+        );
+        let manifest = parse_ok(json!({"assets": [
+            asset("api", json!({})),
+            asset("db", json!({"public": false, "slaTarget": 99.95})),
+        ]}));
+        assert!(manifest.assets[0].public);
+        assert_eq!((manifest.assets[1].public, manifest.assets[1].sla_target), (false, Some(99.95)));
+    }
+
+    #[test]
     fn dependencies_on_unknown_assets_and_cycles_are_refused_with_their_path() {
         let asset = |id: &str, depends_on: Value| json!({"id": id, "assetType": "tcp", "address": "127.0.0.1:1", "dependsOn": depends_on});
         let problems = problems_of(json!({"assets": [
