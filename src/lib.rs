@@ -250,8 +250,16 @@ impl App {
         .await?;
         tracing::info!(db = %store::redact_url(&settings.db), "database ready");
         store.sync_assets(&config.manifest.assets).await?;
-        let open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
+        let mut open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
         let degradations = actors::incidents::degradations(&store, &config.manifest.assets).await?;
+        let outbox = store.pending_notifications().await?;
+        actors::incidents::tiers_from_outbox(&mut open_incidents, &outbox);
+        if !outbox.is_empty() {
+            tracing::info!(
+                pending = outbox.len(),
+                "notifications decided before the restart and never sent go out now"
+            );
+        }
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -281,6 +289,7 @@ impl App {
                 services: Arc::clone(&services),
                 open_incidents,
                 degradations,
+                outbox,
                 retention: settings.retention,
                 intensity: RestartIntensity {
                     max_restarts: settings.restart.max_restarts,

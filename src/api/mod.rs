@@ -14,6 +14,7 @@ mod log_level;
 mod maintenance;
 mod metrics;
 mod middleware;
+mod notifications;
 pub mod openapi;
 mod push;
 mod query;

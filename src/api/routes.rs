@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiState, actors, assets, debug, demo, health, incidents, log_level, maintenance, metrics, middleware, openapi,
-    push, reload, version,
+    ApiState, actors, assets, debug, demo, health, incidents, log_level, maintenance, metrics, middleware,
+    notifications, openapi, push, reload, version,
 };
 
 /// Largest request body accepted; the API takes only small JSON documents. Push takes any
@@ -44,6 +44,7 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(maintenance::list_windows))
         .routes(routes!(incidents::get_incident))
+        .routes(routes!(notifications::list_notifications))
         .routes(routes!(actors::list_actors))
         .routes(routes!(version::version))
         .routes(routes!(openapi::openapi))

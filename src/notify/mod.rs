@@ -20,7 +20,7 @@ use crate::redact::Secret;
 use crate::report::{Bound, Report};
 
 /// What happened, in the words every channel uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
     Down,
@@ -101,8 +101,9 @@ impl Event {
     }
 }
 
-/// One message for people, the same for every channel before formatting.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One message for people, the same for every channel before formatting. Its JSON is also what
+/// the outbox keeps (`notifications.payload`) to send it again after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub event: Event,
@@ -113,7 +114,7 @@ pub struct Notification {
     pub incident_id: Option<Uuid>,
     /// A storm grouped into one message: the notifications it stands for, one per asset, all
     /// of this event. Empty for a notification about one asset. See [`Notification::grouped`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<Notification>,
     /// The escalation tier: for a DOWN, the tier that paged the channel (0 is `onDown` or the
     /// first tier); for a REMINDER, the DOWN's; for an ACK or a RECOVERY, the highest tier

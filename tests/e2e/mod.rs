@@ -21,6 +21,7 @@ mod lifecycle;
 mod maintenance;
 mod network;
 mod notifications;
+mod outbox;
 mod push;
 mod reload;
 mod retention;
