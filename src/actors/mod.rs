@@ -110,6 +110,11 @@ impl Directory {
         }
     }
 
+    /// The channel's config as in force now; None for a channel not configured.
+    pub fn channel(&self, channel: &str) -> Option<Arc<crate::notify::ChannelConfig>> {
+        self.channels.read().get(channel).map(|queue| queue.config())
+    }
+
     /// Whether the channel takes storms grouped into one message; an unknown one does not.
     pub fn channel_groups(&self, channel: &str) -> bool {
         self.channels.read().get(channel).is_some_and(|queue| queue.groups())

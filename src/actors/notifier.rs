@@ -287,6 +287,11 @@ impl ChannelQueue {
         self.len() == 0
     }
 
+    /// The channel's config as in force now.
+    pub fn config(&self) -> Arc<ChannelConfig> {
+        Arc::clone(&self.channel.read())
+    }
+
     /// Whether storms reach this channel as one grouped message ([`ChannelConfig::groups`]).
     pub fn groups(&self) -> bool {
         self.channel.read().groups()

@@ -15,6 +15,7 @@ mod maintenance;
 mod metrics;
 mod middleware;
 mod notifications;
+mod notifiers;
 pub mod openapi;
 mod push;
 mod query;

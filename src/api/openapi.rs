@@ -104,6 +104,7 @@ mod tests {
             r#"get /api/notifications "channel" "query" optional"#,
             r#"get /api/notifications "status" "query" optional"#,
             r#"get /api/notifications "limit" "query" optional"#,
+            r#"post /api/notifiers/{name}/test "name" "path" required"#,
             r#"get /api/push/{id} "id" "path" required"#,
             r#"get /api/push/{id} "token" "query" required"#,
             r#"get /api/push/{id} "status" "query" optional"#,

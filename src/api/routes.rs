@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::{
     ApiState, actors, assets, debug, demo, health, incidents, log_level, maintenance, metrics, middleware,
-    notifications, openapi, push, reload, version,
+    notifications, notifiers, openapi, push, reload, version,
 };
 
 /// Largest request body accepted; the API takes only small JSON documents. Push takes any
@@ -66,7 +66,8 @@ fn mutating(chaos: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(maintenance::create_window))
         .routes(routes!(maintenance::delete_window))
         .routes(routes!(incidents::acknowledge))
-        .routes(routes!(incidents::add_update));
+        .routes(routes!(incidents::add_update))
+        .routes(routes!(notifiers::test_notifier));
     if chaos { writes.routes(routes!(debug::panic)) } else { writes }
 }
 
