@@ -378,10 +378,9 @@ impl Calendar {
         self.by_asset.get(asset_id).is_some_and(|windows| windows.iter().any(|w| w.occurrence_at(at).is_some()))
     }
 
-    /// The occurrences of every window covering the asset that overlap `[from, to)`, in no
-    /// particular order (they may overlap one another).
-    pub fn occurrences(&self, asset_id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Occurrence> {
-        self.by_asset.get(asset_id).into_iter().flatten().flat_map(|w| w.occurrences(from, to)).collect()
+    /// The windows that cover the asset, in config order.
+    pub fn windows_of(&self, asset_id: &str) -> &[Arc<Window>] {
+        self.by_asset.get(asset_id).map_or(&[], Vec::as_slice)
     }
 
     /// The assets a window covers, in config order.
@@ -460,9 +459,13 @@ mod tests {
         assert_eq!(fixed.occurrences(utc("2026-12-01T01:59:00Z"), utc("2026-12-02T00:00:00Z")).len(), 1);
         let calendar =
             Calendar::new(vec![Arc::new(daily), Arc::new(fixed)], [("db", &no_metadata()), ("api", &no_metadata())]);
-        assert_eq!(calendar.occurrences("api", utc("2026-11-01T00:00:00Z"), utc("2027-01-01T00:00:00Z")).len(), 1);
-        assert_eq!(calendar.occurrences("db", utc("2026-12-01T00:00:00Z"), utc("2026-12-08T00:00:00Z")).len(), 7);
-        assert_eq!(calendar.occurrences("web", utc("2026-12-01T00:00:00Z"), utc("2026-12-08T00:00:00Z")), []);
+        let ids = |asset: &str| calendar.windows_of(asset).iter().map(|w| w.id().to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            (ids("api"), ids("db"), ids("web")),
+            (vec!["upgrade".to_string()], vec!["nightly".to_string()], vec![])
+        );
+        let week = calendar.windows_of("db")[0].occurrences(utc("2026-12-01T00:00:00Z"), utc("2026-12-08T00:00:00Z"));
+        assert_eq!(week.len(), 7);
     }
 
     #[test]

@@ -193,10 +193,18 @@ pub async fn report(
     let inconclusive = state.store.inconclusive_results(from, to, only).await?;
     let created: HashMap<String, DateTime<Utc>> = state.store.assets_created().await?.into_iter().collect();
     let calendar = state.services.maintenance.calendar();
+    // A window covering many assets is worked out once (cron arithmetic is the dear part).
+    let mut occurrences: HashMap<&str, Vec<Span>> = HashMap::new();
     let mut histories: HashMap<&str, History> = assets
         .iter()
         .map(|asset| {
-            let maintenance = calendar.occurrences(&asset.id, from, to).into_iter().map(|o| (o.start, o.end)).collect();
+            let mut maintenance = Vec::new();
+            for window in calendar.windows_of(&asset.id) {
+                let spans = occurrences
+                    .entry(window.id())
+                    .or_insert_with(|| window.occurrences(from, to).into_iter().map(|o| (o.start, o.end)).collect());
+                maintenance.extend_from_slice(spans);
+            }
             (asset.id.as_str(), History { since: created.get(&asset.id).copied(), maintenance, ..History::default() })
         })
         .collect();
