@@ -189,7 +189,7 @@ pub async fn report(
         [one] => Some(one.id.as_str()),
         _ => None,
     };
-    let incidents = state.store.incidents_overlapping(from, to, only).await?;
+    let incidents = state.store.incident_spans(from, to, only).await?;
     let inconclusive = state.store.inconclusive_results(from, to, only).await?;
     let created: HashMap<String, DateTime<Utc>> = state.store.assets_created().await?.into_iter().collect();
     let calendar = state.services.maintenance.calendar();

@@ -146,15 +146,15 @@ impl Store {
         forward!(self, s => s.rollups(asset_id, from, to).await)
     }
 
-    /// Incidents (of one asset, or of all) that were open at some time in `[from, to)`, oldest
-    /// first: started before `to` and not ended by `from`.
-    pub async fn incidents_overlapping(
+    /// When each incident (of one asset, or of all) that was open at some time in `[from, to)`
+    /// began and ended, oldest first: started before `to` and not ended by `from`.
+    pub async fn incident_spans(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         asset_id: Option<&str>,
-    ) -> Result<Vec<Incident>, StoreError> {
-        forward!(self, s => s.incidents_overlapping(from, to, asset_id).await)
+    ) -> Result<Vec<IncidentSpan>, StoreError> {
+        forward!(self, s => s.incident_spans(from, to, asset_id).await)
     }
 
     /// Asset id and time of every result marked `inconclusive` in `[from, to)` (of one asset,
@@ -249,6 +249,15 @@ impl Incident {
             tier: None,
         }
     }
+}
+
+/// An incident's asset and time span: what SLA reports read of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSpan {
+    pub asset_id: String,
+    pub started_at: DateTime<Utc>,
+    /// None while open.
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// One step in an incident's life, as `GET /api/incidents/{id}` shows it.

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::rollup::{self, Rollup};
 use super::{
-    CloseReason, DegradationWrite, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp,
-    StoredWindow, TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
+    CloseReason, DegradationWrite, EventsQuery, Incident, IncidentSpan, IncidentState, IncidentWrite, StoreError,
+    StoreOp, StoredWindow, TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -499,23 +499,33 @@ where
         Ok(rollups)
     }
 
-    pub async fn incidents_overlapping(
+    pub async fn incident_spans(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         asset_id: Option<&str>,
-    ) -> Result<Vec<Incident>, StoreError> {
+    ) -> Result<Vec<IncidentSpan>, StoreError> {
         const CONTEXT: &str = "reading the incidents of a period";
         let filter = if asset_id.is_some() { "AND asset_id = $3" } else { "" };
         let sql = format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1) {filter} ORDER BY started_at"
+            "SELECT asset_id, started_at, ended_at FROM incidents WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1) {filter} ORDER BY started_at"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DB::time(from)).bind(DB::time(to));
         if let Some(asset_id) = asset_id {
             query = query.bind(asset_id.to_string());
         }
         let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query(CONTEXT))?;
-        rows.iter().map(|row| Self::incident_from_row(row, CONTEXT)).collect()
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                let ended_at: Option<DB::Time> = row.try_get("ended_at").map_err(get)?;
+                Ok(IncidentSpan {
+                    asset_id: row.try_get("asset_id").map_err(get)?,
+                    started_at: DB::read_time(row.try_get("started_at").map_err(get)?, CONTEXT)?,
+                    ended_at: ended_at.map(|stored| DB::read_time(stored, CONTEXT)).transpose()?,
+                })
+            })
+            .collect()
     }
 
     pub async fn inconclusive_results(
