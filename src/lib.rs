@@ -33,6 +33,7 @@ mod probe;
 mod redact;
 mod report;
 mod settings;
+mod sla;
 mod store;
 mod telemetry;
 
@@ -311,6 +312,7 @@ impl App {
             enable_chaos: settings.enable_chaos,
             cors_origins: settings.cors_origins.clone(),
             demo: settings.demo,
+            sla_default_target: settings.sla.default_target,
         });
         let hangups = listen_for_hangups();
         tracing::info!(listen = %local_addr, version = VERSION, "statusd started");

@@ -5,6 +5,7 @@
 
 mod actors;
 mod assets;
+mod badges;
 mod debug;
 mod demo;
 mod error;
@@ -22,6 +23,7 @@ mod query;
 mod reload;
 pub mod routes;
 pub mod server;
+pub mod sla;
 mod version;
 
 use std::sync::Arc;
@@ -53,6 +55,8 @@ pub struct ApiState {
     pub cors_origins: Vec<String>,
     /// Serve the demo target and webhook (see `api/demo.rs`).
     pub demo: bool,
+    /// `[sla] default_target`: the SLA target, in percent, of assets without `slaTarget`.
+    pub sla_default_target: f64,
 }
 
 /// How long a handler waits for the Supervisor. It answers from its own state at once; this

@@ -23,6 +23,8 @@ use super::routes;
         (name = "assets", description = "Watched assets: live state, history, uptime, push heartbeats"),
         (name = "incidents", description = "Outages, open and closed; their timeline; acknowledgement; public updates"),
         (name = "notifications", description = "What each channel was told: the outbox, with each delivery's status"),
+        (name = "sla", description = "SLA reports: uptime, downtime, MTTR, MTBF and error budgets over a period"),
+        (name = "badges", description = "SVG badges of public assets, for READMEs"),
         (name = "maintenance", description = "Maintenance windows: silence assets while they are worked on"),
         (name = "actors", description = "The supervision tree"),
         (name = "config", description = "Reload and log level (mutating: behind the API token)"),
@@ -90,6 +92,7 @@ mod tests {
             r#"get /api/assets/{id}/uptime "id" "path" required"#,
             r#"get /api/assets/{id}/uptime "days" "query" optional"#,
             r#"get /api/assets/{id}/uptime "hours" "query" optional"#,
+            r#"get /api/assets/{id}/uptime "step" "query" optional"#,
             r#"post /api/debug/panic "actor" "query" required"#,
             r#"post /api/debug/panic "task" "query" optional"#,
             r#"get /api/incidents "state" "query" optional"#,
@@ -113,6 +116,14 @@ mod tests {
             r#"post /api/push/{id} "token" "query" required"#,
             r#"post /api/push/{id} "status" "query" optional"#,
             r#"post /api/push/{id} "msg" "query" optional"#,
+            r#"get /api/sla "from" "query" optional"#,
+            r#"get /api/sla "to" "query" optional"#,
+            r#"get /api/sla "tz" "query" optional"#,
+            r#"get /api/sla "format" "query" optional"#,
+            r#"get /badge/{id}/response-time.svg "id" "path" required"#,
+            r#"get /badge/{id}/status.svg "id" "path" required"#,
+            r#"get /badge/{id}/uptime/{window} "id" "path" required"#,
+            r#"get /badge/{id}/uptime/{window} "window" "path" required"#,
         ];
         assert_eq!(documented, expected);
     }

@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiState, actors, assets, debug, demo, health, incidents, log_level, maintenance, metrics, middleware,
-    notifications, notifiers, openapi, push, reload, version,
+    ApiState, actors, assets, badges, debug, demo, health, incidents, log_level, maintenance, metrics, middleware,
+    notifications, notifiers, openapi, push, reload, sla, version,
 };
 
 /// Largest request body accepted; the API takes only small JSON documents. Push takes any
@@ -43,6 +43,10 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(assets::asset_uptime))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(maintenance::list_windows))
+        .routes(routes!(sla::sla))
+        .routes(routes!(badges::status_badge))
+        .routes(routes!(badges::uptime_badge))
+        .routes(routes!(badges::response_time_badge))
         .routes(routes!(incidents::get_incident))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(actors::list_actors))

@@ -147,6 +147,34 @@ impl Store {
         forward!(self, s => s.rollups(asset_id, from, to).await)
     }
 
+    /// When each incident (of one asset, or of all) that was open at some time in `[from, to)`
+    /// began and ended, oldest first: started before `to` and not ended by `from`.
+    pub async fn incident_spans(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<IncidentSpan>, StoreError> {
+        forward!(self, s => s.incident_spans(from, to, asset_id).await)
+    }
+
+    /// Asset id and time of every result marked `inconclusive` in `[from, to)` (of one asset,
+    /// or of all), read through a partial index: they are few. Raw events are kept
+    /// `retention.days`, so older ones are gone.
+    pub async fn inconclusive_results(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        forward!(self, s => s.inconclusive_results(from, to, asset_id).await)
+    }
+
+    /// Every asset ever configured, with when it first was.
+    pub async fn assets_created(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        forward!(self, s => s.assets_created().await)
+    }
+
     /// Whether the asset is or was ever configured (removed assets keep their history).
     pub async fn asset_exists(&self, asset_id: &str) -> Result<bool, StoreError> {
         forward!(self, s => s.asset_exists(asset_id).await)
@@ -247,6 +275,15 @@ impl Incident {
             tier: None,
         }
     }
+}
+
+/// An incident's asset and time span: what SLA reports read of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSpan {
+    pub asset_id: String,
+    pub started_at: DateTime<Utc>,
+    /// None while open.
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// One step in an incident's life, as `GET /api/incidents/{id}` shows it.

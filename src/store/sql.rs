@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use super::rollup::{self, Rollup};
 use super::{
-    CloseReason, DegradationWrite, DeliveriesQuery, DeliveryRecord, EventsQuery, Incident, IncidentState,
-    IncidentUpdate, IncidentWrite, NotificationWrite, OutboxEntry, StoreError, StoreOp, StoredWindow, TimelineEntry,
-    TimelineKind, first_id_at, pending_hours, redact_url, transaction,
+    CloseReason, DegradationWrite, DeliveriesQuery, DeliveryRecord, EventsQuery, Incident, IncidentSpan,
+    IncidentState, IncidentUpdate, IncidentWrite, NotificationWrite, OutboxEntry, StoreError, StoreOp, StoredWindow,
+    TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -543,6 +543,76 @@ where
         }
         rollups.sort_by_key(|r| r.hour);
         Ok(rollups)
+    }
+
+    pub async fn incident_spans(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<IncidentSpan>, StoreError> {
+        const CONTEXT: &str = "reading the incidents of a period";
+        let filter = if asset_id.is_some() { "AND asset_id = $3" } else { "" };
+        let sql = format!(
+            "SELECT asset_id, started_at, ended_at FROM incidents WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1) {filter} ORDER BY started_at"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DB::time(from)).bind(DB::time(to));
+        if let Some(asset_id) = asset_id {
+            query = query.bind(asset_id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                let ended_at: Option<DB::Time> = row.try_get("ended_at").map_err(get)?;
+                Ok(IncidentSpan {
+                    asset_id: row.try_get("asset_id").map_err(get)?,
+                    started_at: DB::read_time(row.try_get("started_at").map_err(get)?, CONTEXT)?,
+                    ended_at: ended_at.map(|stored| DB::read_time(stored, CONTEXT)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn inconclusive_results(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        const CONTEXT: &str = "reading inconclusive results";
+        // Spelled as the partial index's condition, so that the index is used.
+        let filter = if asset_id.is_some() { "AND asset_id = $3" } else { "" };
+        let sql = format!(
+            "SELECT asset_id, timestamp FROM probe_events WHERE mark = 'inconclusive' AND timestamp >= $1 AND timestamp < $2 {filter}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DB::time(from)).bind(DB::time(to));
+        if let Some(asset_id) = asset_id {
+            query = query.bind(asset_id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let asset_id: String = row.try_get("asset_id").map_err(StoreError::query(CONTEXT))?;
+                let at = DB::read_time(row.try_get("timestamp").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+                Ok((asset_id, at))
+            })
+            .collect()
+    }
+
+    pub async fn assets_created(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        const CONTEXT: &str = "reading when assets were created";
+        let rows = sqlx::query("SELECT id, created_at FROM assets")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id").map_err(StoreError::query(CONTEXT))?;
+                let at = DB::read_time(row.try_get("created_at").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+                Ok((id, at))
+            })
+            .collect()
     }
 
     pub async fn asset_exists(&self, asset_id: &str) -> Result<bool, StoreError> {

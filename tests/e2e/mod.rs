@@ -26,4 +26,5 @@ mod push;
 mod reload;
 mod retention;
 mod secrets;
+mod sla;
 mod store;
