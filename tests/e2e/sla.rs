@@ -238,3 +238,42 @@ async fn the_uptime_series_has_a_point_per_step_and_the_window_form_is_unchanged
     assert_eq!(status, StatusCode::NOT_FOUND);
     statusd.stop().await;
 }
+
+/// A maintenance window opened in the middle of an outage: its time counts neither as downtime
+/// nor as eligible time.
+#[tokio::test(flavor = "multi_thread")]
+async fn maintenance_in_the_middle_of_an_outage_is_left_out_of_the_sla() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let setup = Setup::new(backend, json!([http_asset("web", &target.url())]), no_channels()).await;
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("web", "up", WAIT).await;
+    target.set(Mode::Error);
+    statusd.wait_incidents("open", 1).await;
+
+    // Milliseconds, as the window is stored.
+    let window_start = Utc::now().duration_trunc(TimeDelta::milliseconds(1)).expect("ms");
+    let window_end = window_start + TimeDelta::seconds(3);
+    let window = json!({"id": "fix", "assets": ["web"], "start": rfc3339(window_start), "end": rfc3339(window_end)});
+    let response = statusd.http.post(statusd.url("/api/maintenance")).json(&window).send().await.expect("create");
+    assert_eq!(response.status().as_u16(), 201);
+    eventually("the window to end", WAIT, || async { (Utc::now() > window_end).then_some(()) }).await;
+    statusd.wait_probes("web", 2).await;
+    target.set(Mode::Ok);
+    let closed = statusd.wait_incidents("closed", 1).await;
+    let (started, ended) = (time(&closed[0]["startedAt"]), time(&closed[0]["endedAt"]));
+    assert!(started < window_start && window_end < ended, "the window is inside the outage");
+
+    let (from, to) = (started - TimeDelta::milliseconds(200), ended);
+    let row = sla_row(&statusd, from, to).await;
+    let seconds = |d: TimeDelta| d.num_milliseconds() as f64 / 1000.0;
+    let downtime = seconds(ended - started) - 3.0;
+    let eligible = seconds(to - from) - 3.0;
+    assert!((row["downtimeSeconds"].as_f64().expect("downtime") - downtime).abs() < 2e-3, "{row} vs {downtime}");
+    assert!((row["eligibleSeconds"].as_f64().expect("eligible") - eligible).abs() < 2e-3, "{row} vs {eligible}");
+    let uptime = row["uptimePercent"].as_f64().expect("uptime");
+    let expected = 100.0 * (eligible - downtime) / eligible;
+    assert!((uptime - expected).abs() < 0.1, "{uptime} vs {expected}");
+    assert_eq!(row["incidents"], 1);
+    statusd.stop().await;
+}
