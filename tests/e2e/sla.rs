@@ -21,12 +21,12 @@ fn time(value: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(value.as_str().expect("a timestamp")).expect("RFC 3339").with_timezone(&Utc)
 }
 
-/// `web`'s row of `/api/sla` over `[from, to)`.
-async fn sla_row(statusd: &Statusd, from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
+/// An asset's row of `/api/sla` over `[from, to)`.
+async fn sla_row(statusd: &Statusd, asset: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
     let path = format!("/api/sla?from={}&to={}", rfc3339(from), rfc3339(to));
     let (status, body) = statusd.get(&path).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    body["assets"].as_array().expect("assets").iter().find(|row| row["assetId"] == "web").expect("web").clone()
+    body["assets"].as_array().expect("assets").iter().find(|row| row["assetId"] == asset).expect("the asset").clone()
 }
 
 /// A badge: its headers checked, its SVG parsed, and the text it shows.
@@ -50,20 +50,21 @@ fn percent(text: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outage_shows_in_the_sla_report_the_csv_the_badges_and_the_budget_metric() {
     let Some(backend) = crate::backend().await else { return };
+    // Metrics are process-wide: ids no other test uses, so no other statusd sets these series.
     let target = Target::start().await;
     let quiet = Target::start().await;
-    let mut web = http_asset("web", &target.url());
+    let mut web = http_asset("budget-web", &target.url());
     web["slaTarget"] = json!(99.0);
-    let mut secret = http_asset("secret", &quiet.url());
+    let mut secret = http_asset("budget-secret", &quiet.url());
     secret["public"] = json!(false);
     let setup = Setup::new(backend, json!([web, secret]), no_channels()).await;
     let statusd = setup.start(&[]).await;
-    statusd.wait_status("web", "up", WAIT).await;
+    statusd.wait_status("budget-web", "up", WAIT).await;
 
     // The outage: from the first failure to the first success, as the incident records it.
     target.set(Mode::Error);
     statusd.wait_incidents("open", 1).await;
-    statusd.wait_probes("web", 2).await;
+    statusd.wait_probes("budget-web", 2).await;
     target.set(Mode::Ok);
     let closed = statusd.wait_incidents("closed", 1).await;
     let (started, ended) = (time(&closed[0]["startedAt"]), time(&closed[0]["endedAt"]));
@@ -73,7 +74,7 @@ async fn an_outage_shows_in_the_sla_report_the_csv_the_badges_and_the_budget_met
     // A period around the outage: its downtime is the incident's duration, exactly.
     // (Ending at the recovery: the period is measured up to now, and must be over.)
     let (from, to) = (started - TimeDelta::milliseconds(200), ended);
-    let row = sla_row(&statusd, from, to).await;
+    let row = sla_row(&statusd, "budget-web", from, to).await;
     assert_eq!(row["incidents"], 1, "{row}");
     let eligible = row["eligibleSeconds"].as_f64().expect("eligible");
     let downtime = row["downtimeSeconds"].as_f64().expect("downtime");
@@ -98,9 +99,9 @@ async fn an_outage_shows_in_the_sla_report_the_csv_the_badges_and_the_budget_met
     assert_eq!(month["timezone"], "UTC");
     let rows = month["assets"].as_array().expect("assets");
     assert_eq!(rows.len(), 2, "private assets are reported too: the API is not the status page");
-    let web_month = rows.iter().find(|r| r["assetId"] == "web").expect("web");
+    let web_month = rows.iter().find(|r| r["assetId"] == "budget-web").expect("budget-web");
     assert!((web_month["downtimeSeconds"].as_f64().expect("downtime") - downtime).abs() < 2e-3, "{web_month}");
-    let secret_month = rows.iter().find(|r| r["assetId"] == "secret").expect("secret");
+    let secret_month = rows.iter().find(|r| r["assetId"] == "budget-secret").expect("budget-secret");
     assert_eq!((secret_month["incidents"].clone(), secret_month["targetPercent"].clone()), (json!(0), json!(99.9)));
     let (status, berlin) = statusd.get("/api/sla?tz=Europe/Berlin").await;
     assert_eq!(status, StatusCode::OK, "{berlin}");
@@ -122,7 +123,7 @@ async fn an_outage_shows_in_the_sla_report_the_csv_the_badges_and_the_budget_met
     assert_eq!(&header[..5], ["assetId", "name", "from", "to", "uptimePercent"]);
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a row")).collect();
     assert_eq!(records.len(), 2, "{text}");
-    let web_csv = records.iter().find(|r| &r[0] == "web").expect("web row");
+    let web_csv = records.iter().find(|r| &r[0] == "budget-web").expect("web row");
     let column = |name: &str| header.iter().position(|h| h == name).expect(name);
     assert_eq!(web_csv[column("downtimeSeconds")].parse::<f64>().expect("number"), downtime);
     assert_eq!(web_csv[column("uptimePercent")].parse::<f64>().expect("number"), uptime);
@@ -134,28 +135,30 @@ async fn an_outage_shows_in_the_sla_report_the_csv_the_badges_and_the_budget_met
     // lies between their figures.
     for (window, days) in [("24h", 1), ("7d", 7), ("30d", 30), ("90d", 90), ("365d", 365)] {
         let before = Utc::now();
-        let low =
-            sla_row(&statusd, before - TimeDelta::days(days), before).await["uptimePercent"].as_f64().expect("uptime");
-        let shown = percent(&badge(&statusd, &format!("/badge/web/uptime/{window}.svg")).await);
+        let low = sla_row(&statusd, "budget-web", before - TimeDelta::days(days), before).await["uptimePercent"]
+            .as_f64()
+            .expect("uptime");
+        let shown = percent(&badge(&statusd, &format!("/badge/budget-web/uptime/{window}.svg")).await);
         let after = Utc::now();
-        let high =
-            sla_row(&statusd, after - TimeDelta::days(days), after).await["uptimePercent"].as_f64().expect("uptime");
+        let high = sla_row(&statusd, "budget-web", after - TimeDelta::days(days), after).await["uptimePercent"]
+            .as_f64()
+            .expect("uptime");
         let floor = |p: f64| (p * 100.0).floor() / 100.0;
         assert!(floor(low) <= shown && shown <= floor(high), "{window}: {low} <= {shown} <= {high}");
         assert!(shown < 100.0, "{window}: the outage shows");
     }
-    assert_eq!(badge(&statusd, "/badge/web/status.svg").await, "up");
-    assert!(badge(&statusd, "/badge/web/response-time.svg").await.ends_with(" ms"));
+    assert_eq!(badge(&statusd, "/badge/budget-web/status.svg").await, "up");
+    assert!(badge(&statusd, "/badge/budget-web/response-time.svg").await.ends_with(" ms"));
 
     // No badge for a private asset, an unknown one, or an unknown window: the usual JSON 404.
     for path in [
-        "/badge/secret/status.svg",
-        "/badge/secret/uptime/24h.svg",
-        "/badge/secret/response-time.svg",
+        "/badge/budget-secret/status.svg",
+        "/badge/budget-secret/uptime/24h.svg",
+        "/badge/budget-secret/response-time.svg",
         "/badge/nope/status.svg",
         "/badge/nope/uptime/7d.svg",
-        "/badge/web/uptime/2d.svg",
-        "/badge/web/uptime/24h",
+        "/badge/budget-web/uptime/2d.svg",
+        "/badge/budget-web/uptime/24h",
     ] {
         let (status, body) = statusd.get(path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
@@ -164,13 +167,13 @@ async fn an_outage_shows_in_the_sla_report_the_csv_the_badges_and_the_budget_met
 
     // The error-budget metric: remaining / allowed of the current UTC month, as the report has it.
     let text = statusd.metrics().await;
-    let ratio = metric(&text, "statusd_sla_error_budget_remaining_ratio{asset=\"web\"}").expect("the metric");
+    let ratio = metric(&text, "statusd_sla_error_budget_remaining_ratio{asset=\"budget-web\"}").expect("the metric");
     let (_, month) = statusd.get("/api/sla").await;
-    let web_month = month["assets"].as_array().expect("assets").iter().find(|r| r["assetId"] == "web").cloned();
-    let expected = web_month.expect("web")["errorBudget"]["remainingRatio"].as_f64().expect("a ratio");
+    let web_month = month["assets"].as_array().expect("assets").iter().find(|r| r["assetId"] == "budget-web").cloned();
+    let expected = web_month.expect("budget-web")["errorBudget"]["remainingRatio"].as_f64().expect("a ratio");
     assert!((ratio - expected).abs() < 1e-4, "{ratio} vs {expected}");
     assert!(ratio < 1.0, "the outage used some budget");
-    assert_eq!(metric(&text, "statusd_sla_error_budget_remaining_ratio{asset=\"secret\"}"), Some(1.0));
+    assert_eq!(metric(&text, "statusd_sla_error_budget_remaining_ratio{asset=\"budget-secret\"}"), Some(1.0));
     statusd.stop().await;
 }
 
@@ -265,7 +268,7 @@ async fn maintenance_in_the_middle_of_an_outage_is_left_out_of_the_sla() {
     assert!(started < window_start && window_end < ended, "the window is inside the outage");
 
     let (from, to) = (started - TimeDelta::milliseconds(200), ended);
-    let row = sla_row(&statusd, from, to).await;
+    let row = sla_row(&statusd, "web", from, to).await;
     let seconds = |d: TimeDelta| d.num_milliseconds() as f64 / 1000.0;
     let downtime = seconds(ended - started) - 3.0;
     let eligible = seconds(to - from) - 3.0;
