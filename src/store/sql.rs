@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use super::rollup::{self, Rollup};
 use super::{
-    CloseReason, DegradationWrite, DeliveriesQuery, DeliveryRecord, EventsQuery, Incident, IncidentSpan,
-    IncidentState, IncidentUpdate, IncidentWrite, NotificationWrite, OutboxEntry, StoreError, StoreOp, StoredWindow,
-    TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
+    CloseReason, DegradationWrite, DeliveriesQuery, DeliveryRecord, EventsQuery, Incident, IncidentSpan, IncidentState,
+    IncidentUpdate, IncidentWrite, NotificationWrite, OutboxEntry, StoreError, StoreOp, StoredWindow, TimelineEntry,
+    TimelineKind, first_id_at, pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
