@@ -33,6 +33,7 @@ mod probe;
 mod redact;
 mod report;
 mod settings;
+mod statuspage;
 mod store;
 mod telemetry;
 
@@ -45,7 +46,7 @@ pub use config::{Config, Manifest};
 pub use probe::icmp::PERMISSION_HINT;
 pub use probe::tls::not_after;
 pub use probe::{Mark, ProbeContext, ProbeResult, ProbeSpec, event_id};
-pub use settings::{PersistenceSettings, RetentionSettings, Settings};
+pub use settings::{PersistenceSettings, RetentionSettings, Settings, StatusPageSettings};
 pub use store::rollup::hour_of;
 pub use store::{
     CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, StoredWindow,
@@ -302,6 +303,7 @@ impl App {
             enable_chaos: settings.enable_chaos,
             cors_origins: settings.cors_origins.clone(),
             demo: settings.demo,
+            statuspage: Arc::new(statuspage::StatusPage::new(settings.statuspage.clone())),
         });
         let hangups = listen_for_hangups();
         tracing::info!(listen = %local_addr, version = VERSION, "statusd started");

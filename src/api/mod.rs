@@ -8,6 +8,7 @@ mod assets;
 mod debug;
 mod demo;
 mod error;
+mod feed;
 mod health;
 mod incidents;
 mod log_level;
@@ -20,6 +21,7 @@ mod query;
 mod reload;
 pub mod routes;
 pub mod server;
+mod status;
 mod version;
 
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use ractor::{ActorRef, RactorErr, RpcReplyPort};
 
 use crate::actors::Services;
 use crate::actors::supervisor::SupervisorMsg;
+use crate::statuspage::StatusPage;
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -51,6 +54,8 @@ pub struct ApiState {
     pub cors_origins: Vec<String>,
     /// Serve the demo target and webhook (see `api/demo.rs`).
     pub demo: bool,
+    /// The status page's settings and cached history (`api/status.rs`, `api/feed.rs`).
+    pub statuspage: Arc<StatusPage>,
 }
 
 /// How long a handler waits for the Supervisor. It answers from its own state at once; this

@@ -22,6 +22,7 @@ use super::routes;
     tags(
         (name = "assets", description = "Watched assets: live state, history, uptime, push heartbeats"),
         (name = "incidents", description = "Outages, open and closed; their timeline; acknowledgement"),
+        (name = "status page", description = "The public status page (HTML), its content as JSON, the incidents as Atom"),
         (name = "maintenance", description = "Maintenance windows: silence assets while they are worked on"),
         (name = "actors", description = "The supervision tree"),
         (name = "config", description = "Reload and log level (mutating: behind the API token)"),

@@ -24,4 +24,5 @@ mod push;
 mod reload;
 mod retention;
 mod secrets;
+mod statuspage;
 mod store;
