@@ -49,8 +49,8 @@ pub use probe::{Mark, ProbeContext, ProbeResult, ProbeSpec, event_id};
 pub use settings::{PersistenceSettings, RetentionSettings, Settings, StatusPageSettings};
 pub use store::rollup::hour_of;
 pub use store::{
-    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Rollup, Store, StoreOp, StoredWindow,
-    TimelineEntry, TimelineKind, Uptime,
+    CloseReason, EventsQuery, Incident, IncidentState, IncidentUpdate, IncidentWrite, Rollup, Store, StoreOp,
+    StoredWindow, TimelineEntry, TimelineKind, UpdateStatus, Uptime,
 };
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
 

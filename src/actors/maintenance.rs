@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use super::Services;
 use super::incidents::IncidentEvent;
+use super::task::{TaskKind, supervised};
 use crate::config::Manifest;
 use crate::maintenance::{Calendar, Occurrence, Window};
 use crate::notify::{Event, Notification};
@@ -147,42 +148,76 @@ const AFTER_EDGE: Duration = Duration::from_millis(5);
 /// as announced: a restart of statusd does not announce them again. It also tells the Incidents
 /// actor which assets are held (at start and whenever that changes), so open incidents of those
 /// assets send neither reminders nor escalation tiers while a window covers them.
+///
+/// Each round runs under [`supervised`]: a panic is caught, counted and reported as a task of
+/// the Supervisor ("statusd"), and the next round, a second later, tells the Incidents actor the
+/// held assets again and announces what the round that panicked had not marked as announced.
 pub async fn announce(services: Arc<Services>) {
     let board = &services.maintenance;
-    let opened = |calendar: &Calendar, now| -> BTreeMap<String, (Occurrence, Vec<String>)> {
-        calendar.active(now).into_iter().map(|(id, o)| (id.clone(), (o, calendar.assets_of(&id).to_vec()))).collect()
-    };
-    let mut announced = opened(&board.calendar(), Utc::now());
-    // The assets held, as the Incidents actor was last told (None: not told yet).
-    let mut told: Option<BTreeSet<String>> = None;
+    let mut rounds = Rounds { announced: Rounds::opened(&board.calendar(), Utc::now()), told: None };
     loop {
-        let calendar = board.calendar();
-        let now = Utc::now();
-        let open = opened(&calendar, now);
-        let held: BTreeSet<String> = open.values().flat_map(|(_, assets)| assets.iter().cloned()).collect();
-        if told.as_ref() != Some(&held) {
-            services.directory.incidents(IncidentEvent::Maintenance(held.clone()));
-            told = Some(held);
-        }
-        for (id, (occurrence, assets)) in &announced {
-            if open.get(id).map(|(o, _)| o) != Some(occurrence) {
-                tell(&services, Event::MaintenanceEnd, id, occurrence, assets, now);
+        // Unwind safety: a round marks windows announced only at its end, so what a round told
+        // before it panicked is told again by the next one (a repeat, never a loss); `told` is
+        // reset below.
+        let round = supervised(&services, SUPERVISOR, TaskKind::Announce, async { rounds.round(&services) }).await;
+        let sleep = match round {
+            Ok(sleep) => sleep,
+            Err(_) => {
+                // What the Incidents actor was told may not have reached it.
+                rounds.told = None;
+                AFTER_PANIC
             }
-        }
-        for (id, (occurrence, assets)) in &open {
-            if announced.get(id).map(|(o, _)| o) != Some(occurrence) {
-                tell(&services, Event::MaintenanceStart, id, occurrence, assets, now);
-            }
-        }
-        announced = open;
-        let sleep = calendar
-            .next_edge(now)
-            .and_then(|edge| (edge - now).to_std().ok())
-            .map_or(MAX_SLEEP, |wait| (wait + AFTER_EDGE).min(MAX_SLEEP));
+        };
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
             () = board.changed.notified() => {}
         }
+    }
+}
+
+/// The name the announcer's panics are counted and reported under: the actor that owns it.
+const SUPERVISOR: &str = "statusd";
+/// How long the announcer waits after a round panicked.
+const AFTER_PANIC: Duration = Duration::from_secs(1);
+
+/// What [`announce`] remembers from one round to the next.
+struct Rounds {
+    /// The windows open at the last round, each with its occurrence and assets.
+    announced: BTreeMap<String, (Occurrence, Vec<String>)>,
+    /// The assets held, as the Incidents actor was last told (None: not told yet).
+    told: Option<BTreeSet<String>>,
+}
+
+impl Rounds {
+    fn opened(calendar: &Calendar, now: DateTime<Utc>) -> BTreeMap<String, (Occurrence, Vec<String>)> {
+        calendar.active(now).into_iter().map(|(id, o)| (id.clone(), (o, calendar.assets_of(&id).to_vec()))).collect()
+    }
+
+    /// Announces what changed since the last round; returns how long to sleep until the next.
+    fn round(&mut self, services: &Services) -> Duration {
+        let calendar = services.maintenance.calendar();
+        let now = Utc::now();
+        let open = Self::opened(&calendar, now);
+        let held: BTreeSet<String> = open.values().flat_map(|(_, assets)| assets.iter().cloned()).collect();
+        if self.told.as_ref() != Some(&held) {
+            services.directory.incidents(IncidentEvent::Maintenance(held.clone()));
+            self.told = Some(held);
+        }
+        for (id, (occurrence, assets)) in &self.announced {
+            if open.get(id).map(|(o, _)| o) != Some(occurrence) {
+                tell(services, Event::MaintenanceEnd, id, occurrence, assets, now);
+            }
+        }
+        for (id, (occurrence, assets)) in &open {
+            if self.announced.get(id).map(|(o, _)| o) != Some(occurrence) {
+                tell(services, Event::MaintenanceStart, id, occurrence, assets, now);
+            }
+        }
+        self.announced = open;
+        calendar
+            .next_edge(now)
+            .and_then(|edge| (edge - now).to_std().ok())
+            .map_or(MAX_SLEEP, |wait| (wait + AFTER_EDGE).min(MAX_SLEEP))
     }
 }
 

@@ -1,5 +1,5 @@
 //! Tasks that actors spawn and hear back from only by message: a probe, a notification
-//! delivery, a database write, a retention step.
+//! delivery, a database write, a retention step, a round of the maintenance announcer.
 //!
 //! ractor catches a panic inside an actor's handler and tells the Supervisor, but a panic in a
 //! task the actor spawned reaches nobody: the task just ends, the message it owed its actor never
@@ -40,6 +40,8 @@ pub enum TaskKind {
     Write,
     /// Persistence rolling up or pruning history.
     Retention,
+    /// The Supervisor's maintenance announcer, one round (see `maintenance.rs`).
+    Announce,
 }
 
 impl TaskKind {
@@ -49,6 +51,7 @@ impl TaskKind {
             TaskKind::Delivery => "delivery",
             TaskKind::Write => "write",
             TaskKind::Retention => "retention",
+            TaskKind::Announce => "announce",
         }
     }
 
@@ -59,6 +62,7 @@ impl TaskKind {
             TaskKind::Delivery => "the notification is sent again",
             TaskKind::Write => "the batch is written again; nothing accepted is lost",
             TaskKind::Retention => "the step is tried again in the next round",
+            TaskKind::Announce => "maintenance windows are announced again a second later",
         }
     }
 }

@@ -21,7 +21,7 @@ pub struct PanicParams {
     /// An actor name from /api/actors, or api for this handler
     #[param(required = true)]
     actor: Option<String>,
-    /// probe (an asset), delivery (a notifier), write or retention (persistence): the actor's next such task panics instead of the actor
+    /// probe (an asset), delivery (a notifier), write or retention (persistence), announce (statusd, the maintenance announcer): the actor's next such task panics instead of the actor
     #[param(value_type = Option<String>)]
     task: Option<Choice<TaskKind>>,
 }
@@ -32,6 +32,7 @@ impl Choices for TaskKind {
         ("delivery", TaskKind::Delivery),
         ("write", TaskKind::Write),
         ("retention", TaskKind::Retention),
+        ("announce", TaskKind::Announce),
     ];
 }
 
@@ -68,14 +69,20 @@ pub async fn panic(
 
 /// Arms a panic for the next `kind` task of `actor`, after checking that the actor runs such tasks.
 async fn arm_task(state: &ApiState, actor: String, kind: TaskKind) -> Result<Json<Value>, ApiError> {
-    let actors = state.ask(SupervisorMsg::Actors).await?;
-    let Some(found) = actors.iter().find(|info| info.name == actor) else {
+    // The Supervisor is not one of its own children: /api/actors lists it first, as "statusd".
+    let found = if actor == "statusd" {
+        Some("supervisor")
+    } else {
+        state.ask(SupervisorMsg::Actors).await?.iter().find(|info| info.name == actor).map(|info| info.kind)
+    };
+    let Some(found) = found else {
         return Err(ApiError::NotFound(format!("no actor {actor:?} (see /api/actors)")));
     };
     let runs = match kind {
-        TaskKind::Probe => found.kind == "asset",
-        TaskKind::Delivery => found.kind == "notifier",
-        TaskKind::Write | TaskKind::Retention => found.kind == "persistence",
+        TaskKind::Probe => found == "asset",
+        TaskKind::Delivery => found == "notifier",
+        TaskKind::Write | TaskKind::Retention => found == "persistence",
+        TaskKind::Announce => found == "supervisor",
     };
     if !runs {
         return Err(ApiError::bad_parameter("task", kind.as_str(), format!("{actor} runs no {kind} tasks")));

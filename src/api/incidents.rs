@@ -1,5 +1,5 @@
-//! `/api/incidents?state=open|closed|all&limit=`, `/api/incidents/{id}` (with its timeline) and
-//! `POST /api/incidents/{id}/ack`.
+//! `/api/incidents?state=open|closed|all&limit=`, `/api/incidents/{id}` (with its timeline and
+//! updates), `POST /api/incidents/{id}/ack` and `POST /api/incidents/{id}/updates`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,7 +12,7 @@ use super::query::{Choice, Choices, Limit, Params, limit};
 use super::{ApiError, ApiState};
 use crate::actors::incidents::{AckOutcome, AckRequest};
 use crate::actors::supervisor::SupervisorMsg;
-use crate::store::{Incident, IncidentState, TimelineEntry};
+use crate::store::{Incident, IncidentState, IncidentUpdate, TimelineEntry, UpdateStatus};
 
 /// Longest `by` and `note` accepted: names and a sentence, not documents.
 const MAX_BY_CHARS: usize = 200;
@@ -50,14 +50,16 @@ pub async fn list_incidents(
     Ok(Json(state.store.incidents(wanted, limit(params.limit)).await?))
 }
 
-/// One incident with its timeline.
+/// One incident with its timeline and its public updates.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: Incident,
-    /// Oldest first: opened, each tier notified, acknowledged, closed.
+    /// Oldest first: opened, each tier notified, acknowledged, flapping, closed.
     pub timeline: Vec<TimelineEntry>,
+    /// Oldest first: what people said about it (`POST /api/incidents/{id}/updates`).
+    pub updates: Vec<IncidentUpdate>,
 }
 
 /// An id that is not a UUID names no incident.
@@ -69,7 +71,7 @@ fn incident_id(id: &str) -> Result<Uuid, ApiError> {
 #[utoipa::path(get, path = "/api/incidents/{id}", tag = "incidents",
     params(("id" = String, Path, description = "Incident id")),
     responses(
-        (status = 200, description = "The incident and its timeline", body = IncidentDetail),
+        (status = 200, description = "The incident, its timeline and its updates", body = IncidentDetail),
         (status = 404, description = "No such incident", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
@@ -81,7 +83,8 @@ pub async fn get_incident(
     let incident =
         state.store.incident(uuid).await?.ok_or_else(|| ApiError::NotFound(format!("no incident {id:?}")))?;
     let timeline = state.store.timeline(uuid).await?;
-    Ok(Json(IncidentDetail { incident, timeline }))
+    let updates = state.store.incident_updates(&[uuid]).await?;
+    Ok(Json(IncidentDetail { incident, timeline, updates }))
 }
 
 /// Who acknowledges an incident, and optionally why.
@@ -142,4 +145,70 @@ pub async fn acknowledge(
             None => Err(ApiError::NotFound(format!("no incident {id:?}"))),
         },
     }
+}
+
+/// Longest update message accepted: a few paragraphs for the status page.
+const MAX_MESSAGE_CHARS: usize = 5000;
+
+/// A public update on an incident.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUpdate {
+    /// investigating, identified, monitoring or resolved
+    #[schema(value_type = String)]
+    status: String,
+    message: String,
+}
+
+/// `POST /api/incidents/{id}/updates`: a public update (status page, feed, `GET
+/// /api/incidents/{id}`), open or closed incident alike. `resolved` is a message: it does not
+/// close an incident the probes still see as down. Written by the handler itself, as
+/// maintenance windows are: the answer depends on the write.
+#[utoipa::path(post, path = "/api/incidents/{id}/updates", tag = "incidents", security(("apiToken" = [])),
+    params(("id" = String, Path, description = "Incident id")),
+    request_body(content = NewUpdate, example = json!({"status": "identified", "message": "A bad deploy; rolling back."})),
+    responses(
+        (status = 201, description = "The update, stored", body = IncidentUpdate),
+        (status = 400, description = "An unknown status, an empty or too long message, or not the expected body", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such incident", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub async fn add_update(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<IncidentUpdate>), ApiError> {
+    let new: NewUpdate = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_parameter(
+            "body",
+            &String::from_utf8_lossy(&body),
+            format!(
+                "expected {{\"status\": \"investigating|identified|monitoring|resolved\", \"message\": \"...\"}}: {e}"
+            ),
+        )
+    })?;
+    let status: UpdateStatus = new.status.parse().map_err(|_| {
+        ApiError::bad_parameter(
+            "status",
+            &new.status,
+            format!("status must be one of {}", <UpdateStatus as strum::VariantNames>::VARIANTS.join(", ")),
+        )
+    })?;
+    let message = new.message.trim().to_string();
+    if message.is_empty() || message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::bad_parameter(
+            "message",
+            &new.message,
+            format!("message must say something (1 to {MAX_MESSAGE_CHARS} characters)"),
+        ));
+    }
+    let incident_id = incident_id(&id)?;
+    if state.store.incident(incident_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no incident {id:?}")));
+    }
+    let update = IncidentUpdate { id: Uuid::now_v7(), incident_id, at: chrono::Utc::now(), status, message };
+    state.store.add_incident_update(&update).await?;
+    tracing::info!(%incident_id, status = status.as_str(), "incident update posted");
+    Ok((axum::http::StatusCode::CREATED, Json(update)))
 }

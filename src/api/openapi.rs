@@ -96,6 +96,7 @@ mod tests {
             r#"get /api/incidents "limit" "query" optional"#,
             r#"get /api/incidents/{id} "id" "path" required"#,
             r#"post /api/incidents/{id}/ack "id" "path" required"#,
+            r#"post /api/incidents/{id}/updates "id" "path" required"#,
             r#"get /api/maintenance "state" "query" optional"#,
             r#"delete /api/maintenance/{id} "id" "path" required"#,
             r#"get /api/push/{id} "id" "path" required"#,

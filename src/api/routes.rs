@@ -75,7 +75,8 @@ fn mutating(chaos: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(log_level::set_log_level))
         .routes(routes!(maintenance::create_window))
         .routes(routes!(maintenance::delete_window))
-        .routes(routes!(incidents::acknowledge));
+        .routes(routes!(incidents::acknowledge))
+        .routes(routes!(incidents::add_update));
     if chaos { writes.routes(routes!(debug::panic)) } else { writes }
 }
 

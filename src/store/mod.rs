@@ -171,6 +171,16 @@ impl Store {
         forward!(self, s => s.asset_exists(asset_id).await)
     }
 
+    /// Stores a public update on an incident (written at once: the caller is told if it failed).
+    pub async fn add_incident_update(&self, update: &IncidentUpdate) -> Result<(), StoreError> {
+        forward!(self, s => s.add_incident_update(update).await)
+    }
+
+    /// The updates of these incidents, oldest first.
+    pub async fn incident_updates(&self, incidents: &[Uuid]) -> Result<Vec<IncidentUpdate>, StoreError> {
+        forward!(self, s => s.incident_updates(incidents).await)
+    }
+
     /// The maintenance windows created by the API, oldest first.
     pub async fn maintenance_windows(&self) -> Result<Vec<StoredWindow>, StoreError> {
         forward!(self, s => s.maintenance_windows().await)
@@ -292,6 +302,49 @@ impl TimelineKind {
         ]
         .into_iter()
         .find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A public update on an incident, written by people for the status page and the feed
+/// (`POST /api/incidents/{id}/updates`). A message, not a state: `resolved` closes nothing, the
+/// probes decide when an incident ends.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentUpdate {
+    /// Made by statusd (UUIDv7).
+    pub id: Uuid,
+    pub incident_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub status: UpdateStatus,
+    pub message: String,
+}
+
+/// Where the people working on an incident say they are, in the words status pages use
+/// (Atlassian Statuspage, Better Stack).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum UpdateStatus {
+    Investigating,
+    Identified,
+    Monitoring,
+    Resolved,
+}
+
+impl UpdateStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 

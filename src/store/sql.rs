@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::rollup::{self, DayTotal, HourlyRollups, Rollup};
 use super::{
-    CloseReason, DegradationWrite, EventsQuery, Incident, IncidentState, IncidentWrite, StoreError, StoreOp,
-    StoredWindow, TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
+    CloseReason, DegradationWrite, EventsQuery, Incident, IncidentState, IncidentUpdate, IncidentWrite, StoreError,
+    StoreOp, StoredWindow, TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -618,6 +618,56 @@ where
                 })
             })
             .collect()
+    }
+
+    pub async fn add_incident_update(&self, update: &IncidentUpdate) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO incident_updates (id, incident_id, at, status, message) VALUES ($1, $2, $3, $4, $5)")
+            .bind(update.id)
+            .bind(DB::incident_id(update.incident_id))
+            .bind(DB::time(update.at))
+            .bind(update.status.as_str())
+            .bind(update.message.clone())
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(StoreError::query("storing an incident update"))
+    }
+
+    pub async fn incident_updates(&self, incidents: &[Uuid]) -> Result<Vec<IncidentUpdate>, StoreError> {
+        const CONTEXT: &str = "reading incident updates";
+        // `IN ($1, …)` rather than an array parameter, which SQLite does not have; in chunks,
+        // under both databases' limits on parameters.
+        let mut updates = Vec::new();
+        for chunk in incidents.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT id, incident_id, at, status, message FROM incident_updates WHERE incident_id IN ({})
+                 ORDER BY at, id",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(DB::incident_id(*id));
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query(CONTEXT))?;
+            for row in &rows {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                let status: String = row.try_get("status").map_err(get)?;
+                updates.push(IncidentUpdate {
+                    id: row.try_get("id").map_err(get)?,
+                    incident_id: DB::from_incident_id(row.try_get("incident_id").map_err(get)?)
+                        .map_err(|detail| StoreError::Corrupt { context: CONTEXT, detail })?,
+                    at: DB::read_time(row.try_get("at").map_err(get)?, CONTEXT)?,
+                    status: status.parse().map_err(|_| StoreError::Corrupt {
+                        context: CONTEXT,
+                        detail: format!("update status {status:?}"),
+                    })?,
+                    message: row.try_get("message").map_err(get)?,
+                });
+            }
+        }
+        updates.sort_by_key(|update| (update.at, update.id));
+        Ok(updates)
     }
 
     pub async fn add_maintenance_window(&self, window: &StoredWindow) -> Result<bool, StoreError> {

@@ -348,3 +348,40 @@ async fn a_panicking_delivery_is_sent_again_and_the_channel_goes_on() {
         .await;
     statusd.stop().await;
 }
+
+/// The maintenance announcer is a task of the Supervisor, not an actor: a round that panics is
+/// caught, counted and reported like any task, and the next round announces what it had not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_round_of_the_maintenance_announcer_is_reported_and_the_window_still_announced() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let receiver = Receiver::start().await;
+    let notifiers = json!({
+        "notifiers": {"ops": {"type": "webhook", "url": receiver.url("ops")}},
+        "notificationPolicy": {"onPanic": ["ops"], "onMaintenance": ["ops"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(backend, json!([http_asset("announced", &target.url())]), notifiers).await;
+    let statusd = setup.start(&["--enable-chaos"]).await;
+    statusd.wait_status("announced", "up", WAIT).await;
+
+    let (status, body) = statusd.post("/api/debug/panic?actor=statusd&task=announce").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"panicked": "statusd", "task": "announce"})));
+    let (status, _) = statusd.post("/api/debug/panic?actor=persistence&task=announce").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "only the Supervisor announces");
+    // A window made now wakes the announcer: that round panics, the next one announces it.
+    let now = chrono::Utc::now();
+    let window = json!({"id": "after-panic", "assets": ["announced"], "start": (now - chrono::TimeDelta::minutes(1)).to_rfc3339(),
+        "end": (now + chrono::TimeDelta::hours(1)).to_rfc3339()});
+    let response = statusd.http.post(statusd.url("/api/maintenance")).json(&window).send().await.expect("create");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let events = eventually("the PANIC, then the MAINTENANCE_START", WAIT, || async {
+        let events = receiver.events("ops");
+        events.contains(&"MAINTENANCE_START".to_string()).then_some(events)
+    })
+    .await;
+    assert_eq!(events, ["PANIC", "MAINTENANCE_START"]);
+    assert_eq!(task_panics(&statusd, "statusd", "announce").await, 1.0);
+    // The held assets were told again: the asset is in maintenance.
+    statusd.wait_status("announced", "maintenance", WAIT).await;
+    statusd.stop().await;
+}

@@ -14,6 +14,7 @@ mod chaos;
 mod degraded;
 mod escalation;
 mod faults;
+mod incident_updates;
 mod incidents;
 mod inputs;
 mod lifecycle;
