@@ -81,7 +81,8 @@ async fn fill(url: &str) {
         .expect("incident");
     }
     sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM probe_rollups_hourly").fetch_one(&pool).await.expect("count");
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM probe_rollups_hourly").fetch_one(&pool).await.expect("count");
     println!("fixture: {rows} hourly rollups, 300 incidents, in {:.1} s", started.elapsed().as_secs_f64());
     pool.close().await;
 }
@@ -111,8 +112,19 @@ async fn main() {
     std::fs::write(path("notifiers.json"), "{}").expect("notifiers");
     std::fs::write(path("statusd.toml"), "[retention]\ndays = 3650\nrollup_days = 3650\n").expect("settings");
     let args = [
-        "statusd", "--config", &path("statusd.toml"), "--manifest", &path("manifest.json"), "--notifiers",
-        &path("notifiers.json"), "--db", &url, "--listen", "127.0.0.1:0", "--log-level", "error",
+        "statusd",
+        "--config",
+        &path("statusd.toml"),
+        "--manifest",
+        &path("manifest.json"),
+        "--notifiers",
+        &path("notifiers.json"),
+        "--db",
+        &url,
+        "--listen",
+        "127.0.0.1:0",
+        "--log-level",
+        "error",
     ];
     let (_, settings) = statusd::Settings::from_args(args, &BTreeMap::new()).expect("settings");
     let app = statusd::App::build(settings).await.expect("statusd");
@@ -156,7 +168,11 @@ async fn main() {
             timings.push(started.elapsed());
             size = body.len();
         }
-        println!("GET / {encoding:<8} {}   {:>8.1} KB   ({requests} requests)", quantiles(timings), size as f64 / 1000.0);
+        println!(
+            "GET / {encoding:<8} {}   {:>8.1} KB   ({requests} requests)",
+            quantiles(timings),
+            size as f64 / 1000.0
+        );
         sizes.push((encoding, size));
     }
     let mut timings = Vec::with_capacity(requests);

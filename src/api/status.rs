@@ -4,16 +4,18 @@
 //! (`statuspage/history.rs`), incidents of the last 14 days from one query.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use chrono::{TimeDelta, Utc};
 
 use super::error::ErrorBody;
 use super::{ApiError, ApiState, assets};
 use crate::actors::supervisor::SupervisorMsg;
+use crate::asset::AssetConfig;
 use crate::statuspage::model::{self, Inputs, Live, RECENT_DAYS, StatusReport};
-use crate::statuspage::render;
+use crate::statuspage::{Encoding, render};
 
 /// What the page may load: nothing from another host, except the configured logo's.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
@@ -29,6 +31,8 @@ pub(super) async fn report(state: &ApiState) -> Result<StatusReport, ApiError> {
     let public: Vec<_> = entries.into_iter().filter(|entry| entry.config.public).collect();
     let snapshots = futures::future::join_all(public.iter().map(assets::live)).await;
     let history = state.statuspage.history.get(&state.store).await?;
+    let configs: Vec<&AssetConfig> = public.iter().map(|entry| entry.config.as_ref()).collect();
+    let views = state.statuspage.views(&history, &configs);
     let now = Utc::now();
     let incidents = state.store.incidents_since(now - TimeDelta::days(RECENT_DAYS)).await?;
     let calendar = state.services.maintenance.calendar();
@@ -37,7 +41,21 @@ pub(super) async fn report(state: &ApiState) -> Result<StatusReport, ApiError> {
         .zip(&snapshots)
         .map(|(entry, (snapshot, _))| Live { config: &entry.config, status: snapshot.status, since: snapshot.since })
         .collect();
-    Ok(model::build(Inputs { settings, assets, history: &history, incidents: &incidents, calendar: &calendar, now }))
+    let mut report = model::build(Inputs {
+        settings,
+        assets,
+        history: &history,
+        views: &views,
+        incidents: &incidents,
+        calendar: &calendar,
+        now,
+    });
+    let listed = model::listed_incidents(&report);
+    if !listed.is_empty() {
+        let updates = state.store.incident_updates(&listed).await?;
+        model::attach_updates(&mut report, &updates);
+    }
+    Ok(report)
 }
 
 /// `GET /`: the status page.
@@ -47,15 +65,27 @@ pub(super) async fn report(state: &ApiState) -> Result<StatusReport, ApiError> {
         (status = 404, description = "The status page is disabled", body = ErrorBody),
         (status = 503, description = "The supervisor or the database did not answer", body = ErrorBody),
     ))]
-pub async fn page(State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub async fn page(State(state): State<ApiState>, request_headers: HeaderMap) -> Result<Response, ApiError> {
     let report = report(&state).await?;
     let html = render::html(&report).map_err(|error| {
         // A template that compiled renders; this would be a bug, reported as one.
         tracing::error!(%error, "the status page did not render");
         ApiError::Unavailable(format!("the status page did not render: {error}"))
     })?;
-    let mut response = Html(html).into_response();
+    let accepted = request_headers.get(header::ACCEPT_ENCODING).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let encoding = Encoding::preferred(accepted);
+    let page = state.statuspage.encoded(html);
+    // Compressing a new page is CPU work (tens of ms for a thousand assets): off the runtime.
+    let body = tokio::task::spawn_blocking(move || page.body(encoding))
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("the status page could not be compressed: {error}")))?;
+    let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    if let Some(coding) = encoding.header() {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let policy = match report.logo_url.as_deref().and_then(logo_origin) {
         Some(origin) => {

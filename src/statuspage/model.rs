@@ -7,6 +7,7 @@
 //! the human-readable failure summary with the asset's address, host and path masked (`***`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
@@ -17,7 +18,7 @@ use crate::actors::health::StatusName;
 use crate::asset::AssetConfig;
 use crate::maintenance::Calendar;
 use crate::settings::StatusPageSettings;
-use crate::store::Incident;
+use crate::store::{Incident, IncidentUpdate};
 
 /// How far back "recent incidents" go.
 pub const RECENT_DAYS: i64 = 14;
@@ -108,6 +109,16 @@ pub struct AssetStatus {
     /// Live, from the asset's actor: the `status` of `GET /api/assets`.
     pub status: StatusName,
     pub since: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    #[schema(value_type = HistoryView, inline)]
+    pub history: Arc<HistoryView>,
+}
+
+/// An asset's numbers as shown, made once per computation of the history (a minute) and shared
+/// by every request until the next: the figures, the day cells and the sparkline, and their HTML.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryView {
     pub uptime: UptimeFigures,
     /// The last 90 UTC days, oldest first (today last).
     pub days: Vec<DayView>,
@@ -117,6 +128,10 @@ pub struct AssetStatus {
     /// The 90-day bar's text alternative.
     #[serde(skip)]
     pub bar_label: String,
+    /// The figures, the sparkline and the bar as HTML (rendered by askama, escaped), filled in by
+    /// `render::history_fragment`.
+    #[serde(skip)]
+    pub html: String,
 }
 
 /// Uptime in percent over each window; null without probes in it.
@@ -196,6 +211,8 @@ pub struct Inputs<'a> {
     /// Public assets only, in manifest order.
     pub assets: Vec<Live<'a>>,
     pub history: &'a History,
+    /// Each public asset's numbers as shown, by asset id ([`history_views`]).
+    pub views: &'a HashMap<String, Arc<HistoryView>>,
     /// Open incidents and those of the last 14 days (any asset: non-public ones are left out here).
     pub incidents: &'a [Incident],
     pub calendar: &'a Calendar,
@@ -204,24 +221,27 @@ pub struct Inputs<'a> {
 
 /// The page's content.
 pub fn build(inputs: Inputs<'_>) -> StatusReport {
-    let Inputs { settings, assets, history, incidents, calendar, now } = inputs;
+    let Inputs { settings, assets, history, views, incidents, calendar, now } = inputs;
     let public: HashMap<&str, &AssetConfig> =
         assets.iter().map(|live| (live.config.id.as_str(), live.config)).collect();
     let overall = overall(assets.iter().map(|live| live.status));
-    let summaries: HashMap<Uuid, String> = history
-        .incidents
-        .iter()
-        .chain(incidents)
-        .filter_map(|incident| {
-            let config = public.get(incident.asset_id.as_str())?;
-            Some((incident.id, public_summary(config, &incident.summary)))
-        })
-        .collect();
 
     let mut groups: Vec<Group> = Vec::new();
     for live in &assets {
         let name = group_of(live.config);
-        let asset = asset_status(live, history, &summaries);
+        let history = views.get(&live.config.id).cloned().unwrap_or_else(|| {
+            // Views are made for every asset asked about; this is a safety net.
+            let mut view = history_view(live.config, history);
+            view.html = super::render::history_fragment(&view).unwrap_or_default();
+            Arc::new(view)
+        });
+        let asset = AssetStatus {
+            id: live.config.id.clone(),
+            name: display_name(live.config).to_string(),
+            status: live.status,
+            since: live.since,
+            history,
+        };
         match groups.iter_mut().find(|group| group.name == name) {
             Some(group) => group.assets.push(asset),
             None => groups.push(Group { name, assets: vec![asset] }),
@@ -274,6 +294,29 @@ pub fn build(inputs: Inputs<'_>) -> StatusReport {
         maintenance: maintenance(calendar, &public, now),
         recent_incidents,
     }
+}
+
+/// Adds their public updates (oldest first) to the open and recent incidents.
+pub fn attach_updates(report: &mut StatusReport, updates: &[IncidentUpdate]) {
+    let mut by_incident: HashMap<Uuid, Vec<UpdateView>> = HashMap::new();
+    for update in updates {
+        by_incident.entry(update.incident_id).or_default().push(UpdateView {
+            at: update.at,
+            status: update.status.as_str().to_string(),
+            message: update.message.clone(),
+        });
+    }
+    for incident in report.open_incidents.iter_mut().chain(report.recent_incidents.iter_mut()) {
+        if let Some(mut updates) = by_incident.remove(&incident.id) {
+            updates.sort_by_key(|update| update.at);
+            incident.updates = updates;
+        }
+    }
+}
+
+/// The incidents the report lists (open and recent), whose updates it shows.
+pub fn listed_incidents(report: &StatusReport) -> Vec<Uuid> {
+    report.open_incidents.iter().chain(&report.recent_incidents).map(|incident| incident.id).collect()
 }
 
 /// The banner for these statuses.
@@ -372,9 +415,20 @@ pub fn percent_text(percent: Option<f64>) -> String {
     }
 }
 
-fn asset_status(live: &Live<'_>, history: &History, summaries: &HashMap<Uuid, String>) -> AssetStatus {
+/// Every public asset's numbers as shown, from `history`: done once per computation of the
+/// history, not per request (the HTML is left to `render::history_fragment`).
+pub fn history_views<'a>(
+    configs: impl IntoIterator<Item = &'a AssetConfig>,
+    history: &History,
+) -> HashMap<String, HistoryView> {
+    configs.into_iter().map(|config| (config.id.clone(), history_view(config, history))).collect()
+}
+
+/// One asset's numbers as shown: figures, day cells with their tooltips (the date, the figure and
+/// the incidents of the day, summaries masked), response times.
+pub fn history_view(config: &AssetConfig, history: &History) -> HistoryView {
     let empty;
-    let numbers: &AssetHistory = match history.assets.get(&live.config.id) {
+    let numbers: &AssetHistory = match history.assets.get(&config.id) {
         Some(numbers) => numbers,
         None => {
             empty = AssetHistory::empty();
@@ -383,13 +437,20 @@ fn asset_status(live: &Live<'_>, history: &History, summaries: &HashMap<Uuid, St
     };
     let mut per_day: Vec<Vec<Uuid>> = vec![Vec::new(); DAYS];
     let mut seen = HashSet::new();
-    for (day, id) in history.day_incidents.get(&live.config.id).into_iter().flatten() {
+    for (day, id) in history.day_incidents.get(&config.id).into_iter().flatten() {
         if let Some(ids) = per_day.get_mut(*day)
             && seen.insert((*day, *id))
         {
             ids.push(*id);
         }
     }
+    let summary = |id: &Uuid| {
+        history
+            .incidents
+            .iter()
+            .find(|incident| incident.id == *id)
+            .map(|incident| public_summary(config, &incident.summary))
+    };
     let days = numbers
         .days
         .iter()
@@ -398,14 +459,14 @@ fn asset_status(live: &Live<'_>, history: &History, summaries: &HashMap<Uuid, St
         .map(|(index, (count, incidents))| {
             let date = history.date(index);
             let percent = count.percent();
-            let mut tooltip = format!("{date}: {}", percent_text(percent));
+            let mut tooltip = format!("{}: {}", date.format("%b %-d"), percent_text(percent));
             match incidents.len() {
                 0 => {}
                 1 => tooltip.push_str(", 1 incident"),
                 n => tooltip.push_str(&format!(", {n} incidents")),
             }
             for id in incidents.iter().take(3) {
-                if let Some(summary) = summaries.get(id) {
+                if let Some(summary) = summary(id) {
                     tooltip.push_str(&format!("\n• {summary}"));
                 }
             }
@@ -417,15 +478,12 @@ fn asset_status(live: &Live<'_>, history: &History, summaries: &HashMap<Uuid, St
         last_30d: numbers.over_days(30).percent(),
         last_90d: numbers.over_days(DAYS).percent(),
     };
-    AssetStatus {
-        id: live.config.id.clone(),
-        name: display_name(live.config).to_string(),
-        status: live.status,
-        since: live.since,
+    HistoryView {
         bar_label: format!("Uptime per day over 90 days: {} overall", percent_text(uptime.last_90d)),
         uptime,
         days,
         response_time_ms: numbers.latency_ms.clone(),
+        html: String::new(),
     }
 }
 

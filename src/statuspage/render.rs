@@ -5,7 +5,7 @@ use askama::Template;
 use atom_syndication::{Content, Entry, Feed, Generator, Link, Person, Text};
 use chrono::{DateTime, Utc};
 
-use super::model::{self, AssetStatus, IncidentView, StatusReport};
+use super::model::{self, AssetStatus, HistoryView, IncidentView, StatusReport};
 
 /// Seconds between the page's reloads of itself (only while it is visible).
 pub const REFRESH_SECONDS: u32 = 60;
@@ -15,6 +15,29 @@ pub const REFRESH_SECONDS: u32 = 60;
 struct Page<'a> {
     report: &'a StatusReport,
     refresh_ms: u32,
+}
+
+#[derive(Template)]
+#[template(path = "asset_history.html")]
+struct HistoryFragment<'a> {
+    view: &'a HistoryView,
+    uptime_24h: String,
+    uptime_30d: String,
+    uptime_90d: String,
+    sparkline: String,
+}
+
+/// An asset's figures, sparkline and 90-day bar as HTML (escaped by askama), made once per
+/// computation of the history and inserted as is into every page until the next.
+pub fn history_fragment(view: &HistoryView) -> Result<String, askama::Error> {
+    HistoryFragment {
+        view,
+        uptime_24h: model::percent_text(view.uptime.last_24h),
+        uptime_30d: model::percent_text(view.uptime.last_30d),
+        uptime_90d: model::percent_text(view.uptime.last_90d),
+        sparkline: sparkline(&view.response_time_ms),
+    }
+    .render()
 }
 
 /// The page; escaping is askama's (every name and summary is text, never markup).
@@ -45,23 +68,6 @@ impl AssetStatus {
 
     pub fn status_class(&self) -> &'static str {
         model::status_class(self.status)
-    }
-
-    pub fn uptime_24h(&self) -> String {
-        model::percent_text(self.uptime.last_24h)
-    }
-
-    pub fn uptime_30d(&self) -> String {
-        model::percent_text(self.uptime.last_30d)
-    }
-
-    pub fn uptime_90d(&self) -> String {
-        model::percent_text(self.uptime.last_90d)
-    }
-
-    /// The sparkline, made of numbers only (so the template may insert it as markup).
-    pub fn sparkline(&self) -> String {
-        sparkline(&self.response_time_ms)
     }
 }
 
@@ -229,7 +235,7 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 1, "{svg}");
         assert!(svg.contains("average 23 ms, highest 40 ms"), "{svg}");
         // The highest point touches the top margin, the lowest stays above the bottom.
-        assert!(svg.contains("90.0,2.0"), "{svg}");
+        assert!(svg.contains("cx=\"90.0\" cy=\"2.0\""), "{svg}");
         assert_eq!(sparkline(&[None, None]), "<span class=\"nodata\">no response times yet</span>");
     }
 

@@ -56,7 +56,9 @@ async fn the_status_page_shows_public_assets_by_group_with_live_statuses_and_nev
         {"id": "hidden-work", "assets": ["hidden-asset"], "start": at(TimeDelta::days(1)), "end": at(TimeDelta::days(2))},
     ]});
     std::fs::write(setup.path("manifest.json"), manifest.to_string()).expect("write manifest");
-    setup.write_settings("[statuspage]\ntitle = \"Acme status\"\ndescription = \"Everything Acme runs\"\n");
+    setup.write_settings(
+        "api_token = \"page-token\"\n[statuspage]\ntitle = \"Acme status\"\ndescription = \"Everything Acme runs\"\n",
+    );
     let statusd = setup.start(&[]).await;
     for (id, status) in [
         ("web", "up"),
@@ -68,7 +70,18 @@ async fn the_status_page_shows_public_assets_by_group_with_live_statuses_and_nev
     ] {
         statusd.wait_status(id, status, WAIT).await;
     }
-    statusd.wait_incidents("open", 1).await;
+    let open = statusd.wait_incidents("open", 1).await;
+    let incident = open[0]["id"].as_str().expect("an id").to_string();
+    let update = json!({"status": "identified", "message": "A <b>bad</b> deploy; rolling back."});
+    let posted = statusd
+        .http
+        .post(statusd.url(&format!("/api/incidents/{incident}/updates")))
+        .bearer_auth("page-token")
+        .json(&update)
+        .send()
+        .await
+        .expect("post an update");
+    assert!(posted.status().is_success(), "{}", posted.status());
 
     // The page, compressed for a client that asks.
     let plain = reqwest::Client::builder().no_gzip().no_brotli().no_deflate().build().expect("client");
@@ -105,6 +118,8 @@ async fn the_status_page_shows_public_assets_by_group_with_live_statuses_and_nev
     assert!(html.contains("Open incidents"));
     assert!(html.contains("<h3>Payments API</h3>\n<p>Payments API is down: HTTP 500"), "{html}");
     assert!(html.contains("In progress: Ledger"));
+    assert!(html.contains("<strong>identified</strong>"), "the update on the page");
+    assert!(html.contains("A &#60;b&#62;bad&#60;/b&#62; deploy; rolling back."), "the update, escaped");
     // Neither the private asset nor its window, nor any address.
     assert!(!html.contains("Hidden thing") && !html.contains("hidden-asset") && !html.contains("Secret group"));
     for target in [&healthy, &failing, &slow] {
@@ -112,8 +127,8 @@ async fn the_status_page_shows_public_assets_by_group_with_live_statuses_and_nev
     }
     assert!(!html.contains("127.0.0.1") && !html.contains("/health\""), "an address on the page");
     // 90 day cells and a sparkline per asset.
-    assert_eq!(html.matches("<ol class=\"bar\"").count(), 5);
-    assert_eq!(html.matches("<li class=\"d").count(), 5 * 90);
+    assert_eq!(html.matches("<div class=\"bar\" role=\"img\"").count(), 5);
+    assert_eq!(html.matches("<i class=d").count(), 5 * 90);
     assert!(html.matches("<svg class=\"spark\"").count() >= 4, "sparklines");
 
     // The JSON: the same statuses as /api/assets, public assets only.
@@ -143,6 +158,7 @@ async fn the_status_page_shows_public_assets_by_group_with_live_statuses_and_nev
         assert_eq!(asset["responseTimeMs"].as_array().map(Vec::len), Some(24), "{id}");
     }
     assert_eq!(report["openIncidents"][0]["assetId"], "payments");
+    assert_eq!(report["openIncidents"][0]["updates"][0]["status"], "identified");
     assert_eq!(report["maintenance"].as_array().map(Vec::len), Some(1), "{}", report["maintenance"]);
     assert!(!report.to_string().contains("127.0.0.1"));
     // The numbers come from the probes so far: the healthy asset is up all along, within a minute.
@@ -165,6 +181,7 @@ async fn the_status_page_shows_public_assets_by_group_with_live_statuses_and_nev
     assert!(feed.entries()[0].id().starts_with("urn:uuid:"));
     let content = feed.entries()[0].content().and_then(|content| content.value()).unwrap_or_default();
     assert!(content.starts_with("Payments API is down: HTTP 500"), "{xml}");
+    assert!(content.contains("(identified): A <b>bad</b> deploy; rolling back."), "{xml}");
     assert!(!xml.contains(&failing.addr.to_string()) && !xml.contains("Hidden"), "{xml}");
     statusd.stop().await;
 
