@@ -187,6 +187,30 @@ async fn main() {
     }
     println!("GET /api/status br {}   {:>8.1} KB   ({requests} requests)", quantiles(timings), size as f64 / 1000.0);
     println!("page uncompressed: {:.1} KB", raw as f64 / 1000.0);
+
+    // A minute and more of a browser's pace: the page changes when the minute it shows turns and
+    // when the history is computed again (each minute, in the background), so some requests
+    // render and compress it anew.
+    let seconds: u64 = std::env::var("STATUSD_BENCH_SPAN_SECONDS").ok().and_then(|n| n.parse().ok()).unwrap_or(75);
+    let mut timings = Vec::new();
+    let span = Instant::now();
+    while span.elapsed() < Duration::from_secs(seconds) {
+        let started = Instant::now();
+        let response = client.get(format!("{base}/")).header("accept-encoding", "br").send().await.expect("page");
+        assert!(response.status().is_success());
+        let _ = response.bytes().await.expect("body");
+        timings.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let count = timings.len();
+    let mut sorted = timings.clone();
+    sorted.sort();
+    let slow = sorted.iter().rev().take(5).map(|d| format!("{:.1}", d.as_secs_f64() * 1000.0)).collect::<Vec<_>>();
+    println!(
+        "GET / br over {seconds} s, every 100 ms: {}   ({count} requests; slowest {} ms)",
+        quantiles(timings),
+        slow.join(", ")
+    );
     let _ = stop.send(());
     let _ = server.await;
 }

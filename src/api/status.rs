@@ -3,7 +3,6 @@
 //! `/api/assets` asks them; uptime, day bars and response times come from the cached history
 //! (`statuspage/history.rs`), incidents of the last 14 days from one query.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -15,7 +14,7 @@ use super::{ApiError, ApiState, assets};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::asset::AssetConfig;
 use crate::statuspage::model::{self, Inputs, Live, RECENT_DAYS, StatusReport};
-use crate::statuspage::{Encoding, render};
+use crate::statuspage::{Document, Encoding, render};
 
 /// What the page may load: nothing from another host, except the configured logo's.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
@@ -72,21 +71,9 @@ pub async fn page(State(state): State<ApiState>, request_headers: HeaderMap) -> 
         tracing::error!(%error, "the status page did not render");
         ApiError::Unavailable(format!("the status page did not render: {error}"))
     })?;
-    let accepted = request_headers.get(header::ACCEPT_ENCODING).and_then(|value| value.to_str().ok()).unwrap_or("");
-    let encoding = Encoding::preferred(accepted);
-    let page = state.statuspage.encoded(html);
-    // Compressing a new page is CPU work (tens of ms for a thousand assets): off the runtime.
-    let body = tokio::task::spawn_blocking(move || page.body(encoding))
-        .await
-        .map_err(|error| ApiError::Unavailable(format!("the status page could not be compressed: {error}")))?;
-    let mut response = Response::new(Body::from(body));
+    let mut response = encoded(&state, &request_headers, Document::Html, html).await?;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    if let Some(coding) = encoding.header() {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
-    }
-    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let policy = match report.logo_url.as_deref().and_then(logo_origin) {
         Some(origin) => {
             CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", &format!("img-src 'self' data: {origin}"))
@@ -96,6 +83,30 @@ pub async fn page(State(state): State<ApiState>, request_headers: HeaderMap) -> 
     if let Ok(policy) = HeaderValue::from_str(&policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
+    Ok(response)
+}
+
+/// `text` as the client accepts it (brotli, gzip or plain), compressed once per distinct text.
+async fn encoded(
+    state: &ApiState,
+    request: &HeaderMap,
+    document: Document,
+    text: String,
+) -> Result<Response, ApiError> {
+    let accepted = request.get(header::ACCEPT_ENCODING).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let encoding = Encoding::preferred(accepted);
+    let page = state.statuspage.encoded(document, text);
+    // Compressing a new page is CPU work (tens of ms for a thousand assets): off the runtime.
+    let body = tokio::task::spawn_blocking(move || page.body(encoding))
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("the status page could not be compressed: {error}")))?;
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    if let Some(coding) = encoding.header() {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }
 
@@ -112,6 +123,11 @@ fn logo_origin(logo: &str) -> Option<String> {
         (status = 404, description = "The status page is disabled", body = ErrorBody),
         (status = 503, description = "The supervisor or the database did not answer", body = ErrorBody),
     ))]
-pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusReport>, ApiError> {
-    Ok(Json(report(&state).await?))
+pub async fn status(State(state): State<ApiState>, request_headers: HeaderMap) -> Result<Response, ApiError> {
+    let report = report(&state).await?;
+    let json = serde_json::to_string(&report)
+        .map_err(|error| ApiError::Unavailable(format!("the status report did not serialize: {error}")))?;
+    let mut response = encoded(&state, &request_headers, Document::Json, json).await?;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }

@@ -36,6 +36,16 @@ pub struct StatusPage {
     pub history: Arc<history::HistoryCache>,
     views: Mutex<Option<Views>>,
     page: Mutex<Option<Arc<EncodedPage>>>,
+    json: Mutex<Option<Arc<EncodedPage>>>,
+}
+
+/// Which of the two documents made from the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// `GET /`
+    Html,
+    /// `GET /api/status`
+    Json,
 }
 
 /// The views made from one computation of the history.
@@ -113,7 +123,7 @@ fn brotli(input: &[u8]) -> Bytes {
 }
 
 fn gzip(input: &[u8]) -> Bytes {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(input.len() / 10), flate2::Compression::new(6));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(input.len() / 10), flate2::Compression::best());
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(input);
     encoder.finish().unwrap_or_default().into()
@@ -121,7 +131,13 @@ fn gzip(input: &[u8]) -> Bytes {
 
 impl StatusPage {
     pub fn new(settings: StatusPageSettings) -> StatusPage {
-        StatusPage { settings, history: Arc::default(), views: Mutex::new(None), page: Mutex::new(None) }
+        StatusPage {
+            settings,
+            history: Arc::default(),
+            views: Mutex::new(None),
+            page: Mutex::new(None),
+            json: Mutex::new(None),
+        }
     }
 
     /// Each asset's numbers as shown (with their HTML), made once per computation of `history`
@@ -154,13 +170,17 @@ impl StatusPage {
         by_asset
     }
 
-    /// The page `html` ready to send: the same bytes (and their compressed forms) as last time
-    /// when nothing on the page changed, else a new entry.
-    pub fn encoded(&self, html: String) -> Arc<EncodedPage> {
+    /// The `document` (`text`) ready to send: the same bytes (and their compressed forms) as
+    /// last time when nothing in it changed, else a new entry.
+    pub fn encoded(&self, document: Document, text: String) -> Arc<EncodedPage> {
+        let html = text;
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         html.hash(&mut hasher);
         let fingerprint = hasher.finish();
-        let mut last = self.page.lock();
+        let mut last = match document {
+            Document::Html => self.page.lock(),
+            Document::Json => self.json.lock(),
+        };
         if let Some(page) = &*last
             && page.fingerprint == fingerprint
             && page.html.len() == html.len()
@@ -195,10 +215,11 @@ mod tests {
     fn the_same_page_is_compressed_once_and_decompresses_to_itself() {
         let page = StatusPage::new(StatusPageSettings::default());
         let html = "<p>up</p>".repeat(1000);
-        let first = page.encoded(html.clone());
-        let again = page.encoded(html.clone());
+        let first = page.encoded(Document::Html, html.clone());
+        let again = page.encoded(Document::Html, html.clone());
         assert!(Arc::ptr_eq(&first, &again));
-        assert!(!Arc::ptr_eq(&first, &page.encoded(format!("{html}!"))));
+        assert!(!Arc::ptr_eq(&first, &page.encoded(Document::Json, html.clone())));
+        assert!(!Arc::ptr_eq(&first, &page.encoded(Document::Html, format!("{html}!"))));
         let mut unzipped = String::new();
         flate2::read::GzDecoder::new(&first.body(Encoding::Gzip)[..]).read_to_string(&mut unzipped).expect("gzip");
         assert_eq!(unzipped, html);

@@ -401,7 +401,7 @@ pub fn day_class(percent: Option<f64>) -> &'static str {
     }
 }
 
-/// `99.95 %`, `100 %`, or `no data`: two decimals, trailing zeros dropped.
+/// `99.95%`, `100%`, or `no data`: two decimals, trailing zeros dropped.
 pub fn percent_text(percent: Option<f64>) -> String {
     match percent {
         None => "no data".into(),
@@ -410,7 +410,7 @@ pub fn percent_text(percent: Option<f64>) -> String {
             let floored = (p * 100.0).floor() / 100.0;
             let text = format!("{floored:.2}");
             let text = text.trim_end_matches('0').trim_end_matches('.');
-            format!("{text} %")
+            format!("{text}%")
         }
     }
 }
@@ -537,10 +537,10 @@ mod tests {
 
     #[test]
     fn percentages_never_round_up_to_a_perfect_day() {
-        assert_eq!(percent_text(Some(100.0)), "100 %");
-        assert_eq!(percent_text(Some(99.999)), "99.99 %");
-        assert_eq!(percent_text(Some(99.5)), "99.5 %");
-        assert_eq!(percent_text(Some(0.0)), "0 %");
+        assert_eq!(percent_text(Some(100.0)), "100%");
+        assert_eq!(percent_text(Some(99.999)), "99.99%");
+        assert_eq!(percent_text(Some(99.5)), "99.5%");
+        assert_eq!(percent_text(Some(0.0)), "0%");
         assert_eq!(percent_text(None), "no data");
         assert_eq!(day_class(Some(99.999)), "d0");
         assert_eq!(day_class(Some(99.9)), "d1");

@@ -5,7 +5,7 @@
 //! Where Chromium is not installed the test says so loudly and passes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,9 +49,9 @@ struct Visit {
 }
 
 /// Loads `url` in a fresh headless Chromium with this viewport and saves a screenshot to `shot`.
-fn visit(chromium: &PathBuf, url: &str, width: u32, height: u32, shot: &PathBuf) -> Visit {
+fn visit(chromium: &Path, url: &str, width: u32, height: u32, shot: &Path) -> Visit {
     let options = LaunchOptions::default_builder()
-        .path(Some(chromium.clone()))
+        .path(Some(chromium.to_path_buf()))
         .headless(true)
         // As root (CI), Chromium refuses to start with its sandbox.
         .sandbox(false)
