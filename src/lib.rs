@@ -33,6 +33,7 @@ mod probe;
 mod redact;
 mod report;
 mod settings;
+mod sla;
 mod statuspage;
 mod store;
 mod telemetry;
@@ -251,8 +252,16 @@ impl App {
         .await?;
         tracing::info!(db = %store::redact_url(&settings.db), "database ready");
         store.sync_assets(&config.manifest.assets).await?;
-        let open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
+        let mut open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
         let degradations = actors::incidents::degradations(&store, &config.manifest.assets).await?;
+        let outbox = store.pending_notifications().await?;
+        actors::incidents::tiers_from_outbox(&mut open_incidents, &outbox);
+        if !outbox.is_empty() {
+            tracing::info!(
+                pending = outbox.len(),
+                "notifications decided before the restart and never sent go out now"
+            );
+        }
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -282,6 +291,7 @@ impl App {
                 services: Arc::clone(&services),
                 open_incidents,
                 degradations,
+                outbox,
                 retention: settings.retention,
                 intensity: RestartIntensity {
                     max_restarts: settings.restart.max_restarts,
@@ -304,6 +314,7 @@ impl App {
             cors_origins: settings.cors_origins.clone(),
             demo: settings.demo,
             statuspage: Arc::new(statuspage::StatusPage::new(settings.statuspage.clone())),
+            sla_default_target: settings.sla.default_target,
         });
         let hangups = listen_for_hangups();
         tracing::info!(listen = %local_addr, version = VERSION, "statusd started");

@@ -86,6 +86,9 @@ impl Occurrence {
     }
 }
 
+/// The most occurrences of one window [`Window::occurrences`] returns.
+pub const MAX_OCCURRENCES: usize = 50_000;
+
 /// The longest recurring window: a week (a longer one would be maintenance for good).
 pub const MAX_DURATION_MINUTES: u64 = 7 * 24 * 60;
 
@@ -278,6 +281,35 @@ impl Window {
         }
     }
 
+    /// The occurrences that overlap `[from, to)`, oldest first; at most [`MAX_OCCURRENCES`]
+    /// (a window every minute for a year would be more: the rest is left out).
+    pub fn occurrences(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Occurrence> {
+        match &self.schedule {
+            Schedule::Fixed { start, end } => {
+                if *start < to && *end > from {
+                    vec![Occurrence { start: *start, end: *end }]
+                } else {
+                    Vec::new()
+                }
+            }
+            Schedule::Recurring { duration, .. } => {
+                let mut found = Vec::new();
+                // The first occurrence that may still be in force at `from` starts after this.
+                let mut at = from.checked_sub_signed(*duration).unwrap_or(from);
+                while let Some(next) = self.next_after(at) {
+                    if next.start >= to || found.len() >= MAX_OCCURRENCES {
+                        break;
+                    }
+                    if next.end > from {
+                        found.push(next);
+                    }
+                    at = next.start;
+                }
+                found
+            }
+        }
+    }
+
     /// The next instant after `at` when the window may open or close.
     pub fn next_edge(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let closes = self.occurrence_at(at).map(|o| o.end);
@@ -346,6 +378,11 @@ impl Calendar {
         self.by_asset.get(asset_id).is_some_and(|windows| windows.iter().any(|w| w.occurrence_at(at).is_some()))
     }
 
+    /// The windows that cover the asset, in config order.
+    pub fn windows_of(&self, asset_id: &str) -> &[Arc<Window>] {
+        self.by_asset.get(asset_id).map_or(&[], Vec::as_slice)
+    }
+
     /// The assets a window covers, in config order.
     pub fn assets_of(&self, window_id: &str) -> &[String] {
         self.by_window.get(window_id).map_or(&[], Vec::as_slice)
@@ -405,6 +442,30 @@ mod tests {
         assert_eq!(w.next_edge(utc("2026-12-01T01:30:00Z")), Some(utc("2026-12-01T02:00:00Z")));
         assert_eq!(w.next_edge(utc("2026-12-01T02:00:00Z")), None, "over for good");
         assert_eq!(w.next_after(utc("2026-12-01T01:30:00Z")), None);
+    }
+
+    #[test]
+    fn occurrences_are_those_overlapping_the_range() {
+        let daily = window(json!({"id": "nightly", "assets": ["db"], "cron": "0 2 * * *",
+            "durationMinutes": 60, "timezone": "UTC"}));
+        // The one in force at the start (02:00-03:00 on the 1st) counts; the 4th's starts at the end.
+        let found = daily.occurrences(utc("2026-12-01T02:30:00Z"), utc("2026-12-04T02:00:00Z"));
+        let starts: Vec<_> = found.iter().map(|o| o.start).collect();
+        assert_eq!(starts, [utc("2026-12-01T02:00:00Z"), utc("2026-12-02T02:00:00Z"), utc("2026-12-03T02:00:00Z")]);
+        assert!(found.iter().all(|o| o.end - o.start == TimeDelta::hours(1)));
+        let fixed = window(json!({"id": "upgrade", "assets": ["api"],
+            "start": "2026-12-01T01:00:00Z", "end": "2026-12-01T02:00:00Z"}));
+        assert_eq!(fixed.occurrences(utc("2026-12-01T00:00:00Z"), utc("2026-12-01T01:00:00Z")), []);
+        assert_eq!(fixed.occurrences(utc("2026-12-01T01:59:00Z"), utc("2026-12-02T00:00:00Z")).len(), 1);
+        let calendar =
+            Calendar::new(vec![Arc::new(daily), Arc::new(fixed)], [("db", &no_metadata()), ("api", &no_metadata())]);
+        let ids = |asset: &str| calendar.windows_of(asset).iter().map(|w| w.id().to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            (ids("api"), ids("db"), ids("web")),
+            (vec!["upgrade".to_string()], vec!["nightly".to_string()], vec![])
+        );
+        let week = calendar.windows_of("db")[0].occurrences(utc("2026-12-01T00:00:00Z"), utc("2026-12-08T00:00:00Z"));
+        assert_eq!(week.len(), 7);
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub struct Settings {
     pub restart: RestartSettings,
     /// The public status page (`GET /`, `/api/status`, `/feed.atom`).
     pub statuspage: StatusPageSettings,
+    pub sla: SlaSettings,
     /// Where these settings came from, to load them again on reload.
     #[serde(skip)]
     source: Option<Source>,
@@ -244,6 +245,15 @@ impl Default for StatusPageSettings {
     }
 }
 
+/// `[sla]`: SLA reports (`GET /api/sla`), badges and the error-budget metric.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    /// The uptime promised, in percent, for assets without their own `slaTarget`: above 0, at
+    /// most 100 (`STATUSD_SLA__DEFAULT_TARGET`).
+    pub default_target: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartSettings {
@@ -279,6 +289,7 @@ impl Default for Settings {
             retention: RetentionSettings { days: 30, rollup_days: 400, interval_seconds: 300, batch: 5000 },
             restart: RestartSettings { max_restarts: 5, window_seconds: 60 },
             statuspage: StatusPageSettings::default(),
+            sla: SlaSettings { default_target: 99.9 },
             source: None,
         }
     }
@@ -362,6 +373,12 @@ impl Settings {
             problems.push(
                 "retention.rollup_days: must be at least retention.days: rollups summarise the raw events".into(),
             );
+        }
+        let target = self.sla.default_target;
+        if !(target > 0.0 && target <= 100.0) {
+            problems.push(format!(
+                "sla.default_target: must be a percentage above 0 and at most 100 (e.g. 99.9), found {target}"
+            ));
         }
         if let Err(error) = log_filter(&self.log_level) {
             problems.push(format!("log_level: {error}"));
@@ -503,6 +520,21 @@ mod tests {
     fn load(args: &[&str], vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let args = std::iter::once("statusd").chain(args.iter().copied());
         Settings::from_args(args, &env(vars)).map(|(_, settings)| settings)
+    }
+
+    #[test]
+    fn the_default_sla_target_comes_from_the_environment_and_must_be_a_percentage() {
+        assert_eq!(load(&[], &[]).expect("valid").sla.default_target, 99.9);
+        let settings = load(&[], &[("STATUSD_SLA__DEFAULT_TARGET", "99.5")]).expect("valid");
+        assert_eq!(settings.sla.default_target, 99.5);
+        assert_eq!(load(&[], &[("STATUSD_SLA__DEFAULT_TARGET", "100")]).expect("valid").sla.default_target, 100.0);
+        for bad in ["0", "-1", "100.01"] {
+            let error = load(&[], &[("STATUSD_SLA__DEFAULT_TARGET", bad)]).expect_err(bad).to_string();
+            assert!(
+                error.contains("sla.default_target: must be a percentage above 0 and at most 100 (e.g. 99.9), found"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod names {
     pub const HTTP_PANICS_TOTAL: &str = "statusd_http_panics_total";
     pub const SQLITE_MEMORY_BYTES: &str = "statusd_sqlite_memory_bytes";
     pub const BUILD_INFO: &str = "statusd_build_info";
+    pub const SLA_ERROR_BUDGET_REMAINING_RATIO: &str = "statusd_sla_error_budget_remaining_ratio";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -280,6 +281,10 @@ fn describe() {
     describe_gauge!(
         names::SQLITE_MEMORY_BYTES,
         "Memory SQLite holds in this process (page caches, prepared statements), with the SQLite store."
+    );
+    describe_gauge!(
+        names::SLA_ERROR_BUDGET_REMAINING_RATIO,
+        "Error budget left this UTC month, by asset: remaining / allowed downtime (1 untouched, 0 spent, below 0 breached)."
     );
     describe_gauge!(names::BUILD_INFO, "Always 1; the labels say which build is running.");
 }

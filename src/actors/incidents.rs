@@ -46,7 +46,8 @@ use crate::config::NotificationPolicy;
 use crate::dependencies::DependencyGraph;
 use crate::notify::{Event, Notification};
 use crate::store::{
-    CloseReason, DegradationWrite, Incident, IncidentWrite, Store, StoreError, StoreOp, TimelineEntry, TimelineKind,
+    CloseReason, DegradationWrite, Incident, IncidentWrite, OutboxEntry, Store, StoreError, StoreOp, TimelineEntry,
+    TimelineKind,
 };
 use crate::telemetry::names;
 
@@ -955,6 +956,22 @@ pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec
     Ok(open)
 }
 
+/// Raises each open incident's tier to the highest its pending notifications carry: the outbox
+/// row of a DOWN and the incident's tier are written one after the other, and a process killed
+/// between the two writes must not decide (and send) that DOWN a second time.
+pub fn tiers_from_outbox(open: &mut [Incident], outbox: &[OutboxEntry]) {
+    for entry in outbox {
+        let notification = &entry.notification;
+        let (Some(id), Some(tier)) = (notification.incident_id, notification.tier) else { continue };
+        if !matches!(notification.event, Event::Down | Event::Flapping) {
+            continue;
+        }
+        if let Some(incident) = open.iter_mut().find(|incident| incident.id == id) {
+            incident.tier = Some(incident.tier.map_or(tier, |known| known.max(tier)));
+        }
+    }
+}
+
 /// Degradations stored for assets that are still configured; those of assets no longer
 /// configured are deleted.
 pub async fn degradations(store: &Store, assets: &[AssetConfig]) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
@@ -969,4 +986,43 @@ pub async fn degradations(store: &Store, assets: &[AssetConfig]) -> Result<Vec<(
         store.write(&ends, &[]).await?;
     }
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(event: Event, incident: Uuid, tier: Option<u32>) -> OutboxEntry {
+        OutboxEntry {
+            id: Uuid::now_v7(),
+            channel: "pager".into(),
+            notification: Notification {
+                event,
+                asset_id: "api".into(),
+                asset_name: "API".into(),
+                timestamp: Utc::now(),
+                details: String::new(),
+                incident_id: Some(incident),
+                group: Vec::new(),
+                tier,
+            },
+            decided_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_pending_down_raises_its_incidents_tier_and_nothing_else_does() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let opened = |id| Incident::opened(id, "api".into(), Utc::now(), INITIAL_SEVERITY.into(), "down".into());
+        let mut open = vec![opened(a), Incident { tier: Some(2), ..opened(b) }];
+        let outbox = [
+            entry(Event::Down, a, Some(0)),
+            entry(Event::Reminder, a, Some(3)),
+            entry(Event::Down, b, Some(1)),
+            entry(Event::Down, Uuid::now_v7(), Some(5)),
+        ];
+        tiers_from_outbox(&mut open, &outbox);
+        assert_eq!(open[0].tier, Some(0), "the DOWN's tier was decided, even if its write was lost");
+        assert_eq!(open[1].tier, Some(2), "a tier never falls");
+    }
 }

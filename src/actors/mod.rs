@@ -32,11 +32,13 @@ pub mod watcher;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::Utc;
 use parking_lot::RwLock;
+use uuid::Uuid;
 
 use crate::notify::Notification;
 use crate::probe::ProbeResult;
-use crate::store::StoreOp;
+use crate::store::{NotificationWrite, OutboxEntry, StoreOp};
 use inbox::{Bound, Inbox};
 use incidents::IncidentEvent;
 use notifier::ChannelQueue;
@@ -89,14 +91,28 @@ impl Directory {
         self.incidents_inbox.wake();
     }
 
+    /// Hands a decided notification to its channel: first to the outbox (written before any
+    /// later change, so before the send's outcome), then to the channel's queue.
     pub fn notify(&self, channel: &str, notification: Notification) {
         let queue = self.channels.read().get(channel).cloned();
         match queue {
             Some(queue) => {
-                queue.push(notification);
+                let id = Uuid::now_v7();
+                self.persist_change(StoreOp::Notification(NotificationWrite::Decided(OutboxEntry {
+                    id,
+                    channel: channel.to_string(),
+                    notification: notification.clone(),
+                    decided_at: Utc::now(),
+                })));
+                queue.push(id, notification);
             }
             None => tracing::error!(%channel, "no such notification channel: a notification was dropped"),
         }
+    }
+
+    /// The channel's config as in force now; None for a channel not configured.
+    pub fn channel(&self, channel: &str) -> Option<Arc<crate::notify::ChannelConfig>> {
+        self.channels.read().get(channel).map(|queue| queue.config())
     }
 
     /// Whether the channel takes storms grouped into one message; an unknown one does not.

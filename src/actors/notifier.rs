@@ -17,14 +17,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use parking_lot::RwLock;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::Services;
 use super::inbox::{Bound, Discipline, Entry, Inbox, Lease};
 use super::task::{TaskKind, supervised};
 use crate::notify::{self, ATTEMPTS, ChannelConfig, DeliveryError, Notification};
+use crate::store::{NotificationWrite, OutboxEntry, StoreOp};
 use crate::telemetry::names;
 
 /// Deliveries in flight per channel (each for a different asset): enough for a mass outage,
@@ -72,6 +75,8 @@ pub struct ChannelQueue {
 /// A notification in the queue.
 #[derive(Debug, Clone)]
 struct Pending {
+    /// Its row in the outbox (`notifications`), updated when the send ends.
+    id: Uuid,
     notification: Notification,
     /// Arrival order in this queue, set when it arrives: a notification sent back after a rate
     /// limit or a panic takes its place again by it.
@@ -105,7 +110,7 @@ struct QueueState {
     /// channel that allows one a second gets one a second instead of a refusal every other.
     pace: Duration,
     /// Notifications dropped for [`MAX_AGE`] on the way, not yet counted and logged.
-    expired: Vec<Notification>,
+    expired: Vec<Pending>,
 }
 
 /// How a delivery ended, for the queue.
@@ -170,12 +175,7 @@ impl QueueState {
     /// first notification of the asset that has been ready longest. Its asset is active until
     /// [`QueueState::finished`], so its next notification waits for this one. Notifications
     /// older than [`MAX_AGE`] are dropped on the way and returned in `expired`.
-    fn start_next(
-        &mut self,
-        max_in_flight: usize,
-        now: Instant,
-        expired: &mut Vec<Notification>,
-    ) -> Option<Entry<Pending>> {
+    fn start_next(&mut self, max_in_flight: usize, now: Instant, expired: &mut Vec<Pending>) -> Option<Entry<Pending>> {
         if self.paused_until.is_some_and(|until| now < until) {
             return None;
         }
@@ -191,7 +191,7 @@ impl QueueState {
             }
             self.waiting_count -= 1;
             if now.saturating_duration_since(entry.item.decided) > MAX_AGE {
-                expired.push(entry.item.notification);
+                expired.push(entry.item);
                 if left {
                     self.ready.push_front(asset_id);
                 }
@@ -263,10 +263,18 @@ impl ChannelQueue {
         &self.name
     }
 
-    /// Queues a notification and wakes the notifier.
-    pub fn push(&self, notification: Notification) {
+    /// Queues a notification (its outbox row is `id`) and wakes the notifier.
+    pub fn push(&self, id: Uuid, notification: Notification) {
         // The seq is set by the queue, under its lock, so that it follows arrival.
-        self.inbox.push(Pending { notification, seq: 0, decided: Instant::now() });
+        self.inbox.push(Pending { id, notification, seq: 0, decided: Instant::now() });
+        self.inbox.wake();
+    }
+
+    /// Queues a notification the outbox kept pending across a restart, decided `age` ago (so
+    /// that [`MAX_AGE`] counts from its decision, not from the restart).
+    pub fn resume(&self, entry: OutboxEntry, age: Duration) {
+        let decided = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        self.inbox.push(Pending { id: entry.id, notification: entry.notification, seq: 0, decided });
         self.inbox.wake();
     }
 
@@ -277,6 +285,11 @@ impl ChannelQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The channel's config as in force now.
+    pub fn config(&self) -> Arc<ChannelConfig> {
+        Arc::clone(&self.channel.read())
     }
 
     /// Whether storms reach this channel as one grouped message ([`ChannelConfig::groups`]).
@@ -305,7 +318,13 @@ impl ChannelQueue {
             });
         }
         let expired = self.inbox.with(|state| std::mem::take(&mut state.expired));
-        for notification in expired {
+        for Pending { id, notification, .. } in expired {
+            services.directory.persist_change(StoreOp::Notification(NotificationWrite::Failed {
+                id,
+                at: Utc::now(),
+                attempts: 0,
+                error: format!("waited more than {}s to be sent", MAX_AGE.as_secs()),
+            }));
             let event = notification.event.as_str();
             count(&self.name, event, "failed");
             tracing::error!(
@@ -336,8 +355,10 @@ impl ChannelQueue {
                 Err(DeliveryError::GaveUp { attempts: panics, last: panic.to_string() })
             }
         };
+        let record = |write| services.directory.persist_change(StoreOp::Notification(write));
         let again = match outcome {
             Ok(sent) => {
+                record(NotificationWrite::Sent { id: pending.id, at: Utc::now(), attempts: sent.attempts });
                 count(&self.name, event, "sent");
                 tracing::info!(
                     actor = %self.actor, channel = %self.name, asset_id, event, attempts = sent.attempts,
@@ -363,6 +384,16 @@ impl ChannelQueue {
                 true
             }
             Err(error) => {
+                let attempts = match &error {
+                    DeliveryError::GaveUp { attempts, .. } => *attempts,
+                    _ => lease.failures() + 1,
+                };
+                record(NotificationWrite::Failed {
+                    id: pending.id,
+                    at: Utc::now(),
+                    attempts,
+                    error: error.to_string(),
+                });
                 count(&self.name, event, "failed");
                 tracing::error!(
                     actor = %self.actor, channel = %self.name, asset_id, event, %error, "notification failed"
@@ -480,7 +511,7 @@ mod tests {
     impl QueueState {
         /// A notification decided at `now` arrives.
         fn arrive(&mut self, notification: Notification, now: Instant) {
-            let pending = Pending { notification, seq: 0, decided: now };
+            let pending = Pending { id: Uuid::now_v7(), notification, seq: 0, decided: now };
             Discipline::push(self, Entry { item: pending, failures: 0 });
         }
     }
@@ -585,14 +616,15 @@ mod tests {
         state.arrive(note("a", Event::Recovery), now + MAX_AGE);
         let mut expired = Vec::new();
         let next = state.start_next(8, now + MAX_AGE + Duration::from_secs(1), &mut expired);
-        assert_eq!(expired.iter().map(|n| n.event).collect::<Vec<_>>(), [Event::Down]);
+        assert_eq!(expired.iter().map(|p| p.notification.event).collect::<Vec<_>>(), [Event::Down]);
         assert_eq!(next.map(|e| e.item.notification.event), Some(Event::Recovery));
     }
 
     #[test]
     fn a_delivery_that_never_reports_back_gives_its_notification_back_to_its_place() {
         let inbox: Arc<Inbox<Pending, QueueState>> = Arc::new(Inbox::new(Bound::Unbounded));
-        let push = |notification| inbox.push(Pending { notification, seq: 0, decided: Instant::now() });
+        let push =
+            |notification| inbox.push(Pending { id: Uuid::now_v7(), notification, seq: 0, decided: Instant::now() });
         for asset in ["a", "b", "c"] {
             push(note(asset, Event::Down));
         }

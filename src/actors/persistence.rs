@@ -37,7 +37,7 @@ use crate::asset::AssetConfig;
 use crate::backoff::Backoff;
 use crate::probe::ProbeResult;
 use crate::settings::{PersistenceSettings, RetentionSettings};
-use crate::store::{DegradationWrite, Failure, IncidentWrite, Store, StoreOp};
+use crate::store::{DegradationWrite, Failure, IncidentWrite, NotificationWrite, Store, StoreOp};
 use crate::telemetry::names;
 
 /// This actor's name, in logs, metrics and panic reports.
@@ -201,6 +201,16 @@ fn describe(change: &StoreOp) -> String {
         StoreOp::Incident(IncidentWrite::Ack { id, .. }) => format!("acknowledging incident {id}"),
         StoreOp::Incident(IncidentWrite::Timeline(entry)) => {
             format!("adding {} to the timeline of incident {}", entry.kind.as_str(), entry.incident_id)
+        }
+        StoreOp::Notification(NotificationWrite::Decided(entry)) => format!(
+            "recording the {} of asset {} for channel {}",
+            entry.notification.event.as_str(),
+            entry.notification.asset_id,
+            entry.channel
+        ),
+        StoreOp::Notification(NotificationWrite::Sent { id, .. }) => format!("recording notification {id} as sent"),
+        StoreOp::Notification(NotificationWrite::Failed { id, .. }) => {
+            format!("recording notification {id} as failed")
         }
     }
 }
@@ -463,10 +473,19 @@ async fn retention_step(store: Store, phase: RetentionPhase, retention: Retentio
             Some(before) => store.prune_events(before, retention.batch).await.map(Pruned::Events),
             None => Ok(Pruned::Events(0)),
         },
-        RetentionPhase::Rollups => match now.checked_sub_signed(retention.rollups_age()) {
-            Some(before) => store.prune_rollups(before).await.map(Pruned::Rollups),
-            None => Ok(Pruned::Rollups(0)),
-        },
+        RetentionPhase::Rollups => {
+            // The outbox's deliveries are kept as long as the raw results they were about.
+            if let Some(before) = now.checked_sub_signed(retention.events_age()) {
+                let deleted = store.prune_notifications(before).await.map_err(|e| e.to_string())?;
+                if deleted > 0 {
+                    tracing::info!(actor = ACTOR, deleted, "pruned notifications past retention");
+                }
+            }
+            match now.checked_sub_signed(retention.rollups_age()) {
+                Some(before) => store.prune_rollups(before).await.map(Pruned::Rollups),
+                None => Ok(Pruned::Rollups(0)),
+            }
+        }
     };
     outcome.map_err(|e| e.to_string())
 }

@@ -2,19 +2,19 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use ractor::call_t;
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
-use super::query::{Bounded, Limit, Params, Timestamp, limit};
+use super::query::{Bounded, Choice, Choices, Limit, Params, Timestamp, limit};
 use super::{ApiError, ApiState};
 use crate::actors::asset::{AssetMsg, AssetSnapshot};
 use crate::actors::health::StatusName;
 use crate::actors::supervisor::{AssetEntry, SupervisorMsg};
 use crate::asset::AssetConfig;
 use crate::probe::ProbeResult;
-use crate::store::rollup::hour_of;
+use crate::store::rollup::{SeriesPoint, hour_of, series as series_of};
 use crate::store::{EventsQuery, Uptime};
 
 /// How long an asset actor may take to describe itself. It answers in microseconds unless
@@ -134,6 +134,19 @@ pub async fn asset_events(
 
 const MAX_WINDOW_DAYS: u32 = 3660;
 const DEFAULT_WINDOW_DAYS: u32 = 30;
+/// Most points a series answers: a year and a half of hours.
+const MAX_POINTS: i64 = 13_200;
+
+/// The step of an uptime series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Hour,
+    Day,
+}
+
+impl Choices for Step {
+    const CHOICES: &'static [(&'static str, Self)] = &[("1h", Step::Hour), ("1d", Step::Day)];
+}
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -144,15 +157,43 @@ pub struct UptimeParams {
     /// Window in hours, instead of days
     #[param(value_type = Option<u32>, minimum = 1, maximum = 87840)]
     hours: Option<Bounded<1, { MAX_WINDOW_DAYS * 24 }>>,
+    /// 1h or 1d: answer a series, one point per step, instead of one figure for the window
+    #[param(value_type = Option<String>)]
+    step: Option<Choice<Step>>,
+}
+
+/// An uptime series: one point per step, oldest first, the last one the step now is in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UptimeSeries {
+    asset_id: String,
+    /// `1h` or `1d`.
+    step: String,
+    /// Start of the first step.
+    from: DateTime<Utc>,
+    /// When the series was read: the last step is counted up to here.
+    to: DateTime<Utc>,
+    points: Vec<SeriesPoint>,
+}
+
+/// What `/uptime` answers: one figure for the window, or a series with `step`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum UptimeAnswer {
+    Window(Uptime),
+    Series(UptimeSeries),
 }
 
 /// `GET /api/assets/{id}/uptime?days=N` or `?hours=N` (default 30 days): uptime and latency
-/// from the hourly rollups, whole hours from the start of the window up to now.
+/// from the hourly rollups, whole hours from the start of the window up to now. With
+/// `step=1h|1d`, a series instead: `days` (or `hours`, with `step=1h`) steps ending with the one
+/// now is in, days starting at 00:00 UTC; the current hour is read from its raw events.
 #[utoipa::path(get, path = "/api/assets/{id}/uptime", tag = "assets",
     params(("id" = String, Path, description = "Asset id"), UptimeParams),
     responses(
-        (status = 200, description = "Uptime and latency over the window, from the hourly rollups", body = Uptime),
-        (status = 400, description = "A window out of range, or both days and hours", body = ErrorBody),
+        (status = 200, description = "Uptime and latency over the window (Uptime), or with step a series (UptimeSeries), \
+            from the hourly rollups and the raw events of hours not rolled up yet", body = UptimeAnswer),
+        (status = 400, description = "A window out of range, both days and hours, hours with step=1d, or too many points", body = ErrorBody),
         (status = 404, description = "No such asset", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
@@ -160,7 +201,7 @@ pub async fn asset_uptime(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     Params(params): Params<UptimeParams>,
-) -> Result<Json<Uptime>, ApiError> {
+) -> Result<Json<UptimeAnswer>, ApiError> {
     let window = match (params.days, params.hours) {
         (Some(_), Some(hours)) => {
             return Err(ApiError::bad_parameter("hours", &hours.get().to_string(), "give days or hours, not both"));
@@ -168,11 +209,39 @@ pub async fn asset_uptime(
         (_, Some(hours)) => TimeDelta::hours(hours.get().into()),
         (days, None) => TimeDelta::days(days.map_or(DEFAULT_WINDOW_DAYS, Bounded::get).into()),
     };
+    let series = match params.step.map(|step| step.0) {
+        None => None,
+        Some(Step::Day) if params.hours.is_some() => {
+            return Err(ApiError::bad_parameter("step", "1d", "step=1d takes days, not hours"));
+        }
+        Some(Step::Day) => Some((Step::Day, TimeDelta::days(1), window.num_days())),
+        Some(Step::Hour) => Some((Step::Hour, TimeDelta::hours(1), window.num_hours())),
+    };
+    if let Some((_, _, count)) = series
+        && count > MAX_POINTS
+    {
+        return Err(ApiError::bad_parameter(
+            "step",
+            "1h",
+            format!("a series has at most {MAX_POINTS} points: ask fewer hours or days, or step=1d"),
+        ));
+    }
     if !state.store.asset_exists(&id).await? {
         return Err(ApiError::NotFound(format!("no asset {id:?}")));
     }
     let now = Utc::now();
-    let from = hour_of(now - window);
+    let Some((step, length, count)) = series else {
+        let from = hour_of(now - window);
+        let rollups = state.store.rollups(&id, from, hour_of(now) + TimeDelta::hours(1)).await?;
+        return Ok(Json(UptimeAnswer::Window(Uptime::from_rollups(&id, from, now, &rollups))));
+    };
+    let current = match step {
+        Step::Hour => hour_of(now),
+        Step::Day => now.duration_trunc(TimeDelta::days(1)).unwrap_or(now),
+    };
+    let from = current - length * i32::try_from(count - 1).unwrap_or(0);
     let rollups = state.store.rollups(&id, from, hour_of(now) + TimeDelta::hours(1)).await?;
-    Ok(Json(Uptime::from_rollups(&id, from, now, &rollups)))
+    let points = series_of(from, length, usize::try_from(count).unwrap_or(0), &rollups);
+    let step = if step == Step::Hour { "1h" } else { "1d" };
+    Ok(Json(UptimeAnswer::Series(UptimeSeries { asset_id: id, step: step.into(), from, to: now, points })))
 }

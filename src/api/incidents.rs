@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::ErrorBody;
-use super::query::{Choice, Choices, Limit, Params, limit};
+use super::query::{Choice, Choices, Limit, MAX_LIMIT, Params, limit};
 use super::{ApiError, ApiState};
 use crate::actors::incidents::{AckOutcome, AckRequest};
 use crate::actors::supervisor::SupervisorMsg;
-use crate::store::{Incident, IncidentState, IncidentUpdate, TimelineEntry, UpdateStatus};
+use crate::store::{
+    DeliveriesQuery, DeliveryRecord, Incident, IncidentState, IncidentUpdate, TimelineEntry, UpdateStatus,
+};
 
 /// Longest `by` and `note` accepted: names and a sentence, not documents.
 const MAX_BY_CHARS: usize = 200;
@@ -60,6 +62,9 @@ pub struct IncidentDetail {
     pub timeline: Vec<TimelineEntry>,
     /// Oldest first: what people said about it (`POST /api/incidents/{id}/updates`).
     pub updates: Vec<IncidentUpdate>,
+    /// Oldest first: each notification about it, for each channel, with its status, attempts
+    /// and last error (as `GET /api/notifications?incident=` shows them).
+    pub notifications: Vec<DeliveryRecord>,
 }
 
 /// An id that is not a UUID names no incident.
@@ -84,7 +89,10 @@ pub async fn get_incident(
         state.store.incident(uuid).await?.ok_or_else(|| ApiError::NotFound(format!("no incident {id:?}")))?;
     let timeline = state.store.timeline(uuid).await?;
     let updates = state.store.incident_updates(&[uuid]).await?;
-    Ok(Json(IncidentDetail { incident, timeline, updates }))
+    let query = DeliveriesQuery { incident: Some(uuid), limit: MAX_LIMIT, ..DeliveriesQuery::default() };
+    let mut notifications = state.store.deliveries(&query).await?;
+    notifications.reverse();
+    Ok(Json(IncidentDetail { incident, timeline, updates, notifications }))
 }
 
 /// Who acknowledges an incident, and optionally why.

@@ -14,6 +14,11 @@ pub async fn scrape(State(state): State<ApiState>) -> impl IntoResponse {
     if let Store::Sqlite(_) = state.store {
         metrics::gauge!(names::SQLITE_MEMORY_BYTES).set(crate::store::sqlite::memory_used() as f64);
     }
+    // Computed here rather than by a timer: one report over every asset costs three queries
+    // (README: a few ms for 1,000 assets), and a scrape that fails to get it keeps the last values.
+    if let Err(error) = super::sla::refresh_budget_metric(&state).await {
+        tracing::warn!(error = %error, "cannot compute the error budgets for /metrics");
+    }
     let mut text = state.metrics.render();
     let retired = state.services.retired_assets.read();
     if !retired.is_empty() {

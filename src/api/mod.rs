@@ -5,6 +5,7 @@
 
 mod actors;
 mod assets;
+mod badges;
 mod debug;
 mod demo;
 mod error;
@@ -15,12 +16,15 @@ mod log_level;
 mod maintenance;
 mod metrics;
 mod middleware;
+mod notifications;
+mod notifiers;
 pub mod openapi;
 mod push;
 mod query;
 mod reload;
 pub mod routes;
 pub mod server;
+pub mod sla;
 mod status;
 mod version;
 
@@ -56,6 +60,8 @@ pub struct ApiState {
     pub demo: bool,
     /// The status page's settings and cached history (`api/status.rs`, `api/feed.rs`).
     pub statuspage: Arc<StatusPage>,
+    /// `[sla] default_target`: the SLA target, in percent, of assets without `slaTarget`.
+    pub sla_default_target: f64,
 }
 
 /// How long a handler waits for the Supervisor. It answers from its own state at once; this

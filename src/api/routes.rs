@@ -16,8 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiState, actors, assets, debug, demo, feed, health, incidents, log_level, maintenance, metrics, middleware,
-    openapi, push, reload, status, version,
+    ApiState, actors, assets, badges, debug, demo, feed, health, incidents, log_level, maintenance, metrics,
+    middleware, notifications, notifiers, openapi, push, reload, sla, status, version,
 };
 
 /// Largest request body accepted; the API takes only small JSON documents. Push takes any
@@ -54,7 +54,12 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(assets::asset_uptime))
         .routes(routes!(incidents::list_incidents))
         .routes(routes!(maintenance::list_windows))
+        .routes(routes!(sla::sla))
+        .routes(routes!(badges::status_badge))
+        .routes(routes!(badges::uptime_badge))
+        .routes(routes!(badges::response_time_badge))
         .routes(routes!(incidents::get_incident))
+        .routes(routes!(notifications::list_notifications))
         .routes(routes!(actors::list_actors))
         .routes(routes!(version::version))
         .routes(routes!(openapi::openapi))
@@ -76,7 +81,8 @@ fn mutating(chaos: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(maintenance::create_window))
         .routes(routes!(maintenance::delete_window))
         .routes(routes!(incidents::acknowledge))
-        .routes(routes!(incidents::add_update));
+        .routes(routes!(incidents::add_update))
+        .routes(routes!(notifiers::test_notifier));
     if chaos { writes.routes(routes!(debug::panic)) } else { writes }
 }
 

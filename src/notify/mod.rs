@@ -20,7 +20,7 @@ use crate::redact::Secret;
 use crate::report::{Bound, Report};
 
 /// What happened, in the words every channel uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Event {
     Down,
@@ -43,10 +43,12 @@ pub enum Event {
     MaintenanceStart,
     /// A maintenance window of the asset ended.
     MaintenanceEnd,
+    /// A test message asked for through `POST /api/notifiers/{name}/test`: about nothing.
+    Test,
 }
 
 impl Event {
-    pub const ALL: [Event; 11] = [
+    pub const ALL: [Event; 12] = [
         Event::Down,
         Event::Recovery,
         Event::Reminder,
@@ -58,6 +60,7 @@ impl Event {
         Event::NetworkUp,
         Event::MaintenanceStart,
         Event::MaintenanceEnd,
+        Event::Test,
     ];
 
     /// The name channels and the API use, as serde writes it: `DOWN`, `NETWORK_DOWN`, …
@@ -74,6 +77,7 @@ impl Event {
             Event::NetworkUp => "NETWORK_UP",
             Event::MaintenanceStart => "MAINTENANCE_START",
             Event::MaintenanceEnd => "MAINTENANCE_END",
+            Event::Test => "TEST",
         }
     }
 
@@ -86,6 +90,7 @@ impl Event {
             Event::Ack => "👀",
             Event::Flapping => "🔁",
             Event::MaintenanceStart | Event::MaintenanceEnd => "🔧",
+            Event::Test => "🧪",
         }
     }
 
@@ -96,13 +101,14 @@ impl Event {
             Event::Recovery | Event::NetworkUp => 0x12B76A,
             Event::Reminder | Event::Degraded | Event::Flapping => 0xF79009,
             Event::Panic => 0x7A5AF8,
-            Event::Ack | Event::MaintenanceStart | Event::MaintenanceEnd => 0x2E90FA,
+            Event::Ack | Event::MaintenanceStart | Event::MaintenanceEnd | Event::Test => 0x2E90FA,
         }
     }
 }
 
-/// One message for people, the same for every channel before formatting.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One message for people, the same for every channel before formatting. Its JSON is also what
+/// the outbox keeps (`notifications.payload`) to send it again after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub event: Event,
@@ -113,7 +119,7 @@ pub struct Notification {
     pub incident_id: Option<Uuid>,
     /// A storm grouped into one message: the notifications it stands for, one per asset, all
     /// of this event. Empty for a notification about one asset. See [`Notification::grouped`].
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group: Vec<Notification>,
     /// The escalation tier: for a DOWN, the tier that paged the channel (0 is `onDown` or the
     /// first tier); for a REMINDER, the DOWN's; for an ACK or a RECOVERY, the highest tier
@@ -292,11 +298,23 @@ pub async fn deliver(
     channel: &ChannelConfig,
     notification: &Notification,
 ) -> Result<Sent, DeliveryError> {
+    deliver_tries(client, channel, notification, ATTEMPTS).await
+}
+
+/// [`deliver`], with `tries` tries (at least one) instead of [`ATTEMPTS`]: a test message
+/// answers at once, it does not retry for the asker to wait.
+pub async fn deliver_tries(
+    client: &reqwest::Client,
+    channel: &ChannelConfig,
+    notification: &Notification,
+    tries: u32,
+) -> Result<Sent, DeliveryError> {
+    let tries = tries.max(1);
     let endpoint = channel.endpoint();
     let body = channel.payload(notification);
     let mut backoff = BACKOFF;
     let mut last = String::new();
-    for attempt in 1..=ATTEMPTS {
+    for attempt in 1..=tries {
         match client
             .post(endpoint.webhook_url.expose())
             .timeout(Duration::from_secs(endpoint.timeout_seconds))
@@ -321,11 +339,11 @@ pub async fn deliver(
             // Without the URL: it is a secret, and this message ends up in logs.
             Err(e) => last = crate::http_error::describe_reqwest_error(&e.without_url()),
         }
-        if attempt < ATTEMPTS {
+        if attempt < tries {
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
-    Err(DeliveryError::GaveUp { attempts: ATTEMPTS, last })
+    Err(DeliveryError::GaveUp { attempts: tries, last })
 }
 
 /// The wait a refusal asks for, if it is a rate limit: any 429, and a 503 that names a

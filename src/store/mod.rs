@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::asset::AssetConfig;
 use crate::backoff::Backoff;
+use crate::notify::Notification;
 use crate::probe::ProbeResult;
 
 pub use postgres::PostgresStore;
@@ -146,6 +147,34 @@ impl Store {
         forward!(self, s => s.rollups(asset_id, from, to).await)
     }
 
+    /// When each incident (of one asset, or of all) that was open at some time in `[from, to)`
+    /// began and ended, oldest first: started before `to` and not ended by `from`.
+    pub async fn incident_spans(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<IncidentSpan>, StoreError> {
+        forward!(self, s => s.incident_spans(from, to, asset_id).await)
+    }
+
+    /// Asset id and time of every result marked `inconclusive` in `[from, to)` (of one asset,
+    /// or of all), read through a partial index: they are few. Raw events are kept
+    /// `retention.days`, so older ones are gone.
+    pub async fn inconclusive_results(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        forward!(self, s => s.inconclusive_results(from, to, asset_id).await)
+    }
+
+    /// Every asset ever configured, with when it first was.
+    pub async fn assets_created(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        forward!(self, s => s.assets_created().await)
+    }
+
     /// Incidents open now, or that started or ended at or after `since`, newest first.
     pub async fn incidents_since(&self, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
         forward!(self, s => s.incidents_since(since).await)
@@ -169,6 +198,21 @@ impl Store {
     /// Whether the asset is or was ever configured (removed assets keep their history).
     pub async fn asset_exists(&self, asset_id: &str) -> Result<bool, StoreError> {
         forward!(self, s => s.asset_exists(asset_id).await)
+    }
+
+    /// Deliveries newest first, filtered as `query` says.
+    pub async fn deliveries(&self, query: &DeliveriesQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+        forward!(self, s => s.deliveries(query).await)
+    }
+
+    /// The outbox's pending notifications, oldest first: decided, never sent nor given up.
+    pub async fn pending_notifications(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        forward!(self, s => s.pending_notifications().await)
+    }
+
+    /// Deletes the deliveries decided before `before` that are no longer pending.
+    pub async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        forward!(self, s => s.prune_notifications(before).await)
     }
 
     /// Stores a public update on an incident (written at once: the caller is told if it failed).
@@ -251,6 +295,15 @@ impl Incident {
             tier: None,
         }
     }
+}
+
+/// An incident's asset and time span: what SLA reports read of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSpan {
+    pub asset_id: String,
+    pub started_at: DateTime<Utc>,
+    /// None while open.
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// One step in an incident's life, as `GET /api/incidents/{id}` shows it.
@@ -390,6 +443,84 @@ pub enum StoreOp {
     SyncAssets(std::sync::Arc<Vec<AssetConfig>>),
     Incident(IncidentWrite),
     Degradation(DegradationWrite),
+    Notification(NotificationWrite),
+}
+
+/// A change to `notifications`, the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationWrite {
+    /// The policy decided it: written before it is sent, as `pending`.
+    Decided(OutboxEntry),
+    /// The channel took it.
+    Sent { id: Uuid, at: DateTime<Utc>, attempts: u32 },
+    /// It was given up: every attempt failed, or it waited too long (`error` says which).
+    Failed { id: Uuid, at: DateTime<Utc>, attempts: u32, error: String },
+}
+
+/// A notification for one channel, as the outbox keeps it until it is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Made by statusd (UUIDv7) when the notification is decided.
+    pub id: Uuid,
+    pub channel: String,
+    pub notification: Notification,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Where a notification is: waiting or being sent, sent, or given up.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// One notification for one channel, as `GET /api/notifications` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub id: Uuid,
+    pub incident_id: Option<Uuid>,
+    pub asset_id: String,
+    pub channel: String,
+    /// `DOWN`, `RECOVERY`, … (see the README's list of events).
+    pub event: String,
+    pub tier: Option<u32>,
+    pub decided_at: DateTime<Utc>,
+    pub status: DeliveryStatus,
+    /// Sends tried (a rate limit's refusal is not one).
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Which deliveries to read, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveriesQuery {
+    pub incident: Option<Uuid>,
+    pub asset: Option<String>,
+    pub channel: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub limit: u32,
 }
 
 /// A change to `degradations`: the assets confirmed degraded.

@@ -189,6 +189,47 @@ impl Uptime {
     }
 }
 
+/// One step of an uptime series.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesPoint {
+    /// Start of the step (UTC; a day starts at 00:00 UTC).
+    pub start: DateTime<Utc>,
+    /// Successful / counted probes, from 0 to 1; null when no probe was counted in the step.
+    pub uptime: Option<f64>,
+    /// Probes counted (results in maintenance or inconclusive are not).
+    pub probes: i64,
+    /// Mean latency of the counted probes, in ms; null without probes.
+    pub avg_latency_ms: Option<f64>,
+}
+
+/// The rollups cut into `count` steps of `step` from `start`: one point per step, oldest first,
+/// a step without rollups included (with no uptime). Rollups outside the steps are ignored.
+pub fn series(start: DateTime<Utc>, step: TimeDelta, count: usize, rollups: &[Rollup]) -> Vec<SeriesPoint> {
+    let mut sums: Vec<(i64, i64, i64)> = vec![(0, 0, 0); count];
+    let step_ms = step.num_milliseconds().max(1);
+    for rollup in rollups {
+        let offset = (rollup.hour - start).num_milliseconds();
+        if offset < 0 {
+            continue;
+        }
+        if let Some(sum) = usize::try_from(offset / step_ms).ok().and_then(|i| sums.get_mut(i)) {
+            sum.0 += rollup.probes;
+            sum.1 += rollup.successes;
+            sum.2 = sum.2.saturating_add(rollup.latency_sum);
+        }
+    }
+    sums.into_iter()
+        .enumerate()
+        .map(|(i, (probes, successes, latency))| SeriesPoint {
+            start: start + step * i32::try_from(i).unwrap_or(i32::MAX),
+            uptime: (probes > 0).then(|| successes as f64 / probes as f64),
+            probes,
+            avg_latency_ms: (probes > 0).then(|| latency as f64 / probes as f64),
+        })
+        .collect()
+}
+
 /// The q-quantile of the latency, interpolated inside the bucket it falls in.
 fn percentile(rollup: &Rollup, q: f64) -> f64 {
     let rank = q * rollup.probes as f64;
@@ -244,6 +285,26 @@ mod tests {
             .expect("latency")
             .p95;
         assert!((500.0..=900.0).contains(&p95), "{p95}");
+    }
+
+    #[test]
+    fn a_series_has_one_point_per_step_with_empty_steps_as_null() {
+        let day = |d: i64, h: i64| DateTime::UNIX_EPOCH + TimeDelta::days(d) + TimeDelta::hours(h);
+        let at = |hour, probes, successes| Rollup { hour, ..rollup(probes, successes, &[], 40, 40) };
+        // Day 0: 60 + 40 probes, 90 up; day 1: none; day 2: 10, all up; day 3 is outside.
+        let rollups = [at(day(0, 1), 60, 50), at(day(0, 23), 40, 40), at(day(2, 5), 10, 10), at(day(3, 0), 5, 0)];
+        let points = series(day(0, 0), TimeDelta::days(1), 3, &rollups);
+        assert_eq!(points.len(), 3);
+        assert_eq!((points[0].start, points[0].probes, points[0].uptime), (day(0, 0), 100, Some(0.9)));
+        assert_eq!(points[0].avg_latency_ms, Some(40.0));
+        assert_eq!(
+            (points[1].start, points[1].probes, points[1].uptime, points[1].avg_latency_ms),
+            (day(1, 0), 0, None, None)
+        );
+        assert_eq!((points[2].probes, points[2].uptime), (10, Some(1.0)));
+        let hourly = series(day(0, 0), TimeDelta::hours(1), 24, &rollups);
+        assert_eq!(hourly.iter().map(|p| p.probes).sum::<i64>(), 100);
+        assert_eq!((hourly[1].probes, hourly[23].probes, hourly[2].uptime), (60, 40, None));
     }
 
     #[test]

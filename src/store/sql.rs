@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 use super::rollup::{self, DayTotal, HourlyRollups, Rollup};
 use super::{
-    CloseReason, DegradationWrite, EventsQuery, Incident, IncidentState, IncidentUpdate, IncidentWrite, StoreError,
-    StoreOp, StoredWindow, TimelineEntry, TimelineKind, first_id_at, pending_hours, redact_url, transaction,
+    CloseReason, DegradationWrite, DeliveriesQuery, DeliveryRecord, EventsQuery, Incident, IncidentSpan, IncidentState,
+    IncidentUpdate, IncidentWrite, NotificationWrite, OutboxEntry, StoreError, StoreOp, StoredWindow, TimelineEntry,
+    TimelineKind, first_id_at, pending_hours, redact_url, transaction,
 };
 use crate::asset::AssetConfig;
 use crate::probe::{ProbeDetail, ProbeResult};
@@ -126,6 +127,7 @@ where
     for<'t> bool: Encode<'t, DB>,
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> Option<String>: Encode<'t, DB>,
+    for<'t> Option<i64>: Encode<'t, DB>,
     for<'r> String: Decode<'r, DB>,
     for<'t> &'static str: Encode<'t, DB> + Type<DB>,
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
@@ -216,6 +218,50 @@ where
                             .execute(&mut *tx)
                             .await
                             .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Notification(NotificationWrite::Decided(entry)) => {
+                        let notification = &entry.notification;
+                        // Invariant: a Notification is strings, numbers and a timestamp; turning
+                        // it into JSON cannot fail.
+                        let payload = serde_json::to_string(notification).expect("a notification serializes");
+                        sqlx::query(
+                            "INSERT INTO notifications (id, incident_id, asset_id, channel, event, tier, payload, decided_at, status)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending') ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(entry.id)
+                        .bind(notification.incident_id.map(|id| id.to_string()))
+                        .bind(notification.asset_id.clone())
+                        .bind(entry.channel.clone())
+                        .bind(notification.event.as_str())
+                        .bind(notification.tier.map(i64::from))
+                        .bind(payload)
+                        .bind(DB::time(entry.decided_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Notification(NotificationWrite::Sent { id, at, attempts }) => {
+                        sqlx::query(
+                            "UPDATE notifications SET status = 'sent', attempts = $1, sent_at = $2, last_error = NULL
+                             WHERE id = $3",
+                        )
+                        .bind(i64::from(*attempts))
+                        .bind(DB::time(*at))
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
+                    }
+                    StoreOp::Notification(NotificationWrite::Failed { id, at: _, attempts, error }) => {
+                        sqlx::query(
+                            "UPDATE notifications SET status = 'failed', attempts = $1, last_error = $2 WHERE id = $3",
+                        )
+                        .bind(i64::from(*attempts))
+                        .bind(error.clone())
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query(CONTEXT))?;
                     }
                     StoreOp::Incident(IncidentWrite::CausedBy { id, caused_by }) => {
                         sqlx::query("UPDATE incidents SET caused_by = $1 WHERE id = $2")
@@ -501,6 +547,76 @@ where
         Ok(rollups)
     }
 
+    pub async fn incident_spans(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<IncidentSpan>, StoreError> {
+        const CONTEXT: &str = "reading the incidents of a period";
+        let filter = if asset_id.is_some() { "AND asset_id = $3" } else { "" };
+        let sql = format!(
+            "SELECT asset_id, started_at, ended_at FROM incidents WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1) {filter} ORDER BY started_at"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DB::time(from)).bind(DB::time(to));
+        if let Some(asset_id) = asset_id {
+            query = query.bind(asset_id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                let ended_at: Option<DB::Time> = row.try_get("ended_at").map_err(get)?;
+                Ok(IncidentSpan {
+                    asset_id: row.try_get("asset_id").map_err(get)?,
+                    started_at: DB::read_time(row.try_get("started_at").map_err(get)?, CONTEXT)?,
+                    ended_at: ended_at.map(|stored| DB::read_time(stored, CONTEXT)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn inconclusive_results(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        asset_id: Option<&str>,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        const CONTEXT: &str = "reading inconclusive results";
+        // Spelled as the partial index's condition, so that the index is used.
+        let filter = if asset_id.is_some() { "AND asset_id = $3" } else { "" };
+        let sql = format!(
+            "SELECT asset_id, timestamp FROM probe_events WHERE mark = 'inconclusive' AND timestamp >= $1 AND timestamp < $2 {filter}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DB::time(from)).bind(DB::time(to));
+        if let Some(asset_id) = asset_id {
+            query = query.bind(asset_id.to_string());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let asset_id: String = row.try_get("asset_id").map_err(StoreError::query(CONTEXT))?;
+                let at = DB::read_time(row.try_get("timestamp").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+                Ok((asset_id, at))
+            })
+            .collect()
+    }
+
+    pub async fn assets_created(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        const CONTEXT: &str = "reading when assets were created";
+        let rows = sqlx::query("SELECT id, created_at FROM assets")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id").map_err(StoreError::query(CONTEXT))?;
+                let at = DB::read_time(row.try_get("created_at").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+                Ok((id, at))
+            })
+            .collect()
+    }
+
     pub async fn incidents_since(&self, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
         const CONTEXT: &str = "reading recent incidents";
         let sql = format!(
@@ -618,6 +734,88 @@ where
                 })
             })
             .collect()
+    }
+
+    pub async fn deliveries(&self, query: &DeliveriesQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+        const CONTEXT: &str = "reading notifications";
+        // Each filter is either its value or NULL, so one statement serves every combination.
+        let rows = sqlx::query(
+            "SELECT id, incident_id, asset_id, channel, event, tier, decided_at, status, attempts, last_error, sent_at
+             FROM notifications
+             WHERE ($1 IS NULL OR incident_id = $1) AND ($2 IS NULL OR asset_id = $2)
+               AND ($3 IS NULL OR channel = $3) AND ($4 IS NULL OR status = $4)
+             ORDER BY decided_at DESC, id DESC LIMIT $5",
+        )
+        .bind(query.incident.map(|id| id.to_string()))
+        .bind(query.asset.clone())
+        .bind(query.channel.clone())
+        .bind(query.status.map(|status| status.as_str().to_string()))
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                let corrupt = |detail: String| StoreError::Corrupt { context: CONTEXT, detail };
+                let incident_id: Option<String> = row.try_get("incident_id").map_err(get)?;
+                let status: String = row.try_get("status").map_err(get)?;
+                let sent_at: Option<DB::Time> = row.try_get("sent_at").map_err(get)?;
+                Ok(DeliveryRecord {
+                    id: row.try_get("id").map_err(get)?,
+                    incident_id: incident_id
+                        .map(|id| Uuid::parse_str(&id).map_err(|e| corrupt(format!("incident id {id:?}: {e}"))))
+                        .transpose()?,
+                    asset_id: row.try_get("asset_id").map_err(get)?,
+                    channel: row.try_get("channel").map_err(get)?,
+                    event: row.try_get("event").map_err(get)?,
+                    tier: row
+                        .try_get::<Option<i64>, _>("tier")
+                        .map_err(get)?
+                        .map(|tier| u32::try_from(tier).unwrap_or(u32::MAX)),
+                    decided_at: DB::read_time(row.try_get("decided_at").map_err(get)?, CONTEXT)?,
+                    status: status.parse().map_err(|_| corrupt(format!("notification status {status:?}")))?,
+                    attempts: u32::try_from(row.try_get::<i32, _>("attempts").map_err(get)?).unwrap_or(0),
+                    last_error: row.try_get("last_error").map_err(get)?,
+                    sent_at: sent_at.map(|stored| DB::read_time(stored, CONTEXT)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn pending_notifications(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        const CONTEXT: &str = "reading the pending notifications";
+        let rows = sqlx::query(
+            "SELECT id, channel, payload, decided_at FROM notifications WHERE status = 'pending'
+             ORDER BY decided_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                let payload: String = row.try_get("payload").map_err(get)?;
+                Ok(OutboxEntry {
+                    id: row.try_get("id").map_err(get)?,
+                    channel: row.try_get("channel").map_err(get)?,
+                    notification: serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+                        context: CONTEXT,
+                        detail: format!("notification payload: {e}"),
+                    })?,
+                    decided_at: DB::read_time(row.try_get("decided_at").map_err(get)?, CONTEXT)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM notifications WHERE decided_at < $1 AND status <> 'pending'")
+            .bind(DB::time(before))
+            .execute(&self.pool)
+            .await
+            .map(|done| DB::rows_affected(&done))
+            .map_err(StoreError::query("pruning notifications"))
     }
 
     pub async fn add_incident_update(&self, update: &IncidentUpdate) -> Result<(), StoreError> {

@@ -134,7 +134,9 @@ async fn restarting_statusd_changes_nothing_decided_the_windows_survive() {
     let hour = json!({"id": "migration", "assets": ["db"],
         "start": rfc3339(Utc::now() - TimeDelta::seconds(1)), "end": rfc3339(Utc::now() + TimeDelta::hours(1))});
     assert_eq!(create(&statusd, hour).await.0, StatusCode::CREATED);
-    let weekly = json!({"id": "weekly", "match": {"team": "nobody"}, "cron": "0 2 * * SUN",
+    // Three days from today, so that it is never active while the test runs.
+    let day = (chrono::Datelike::weekday(&Utc::now()).num_days_from_sunday() + 3) % 7;
+    let weekly = json!({"id": "weekly", "match": {"team": "nobody"}, "cron": format!("0 2 * * {day}"),
         "durationMinutes": 60, "timezone": "Europe/Berlin"});
     assert_eq!(create(&statusd, weekly).await.0, StatusCode::CREATED);
     target.set(Mode::Error);
@@ -178,10 +180,12 @@ async fn the_api_refuses_bad_windows_taken_ids_and_windows_of_the_manifest() {
     let Some(backend) = crate::backend().await else { return };
     let target = Target::start().await;
     let setup = setup(backend, json!([]), json!({"notifiers": {}})).await;
+    // Twelve hours from now, so that it is upcoming (not active) whenever the test runs.
+    let hour = (chrono::Timelike::hour(&Utc::now()) + 12) % 24;
     write_manifest(
         &setup,
         json!({"assets": [http_asset("web", &target.url())], "maintenance": [
-            {"id": "nightly", "assets": ["web"], "cron": "0 3 * * *", "durationMinutes": 30}
+            {"id": "nightly", "assets": ["web"], "cron": format!("0 {hour} * * *"), "durationMinutes": 30}
         ]}),
     );
     let statusd = setup.start(&[]).await;

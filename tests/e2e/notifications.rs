@@ -129,3 +129,66 @@ async fn notifications_follow_the_policy_lists() {
     assert!(recovery["details"].as_str().expect("details").starts_with("back up after"));
     statusd.stop().await;
 }
+
+/// `POST /api/notifiers/{name}/test`: a marked test message, now, with what the channel said.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_message_reaches_a_working_channel_and_a_broken_one_says_why_without_its_url() {
+    const TOKEN: &str = "notifier-test-token";
+    let Some(backend) = crate::backend().await else { return };
+    let receiver = Receiver::start().await;
+    receiver.fail("broken");
+    // A port nothing listens on: bound, then let go.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
+    let notifiers = json!({
+        "notifiers": {
+            "ok": {"type": "slack", "webhookUrl": receiver.url("ok")},
+            "broken": {"type": "webhook", "url": receiver.url("broken")},
+            "dead": {"type": "webhook", "url": format!("http://{dead}/secret-path-token")},
+        },
+        "notificationPolicy": {"onDown": ["ok"]}
+    });
+    let setup = Setup::new(backend, json!([]), notifiers).await;
+    setup.write_settings(&format!("api_token = \"{TOKEN}\"\n"));
+    let statusd = setup.start(&[]).await;
+    let test = |name: &str, token: Option<&str>| {
+        let mut request = statusd.http.post(statusd.url(&format!("/api/notifiers/{name}/test")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.expect("test a notifier");
+            (response.status(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    assert_eq!(test("ok", None).await.0, reqwest::StatusCode::UNAUTHORIZED);
+    let (status, outcome) = test("ok", Some(TOKEN)).await;
+    assert_eq!(
+        (status, outcome.clone()),
+        (reqwest::StatusCode::OK, json!({"channel": "ok", "sent": true, "error": null}))
+    );
+    let message = receiver.bodies("ok").pop().expect("the test message");
+    assert!(message["text"].as_str().unwrap_or_default().contains("TEST"), "{message}");
+    assert!(message["text"].as_str().unwrap_or_default().contains("Nothing is down"), "{message}");
+
+    let (status, outcome) = test("broken", Some(TOKEN)).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        (outcome["sent"].clone(), outcome["error"].as_str()),
+        (json!(false), Some("HTTP 500 Internal Server Error"))
+    );
+    assert_eq!(receiver.attempts("broken"), 1, "one try, no retry");
+    let (status, outcome) = test("dead", Some(TOKEN)).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_GATEWAY);
+    let error = outcome["error"].as_str().expect("an error");
+    assert!(error.contains("refused"), "{error}");
+    assert!(!error.contains("secret-path-token") && !error.contains(&dead.port().to_string()), "{error}");
+    assert_eq!(test("nobody", Some(TOKEN)).await.0, reqwest::StatusCode::NOT_FOUND);
+
+    // About nothing: not in the outbox, but counted.
+    let (_, outbox) = statusd.get("/api/notifications").await;
+    assert_eq!(outbox, json!([]));
+    let sent = "statusd_notifications_total{channel=\"ok\",event=\"TEST\",result=\"sent\"}";
+    assert_eq!(metric(&statusd.metrics().await, sent), Some(1.0));
+    statusd.stop().await;
+}

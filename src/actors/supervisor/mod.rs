@@ -38,7 +38,7 @@ use super::{AbortOnDrop, Services, maintenance};
 use crate::config::{AssetConfig, Config};
 use crate::dependencies::DependencyGraph;
 use crate::settings::{RetentionSettings, Settings};
-use crate::store::{Incident, Store};
+use crate::store::{Incident, NotificationWrite, OutboxEntry, Store, StoreOp};
 use crate::telemetry::names;
 use children::{Child, ChildRef, ChildSpec};
 pub use intensity::RestartIntensity;
@@ -57,6 +57,8 @@ pub struct SupervisorArgs {
     pub open_incidents: Vec<Incident>,
     /// Degradations found in the store at start (asset id, since): their assets resume degraded.
     pub degradations: Vec<(String, DateTime<Utc>)>,
+    /// The outbox's pending notifications at start: decided before a restart, never sent.
+    pub outbox: Vec<OutboxEntry>,
     pub retention: RetentionSettings,
     pub intensity: RestartIntensity,
 }
@@ -220,8 +222,27 @@ impl Actor for Supervisor {
             backlog: Arc::clone(state.services.directory.backlog()),
         };
         state.start_child(&myself, persistence).await;
+        let mut outbox: HashMap<String, Vec<OutboxEntry>> = HashMap::new();
+        for entry in args.outbox {
+            outbox.entry(entry.channel.clone()).or_default().push(entry);
+        }
         for (name, channel) in &config.notifiers.notifiers {
-            state.start_child(&myself, ChildSpec::Notifier { queue: ChannelQueue::new(name, channel.clone()) }).await;
+            let queue = ChannelQueue::new(name, channel.clone());
+            // Before anything new: they were decided first.
+            for entry in outbox.remove(name).unwrap_or_default() {
+                let age = (Utc::now() - entry.decided_at).to_std().unwrap_or_default();
+                queue.resume(entry, age);
+            }
+            state.start_child(&myself, ChildSpec::Notifier { queue }).await;
+        }
+        for entry in outbox.into_values().flatten() {
+            tracing::warn!(channel = %entry.channel, asset_id = %entry.notification.asset_id, "a pending notification's channel is no longer configured: given up");
+            state.services.directory.persist_change(StoreOp::Notification(NotificationWrite::Failed {
+                id: entry.id,
+                at: Utc::now(),
+                attempts: 0,
+                error: format!("channel {:?} is no longer configured", entry.channel),
+            }));
         }
         let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
         let connectivity = config.manifest.connectivity();

@@ -1,0 +1,355 @@
+//! `statusd-load`: puts a statusd under a known load and measures it from outside.
+//!
+//! It serves a fast HTTP target on K loopback addresses (127.0.0.1 … 127.0.0.K, so that one
+//! address's ephemeral ports are not the ceiling), writes a manifest of N HTTP assets spread over
+//! them, starts statusd **as a child process** (so that its CPU and memory are read from `/proc`
+//! and nothing of this tool's own work is counted), waits until it is ready, measures over a
+//! window and prints one JSON line:
+//!
+//! ```text
+//! cargo run --release --bin statusd-load -- --assets 1000 --interval 1 --duration 60
+//! {"assets":1000,"interval_s":1,…,"probes_done":60012,"probes_ok":60012,"cpu_ms_per_1000_probes":231.4,…}
+//! ```
+//!
+//! `--fail-fraction F` turns that share of the targets to 500 half-way through the window, so the
+//! incident and notification path (one webhook channel, served by the same target) is loaded
+//! too. Linux only: it reads `/proc`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use clap::Parser;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(name = "statusd-load", about = "Puts statusd under a known load and prints one JSON line of measurements")]
+struct Args {
+    /// HTTP assets to watch.
+    #[arg(long, default_value_t = 1000)]
+    assets: usize,
+    /// Each asset's intervalSeconds.
+    #[arg(long, default_value_t = 1)]
+    interval: u64,
+    /// The measured window, in seconds (after statusd is ready and one interval has passed).
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// The database statusd uses (default: a fresh SQLite file in a temporary directory).
+    #[arg(long)]
+    db: Option<String>,
+    /// Loopback addresses the target listens on (127.0.0.1 … 127.0.0.K).
+    #[arg(long, default_value_t = 1)]
+    addresses: u8,
+    /// Share of the targets (0 to 1) that answer 500 from half-way through the window.
+    #[arg(long, default_value_t = 0.0)]
+    fail_fraction: f64,
+    /// The statusd binary (default: the one next to this tool).
+    #[arg(long)]
+    statusd: Option<PathBuf>,
+}
+
+/// What the target saw: per asset, when it was last probed, and how far each gap was from the
+/// interval (µs), while the window is open.
+struct Target {
+    failing_below: AtomicU64,
+    measuring: AtomicBool,
+    interval: Duration,
+    last: Vec<Mutex<Option<Instant>>>,
+    deviations: Mutex<Vec<u64>>,
+    notifications: AtomicU64,
+}
+
+async fn probe(State(target): State<Arc<Target>>, UrlPath(index): UrlPath<usize>) -> StatusCode {
+    let now = Instant::now();
+    if let Some(slot) = target.last.get(index) {
+        let previous = slot.lock().replace(now);
+        if let Some(previous) = previous
+            && target.measuring.load(Ordering::Relaxed)
+        {
+            let gap = now.duration_since(previous);
+            let deviation = gap.abs_diff(target.interval).as_micros();
+            target.deviations.lock().push(u64::try_from(deviation).unwrap_or(u64::MAX));
+        }
+    }
+    if (index as u64) < target.failing_below.load(Ordering::Relaxed) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn hook(State(target): State<Arc<Target>>) -> StatusCode {
+    target.notifications.fetch_add(1, Ordering::Relaxed);
+    StatusCode::NO_CONTENT
+}
+
+/// Serves the target on 127.0.0.1 … 127.0.0.K, all on the same port; returns the port.
+async fn serve(target: Arc<Target>, addresses: u8) -> std::io::Result<u16> {
+    let app = axum::Router::new()
+        .route("/a/{index}", axum::routing::get(probe))
+        .route("/hook", axum::routing::post(hook))
+        .with_state(target);
+    let first = TcpListener::bind("127.0.0.1:0").await?;
+    let port = first.local_addr()?.port();
+    let mut listeners = vec![first];
+    for k in 2..=addresses {
+        listeners.push(TcpListener::bind(SocketAddr::from(([127, 0, 0, k], port))).await?);
+    }
+    for listener in listeners {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    Ok(port)
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: i32) -> Option<f64> {
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+}
+
+/// (resident now, peak resident) in MiB.
+fn rss_mib(pid: i32) -> Option<(f64, f64)> {
+    let status = procfs::process::Process::new(pid).ok()?.status().ok()?;
+    Some((status.vmrss? as f64 / 1024.0, status.vmhwm? as f64 / 1024.0))
+}
+
+/// The sum of a metric's series (all label sets).
+fn metric_sum(text: &str, name: &str, label: Option<&str>) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .filter(|line| label.is_none_or(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The cumulative buckets of a histogram: (upper bound, count).
+fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(&prefix)?;
+            let (bound, rest) = rest.split_once('"')?;
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+            Some((bound, rest.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The upper bound of the bucket holding quantile `q` of what a histogram counted between two
+/// scrapes (as Prometheus' `histogram_quantile` would, without interpolation).
+fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(bound, count)| {
+            let earlier = before.iter().find(|(b, _)| b == bound).map_or(0.0, |(_, c)| *c);
+            (*bound, count - earlier)
+        })
+        .collect();
+    let total = counts.last()?.1;
+    (total > 0.0).then(|| counts.iter().find(|(_, c)| *c >= q * total).map_or(f64::INFINITY, |(b, _)| *b))
+}
+
+/// The `q` quantile of `values` (sorted here).
+fn percentile(values: &mut [u64], q: f64) -> Option<u64> {
+    values.sort_unstable();
+    let last = values.len().checked_sub(1)?;
+    values.get(((last as f64) * q).round() as usize).copied()
+}
+
+struct Statusd {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Statusd {
+    async fn get(&self, path: &str) -> Option<(StatusCode, String)> {
+        let response = self.http.get(format!("{}{path}", self.base)).send().await.ok()?;
+        let status = StatusCode::from_u16(response.status().as_u16()).ok()?;
+        Some((status, response.text().await.ok()?))
+    }
+
+    async fn metrics(&self) -> String {
+        self.get("/metrics").await.map(|(_, text)| text).unwrap_or_default()
+    }
+
+    /// Results Persistence has written so far (from `/readyz`).
+    async fn written(&self) -> f64 {
+        let Some((_, body)) = self.get("/readyz").await else { return 0.0 };
+        let ready: Value = serde_json::from_str(&body).unwrap_or_default();
+        ready["checks"]["store"]["backlog"]["written"].as_f64().unwrap_or(0.0)
+    }
+}
+
+impl Drop for Statusd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, args: &Args, port: u16) -> std::io::Result<()> {
+    let assets: Vec<Value> = (0..args.assets)
+        .map(|i| {
+            let host = (i % usize::from(args.addresses.max(1))) + 1;
+            json!({
+                "id": format!("load-{i}"), "assetType": "http",
+                "address": format!("http://127.0.0.{host}:{port}/a/{i}"),
+                "intervalSeconds": args.interval, "timeoutSeconds": args.interval.clamp(1, 5),
+                "expectedStatusCodes": [200]
+            })
+        })
+        .collect();
+    std::fs::write(dir.join("manifest.json"), json!({ "assets": assets }).to_string())?;
+    let notifiers = json!({
+        "notifiers": {"load": {"type": "webhook", "url": format!("http://127.0.0.1:{port}/hook")}},
+        "notificationPolicy": {"onDown": ["load"], "onRecovery": ["load"], "throttleSeconds": 0}
+    });
+    std::fs::write(dir.join("notifiers.json"), notifiers.to_string())?;
+    std::fs::write(dir.join("statusd.toml"), "")
+}
+
+async fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if !(0.0..=1.0).contains(&args.fail_fraction) {
+        return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction).into());
+    }
+    let interval = Duration::from_secs(args.interval.max(1));
+    let target = Arc::new(Target {
+        failing_below: AtomicU64::new(0),
+        measuring: AtomicBool::new(false),
+        interval,
+        last: (0..args.assets).map(|_| Mutex::new(None)).collect(),
+        deviations: Mutex::new(Vec::new()),
+        notifications: AtomicU64::new(0),
+    });
+    let target_port = serve(Arc::clone(&target), args.addresses.max(1)).await?;
+
+    let dir = std::env::temp_dir().join(format!("statusd-load-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    write_config(&dir, &args, target_port)?;
+    let db = args.db.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("statusd.db").display()));
+    let binary = match &args.statusd {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("statusd"),
+    };
+    let api_port = free_port().await?;
+    let path = |name: &str| dir.join(name).display().to_string();
+    let started = Instant::now();
+    let child = Command::new(&binary)
+        .args(["--config", &path("statusd.toml"), "--manifest", &path("manifest.json")])
+        .args(["--notifiers", &path("notifiers.json"), "--db", &db])
+        .args(["--listen", &format!("127.0.0.1:{api_port}"), "--log-level", "warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+    let pid = i32::try_from(child.id())?;
+    let statusd = Statusd { child, base: format!("http://127.0.0.1:{api_port}"), http: reqwest::Client::new() };
+
+    // Ready: /readyz answers 200 (every asset actor started, the store reachable).
+    loop {
+        if matches!(statusd.get("/readyz").await, Some((StatusCode::OK, _))) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err("statusd was not ready within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready_s = started.elapsed().as_secs_f64();
+    // One interval for the first ticks (spread over it) to have happened.
+    tokio::time::sleep(interval).await;
+
+    // Sample GET /api/assets/{id} through the window.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (http, base, sampling, assets) =
+            (statusd.http.clone(), statusd.base.clone(), Arc::clone(&sampling), args.assets);
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0usize;
+            while sampling.load(Ordering::Relaxed) {
+                let asked = Instant::now();
+                if http.get(format!("{base}/api/assets/load-{}", i % assets.max(1))).send().await.is_ok() {
+                    latencies.push(u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX));
+                }
+                i += 7919;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            latencies
+        })
+    };
+
+    let metrics_before = statusd.metrics().await;
+    let written_before = statusd.written().await;
+    let cpu_before = cpu_seconds(pid).ok_or("reading statusd's CPU time")?;
+    target.measuring.store(true, Ordering::Relaxed);
+    let window = Duration::from_secs(args.duration.max(1));
+    let window_start = Instant::now();
+    tokio::time::sleep(window / 2).await;
+    let failing = (args.assets as f64 * args.fail_fraction).round() as u64;
+    target.failing_below.store(failing, Ordering::Relaxed);
+    tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
+    target.measuring.store(false, Ordering::Relaxed);
+    let elapsed = window_start.elapsed().as_secs_f64();
+    let cpu_after = cpu_seconds(pid).ok_or("reading statusd's CPU time")?;
+    let metrics_after = statusd.metrics().await;
+    let written_after = statusd.written().await;
+    let (rss_final, rss_peak) = rss_mib(pid).ok_or("reading statusd's memory")?;
+    sampling.store(false, Ordering::Relaxed);
+    let mut api = sampler.await?;
+
+    let probes = |text: &str, label| metric_sum(text, "statusd_probe_total", label);
+    let done = probes(&metrics_after, None) - probes(&metrics_before, None);
+    let ok = probes(&metrics_after, Some("result=\"success\"")) - probes(&metrics_before, Some("result=\"success\""));
+    let expected = args.assets as f64 * elapsed / interval.as_secs_f64();
+    let cpu = cpu_after - cpu_before;
+    let lag = "statusd_schedule_lag_seconds";
+    let lag_p99 = quantile(&buckets(&metrics_before, lag), &buckets(&metrics_after, lag), 0.99);
+    let mut deviations = std::mem::take(&mut *target.deviations.lock());
+    let ms = |micros: Option<u64>| micros.map(|m| m as f64 / 1000.0);
+    let line = json!({
+        "assets": args.assets,
+        "interval_s": args.interval,
+        "window_s": (elapsed * 10.0).round() / 10.0,
+        "addresses": args.addresses,
+        "db": if args.db.is_some() { "given" } else { "sqlite" },
+        "fail_fraction": args.fail_fraction,
+        "time_to_ready_s": (ready_s * 100.0).round() / 100.0,
+        "probes_expected": expected.round(),
+        "probes_done": done,
+        "probes_ok": ok,
+        "probes_per_s": (done / elapsed).round(),
+        "cpu_s": (cpu * 1000.0).round() / 1000.0,
+        "cpu_ms_per_1000_probes": if done > 0.0 { (cpu * 1_000_000.0 / done * 10.0).round() / 10.0 } else { 0.0 },
+        "rss_peak_mib": (rss_peak * 10.0).round() / 10.0,
+        "rss_final_mib": (rss_final * 10.0).round() / 10.0,
+        "gap_deviation_p50_ms": ms(percentile(&mut deviations, 0.50)),
+        "gap_deviation_p99_ms": ms(percentile(&mut deviations, 0.99)),
+        "schedule_lag_p99_s": lag_p99,
+        "rows_stored": written_after - written_before,
+        "notifications_received": target.notifications.load(Ordering::Relaxed),
+        "api_asset_p99_ms": ms(percentile(&mut api, 0.99)),
+        "api_samples": api.len(),
+    });
+    println!("{line}");
+    drop(statusd);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
