@@ -34,6 +34,7 @@ mod redact;
 mod report;
 mod settings;
 mod sla;
+mod statuspage;
 mod store;
 mod telemetry;
 
@@ -46,7 +47,7 @@ pub use config::{Config, Manifest};
 pub use probe::icmp::PERMISSION_HINT;
 pub use probe::tls::not_after;
 pub use probe::{Mark, ProbeContext, ProbeResult, ProbeSpec, event_id};
-pub use settings::{PersistenceSettings, RetentionSettings, Settings};
+pub use settings::{PersistenceSettings, RetentionSettings, Settings, StatusPageSettings};
 pub use store::rollup::hour_of;
 pub use store::{
     CloseReason, EventsQuery, Incident, IncidentState, IncidentUpdate, IncidentWrite, Rollup, Store, StoreOp,
@@ -312,6 +313,7 @@ impl App {
             enable_chaos: settings.enable_chaos,
             cors_origins: settings.cors_origins.clone(),
             demo: settings.demo,
+            statuspage: Arc::new(statuspage::StatusPage::new(settings.statuspage.clone())),
             sla_default_target: settings.sla.default_target,
         });
         let hangups = listen_for_hangups();

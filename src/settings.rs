@@ -134,6 +134,8 @@ pub struct Settings {
     pub persistence: PersistenceSettings,
     pub retention: RetentionSettings,
     pub restart: RestartSettings,
+    /// The public status page (`GET /`, `/api/status`, `/feed.atom`).
+    pub statuspage: StatusPageSettings,
     pub sla: SlaSettings,
     /// Where these settings came from, to load them again on reload.
     #[serde(skip)]
@@ -222,6 +224,27 @@ fn days(days: u32) -> chrono::TimeDelta {
     chrono::TimeDelta::try_days(i64::from(days)).unwrap_or(chrono::TimeDelta::MAX)
 }
 
+/// `[statuspage]`: what the public status page says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPageSettings {
+    /// Serve `GET /`, `GET /api/status` and `/feed.atom`; false answers them 404.
+    pub enabled: bool,
+    /// The page's title and the feed's (default "Service status").
+    pub title: String,
+    /// A sentence under the title; none by default.
+    pub description: Option<String>,
+    /// An image shown next to the title, as the browser will fetch it: a path on your own
+    /// site or a `data:` URL keeps the page free of requests to other hosts.
+    pub logo_url: Option<String>,
+}
+
+impl Default for StatusPageSettings {
+    fn default() -> Self {
+        StatusPageSettings { enabled: true, title: "Service status".into(), description: None, logo_url: None }
+    }
+}
+
 /// `[sla]`: SLA reports (`GET /api/sla`), badges and the error-budget metric.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +288,7 @@ impl Default for Settings {
             },
             retention: RetentionSettings { days: 30, rollup_days: 400, interval_seconds: 300, batch: 5000 },
             restart: RestartSettings { max_restarts: 5, window_seconds: 60 },
+            statuspage: StatusPageSettings::default(),
             sla: SlaSettings { default_target: 99.9 },
             source: None,
         }
@@ -364,7 +388,27 @@ impl Settings {
                 problems.push(format!("cors_origins: {origin:?} is not an origin: {reason}"));
             }
         }
+        if let Some(logo) = &self.statuspage.logo_url
+            && let Err(reason) = validate_logo_url(logo)
+        {
+            problems.push(format!("statuspage.logo_url: {reason}"));
+        }
+        if self.statuspage.title.trim().is_empty() {
+            problems.push("statuspage.title: must not be empty".into());
+        }
         if problems.is_empty() { Ok(()) } else { Err(SettingsError::Invalid(problems)) }
+    }
+}
+
+/// A logo is an `http(s)://` URL, a `data:image/…` URL or a path (`/logo.svg`); anything else
+/// (`javascript:`) is refused.
+fn validate_logo_url(logo: &str) -> Result<(), &'static str> {
+    if logo.starts_with("data:image/") || (logo.starts_with('/') && !logo.starts_with("//")) {
+        return Ok(());
+    }
+    match url::Url::parse(logo) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
+        _ => Err("expected an http(s):// URL, a data:image/ URL or a path starting with /"),
     }
 }
 
@@ -612,6 +656,29 @@ mod tests {
             restart,
             ["db: changed; restart statusd to apply it", "workers: changed; restart statusd to apply it"]
         );
+    }
+
+    #[test]
+    fn the_status_page_section_comes_from_the_file_and_the_environment() {
+        let defaults = load(&[], &[]).expect("valid");
+        assert_eq!(defaults.statuspage, StatusPageSettings::default());
+        assert!(defaults.statuspage.enabled);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "[statuspage]\ntitle = \"Acme status\"\nlogo_url = \"/logo.svg\"\n").expect("write");
+        let file = file.to_str().expect("utf-8");
+        let settings = load(&["--config", file], &[("STATUSD_STATUSPAGE__ENABLED", "false")]).expect("valid");
+        assert_eq!(settings.statuspage.title, "Acme status");
+        assert_eq!(settings.statuspage.logo_url.as_deref(), Some("/logo.svg"));
+        assert!(!settings.statuspage.enabled);
+        let settings = load(&[], &[("STATUSD_STATUSPAGE__DESCRIPTION", "Our services")]).expect("valid");
+        assert_eq!(settings.statuspage.description.as_deref(), Some("Our services"));
+        let error = load(&[], &[("STATUSD_STATUSPAGE__LOGO_URL", "javascript:alert(1)")]).expect_err("refused");
+        assert!(error.to_string().contains("statuspage.logo_url: expected"), "{error}");
+        for good in ["https://example.com/logo.png", "data:image/svg+xml;base64,AAAA", "/static/logo.png"] {
+            assert!(validate_logo_url(good).is_ok(), "{good}");
+        }
+        assert!(validate_logo_url("//evil.example/x.png").is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The end-to-end suite on SQLite, statusd's embedded default, plus the tests that do not
 //! depend on the database (probes, config errors, extreme values).
 
+#[path = "e2e/browser.rs"]
+mod browser;
 #[path = "e2e/config_errors.rs"]
 mod config_errors;
 #[path = "e2e/dependencies.rs"]

@@ -40,6 +40,13 @@ pub struct AssetView {
 async fn view(entry: AssetEntry) -> AssetView {
     let config = (*entry.config).clone();
     let address = config.shown_address();
+    let (live, error) = live(&entry).await;
+    AssetView { config, address, live, restarts: entry.restarts, error }
+}
+
+/// The asset's live state, asked from its actor, and why it is missing when it is (then the
+/// status is `crashed` or `unknown`); what `/api/assets` and the status page show.
+pub(super) async fn live(entry: &AssetEntry) -> (AssetSnapshot, Option<String>) {
     let blank = |status| AssetSnapshot {
         status,
         since: None,
@@ -50,14 +57,13 @@ async fn view(entry: AssetEntry) -> AssetView {
         probing: false,
         skipped_ticks: 0,
     };
-    let (live, error) = match entry.actor {
+    match &entry.actor {
         None => (blank(StatusName::Crashed), Some("the asset's actor keeps failing and waits to be restarted".into())),
         Some(actor) => match call_t!(actor, AssetMsg::Snapshot, SNAPSHOT_TIMEOUT_MS) {
             Ok(snapshot) => (snapshot, None),
             Err(e) => (blank(StatusName::Unknown), Some(format!("the asset's actor did not answer: {e}"))),
         },
-    };
-    AssetView { config, address, live, restarts: entry.restarts, error }
+    }
 }
 
 /// `GET /api/assets`

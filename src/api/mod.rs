@@ -9,6 +9,7 @@ mod badges;
 mod debug;
 mod demo;
 mod error;
+mod feed;
 mod health;
 mod incidents;
 mod log_level;
@@ -24,6 +25,7 @@ mod reload;
 pub mod routes;
 pub mod server;
 pub mod sla;
+mod status;
 mod version;
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use ractor::{ActorRef, RactorErr, RpcReplyPort};
 
 use crate::actors::Services;
 use crate::actors::supervisor::SupervisorMsg;
+use crate::statuspage::StatusPage;
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -55,6 +58,8 @@ pub struct ApiState {
     pub cors_origins: Vec<String>,
     /// Serve the demo target and webhook (see `api/demo.rs`).
     pub demo: bool,
+    /// The status page's settings and cached history (`api/status.rs`, `api/feed.rs`).
+    pub statuspage: Arc<StatusPage>,
     /// `[sla] default_target`: the SLA target, in percent, of assets without `slaTarget`.
     pub sla_default_target: f64,
 }

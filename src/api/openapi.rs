@@ -25,6 +25,7 @@ use super::routes;
         (name = "notifications", description = "What each channel was told: the outbox, with each delivery's status"),
         (name = "sla", description = "SLA reports: uptime, downtime, MTTR, MTBF and error budgets over a period"),
         (name = "badges", description = "SVG badges of public assets, for READMEs"),
+        (name = "status page", description = "The public status page (HTML), its content as JSON, the incidents as Atom"),
         (name = "maintenance", description = "Maintenance windows: silence assets while they are worked on"),
         (name = "actors", description = "The supervision tree"),
         (name = "config", description = "Reload and log level (mutating: behind the API token)"),

@@ -6,6 +6,7 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -15,8 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiState, actors, assets, badges, debug, demo, health, incidents, log_level, maintenance, metrics, middleware,
-    notifications, notifiers, openapi, push, reload, sla, version,
+    ApiState, actors, assets, badges, debug, demo, feed, health, incidents, log_level, maintenance, metrics,
+    middleware, notifications, notifiers, openapi, push, reload, sla, status, version,
 };
 
 /// Largest request body accepted; the API takes only small JSON documents. Push takes any
@@ -28,7 +29,17 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Every route with its handler; the OpenAPI document is collected from the same calls.
 /// `chaos` and `demo` add the routes that exist only with `--enable-chaos` or `demo = true`.
 pub fn surface(chaos: bool, demo: bool) -> OpenApiRouter<ApiState> {
-    reading(demo).merge(pushing()).merge(mutating(chaos))
+    reading(demo).merge(statuspage()).merge(pushing()).merge(mutating(chaos))
+}
+
+/// The status page, its JSON and its feed: compressed (gzip or brotli, as the client accepts),
+/// since the page of a thousand assets is megabytes of repetitive markup.
+fn statuspage() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(status::page))
+        .routes(routes!(status::status))
+        .routes(routes!(feed::feed))
+        .layer(CompressionLayer::new())
 }
 
 /// The routes that only read (push has its own token).
@@ -78,7 +89,7 @@ fn mutating(chaos: bool) -> OpenApiRouter<ApiState> {
 pub fn router(state: ApiState) -> Router {
     let writes = mutating(state.enable_chaos)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_token));
-    let (routes, _document) = reading(state.demo).merge(writes).split_for_parts();
+    let (routes, _document) = reading(state.demo).merge(statuspage()).merge(writes).split_for_parts();
     let (push, _document) = pushing().split_for_parts();
 
     let cors = cors(&state.cors_origins);

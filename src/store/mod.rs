@@ -22,7 +22,7 @@ use crate::notify::Notification;
 use crate::probe::ProbeResult;
 
 pub use postgres::PostgresStore;
-pub use rollup::{Rollup, Uptime};
+pub use rollup::{DayTotal, HourlyRollups, Rollup, Uptime};
 pub use sqlite::SqliteStore;
 
 /// A handle to the database; cheap to clone (it is a pool).
@@ -173,6 +173,26 @@ impl Store {
     /// Every asset ever configured, with when it first was.
     pub async fn assets_created(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         forward!(self, s => s.assets_created().await)
+    }
+
+    /// Incidents open now, or that started or ended at or after `since`, newest first.
+    pub async fn incidents_since(&self, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
+        forward!(self, s => s.incidents_since(since).await)
+    }
+
+    /// Probes and successes per asset and UTC day, for every asset, from the hourly rollups
+    /// with `from <= hour < to` that are rolled up (one query; pending hours are left out:
+    /// [`Store::all_rollups`] reads them from the raw events).
+    pub async fn daily_totals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<DayTotal>, StoreError> {
+        forward!(self, s => s.daily_totals(from, to).await)
+    }
+
+    /// Hourly rollups of every asset (unordered): the rolled-up hours with `from <= hour < to`
+    /// from `probe_rollups_hourly`, and every pending hour before `to` (the current one among
+    /// them, even one before `from`) aggregated from the raw events; three queries whatever the
+    /// number of assets.
+    pub async fn all_rollups(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<HourlyRollups, StoreError> {
+        forward!(self, s => s.all_rollups(from, to).await)
     }
 
     /// Whether the asset is or was ever configured (removed assets keep their history).

@@ -179,6 +179,7 @@ impl Dialect for Postgres {
     type IncidentId = Uuid;
 
     const HOUR_OF_TIMESTAMP: &'static str = "date_trunc('hour', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'";
+    const DAY_OF_HOUR: &'static str = "date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'";
     const LOCK_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {

@@ -84,6 +84,24 @@ impl Rollup {
     }
 }
 
+/// Probes and successes of one asset over one UTC day, summed from its stored hourly rollups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayTotal {
+    pub asset_id: String,
+    /// Midnight UTC.
+    pub day: DateTime<Utc>,
+    pub probes: i64,
+    pub successes: i64,
+}
+
+/// The hourly rollups of every asset over a range: those rolled up (`stored`) and those read
+/// from the raw events because their hour is pending (`pending`, the current hour among them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HourlyRollups {
+    pub stored: Vec<Rollup>,
+    pub pending: Vec<Rollup>,
+}
+
 /// The hour a timestamp falls in.
 pub fn hour_of(timestamp: DateTime<Utc>) -> DateTime<Utc> {
     timestamp.duration_trunc(TimeDelta::hours(1)).unwrap_or(timestamp)

@@ -13,7 +13,7 @@ use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use uuid::Uuid;
 
-use super::rollup::{self, Rollup};
+use super::rollup::{self, DayTotal, HourlyRollups, Rollup};
 use super::{
     CloseReason, DegradationWrite, DeliveriesQuery, DeliveryRecord, EventsQuery, Incident, IncidentSpan, IncidentState,
     IncidentUpdate, IncidentWrite, NotificationWrite, OutboxEntry, StoreError, StoreOp, StoredWindow, TimelineEntry,
@@ -32,6 +32,8 @@ pub trait Dialect: Database {
 
     /// The SQL of the hour (a [`Self::Time`]) a `probe_events` row falls in.
     const HOUR_OF_TIMESTAMP: &'static str;
+    /// The SQL of the UTC day (a [`Self::Time`]) a `probe_rollups_hourly` row's `hour` falls in.
+    const DAY_OF_HOUR: &'static str;
     /// Ends the statement that picks the next hour to roll up: a lock where the database has
     /// row locks, so that two instances never roll up the same hour at once.
     const LOCK_SKIP_LOCKED: &'static str;
@@ -613,6 +615,98 @@ where
                 Ok((id, at))
             })
             .collect()
+    }
+
+    pub async fn incidents_since(&self, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
+        const CONTEXT: &str = "reading recent incidents";
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ended_at IS NULL OR ended_at >= $1 OR started_at >= $1
+             ORDER BY started_at DESC"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(DB::time(since))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter().map(|row| Self::incident_from_row(row, CONTEXT)).collect()
+    }
+
+    pub async fn daily_totals(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<DayTotal>, StoreError> {
+        const CONTEXT: &str = "reading daily totals";
+        let sql = format!(
+            "SELECT asset_id, {day} AS day, CAST(sum(probes) AS BIGINT) AS probes,
+                    CAST(sum(successes) AS BIGINT) AS successes
+             FROM probe_rollups_hourly
+             WHERE hour >= $1 AND hour < $2 AND hour NOT IN (SELECT hour FROM rollup_pending)
+             GROUP BY asset_id, {day}",
+            day = DB::DAY_OF_HOUR
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(DB::time(from))
+            .bind(DB::time(to))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Query { context: CONTEXT, source: e };
+                Ok(DayTotal {
+                    asset_id: row.try_get("asset_id").map_err(get)?,
+                    day: DB::read_time(row.try_get("day").map_err(get)?, CONTEXT)?,
+                    probes: row.try_get("probes").map_err(get)?,
+                    successes: row.try_get("successes").map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn all_rollups(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<HourlyRollups, StoreError> {
+        const CONTEXT: &str = "reading the rollups of every asset";
+        let pending: Vec<DB::Time> = sqlx::query_scalar("SELECT hour FROM rollup_pending WHERE hour < $1")
+            .bind(DB::time(to))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        let pending = pending
+            .into_iter()
+            .map(|stored| DB::read_time(stored, CONTEXT))
+            .collect::<Result<Vec<DateTime<Utc>>, _>>()?;
+        let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM probe_rollups_hourly
+             WHERE hour >= $1 AND hour < $2 AND hour NOT IN (SELECT hour FROM rollup_pending)",
+            rollup::rollup_columns()
+        )))
+        .bind(DB::time(from))
+        .bind(DB::time(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query(CONTEXT))?;
+        let mut rollups = HourlyRollups { stored: Vec::with_capacity(stored.len()), pending: Vec::new() };
+        for row in &stored {
+            let hour = DB::read_time(row.try_get("hour").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+            rollups.stored.push(Rollup::from_row(row, hour).map_err(StoreError::query(CONTEXT))?);
+        }
+        // Pending hours (the current one among them) are read from the raw events, even those
+        // before `from`: the caller adds them to their days.
+        if let Some(first) = pending.iter().min() {
+            let live = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {} FROM probe_events WHERE timestamp >= $1 AND timestamp < $2 AND {} GROUP BY 1, 2",
+                rollup::aggregate_select(DB::HOUR_OF_TIMESTAMP),
+                rollup::COUNTED
+            )))
+            .bind(DB::time(*first))
+            .bind(DB::time(to))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+            for row in &live {
+                let hour = DB::read_time(row.try_get("hour").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
+                if pending.contains(&hour) {
+                    rollups.pending.push(Rollup::from_row(row, hour).map_err(StoreError::query(CONTEXT))?);
+                }
+            }
+        }
+        Ok(rollups)
     }
 
     pub async fn asset_exists(&self, asset_id: &str) -> Result<bool, StoreError> {

@@ -77,6 +77,7 @@ impl Dialect for Sqlite {
     type IncidentId = String;
 
     const HOUR_OF_TIMESTAMP: &'static str = "(timestamp / 3600000) * 3600000";
+    const DAY_OF_HOUR: &'static str = "(hour / 86400000) * 86400000";
     // SQLite has no row locks: its writers take turns on the whole database.
     const LOCK_SKIP_LOCKED: &'static str = "";
 

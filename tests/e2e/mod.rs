@@ -27,4 +27,5 @@ mod reload;
 mod retention;
 mod secrets;
 mod sla;
+mod statuspage;
 mod store;
