@@ -518,28 +518,26 @@ fn parse_channel(entry: &Value, path: &str, report: &mut Report<'_>) -> Option<C
     let (checked, in_range) = report.bounded(path, entry, &[Endpoint::BOUNDS, own_bounds]);
     let before = report.problems.len();
     let channel: Option<ChannelConfig> = parse_value(&checked, path, report);
-    if kind.is_some_and(ChannelType::is_service) {
-        name_flattened_key(entry, path, &mut report.problems[before..]);
-    }
+    name_quoted_key(entry, path, &mut report.problems[before..]);
     let channel = channel?;
     let before = report.problems.len();
     channel.validate(path, report);
     (in_range && report.problems.len() == before).then_some(channel)
 }
 
-/// Serde reports an error inside a service's flattened settings at the notifier itself
-/// (`notifiers.pd: unknown variant `urgent``): moves it to the key whose value it quotes.
-fn name_flattened_key(entry: &Value, path: &str, problems: &mut [crate::report::Problem]) {
+/// Serde reports an error inside a channel (read through its `type` tag, and for services
+/// through flattened settings) at the notifier itself (`notifiers.pd: unknown variant
+/// `urgent``): moves it to the key whose value it quotes.
+fn name_quoted_key(entry: &Value, path: &str, problems: &mut [crate::report::Problem]) {
     let Some(fields) = entry.as_object() else { return };
     for problem in problems.iter_mut().filter(|p| p.path == path) {
-        let quoted = fields.iter().filter(|(key, _)| key.as_str() != "type").find(|(_, value)| {
-            let shown = match value {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            problem.message.contains(&format!("`{shown}`"))
+        // Serde quotes the value first (`unknown variant `urgent`, expected one of …`).
+        let Some(quoted) = problem.message.split('`').nth(1) else { continue };
+        let key = fields.iter().filter(|(key, _)| key.as_str() != "type").find(|(_, value)| match value {
+            Value::String(text) => text == quoted,
+            other => other.to_string() == quoted,
         });
-        if let Some((key, _)) = quoted {
+        if let Some((key, _)) = key {
             problem.path = format!("{path}.{key}");
         }
     }
@@ -589,7 +587,9 @@ mod tests {
             "matrix": {"type": "matrix", "accessToken": "SECRET-MX", "roomId": "#ops:example.org", "baseUrl": "ftp://hs"},
             "ntfy": {"type": "ntfy", "topic": "ops", "tokne": "SECRET-NTFY"},
             "push": {"type": "pushover", "userKey": "SECRET-U", "appToken": "SECRET-A", "priority": 3},
-            "og": {"type": "opsgenie", "apiKey": "SECRET-OG", "baseUrl": "https://u:SECRET-PW@api.eu.opsgenie.com x"}
+            "og": {"type": "opsgenie", "apiKey": "SECRET-OG", "baseUrl": "https://u:SECRET-PW@api.eu.opsgenie.com x"},
+            "mail": {"type": "email", "host": "smtp", "from": "not an address", "to": [], "password": "SECRET-MAIL"},
+            "mail2": {"type": "email", "host": "smtp", "from": "a@b.c", "to": ["x@y.z"], "security": "ssl"}
           }
         }));
         let text = problems.join("\n");
@@ -602,6 +602,10 @@ mod tests {
             "notifiers.ntfy.tokne: unknown field (did you mean `token`?)",
             "notifiers.push.priority: must be from -2 to 2, not 3",
             "notifiers.og.baseUrl:",
+            "notifiers.mail.from: \"not an address\" is not an address",
+            "notifiers.mail.to: must list at least one address",
+            "notifiers.mail.password: is set without a username",
+            "notifiers.mail2.security: unknown variant `ssl`, expected one of `starttls`, `tls`, `none`",
         ] {
             assert!(text.contains(expected), "{expected:?} in\n{text}");
         }

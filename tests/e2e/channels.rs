@@ -117,9 +117,10 @@ const CHANNELS: [&str; 10] = [
     "googlechat",
 ];
 
-fn notifiers(recorder: &Recorder) -> Value {
+fn notifiers(recorder: &Recorder, dead: std::net::SocketAddr) -> Value {
     json!({
         "notifiers": {
+            "deadtg": {"type": "telegram", "botToken": "999:DEAD-BOT-TOKEN", "chatId": "@ops", "baseUrl": format!("http://{dead}")},
             "pagerduty": {"type": "pagerduty", "routingKey": "PD-ROUTING-KEY", "baseUrl": recorder.url("pagerduty")},
             "opsgenie": {"type": "opsgenie", "apiKey": "OG-API-KEY", "priority": "P2", "baseUrl": recorder.url("opsgenie")},
             "telegram": {"type": "telegram", "botToken": "123:TG-BOT-TOKEN", "chatId": -1001, "messageThreadId": 7, "baseUrl": recorder.url("telegram")},
@@ -149,7 +150,9 @@ async fn each_service_hears_down_ack_and_recovery_once_in_its_documented_shape()
     let Some(backend) = crate::backend().await else { return };
     let target = Target::start().await;
     let recorder = Recorder::start().await;
-    let setup = Setup::new(backend, json!([http_asset("svc", &target.url())]), notifiers(&recorder)).await;
+    // A port nothing listens on: bound, then let go.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
+    let setup = Setup::new(backend, json!([http_asset("svc", &target.url())]), notifiers(&recorder, dead)).await;
     setup.write_settings(&format!("api_token = \"{TOKEN}\"\n"));
     let statusd = setup.start(&[]).await;
     statusd.wait_status("svc", "up", WAIT).await;
@@ -289,6 +292,21 @@ async fn each_service_hears_down_ack_and_recovery_once_in_its_documented_shape()
         assert!(!text.contains(secret), "{secret} in {text}");
     }
     assert_eq!(outbox.as_array().map(Vec::len), Some(30), "{outbox}");
+
+    // A test message through PagerDuty is a change event, which pages no one; one that cannot
+    // be delivered says why without the token its URL carries.
+    let test = |name: &str| {
+        let request = statusd.http.post(statusd.url(&format!("/api/notifiers/{name}/test"))).bearer_auth(TOKEN);
+        async move { request.send().await.expect("test").json::<Value>().await.expect("an outcome") }
+    };
+    assert_eq!(test("pagerduty").await["sent"], true);
+    let change = recorder.of("pagerduty").pop().expect("the test message");
+    assert_eq!(change.path, "/pagerduty/v2/change/enqueue");
+    assert_eq!((change.body["routing_key"].as_str(), change.body.get("event_action")), (Some("PD-ROUTING-KEY"), None));
+    let failed = test("deadtg").await;
+    assert_eq!(failed["sent"], false);
+    let error = failed["error"].as_str().expect("an error");
+    assert!(error.contains("refused") && !error.contains("DEAD-BOT-TOKEN"), "{error}");
     statusd.stop().await;
 }
 
