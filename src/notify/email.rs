@@ -165,7 +165,11 @@ fn smtp_error(error: &lettre::transport::smtp::Error) -> String {
     let mut text = error.to_string();
     let mut cause = std::error::Error::source(error);
     while let Some(inner) = cause {
-        text.push_str(&format!(": {inner}"));
+        let inner_text = inner.to_string();
+        // lettre's own Display often ends with its cause already.
+        if !text.contains(&inner_text) {
+            text.push_str(&format!(": {inner_text}"));
+        }
         cause = inner.source();
     }
     text

@@ -394,11 +394,32 @@ async fn email_sends_one_mail_per_event_with_plain_text_and_html() {
                 "type": "email", "host": "127.0.0.1", "port": sink.port, "security": "none",
                 "from": "statusd <statusd@example.com>", "to": ["ops@example.com", "dev@example.com"],
             },
+            // The default security: STARTTLS required, and the sink offers none.
+            "tls": {"type": "email", "host": "127.0.0.1", "port": sink.port, "username": "statusd", "password": "MAIL-SECRET",
+                    "from": "statusd@example.com", "to": ["ops@example.com"]},
         },
         "notificationPolicy": {"onDown": ["mail"], "onRecovery": ["mail"], "throttleSeconds": 0}
     });
     let setup = Setup::new(backend, json!([http_asset("mailed", &target.url())]), notifiers).await;
+    setup.write_settings(&format!("api_token = \"{TOKEN}\"\n"));
     let statusd = setup.start(&[]).await;
+
+    // Never in clear text when STARTTLS is asked for: refused before any mail or password.
+    let refused = statusd
+        .http
+        .post(statusd.url("/api/notifiers/tls/test"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("test")
+        .json::<Value>()
+        .await
+        .expect("an outcome");
+    assert_eq!(refused["sent"], false, "{refused}");
+    assert_eq!(refused["error"], "internal client error: STARTTLS is not supported on this server");
+    assert!(!refused.to_string().contains("MAIL-SECRET"), "{refused}");
+    assert!(sink.mails.lock().is_empty());
+
     statusd.wait_status("mailed", "up", WAIT).await;
     target.set(Mode::Error);
     statusd.wait_status("mailed", "down", WAIT).await;
