@@ -533,9 +533,12 @@ fn name_quoted_key(entry: &Value, path: &str, problems: &mut [crate::report::Pro
     for problem in problems.iter_mut().filter(|p| p.path == path) {
         // Serde quotes the value first (`unknown variant `urgent`, expected one of …`).
         let Some(quoted) = problem.message.split('`').nth(1) else { continue };
-        let key = fields.iter().filter(|(key, _)| key.as_str() != "type").find(|(_, value)| match value {
-            Value::String(text) => text == quoted,
-            other => other.to_string() == quoted,
+        let key = fields.iter().filter(|(key, _)| key.as_str() != "type").find(|(_, value)| {
+            let shown = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            shown == quoted
         });
         if let Some((key, _)) = key {
             problem.path = format!("{path}.{key}");
