@@ -586,6 +586,7 @@ mod tests {
         let problems = problems_of(json!({
           "notifiers": {
             "pd": {"type": "pagerduty", "routingKey": "SECRET-KEY", "severity": "urgent"},
+            "pd2": {"type": "pagerduty", "routingKey": "SECRET-KEY", "group": true},
             "gotify": {"type": "gotify", "appToken": "SECRET-TOKEN", "priority": 11},
             "matrix": {"type": "matrix", "accessToken": "SECRET-MX", "roomId": "#ops:example.org", "baseUrl": "ftp://hs"},
             "ntfy": {"type": "ntfy", "topic": "ops", "tokne": "SECRET-NTFY"},
@@ -605,6 +606,7 @@ mod tests {
             "notifiers.ntfy.tokne: unknown field (did you mean `token`?)",
             "notifiers.push.priority: must be from -2 to 2, not 3",
             "notifiers.og.baseUrl:",
+            "notifiers.pd2.group: cannot be true here",
             "notifiers.mail.from: \"not an address\" is not an address",
             "notifiers.mail.to: must list at least one address",
             "notifiers.mail.password: is set without a username",

@@ -286,8 +286,9 @@ pub struct Endpoint {
 pub struct Service<S> {
     #[serde(flatten)]
     pub settings: S,
-    /// The service's address, for self-hosted servers, regional endpoints and tests (`https://
-    /// api.eu.opsgenie.com`); unset, the service's public one ([`Api::DEFAULT_BASE_URL`]).
+    /// The service's address, for self-hosted servers, regional endpoints and tests
+    /// (`https://api.eu.opsgenie.com`); unset, the service's public one
+    /// ([`Api::DEFAULT_BASE_URL`]).
     #[serde(default)]
     pub base_url: Option<String>,
     #[serde(default = "default_timeout_seconds")]
@@ -302,7 +303,8 @@ pub trait Api {
     const KEYS: &'static [Key];
     /// Its public server; None for self-hosted services (`baseUrl` is then required).
     const DEFAULT_BASE_URL: Option<&'static str>;
-    /// Whether storms reach it grouped by default: no for pagers, whose alerts are per incident.
+    /// Whether storms may reach it grouped (by default, unless `"group": false`): not pagers,
+    /// whose alerts are per incident (a storm's one alert would be closed by no RECOVERY).
     const GROUPS: bool = true;
     /// The request that tells the service about `notification`, against `base` (no trailing `/`).
     fn request(&self, base: &str, notification: &Notification) -> Request;
@@ -422,7 +424,17 @@ impl ChannelType {
 
     /// Whether the type is a [`Service`] (its unknown keys are checked from [`ChannelType::keys`]).
     pub fn is_service(self) -> bool {
-        self.keys().iter().any(|key| key.name == "baseUrl")
+        !matches!(
+            self,
+            ChannelType::Teams
+                | ChannelType::Slack
+                | ChannelType::Discord
+                | ChannelType::Webhook
+                | ChannelType::Mattermost
+                | ChannelType::Rocketchat
+                | ChannelType::Googlechat
+                | ChannelType::Email
+        )
     }
 }
 
@@ -453,6 +465,9 @@ impl<S: Api> ServiceChannel for Service<S> {
                 report.problem(format!("{path}.baseUrl"), "missing: the address of your server is required")
             }
             None => {}
+        }
+        if self.group == Some(true) && !S::GROUPS {
+            report.problem(format!("{path}.group"), "cannot be true here: alerts are one per incident");
         }
         self.settings.validate(path, report);
     }
