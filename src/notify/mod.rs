@@ -664,6 +664,15 @@ async fn send_http(client: &reqwest::Client, request: &Request, timeout: Duratio
         Ok(response) => {
             let status = response.status();
             if let Some(wait) = rate_limit(status, response.headers()) {
+                let named = retry_after(response.headers()).or(reset_after(response.headers())).is_some();
+                let wait = match (named, status) {
+                    // Telegram and Matrix name the wait in the body only.
+                    (false, StatusCode::TOO_MANY_REQUESTS) => match response.json::<serde_json::Value>().await {
+                        Ok(body) => body_wait(&body).map_or(wait, |asked| asked.min(MAX_RATE_LIMIT_WAIT)),
+                        Err(_) => wait,
+                    },
+                    _ => wait,
+                };
                 return Attempt::Stop(DeliveryError::RateLimited { status, wait });
             }
             if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
@@ -688,6 +697,16 @@ fn rate_limit(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Optio
         StatusCode::SERVICE_UNAVAILABLE => asked.map(|wait| wait.min(MAX_RATE_LIMIT_WAIT)),
         _ => None,
     }
+}
+
+/// A 429's wait named in its JSON body: Telegram's `parameters.retry_after` (seconds,
+/// <https://core.telegram.org/bots/api#responseparameters>) or Matrix's `retry_after_ms`
+/// (<https://spec.matrix.org/v1.11/client-server-api/#rate-limiting>).
+fn body_wait(body: &serde_json::Value) -> Option<Duration> {
+    if let Some(seconds) = body["parameters"]["retry_after"].as_f64() {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    body["retry_after_ms"].as_u64().map(Duration::from_millis)
 }
 
 /// After a success: Discord's `X-RateLimit-Remaining: 0` says the next post would be refused
@@ -848,6 +867,15 @@ mod tests {
             };
         }
         config
+    }
+
+    #[test]
+    fn waits_named_in_a_body_are_read() {
+        let telegram = serde_json::json!({"ok": false, "error_code": 429, "parameters": {"retry_after": 7}});
+        assert_eq!(body_wait(&telegram), Some(Duration::from_secs(7)));
+        let matrix = serde_json::json!({"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 2500});
+        assert_eq!(body_wait(&matrix), Some(Duration::from_millis(2500)));
+        assert_eq!(body_wait(&serde_json::json!({"error": "slow down"})), None);
     }
 
     /// The list of channel types and the names serde reads cannot drift: both come from the

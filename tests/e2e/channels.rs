@@ -21,6 +21,7 @@ const TOKEN: &str = "channels-api-token";
 /// One request as the service got it.
 #[derive(Debug, Clone)]
 struct Recorded {
+    at: tokio::time::Instant,
     method: Method,
     /// Path and query, as sent (percent-encoded).
     path: String,
@@ -37,15 +38,25 @@ struct Recorder {
 
 impl Recorder {
     async fn start() -> Recorder {
+        Recorder::refusing_first(None).await
+    }
+
+    /// With `refusal`, the first request is answered 429 with that JSON body (and kept too).
+    async fn refusing_first(refusal: Option<Value>) -> Recorder {
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let kept = Arc::clone(&requests);
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let kept = Arc::clone(&kept);
+            let refusal = refusal.clone();
             async move {
                 let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let path = uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
-                kept.lock().push(Recorded { method, path, headers, body });
-                (StatusCode::OK, axum::Json(json!({"ok": true})))
+                let mut kept = kept.lock();
+                kept.push(Recorded { at: tokio::time::Instant::now(), method, path, headers, body });
+                match refusal {
+                    Some(refusal) if kept.len() == 1 => (StatusCode::TOO_MANY_REQUESTS, axum::Json(refusal)),
+                    _ => (StatusCode::OK, axum::Json(json!({"ok": true}))),
+                }
             }
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind recorder");
@@ -453,4 +464,29 @@ async fn email_sends_one_mail_per_event_with_plain_text_and_html() {
         assert_eq!(metric(&metrics, &series), Some(1.0), "{series}");
     }
     assert!(mails[0].2.contains("HTTP 500 (expected 200)"));
+}
+
+/// Telegram names its flood-control wait in the body only (`parameters.retry_after`): the
+/// channel waits that long, then sends the message once.
+#[tokio::test(flavor = "multi_thread")]
+async fn telegram_waits_as_long_as_its_429_body_asks() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let refusal = json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 3", "parameters": {"retry_after": 3}});
+    let recorder = Recorder::refusing_first(Some(refusal)).await;
+    let notifiers = json!({
+        "notifiers": {"tg": {"type": "telegram", "botToken": "1:T", "chatId": 5, "baseUrl": recorder.url("telegram")}},
+        "notificationPolicy": {"onDown": ["tg"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(backend, json!([http_asset("flood", &target.url())]), notifiers).await;
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("flood", "up", WAIT).await;
+    target.set(Mode::Error);
+    eventually("the DOWN after the wait", WAIT, || async { (recorder.of("telegram").len() == 2).then_some(()) }).await;
+    statusd.stop().await;
+    let requests = recorder.of("telegram");
+    assert_eq!(requests.len(), 2, "one refused, one taken");
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_secs(3), "waited {waited:?}");
+    assert_eq!(requests[0].body, requests[1].body, "the same message");
 }
