@@ -394,13 +394,6 @@ impl ChannelType {
     /// [`COMMON_KEYS`].
     pub fn keys(self) -> Vec<Key> {
         let (own, base_url): (&[Key], Option<Key>) = match self {
-            ChannelType::Teams
-            | ChannelType::Slack
-            | ChannelType::Discord
-            | ChannelType::Webhook
-            | ChannelType::Mattermost
-            | ChannelType::Rocketchat
-            | ChannelType::Googlechat => (WEBHOOK_KEYS, None),
             ChannelType::Pagerduty => service_keys::<pagerduty::Settings>(),
             ChannelType::Opsgenie => service_keys::<opsgenie::Settings>(),
             ChannelType::Telegram => service_keys::<telegram::Settings>(),
@@ -409,6 +402,8 @@ impl ChannelType {
             ChannelType::Pushover => service_keys::<pushover::Settings>(),
             ChannelType::Matrix => service_keys::<matrix::Settings>(),
             ChannelType::Email => (email::KEYS, None),
+            // The rest are one webhook URL (an [`Endpoint`]).
+            _ => (WEBHOOK_KEYS, None),
         };
         base_url.into_iter().chain(own.iter().copied()).chain(COMMON_KEYS).collect()
     }
@@ -422,19 +417,10 @@ impl ChannelType {
         }
     }
 
-    /// Whether the type is a [`Service`] (its unknown keys are checked from [`ChannelType::keys`]).
+    /// Whether the type is a [`Service`] (its unknown keys are checked from [`ChannelType::keys`]):
+    /// the types with a `baseUrl`.
     pub fn is_service(self) -> bool {
-        !matches!(
-            self,
-            ChannelType::Teams
-                | ChannelType::Slack
-                | ChannelType::Discord
-                | ChannelType::Webhook
-                | ChannelType::Mattermost
-                | ChannelType::Rocketchat
-                | ChannelType::Googlechat
-                | ChannelType::Email
-        )
+        self.keys().iter().any(|key| key.name == "baseUrl")
     }
 }
 
