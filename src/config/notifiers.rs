@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::notify::{ChannelConfig, Endpoint};
+use crate::notify::{ChannelConfig, ChannelType, Endpoint};
 use crate::probe::MAX_INTERVAL_SECONDS;
 use crate::report::{Bound, Report, check_identifier, parse_value};
+use strum::IntoEnumIterator;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifiersConfig {
@@ -501,11 +502,48 @@ fn parse_channel(entry: &Value, path: &str, report: &mut Report<'_>) -> Option<C
             return None;
         }
     }
-    let (checked, in_range) = report.bounded(path, entry, &[Endpoint::BOUNDS]);
-    let channel: ChannelConfig = parse_value(&checked, path, report)?;
+    let kind = ChannelConfig::TYPES.iter().position(|t| entry.get("type").and_then(Value::as_str) == Some(t));
+    let kind = kind.and_then(|index| ChannelType::iter().nth(index));
+    if let Some(kind) = kind.filter(|kind| kind.is_service()) {
+        // Services flatten their settings, which serde cannot check for unknown keys.
+        let before = report.problems.len();
+        let mut known: Vec<&str> = kind.keys().iter().map(|key| key.name).collect();
+        known.push("type");
+        report.unknown_fields(path, entry, &known);
+        if report.problems.len() != before {
+            return None;
+        }
+    }
+    let own_bounds = kind.map(ChannelType::bounds).unwrap_or_default();
+    let (checked, in_range) = report.bounded(path, entry, &[Endpoint::BOUNDS, own_bounds]);
+    let before = report.problems.len();
+    let channel: Option<ChannelConfig> = parse_value(&checked, path, report);
+    name_quoted_key(entry, path, &mut report.problems[before..]);
+    let channel = channel?;
     let before = report.problems.len();
     channel.validate(path, report);
     (in_range && report.problems.len() == before).then_some(channel)
+}
+
+/// Serde reports an error inside a channel (read through its `type` tag, and for services
+/// through flattened settings) at the notifier itself (`notifiers.pd: unknown variant
+/// `urgent``): moves it to the key whose value it quotes.
+fn name_quoted_key(entry: &Value, path: &str, problems: &mut [crate::report::Problem]) {
+    let Some(fields) = entry.as_object() else { return };
+    for problem in problems.iter_mut().filter(|p| p.path == path) {
+        // Serde quotes the value first (`unknown variant `urgent`, expected one of …`).
+        let Some(quoted) = problem.message.split('`').nth(1) else { continue };
+        let key = fields.iter().filter(|(key, _)| key.as_str() != "type").find(|(_, value)| {
+            let shown = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            shown == quoted
+        });
+        if let Some((key, _)) = key {
+            problem.path = format!("{path}.{key}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -542,6 +580,43 @@ mod tests {
         assert_eq!(config.policy.repeat_interval(), None);
     }
 
+    /// Service channels: problems name the key and the value, never a secret's.
+    #[test]
+    fn a_wrong_service_setting_names_its_key_and_value() {
+        let problems = problems_of(json!({
+          "notifiers": {
+            "pd": {"type": "pagerduty", "routingKey": "SECRET-KEY", "severity": "urgent"},
+            "pd2": {"type": "pagerduty", "routingKey": "SECRET-KEY", "group": true},
+            "gotify": {"type": "gotify", "appToken": "SECRET-TOKEN", "priority": 11},
+            "matrix": {"type": "matrix", "accessToken": "SECRET-MX", "roomId": "#ops:example.org", "baseUrl": "ftp://hs"},
+            "ntfy": {"type": "ntfy", "topic": "ops", "tokne": "SECRET-NTFY"},
+            "push": {"type": "pushover", "userKey": "SECRET-U", "appToken": "SECRET-A", "priority": 3},
+            "og": {"type": "opsgenie", "apiKey": "SECRET-OG", "baseUrl": "https://u:SECRET-PW@api.eu.opsgenie.com x"},
+            "mail": {"type": "email", "host": "smtp", "from": "not an address", "to": [], "password": "SECRET-MAIL"},
+            "mail2": {"type": "email", "host": "smtp", "from": "a@b.c", "to": ["x@y.z"], "security": "ssl"}
+          }
+        }));
+        let text = problems.join("\n");
+        for expected in [
+            "notifiers.pd.severity: unknown variant `urgent`",
+            "notifiers.gotify.priority: must be at most 10",
+            "notifiers.gotify.baseUrl: missing",
+            "notifiers.matrix.roomId: \"#ops:example.org\" is not a room id",
+            "notifiers.matrix.baseUrl: scheme \"ftp\" is not http or https",
+            "notifiers.ntfy.tokne: unknown field (did you mean `token`?)",
+            "notifiers.push.priority: must be from -2 to 2, not 3",
+            "notifiers.og.baseUrl:",
+            "notifiers.pd2.group: cannot be true here",
+            "notifiers.mail.from: \"not an address\" is not an address",
+            "notifiers.mail.to: must list at least one address",
+            "notifiers.mail.password: is set without a username",
+            "notifiers.mail2.security: unknown variant `ssl`, expected one of `starttls`, `tls`, `none`",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+
     #[test]
     fn every_problem_is_reported_with_its_path() {
         let problems = problems_of(json!({
@@ -561,7 +636,7 @@ mod tests {
         }));
         let expected = [
             "notifiers.teams.webhookUrl: scheme \"ftp\" is not http or https",
-            "notifiers.chat.type: unknown notifier type \"irc\" (one of: teams, slack, discord, webhook)",
+            "notifiers.chat.type: unknown notifier type \"irc\" (one of: teams, slack, discord, webhook, pagerduty, opsgenie, telegram, ntfy, gotify, pushover, mattermost, rocketchat, googlechat, matrix, email)",
             "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `timeoutSeconds`, `group`",
             "notifiers.slack: missing field `webhookUrl`",
             "notifiers.bad name: notifier name \"bad name\" has ' ': use letters, digits, '-', '_' and '.'",

@@ -1,11 +1,24 @@
 //! Notification channels: what a notification is, how each channel's payload looks, and how a
 //! payload is delivered (timeout, retries with backoff, `Retry-After`).
 //!
-//! A new channel is one file here with its payload, plus one variant in [`ChannelConfig`].
+//! A new channel is one file here with its payload (or, for a service with its own API, the
+//! [`Request`] it wants), plus one variant in [`ChannelConfig`]. Sending, retrying, rate limits
+//! and masking live once, in [`deliver_tries`].
 
 mod discord;
+mod email;
+mod googlechat;
+mod gotify;
+mod matrix;
+mod mattermost;
+mod ntfy;
+mod opsgenie;
+mod pagerduty;
+mod pushover;
+mod rocketchat;
 mod slack;
 mod teams;
+mod telegram;
 mod webhook;
 
 use std::time::Duration;
@@ -94,6 +107,23 @@ impl Event {
         }
     }
 
+    /// What a paging service (PagerDuty, Opsgenie) does with the event.
+    fn page(self) -> Page {
+        match self {
+            Event::Down | Event::Reminder | Event::Panic | Event::Flapping | Event::Degraded | Event::NetworkDown => {
+                Page::Open
+            }
+            Event::Ack => Page::Acknowledge,
+            Event::Recovery | Event::NetworkUp => Page::Close,
+            Event::MaintenanceStart | Event::MaintenanceEnd | Event::Test => Page::Note,
+        }
+    }
+
+    /// Whether the event says something is wrong now (push channels ring louder for these).
+    fn is_trouble(self) -> bool {
+        matches!(self, Event::Down | Event::Panic | Event::NetworkDown)
+    }
+
     /// RGB colour for channels that colour their cards.
     fn colour(self) -> u32 {
         match self {
@@ -161,10 +191,50 @@ impl Notification {
             .collect()
     }
 
+    /// The key a paging service files the alert under, so that the ACK and the RECOVERY reach
+    /// the alert the DOWN opened: the incident id; for events outside an incident, one key
+    /// shared by NETWORK_DOWN and NETWORK_UP, else the event and the asset.
+    fn alert_key(&self) -> String {
+        match (self.incident_id, self.event) {
+            (Some(incident), _) => incident.to_string(),
+            (None, Event::NetworkDown | Event::NetworkUp) => "statusd-network".to_string(),
+            (None, event) => format!("statusd-{}-{}", event.as_str(), self.asset_id),
+        }
+    }
+
+    /// The message as plain text, for the channels without cards: the details, then one line
+    /// per fact (asset, incident, tier, time), or one line per asset for a storm.
+    fn plain_text(&self) -> String {
+        if !self.group.is_empty() {
+            return self.group_lines().join("\n");
+        }
+        let mut lines = vec![self.details.clone(), format!("Asset: {} ({})", self.asset_name, self.asset_id)];
+        if let Some(incident) = self.incident_id {
+            lines.push(format!("Incident: {incident}"));
+        }
+        if let Some(tier) = self.tier_text() {
+            lines.push(format!("Escalation: {tier}"));
+        }
+        lines.push(format!("Time: {}", self.timestamp.to_rfc3339()));
+        lines.join("\n")
+    }
+
     /// `tier 1`, for the channels that show it in their text.
     fn tier_text(&self) -> Option<String> {
         self.tier.map(|tier| format!("tier {tier}"))
     }
+}
+
+/// How a paging service treats an event: see [`Event::page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Page {
+    /// Open (or, for a REMINDER, refresh) the alert filed under [`Notification::alert_key`].
+    Open,
+    Acknowledge,
+    /// Resolve the alert: the asset is back.
+    Close,
+    /// News that pages no one: maintenance, a test message.
+    Note,
 }
 
 /// A configured channel, chosen by `type`. Its names (serde's tag, and [`ChannelType`]'s for
@@ -173,7 +243,7 @@ impl Notification {
 #[serde(tag = "type", rename_all = "lowercase")]
 #[strum_discriminants(
     name(ChannelType),
-    derive(strum::IntoStaticStr, strum::VariantNames),
+    derive(strum::IntoStaticStr, strum::VariantNames, strum::EnumIter),
     strum(serialize_all = "lowercase")
 )]
 pub enum ChannelConfig {
@@ -181,9 +251,20 @@ pub enum ChannelConfig {
     Slack(Endpoint),
     Discord(Endpoint),
     Webhook(Endpoint),
+    Pagerduty(Service<pagerduty::Settings>),
+    Opsgenie(Service<opsgenie::Settings>),
+    Telegram(Service<telegram::Settings>),
+    Ntfy(Service<ntfy::Settings>),
+    Gotify(Service<gotify::Settings>),
+    Pushover(Service<pushover::Settings>),
+    Mattermost(Endpoint),
+    Rocketchat(Endpoint),
+    Googlechat(Endpoint),
+    Matrix(Service<matrix::Settings>),
+    Email(email::Email),
 }
 
-/// Where and how patiently to post.
+/// Where and how patiently to post, for the channels that are one webhook URL.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Endpoint {
@@ -197,13 +278,198 @@ pub struct Endpoint {
     pub group: Option<bool>,
 }
 
-fn default_timeout_seconds() -> u64 {
+/// A channel that is a service's API: its own keys (`settings`), the server to call, and the
+/// keys every channel has. Unknown keys are reported at load from [`ChannelType::keys`] (serde
+/// cannot deny them through `flatten`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service<S> {
+    #[serde(flatten)]
+    pub settings: S,
+    /// The service's address, for self-hosted servers, regional endpoints and tests
+    /// (`https://api.eu.opsgenie.com`); unset, the service's public one
+    /// ([`Api::DEFAULT_BASE_URL`]).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    #[serde(default)]
+    pub group: Option<bool>,
+}
+
+/// A service's side of a [`Service`] channel.
+pub trait Api {
+    /// The keys of its own, in the order the README lists them.
+    const KEYS: &'static [Key];
+    /// Its public server; None for self-hosted services (`baseUrl` is then required).
+    const DEFAULT_BASE_URL: Option<&'static str>;
+    /// Whether storms may reach it grouped (by default, unless `"group": false`): not pagers,
+    /// whose alerts are per incident (a storm's one alert would be closed by no RECOVERY).
+    const GROUPS: bool = true;
+    /// The request that tells the service about `notification`, against `base` (no trailing `/`).
+    fn request(&self, base: &str, notification: &Notification) -> Request;
+    /// Problems with its settings, reported at `path` (the notifier's).
+    fn validate(&self, _path: &str, _report: &mut Report<'_>) {}
+}
+
+/// A config key of a channel type, for load-time checks and the README's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub name: &'static str,
+    /// Never logged nor returned (`***`); marked `*` in the README.
+    pub secret: bool,
+    pub required: bool,
+}
+
+impl Key {
+    const fn optional(name: &'static str) -> Key {
+        Key { name, secret: false, required: false }
+    }
+    const fn required(name: &'static str) -> Key {
+        Key { name, secret: false, required: true }
+    }
+    const fn secret(name: &'static str) -> Key {
+        Key { name, secret: true, required: true }
+    }
+    const fn optional_secret(name: &'static str) -> Key {
+        Key { name, secret: true, required: false }
+    }
+}
+
+/// Keys every channel has, after its own.
+const COMMON_KEYS: [Key; 2] = [Key::optional("timeoutSeconds"), Key::optional("group")];
+const WEBHOOK_KEYS: &[Key] = &[Key::secret("webhookUrl")];
+
+/// What [`deliver_tries`] sends, built per notification.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Http(Request),
+    Email(Box<email::Mail>),
+}
+
+/// How one try went.
+enum Attempt {
+    /// Taken; with the pause the channel asked for after it, if any ([`Sent::pause`]).
+    Sent(Option<Duration>),
+    /// Failed in a way another try may fix: why.
+    Retry(String),
+    /// Failed for good (or rate limited): no more tries.
+    Stop(DeliveryError),
+}
+
+/// One HTTP request to a channel, built per notification: [`deliver_tries`] sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: reqwest::Method,
+    /// May carry a secret (a webhook's token, Telegram's bot token in the path): never logged.
+    pub url: String,
+    /// Values may be secrets (`Authorization`): never logged.
+    pub headers: Vec<(&'static str, String)>,
+    /// Sent as JSON.
+    pub body: serde_json::Value,
+}
+
+impl Request {
+    fn post(url: String, body: serde_json::Value) -> Request {
+        Request { method: reqwest::Method::POST, url, headers: Vec::new(), body }
+    }
+
+    fn header(mut self, name: &'static str, value: String) -> Request {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+pub(crate) fn default_timeout_seconds() -> u64 {
     10
 }
 
 impl Endpoint {
     /// A channel slower than a minute is down; waiting longer only holds a delivery slot.
     pub const BOUNDS: &'static [Bound] = &[Bound::new("timeoutSeconds", 1, 60)];
+}
+
+impl ChannelType {
+    /// The keys a channel of this type takes: its own, `baseUrl` for services, then
+    /// [`COMMON_KEYS`].
+    pub fn keys(self) -> Vec<Key> {
+        let (own, base_url): (&[Key], Option<Key>) = match self {
+            ChannelType::Pagerduty => service_keys::<pagerduty::Settings>(),
+            ChannelType::Opsgenie => service_keys::<opsgenie::Settings>(),
+            ChannelType::Telegram => service_keys::<telegram::Settings>(),
+            ChannelType::Ntfy => service_keys::<ntfy::Settings>(),
+            ChannelType::Gotify => service_keys::<gotify::Settings>(),
+            ChannelType::Pushover => service_keys::<pushover::Settings>(),
+            ChannelType::Matrix => service_keys::<matrix::Settings>(),
+            ChannelType::Email => (email::KEYS, None),
+            // The rest are one webhook URL (an [`Endpoint`]).
+            _ => (WEBHOOK_KEYS, None),
+        };
+        base_url.into_iter().chain(own.iter().copied()).chain(COMMON_KEYS).collect()
+    }
+
+    /// Number ranges of its own keys, checked at load like [`Endpoint::BOUNDS`].
+    pub fn bounds(self) -> &'static [Bound] {
+        match self {
+            ChannelType::Gotify => gotify::BOUNDS,
+            ChannelType::Email => email::BOUNDS,
+            _ => &[],
+        }
+    }
+
+    /// Whether the type is a [`Service`] (its unknown keys are checked from [`ChannelType::keys`]):
+    /// the types with a `baseUrl`.
+    pub fn is_service(self) -> bool {
+        self.keys().iter().any(|key| key.name == "baseUrl")
+    }
+}
+
+fn service_keys<S: Api>() -> (&'static [Key], Option<Key>) {
+    let base_url = if S::DEFAULT_BASE_URL.is_some() { Key::optional("baseUrl") } else { Key::required("baseUrl") };
+    (S::KEYS, Some(base_url))
+}
+
+impl<S: Api> ServiceChannel for Service<S> {
+    fn timeout_seconds(&self) -> u64 {
+        self.timeout_seconds
+    }
+
+    fn groups(&self) -> bool {
+        self.group.unwrap_or(S::GROUPS)
+    }
+
+    fn request(&self, notification: &Notification) -> Request {
+        let base = self.base_url.as_deref().or(S::DEFAULT_BASE_URL).unwrap_or_default().trim_end_matches('/');
+        self.settings.request(base, notification)
+    }
+
+    fn validate(&self, path: &str, report: &mut Report<'_>) {
+        match &self.base_url {
+            // Shown masked: a base URL may carry credentials (`https://user:pass@host`).
+            Some(url) => check_http_url(url, &format!("{path}.baseUrl"), Some(&crate::redact::url(url)), report),
+            None if S::DEFAULT_BASE_URL.is_none() => {
+                report.problem(format!("{path}.baseUrl"), "missing: the address of your server is required")
+            }
+            None => {}
+        }
+        if self.group == Some(true) && !S::GROUPS {
+            report.problem(format!("{path}.group"), "cannot be true here: alerts are one per incident");
+        }
+        self.settings.validate(path, report);
+    }
+}
+
+/// Reports `raw` at `path` unless it is an http or https URL; `shown` is how to quote it (None
+/// for a secret, never quoted).
+fn check_http_url(raw: &str, path: &str, shown: Option<&str>, report: &mut Report<'_>) {
+    let quoted = shown.map(|s| format!(" {s:?}")).unwrap_or_default();
+    match reqwest::Url::parse(raw) {
+        Err(e) => report.problem(path, format!("{quoted} is not a valid URL ({e})").trim_start().to_string()),
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+            report.problem(path, format!("scheme {:?} is not http or https", url.scheme()))
+        }
+        Ok(_) => {}
+    }
 }
 
 impl ChannelConfig {
@@ -215,44 +481,82 @@ impl ChannelConfig {
         ChannelType::from(self).into()
     }
 
-    /// Whether storms reach this channel grouped: its `group` key, else yes for channels read
-    /// by people and no for the generic webhook (scripts expect one payload per incident).
-    pub fn groups(&self) -> bool {
-        let endpoint = self.endpoint();
-        endpoint.group.unwrap_or(!matches!(self, ChannelConfig::Webhook(_)))
-    }
-
-    fn endpoint(&self) -> &Endpoint {
+    /// The channel as one of the three shapes channels come in, for what they all do alike.
+    fn shape(&self) -> Shape<'_> {
         match self {
-            ChannelConfig::Teams(e)
-            | ChannelConfig::Slack(e)
-            | ChannelConfig::Discord(e)
-            | ChannelConfig::Webhook(e) => e,
+            ChannelConfig::Teams(e) => Shape::Webhook(e, teams::payload),
+            ChannelConfig::Slack(e) => Shape::Webhook(e, slack::payload),
+            ChannelConfig::Discord(e) => Shape::Webhook(e, discord::payload),
+            ChannelConfig::Webhook(e) => Shape::Webhook(e, webhook::payload),
+            ChannelConfig::Mattermost(e) => Shape::Webhook(e, mattermost::payload),
+            ChannelConfig::Rocketchat(e) => Shape::Webhook(e, rocketchat::payload),
+            ChannelConfig::Googlechat(e) => Shape::Webhook(e, googlechat::payload),
+            ChannelConfig::Pagerduty(s) => Shape::Service(s),
+            ChannelConfig::Opsgenie(s) => Shape::Service(s),
+            ChannelConfig::Telegram(s) => Shape::Service(s),
+            ChannelConfig::Ntfy(s) => Shape::Service(s),
+            ChannelConfig::Gotify(s) => Shape::Service(s),
+            ChannelConfig::Pushover(s) => Shape::Service(s),
+            ChannelConfig::Matrix(s) => Shape::Service(s),
+            ChannelConfig::Email(e) => Shape::Email(e),
         }
     }
 
-    /// The JSON body this channel expects for a notification.
-    pub fn payload(&self, notification: &Notification) -> serde_json::Value {
-        match self {
-            ChannelConfig::Teams(_) => teams::payload(notification),
-            ChannelConfig::Slack(_) => slack::payload(notification),
-            ChannelConfig::Discord(_) => discord::payload(notification),
-            ChannelConfig::Webhook(_) => webhook::payload(notification),
+    /// Whether storms reach this channel grouped: its `group` key, else yes for channels read
+    /// by people and no for the generic webhook (scripts expect one payload per incident) and
+    /// pagers (one alert per incident).
+    pub fn groups(&self) -> bool {
+        match self.shape() {
+            Shape::Webhook(e, _) => e.group.unwrap_or(!matches!(self, ChannelConfig::Webhook(_))),
+            Shape::Service(s) => s.groups(),
+            Shape::Email(e) => e.group.unwrap_or(true),
+        }
+    }
+
+    /// How long to wait for the channel's answer.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(match self.shape() {
+            Shape::Webhook(e, _) => e.timeout_seconds,
+            Shape::Service(s) => s.timeout_seconds(),
+            Shape::Email(e) => e.timeout_seconds,
+        })
+    }
+
+    /// What carries `notification` to this channel: an HTTP request, or a mail.
+    pub fn message(&self, notification: &Notification) -> Message {
+        match self.shape() {
+            Shape::Webhook(e, payload) => {
+                Message::Http(Request::post(e.webhook_url.expose().to_string(), payload(notification)))
+            }
+            Shape::Service(s) => Message::Http(s.request(notification)),
+            Shape::Email(e) => Message::Email(Box::new(e.mail(notification))),
         }
     }
 
     pub(crate) fn validate(&self, path: &str, report: &mut Report<'_>) {
-        let endpoint = self.endpoint();
-        let url_path = format!("{path}.webhookUrl");
-        // The URL is a secret (it carries the channel's token), so problems never quote it.
-        match reqwest::Url::parse(endpoint.webhook_url.expose()) {
-            Err(e) => report.problem(url_path, format!("is not a valid URL ({e})")),
-            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
-                report.problem(url_path, format!("scheme {:?} is not http or https", url.scheme()))
-            }
-            Ok(_) => {}
+        match self.shape() {
+            // The URL is a secret (it carries the channel's token), so problems never quote it.
+            Shape::Webhook(e, _) => check_http_url(e.webhook_url.expose(), &format!("{path}.webhookUrl"), None, report),
+            Shape::Service(s) => s.validate(path, report),
+            Shape::Email(e) => e.validate(path, report),
         }
     }
+}
+
+/// See [`ChannelConfig::shape`].
+enum Shape<'a> {
+    /// A webhook URL, and the payload its service wants.
+    Webhook(&'a Endpoint, fn(&Notification) -> serde_json::Value),
+    Service(&'a dyn ServiceChannel),
+    Email(&'a email::Email),
+}
+
+/// A [`Service`] of any [`Api`], as [`Shape`] holds it.
+trait ServiceChannel {
+    fn timeout_seconds(&self) -> u64;
+    fn groups(&self) -> bool;
+    fn request(&self, notification: &Notification) -> Request;
+    fn validate(&self, path: &str, report: &mut Report<'_>);
 }
 
 /// How a delivery ended when it did not succeed.
@@ -261,6 +565,9 @@ pub enum DeliveryError {
     /// The channel answered with a status that retrying will not fix (a bad URL, a bad payload).
     #[error("rejected with HTTP {status}")]
     Rejected { status: StatusCode },
+    /// A mail server refused for good (a 5xx reply: unknown recipient, refused credentials).
+    #[error("refused: {reason}")]
+    Refused { reason: String },
     #[error("gave up after {attempts} attempts: {last}")]
     GaveUp { attempts: u32, last: String },
     /// The channel asked to be left alone for `wait` (429, or 503 with `Retry-After`): not a
@@ -289,7 +596,7 @@ pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 /// A 429 without a wait the channel names: try again after this.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
-/// Posts a notification to its channel, retrying transient failures (timeouts, connection
+/// Sends a notification to its channel (the channel's [`Request`]), retrying transient failures (timeouts, connection
 /// errors, 5xx, 408) with exponential backoff. A rate limit ends the call at once with the wait
 /// the channel asked for, for the caller to pause the whole channel: a rate limit is per
 /// webhook, not per message.
@@ -310,40 +617,59 @@ pub async fn deliver_tries(
     tries: u32,
 ) -> Result<Sent, DeliveryError> {
     let tries = tries.max(1);
-    let endpoint = channel.endpoint();
-    let body = channel.payload(notification);
+    let message = channel.message(notification);
+    let timeout = channel.timeout();
     let mut backoff = BACKOFF;
     let mut last = String::new();
     for attempt in 1..=tries {
-        match client
-            .post(endpoint.webhook_url.expose())
-            .timeout(Duration::from_secs(endpoint.timeout_seconds))
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(response) if response.status().is_success() => {
-                return Ok(Sent { attempts: attempt, pause: budget_spent(response.headers()) });
-            }
-            Ok(response) => {
-                let status = response.status();
-                if let Some(wait) = rate_limit(status, response.headers()) {
-                    return Err(DeliveryError::RateLimited { status, wait });
-                }
-                let retryable = status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT;
-                if !retryable {
-                    return Err(DeliveryError::Rejected { status });
-                }
-                last = format!("HTTP {status}");
-            }
-            // Without the URL: it is a secret, and this message ends up in logs.
-            Err(e) => last = crate::http_error::describe_reqwest_error(&e.without_url()),
+        let outcome = match &message {
+            Message::Http(request) => send_http(client, request, timeout).await,
+            Message::Email(mail) => mail.send(timeout).await,
+        };
+        match outcome {
+            Attempt::Sent(pause) => return Ok(Sent { attempts: attempt, pause }),
+            Attempt::Stop(error) => return Err(error),
+            Attempt::Retry(why) => last = why,
         }
         if attempt < tries {
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
     Err(DeliveryError::GaveUp { attempts: tries, last })
+}
+
+/// One try of an HTTP request: 2xx is sent; 5xx, 408 and transport errors may be retried; a
+/// rate limit or another status stops.
+async fn send_http(client: &reqwest::Client, request: &Request, timeout: Duration) -> Attempt {
+    let mut builder = client.request(request.method.clone(), &request.url).timeout(timeout).json(&request.body);
+    for (name, value) in &request.headers {
+        builder = builder.header(*name, value);
+    }
+    match builder.send().await {
+        Ok(response) if response.status().is_success() => Attempt::Sent(budget_spent(response.headers())),
+        Ok(response) => {
+            let status = response.status();
+            if let Some(wait) = rate_limit(status, response.headers()) {
+                let named = retry_after(response.headers()).or(reset_after(response.headers())).is_some();
+                let wait = match (named, status) {
+                    // Telegram and Matrix name the wait in the body only.
+                    (false, StatusCode::TOO_MANY_REQUESTS) => match response.json::<serde_json::Value>().await {
+                        Ok(body) => body_wait(&body).map_or(wait, |asked| asked.min(MAX_RATE_LIMIT_WAIT)),
+                        Err(_) => wait,
+                    },
+                    _ => wait,
+                };
+                return Attempt::Stop(DeliveryError::RateLimited { status, wait });
+            }
+            if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+                Attempt::Retry(format!("HTTP {status}"))
+            } else {
+                Attempt::Stop(DeliveryError::Rejected { status })
+            }
+        }
+        // Without the URL: it may hold a secret, and this message ends up in logs.
+        Err(e) => Attempt::Retry(crate::http_error::describe_reqwest_error(&e.without_url())),
+    }
 }
 
 /// The wait a refusal asks for, if it is a rate limit: any 429, and a 503 that names a
@@ -357,6 +683,16 @@ fn rate_limit(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Optio
         StatusCode::SERVICE_UNAVAILABLE => asked.map(|wait| wait.min(MAX_RATE_LIMIT_WAIT)),
         _ => None,
     }
+}
+
+/// A 429's wait named in its JSON body: Telegram's `parameters.retry_after` (seconds,
+/// <https://core.telegram.org/bots/api#responseparameters>) or Matrix's `retry_after_ms`
+/// (<https://spec.matrix.org/v1.11/client-server-api/#rate-limiting>).
+fn body_wait(body: &serde_json::Value) -> Option<Duration> {
+    if let Some(seconds) = body["parameters"]["retry_after"].as_f64() {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    body["retry_after_ms"].as_u64().map(Duration::from_millis)
 }
 
 /// After a success: Discord's `X-RateLimit-Remaining: 0` says the next post would be refused
@@ -383,6 +719,49 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 fn reset_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let seconds = headers.get("x-ratelimit-reset-after")?.to_str().ok()?.trim().parse::<f64>().ok()?;
     Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// The legacy Slack message attachment Mattermost and Rocket.Chat both read: a bar in the
+/// event's colour, a title, the details (or one line per asset of a storm) and short fields.
+fn slack_attachment(notification: &Notification) -> serde_json::Value {
+    let field = |title: &str, value: String| serde_json::json!({"short": true, "title": title, "value": value});
+    let mut fields = Vec::new();
+    if notification.group.is_empty() {
+        fields.push(field("Service", notification.asset_name.clone()));
+        fields.push(field("Status", notification.event.as_str().to_string()));
+        if let Some(incident) = notification.incident_id {
+            fields.push(field("Incident", incident.to_string()));
+        }
+        if let Some(tier) = notification.tier_text() {
+            fields.push(field("Escalation", tier));
+        }
+    }
+    let text = if notification.group.is_empty() {
+        notification.details.clone()
+    } else {
+        notification.group_lines().join("\n")
+    };
+    serde_json::json!({
+        "fallback": notification.headline(),
+        "color": format!("#{:06X}", notification.event.colour()),
+        "title": notification.headline(),
+        "text": truncate(&text, 4000),
+        "fields": fields,
+    })
+}
+
+/// Characters a URL path segment keeps as they are (RFC 3986's unreserved ones).
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `text` as one URL path segment: an alias or a room id with `/`, `!` or `:` stays one.
+fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, PATH_SEGMENT).to_string()
+}
+
+/// Text for an HTML body (Matrix, email, Google Chat cards): a probe's message stays text.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Shortens text to at most `max` characters, marking the cut.
@@ -460,18 +839,90 @@ mod tests {
         assert_eq!(budget_spent(&left), None);
     }
 
-    /// The list of channel types and the names serde reads cannot drift: both come from the variants.
+    /// A config of `kind` with its required keys, as a user writes it.
+    fn minimal(kind: ChannelType) -> serde_json::Value {
+        let mut config = serde_json::json!({"type": <&str>::from(kind)});
+        for key in kind.keys().iter().filter(|key| key.required) {
+            config[key.name] = match key.name {
+                "webhookUrl" | "baseUrl" => "https://hooks.example.com/x".into(),
+                "roomId" => "!room:example.org".into(),
+                "chatId" => (-100).into(),
+                "to" => serde_json::json!(["ops@example.com"]),
+                "from" => "statusd@example.com".into(),
+                _ => "alerts".into(),
+            };
+        }
+        config
+    }
+
+    #[test]
+    fn waits_named_in_a_body_are_read() {
+        let telegram = serde_json::json!({"ok": false, "error_code": 429, "parameters": {"retry_after": 7}});
+        assert_eq!(body_wait(&telegram), Some(Duration::from_secs(7)));
+        let matrix = serde_json::json!({"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 2500});
+        assert_eq!(body_wait(&matrix), Some(Duration::from_millis(2500)));
+        assert_eq!(body_wait(&serde_json::json!({"error": "slow down"})), None);
+    }
+
+    /// The list of channel types and the names serde reads cannot drift: both come from the
+    /// variants; and each type's key list is what it reads.
     #[test]
     fn every_channel_type_is_read_by_its_name() {
-        for name in ChannelConfig::TYPES {
+        use strum::IntoEnumIterator;
+        for kind in ChannelType::iter() {
+            let config = minimal(kind);
             let channel: ChannelConfig =
-                serde_json::from_value(serde_json::json!({"type": name, "url": "https://hooks.example.com/x"}))
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(channel.kind(), *name);
+                serde_json::from_value(config.clone()).unwrap_or_else(|e| panic!("{config}: {e}"));
+            assert_eq!(channel.kind(), <&str>::from(kind));
+            assert_eq!(ChannelConfig::TYPES.iter().position(|t| *t == channel.kind()), Some(kind as usize));
+            // Every required key is required: without it, serde refuses the config.
+            for key in kind.keys().iter().filter(|key| key.required && key.name != "baseUrl") {
+                let mut without = config.clone();
+                without.as_object_mut().map(|o| o.remove(key.name));
+                assert!(serde_json::from_value::<ChannelConfig>(without).is_err(), "{kind:?} without {}", key.name);
+            }
         }
         let unknown = serde_json::from_value::<ChannelConfig>(serde_json::json!({"type": "pager"})).expect_err("pager");
         let listed = ChannelConfig::TYPES.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
         assert!(unknown.to_string().ends_with(&format!("expected one of {listed}")), "{unknown}");
+    }
+
+    /// The README's table of channel types, as the code lists them.
+    fn channel_table() -> String {
+        use strum::IntoEnumIterator;
+        let mut table = String::from("| type | keys (**bold**: required; \\*: secret) |\n|---|---|\n");
+        for kind in ChannelType::iter() {
+            let keys: Vec<String> = kind
+                .keys()
+                .iter()
+                .map(|key| {
+                    let name = if key.required { format!("**`{}`**", key.name) } else { format!("`{}`", key.name) };
+                    if key.secret { format!("{name}\\*") } else { name }
+                })
+                .collect();
+            table.push_str(&format!("| `{}` | {} |\n", <&str>::from(kind), keys.join(", ")));
+        }
+        table
+    }
+
+    #[test]
+    fn the_readme_lists_every_channel_type_with_its_keys() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+        let table = channel_table();
+        assert!(readme.contains(&table), "README.md must contain this table, as the code has it:\n{table}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_a_channel_debug_or_serialization() {
+        use strum::IntoEnumIterator;
+        for kind in ChannelType::iter() {
+            let mut config = minimal(kind);
+            for key in kind.keys().iter().filter(|key| key.secret) {
+                config[key.name] = "https://hooks.example.com/S3CRET".into();
+            }
+            let channel: ChannelConfig = serde_json::from_value(config).expect("parses");
+            assert!(!format!("{channel:?}").contains("S3CRET"), "{kind:?}");
+        }
     }
 
     #[test]

@@ -60,7 +60,8 @@ pub struct Target {
     _server: AbortOnDrop,
 }
 
-struct AbortOnDrop(JoinHandle<()>);
+/// A server task, ended with its owner.
+pub struct AbortOnDrop(pub JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();

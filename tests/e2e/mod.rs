@@ -10,6 +10,7 @@ pub mod databases;
 pub mod harness;
 
 mod api;
+mod channels;
 mod chaos;
 mod degraded;
 mod escalation;
