@@ -305,11 +305,20 @@ where
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query(CONTEXT))?;
+        Self::ids_and_times(&rows, ("asset_id", "since"), CONTEXT)
+    }
+
+    /// Rows of (an id, a time), read from the columns named.
+    fn ids_and_times(
+        rows: &[DB::Row],
+        (id, time): (&'static str, &'static str),
+        context: &'static str,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         rows.iter()
             .map(|row| {
-                let asset_id: String = row.try_get("asset_id").map_err(StoreError::query(CONTEXT))?;
-                let since = DB::read_time(row.try_get("since").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
-                Ok((asset_id, since))
+                let id: String = row.try_get(id).map_err(StoreError::query(context))?;
+                let at = DB::read_time(row.try_get(time).map_err(StoreError::query(context))?, context)?;
+                Ok((id, at))
             })
             .collect()
     }
@@ -593,13 +602,7 @@ where
             query = query.bind(asset_id.to_string());
         }
         let rows = query.fetch_all(&self.pool).await.map_err(StoreError::query(CONTEXT))?;
-        rows.iter()
-            .map(|row| {
-                let asset_id: String = row.try_get("asset_id").map_err(StoreError::query(CONTEXT))?;
-                let at = DB::read_time(row.try_get("timestamp").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
-                Ok((asset_id, at))
-            })
-            .collect()
+        Self::ids_and_times(&rows, ("asset_id", "timestamp"), CONTEXT)
     }
 
     pub async fn assets_created(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
@@ -608,13 +611,7 @@ where
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query(CONTEXT))?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("id").map_err(StoreError::query(CONTEXT))?;
-                let at = DB::read_time(row.try_get("created_at").map_err(StoreError::query(CONTEXT))?, CONTEXT)?;
-                Ok((id, at))
-            })
-            .collect()
+        Self::ids_and_times(&rows, ("id", "created_at"), CONTEXT)
     }
 
     pub async fn incidents_since(&self, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
