@@ -126,8 +126,8 @@ pub fn sparkline(points: &[Option<f64>]) -> String {
                 if !current.is_empty() {
                     current.push(' ');
                 }
-                // Whole pixels: a sparkline 28 px high needs no more, and the page of 1,000 assets
-                // compresses by a tenth better without the decimals.
+                // Whole pixels: a sparkline 28 px high needs no more, and without the decimals the
+                // page of 1,000 assets gzips to 118 KB instead of 151 KB (benches/status_page.rs).
                 current.push_str(&format!("{x:.0},{y:.0}"));
             }
             None if !current.is_empty() => lines.push(std::mem::take(&mut current)),
