@@ -959,14 +959,16 @@ pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec
 /// Raises each open incident's tier to the highest its pending notifications carry: the outbox
 /// row of a DOWN and the incident's tier are written one after the other, and a process killed
 /// between the two writes must not decide (and send) that DOWN a second time.
+/// By id: after a mass outage both lists hold tens of thousands, and this runs at start-up.
 pub fn tiers_from_outbox(open: &mut [Incident], outbox: &[OutboxEntry]) {
+    let mut by_id: HashMap<Uuid, &mut Incident> = open.iter_mut().map(|incident| (incident.id, incident)).collect();
     for entry in outbox {
         let notification = &entry.notification;
         let (Some(id), Some(tier)) = (notification.incident_id, notification.tier) else { continue };
         if !matches!(notification.event, Event::Down | Event::Flapping) {
             continue;
         }
-        if let Some(incident) = open.iter_mut().find(|incident| incident.id == id) {
+        if let Some(incident) = by_id.get_mut(&id) {
             incident.tier = Some(incident.tier.map_or(tier, |known| known.max(tier)));
         }
     }
