@@ -256,6 +256,11 @@ impl App {
         let degradations = actors::incidents::degradations(&store, &config.manifest.assets).await?;
         let outbox = store.pending_notifications().await?;
         actors::incidents::tiers_from_outbox(&mut open_incidents, &outbox);
+        // What was decided for the open incidents (sent or not) is never decided again.
+        let decided = match open_incidents.iter().map(|incident| incident.started_at).min() {
+            Some(since) => store.outbox_keys(since).await?,
+            None => Vec::new(),
+        };
         if !outbox.is_empty() {
             tracing::info!(
                 pending = outbox.len(),
@@ -278,6 +283,8 @@ impl App {
             .await
             .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
         let services = Arc::new(services);
+        let open: std::collections::HashSet<uuid::Uuid> = open_incidents.iter().map(|incident| incident.id).collect();
+        services.directory.remember_decided(&open, decided);
         services.maintenance.configure(&config.manifest);
         services.maintenance.set_channels(config.notifiers.policy.on_maintenance.clone());
         services.maintenance.set_api(stored_windows(&store).await?);

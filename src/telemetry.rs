@@ -22,6 +22,8 @@ pub mod names {
     pub const INCIDENTS_OPEN: &str = "statusd_incidents_open";
     pub const NOTIFICATIONS_TOTAL: &str = "statusd_notifications_total";
     pub const NOTIFICATIONS_RATE_LIMITED_TOTAL: &str = "statusd_notifications_rate_limited_total";
+    pub const NOTIFICATION_TEMPLATE_ERRORS_TOTAL: &str = "statusd_notification_template_errors_total";
+    pub const NOTIFICATIONS_DUPLICATE_TOTAL: &str = "statusd_notifications_duplicate_total";
     pub const ACTOR_RESTARTS_TOTAL: &str = "statusd_actor_restarts_total";
     pub const CONFIG_RELOADS_TOTAL: &str = "statusd_config_reloads_total";
     pub const SCHEDULE_LAG_SECONDS: &str = "statusd_schedule_lag_seconds";
@@ -253,6 +255,14 @@ fn describe() {
     describe_counter!(
         names::NOTIFICATIONS_RATE_LIMITED_TOTAL,
         "Deliveries a channel refused with a rate limit (429, or 503 with Retry-After); each is sent again after the wait."
+    );
+    describe_counter!(
+        names::NOTIFICATION_TEMPLATE_ERRORS_TOTAL,
+        "Templates that failed to render, by channel; the built-in message was sent instead."
+    );
+    describe_counter!(
+        names::NOTIFICATIONS_DUPLICATE_TOTAL,
+        "Notifications decided again with an outbox key already decided (incident, event, channel, tier): not sent twice."
     );
     describe_counter!(names::ACTOR_RESTARTS_TOTAL, "Actor restarts after a failure, by actor.");
     describe_counter!(names::CONFIG_RELOADS_TOTAL, "Config reloads by result (success, or error when refused).");

@@ -258,6 +258,7 @@ mod tests {
             incident_id: Some(Uuid::now_v7()),
             group: Vec::new(),
             tier: None,
+            since: None,
         }
     }
 

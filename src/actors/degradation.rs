@@ -204,6 +204,7 @@ mod tests {
             incident_id: None,
             group: Vec::new(),
             tier: None,
+            since: None,
         };
         let sent = |deliveries: Vec<crate::actors::policy::Delivery>| {
             deliveries

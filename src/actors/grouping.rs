@@ -181,6 +181,7 @@ mod tests {
             incident_id: Some(Uuid::from_u128(u128::from(asset))),
             group: Vec::new(),
             tier: None,
+            since: None,
         }
     }
 

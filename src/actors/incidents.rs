@@ -234,6 +234,7 @@ impl IncidentsMemory {
                 incident_id: None,
                 group: Vec::new(),
                 tier: None,
+                since: Some(since),
             };
             // DEGRADED has one tier (`onDegraded`), and it went out.
             degraded.resume(notification, Some(0), false, open_for(since), now);
@@ -254,6 +255,7 @@ impl IncidentsMemory {
                 incident_id: Some(incident.id),
                 group: Vec::new(),
                 tier: None,
+                since: Some(incident.started_at),
             };
             if incident.flapping {
                 // The breaker held it when statusd stopped: it goes on holding it, as if the
@@ -412,6 +414,7 @@ impl IncidentsState {
                     incident_id: None,
                     group: Vec::new(),
                     tier: None,
+                    since: None,
                 };
                 let deliveries = self.memory.dispatcher.panic(notification, Instant::now());
                 self.dispatch(deliveries);
@@ -471,6 +474,7 @@ impl IncidentsState {
             incident_id: None,
             group: Vec::new(),
             tier: None,
+            since: Some(degraded.since),
         };
         let deliveries = self.memory.degraded.down(notification, Instant::now());
         self.dispatch(deliveries);
@@ -492,6 +496,7 @@ impl IncidentsState {
             incident_id: None,
             group: Vec::new(),
             tier: None,
+            since: Some(ended.since),
         };
         let deliveries = self.memory.degraded.recovery(notification, Instant::now());
         self.dispatch(deliveries);
@@ -526,6 +531,7 @@ impl IncidentsState {
             incident_id: None,
             group: Vec::new(),
             tier: None,
+            since: None,
         };
         for channel in &self.memory.dispatcher.policy().on_panic {
             self.services.directory.notify(channel, notification.clone());
@@ -561,6 +567,7 @@ impl IncidentsState {
             incident_id: Some(down.incident.id),
             group: Vec::new(),
             tier: None,
+            since: Some(down.incident.started_at),
         };
         let outcome = if verdict == FlapVerdict::Tripped {
             None
@@ -691,10 +698,13 @@ impl IncidentsState {
                 incident_id: Some(opened.id),
                 group: Vec::new(),
                 tier: None,
+                since: Some(opened.started_at),
             };
             self.trip(notification, now);
             return;
         }
+        // When the incident began, for the templates' `duration`.
+        let began = chrono::TimeDelta::from_std(lasted).ok().and_then(|lasted| ended_at.checked_sub_signed(lasted));
         let lasted = human_duration(chrono::TimeDelta::from_std(lasted).unwrap_or(chrono::TimeDelta::MAX));
         self.close(&recovered.asset_id, incident, ended_at, &format!("recovered after {lasted}"));
         let open = &self.memory.open;
@@ -711,6 +721,7 @@ impl IncidentsState {
                     incident_id: Some(incident),
                     group: Vec::new(),
                     tier: None,
+                    since: began,
                 },
                 now,
             );
@@ -791,6 +802,7 @@ impl IncidentsState {
                 incident_id: Some(incident.id),
                 group: Vec::new(),
                 tier: None,
+                since: Some(incident.started_at),
             };
             let deliveries = self.memory.dispatcher.recovery(recovery, now);
             self.dispatch(deliveries);
@@ -807,6 +819,7 @@ impl IncidentsState {
             incident_id: Some(incident.id),
             group: Vec::new(),
             tier: None,
+            since: Some(incident.started_at),
         }
     }
 
@@ -1007,6 +1020,7 @@ mod tests {
                 incident_id: Some(incident),
                 group: Vec::new(),
                 tier,
+                since: None,
             },
             decided_at: Utc::now(),
         }

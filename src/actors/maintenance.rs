@@ -239,6 +239,7 @@ fn tell(services: &Services, event: Event, id: &str, occurrence: &Occurrence, as
         incident_id: None,
         group: Vec::new(),
         tier: None,
+        since: None,
     };
     for channel in services.maintenance.channels() {
         services.directory.notify(&channel, notification.clone());

@@ -29,14 +29,15 @@ pub mod task;
 pub(crate) mod testing;
 pub mod watcher;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
-use crate::notify::Notification;
+use crate::notify::{Event, Notification};
 use crate::probe::ProbeResult;
 use crate::store::{NotificationWrite, OutboxEntry, StoreOp};
 use inbox::{Bound, Inbox};
@@ -53,6 +54,41 @@ pub struct Directory {
     batch_size: usize,
     incidents_inbox: Arc<Inbox<IncidentEvent>>,
     channels: RwLock<HashMap<String, Arc<ChannelQueue>>>,
+    /// The outbox keys decided so far ([`Notification::outbox_key`]): a notification whose key
+    /// was decided before is neither written nor sent again.
+    decided: Mutex<Decided>,
+}
+
+/// Outbox keys by incident, kept while the incident is open and [`KEEP_AFTER_RECOVERY`] after
+/// its RECOVERY, so that memory stays bounded by the incidents open and recent. The store keeps
+/// each key unique too (a unique index): no second row even for a key forgotten here.
+#[derive(Default)]
+struct Decided {
+    by_incident: HashMap<Uuid, HashSet<String>>,
+    /// Incidents that recovered, oldest first, with when.
+    recovered: VecDeque<(tokio::time::Instant, Uuid)>,
+}
+
+/// Long past any RECOVERY decided twice (both come from one state change).
+const KEEP_AFTER_RECOVERY: Duration = Duration::from_secs(600);
+
+impl Decided {
+    /// Whether `key` (of `incident`) is new, remembering it.
+    fn first(&mut self, incident: Uuid, key: String, event: Event) -> bool {
+        let now = tokio::time::Instant::now();
+        while let Some((at, old)) = self.recovered.front().copied() {
+            if now.saturating_duration_since(at) < KEEP_AFTER_RECOVERY {
+                break;
+            }
+            self.recovered.pop_front();
+            self.by_incident.remove(&old);
+        }
+        let new = self.by_incident.entry(incident).or_default().insert(key);
+        if new && event == Event::Recovery {
+            self.recovered.push_back((now, incident));
+        }
+        new
+    }
 }
 
 impl Directory {
@@ -62,7 +98,39 @@ impl Directory {
             batch_size: batch_size.max(1),
             incidents_inbox: Arc::new(Inbox::new(Bound::Unbounded)),
             channels: RwLock::new(HashMap::new()),
+            decided: Mutex::new(Decided::default()),
         }
+    }
+
+    /// Remembers outbox keys decided before a restart (`keys`, of the incidents `open`), so
+    /// that none is decided again.
+    pub fn remember_decided(&self, open: &HashSet<Uuid>, keys: impl IntoIterator<Item = String>) {
+        let mut decided = self.decided.lock();
+        for key in keys {
+            // The key starts with its incident's id (see `Notification::outbox_key`).
+            let incident = key.split('/').next().and_then(|id| id.parse::<Uuid>().ok());
+            if let Some(incident) = incident.filter(|id| open.contains(id)) {
+                decided.by_incident.entry(incident).or_default().insert(key);
+            }
+        }
+    }
+
+    /// Whether `notification` to `channel` may be decided: false when its outbox key was
+    /// already (logged and counted as a duplicate).
+    fn first_decision(&self, channel: &str, notification: &Notification) -> bool {
+        let (Some(key), Some(incident)) = (notification.outbox_key(channel), notification.incident_id) else {
+            return true;
+        };
+        if self.decided.lock().first(incident, key, notification.event) {
+            return true;
+        }
+        metrics::counter!(crate::telemetry::names::NOTIFICATIONS_DUPLICATE_TOTAL, "channel" => channel.to_string())
+            .increment(1);
+        tracing::warn!(
+            %channel, asset_id = %notification.asset_id, %incident, event = notification.event.as_str(),
+            tier = ?notification.tier, "a notification already decided was decided again: not sent twice"
+        );
+        false
     }
 
     pub fn backlog(&self) -> &Arc<Backlog> {
@@ -93,10 +161,15 @@ impl Directory {
 
     /// Hands a decided notification to its channel: first to the outbox (written before any
     /// later change, so before the send's outcome), then to the channel's queue.
+    /// A notification whose outbox key was decided before is dropped here (see
+    /// [`Notification::outbox_key`]).
     pub fn notify(&self, channel: &str, notification: Notification) {
         let queue = self.channels.read().get(channel).cloned();
         match queue {
             Some(queue) => {
+                if !self.first_decision(channel, &notification) {
+                    return;
+                }
                 let id = Uuid::now_v7();
                 self.persist_change(StoreOp::Notification(NotificationWrite::Decided(OutboxEntry {
                     id,

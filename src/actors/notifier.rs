@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::Services;
 use super::inbox::{Bound, Discipline, Entry, Inbox, Lease};
 use super::task::{TaskKind, supervised};
-use crate::notify::{self, ATTEMPTS, ChannelConfig, DeliveryError, Notification};
+use crate::notify::{self, ChannelConfig, DeliveryError, Notification};
 use crate::store::{NotificationWrite, OutboxEntry, StoreOp};
 use crate::telemetry::names;
 
@@ -342,13 +342,16 @@ impl ChannelQueue {
         let notification = &pending.notification;
         let event = notification.event.as_str();
         let asset_id = notification.asset_id.as_str();
-        let delivery = notify::deliver(&services.notify_client, &channel, notification);
+        let asset = services.template_assets.read().get(asset_id).cloned();
+        let message = notify::message_for(&self.name, &channel, notification, asset.as_deref());
+        let attempts = channel.max_attempts();
+        let delivery = notify::deliver(&services.notify_client, &channel, &message, attempts);
         let outcome = match supervised(services, &self.actor, TaskKind::Delivery, delivery).await {
             Ok(outcome) => outcome,
             // A panicking delivery is sent again like a failed one, up to the same attempts.
             Err(panic) => {
                 let panics = lease.failures() + 1;
-                if panics < ATTEMPTS {
+                if panics < attempts {
                     lease.fail();
                     return;
                 }
@@ -505,6 +508,7 @@ mod tests {
             incident_id: None,
             group: Vec::new(),
             tier: None,
+            since: None,
         }
     }
 

@@ -625,17 +625,7 @@ impl Dispatcher {
     }
 }
 
-/// `1h 5m`, `3m 20s`, `45s`, `1day 1h`: how long an outage lasted, for people, in `humantime`'s
-/// words, to the two largest units (whole minutes past an hour, whole hours past a day).
-pub fn human_duration(duration: chrono::TimeDelta) -> String {
-    let seconds = u64::try_from(duration.num_seconds()).unwrap_or(0);
-    let precision = match seconds {
-        86_400.. => 3600,
-        3600.. => 60,
-        _ => 1,
-    };
-    humantime::format_duration(std::time::Duration::from_secs(seconds - seconds % precision)).to_string()
-}
+pub use crate::notify::human_duration;
 
 #[cfg(test)]
 mod tests {
@@ -663,6 +653,7 @@ mod tests {
             incident_id: Some(Uuid::from_u128(incident)),
             group: Vec::new(),
             tier: None,
+            since: None,
         }
     }
 

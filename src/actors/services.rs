@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::maintenance::Board;
 use super::network::Connectivity;
 use super::{Directory, task};
+use crate::notify::AssetFacts;
 use crate::probe::ProbeContext;
 use crate::settings::PersistenceSettings;
 
@@ -43,6 +44,9 @@ pub struct Services {
     /// The latest result of each `"role": "connectivity"` asset: whether statusd lost its own
     /// network, read by every asset on each failure.
     pub connectivity: Connectivity,
+    /// What message templates know of each asset (masked address, metadata), by id: set by
+    /// the Supervisor at start and on each reload that changes assets.
+    pub template_assets: RwLock<HashMap<String, Arc<AssetFacts>>>,
 }
 
 impl Services {
@@ -68,7 +72,20 @@ impl Services {
             retired_assets: RwLock::new(HashSet::new()),
             maintenance: Board::default(),
             connectivity: Connectivity::default(),
+            template_assets: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// What templates may say of `assets` (as [`AssetFacts`]), in place of what they knew.
+    pub fn set_template_assets(&self, assets: &[crate::asset::AssetConfig]) {
+        let facts = assets
+            .iter()
+            .map(|asset| {
+                let facts = AssetFacts { address: asset.shown_address(), metadata: asset.metadata.clone() };
+                (asset.id.clone(), Arc::new(facts))
+            })
+            .collect();
+        *self.template_assets.write() = facts;
     }
 
     pub fn probes_waiting(&self) -> usize {

@@ -57,8 +57,10 @@ pub async fn test_notifier(
         incident_id: None,
         group: Vec::new(),
         tier: None,
+        since: None,
     };
-    let outcome = notify::deliver_tries(&state.services.notify_client, &channel, &test, 1).await;
+    let message = notify::message_for(&name, &channel, &test, None);
+    let outcome = notify::deliver(&state.services.notify_client, &channel, &message, 1).await;
     let result = if outcome.is_ok() { "sent" } else { "failed" };
     metrics::counter!(names::NOTIFICATIONS_TOTAL, "channel" => name.clone(), "event" => Event::Test.as_str(), "result" => result)
         .increment(1);

@@ -637,7 +637,7 @@ mod tests {
         let expected = [
             "notifiers.teams.webhookUrl: scheme \"ftp\" is not http or https",
             "notifiers.chat.type: unknown notifier type \"irc\" (one of: teams, slack, discord, webhook, pagerduty, opsgenie, telegram, ntfy, gotify, pushover, mattermost, rocketchat, googlechat, matrix, email)",
-            "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `timeoutSeconds`, `group`",
+            "notifiers.hook: unknown field `timeoutSecond`, expected one of `url`, `webhookUrl`, `baseUrl`, `timeoutSeconds`, `maxAttempts`, `group`, `template`, `method`, `headers`, `body`",
             "notifiers.slack: missing field `webhookUrl`",
             "notifiers.bad name: notifier name \"bad name\" has ' ': use letters, digits, '-', '_' and '.'",
             "notifiers.nourl.webhookUrl: is not a valid URL (relative URL without a base)",

@@ -33,6 +33,11 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A template's text as the message: `content` only (Discord's limit: 2000 characters).
+pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
+    json!({"content": truncate(text, 2000), "allowed_mentions": {"parse": []}})
+}
+
 /// A storm: one embed whose description lists the assets, one per line.
 fn group_payload(notification: &Notification) -> serde_json::Value {
     let lines: Vec<String> = notification.group_lines().iter().map(|line| format!("• {line}")).collect();

@@ -38,6 +38,11 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A template's text as the message: `text` only (Google Chat's simple formatting applies).
+pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
+    json!({"text": truncate(text, 4000)})
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Event, sample, sample_group};

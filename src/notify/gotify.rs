@@ -44,6 +44,11 @@ impl Api for Settings {
         )
         .header("X-Gotify-Key", self.app_token.expose().to_string())
     }
+
+    /// A template's text as the message (title and priority stay).
+    fn with_text(&self, request: &mut Request, text: &str) {
+        request.body["message"] = json!(text);
+    }
 }
 
 #[cfg(test)]
@@ -56,7 +61,7 @@ mod tests {
         let settings = Settings { app_token: Secret::new("AT0K"), priority: 9 };
         let down = settings.request("https://gotify", &sample(Event::Down));
         assert_eq!(down.url, "https://gotify/message");
-        assert_eq!(down.headers, [("X-Gotify-Key", "AT0K".to_string())]);
+        assert_eq!(down.headers, [("X-Gotify-Key".to_string(), "AT0K".to_string())]);
         assert_eq!(
             (down.body["title"].as_str(), down.body["priority"].as_u64()),
             (Some("🔴 Production API - DOWN"), Some(9))

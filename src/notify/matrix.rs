@@ -43,7 +43,7 @@ impl Api for Settings {
                 path_segment(&self.room_id),
                 path_segment(&txn)
             ),
-            headers: vec![("Authorization", format!("Bearer {}", self.access_token.expose()))],
+            headers: vec![("Authorization".to_string(), format!("Bearer {}", self.access_token.expose()))],
             body: json!({
                 "msgtype": "m.notice",
                 "body": format!("{}\n{}", notification.headline(), notification.plain_text()),
@@ -51,6 +51,11 @@ impl Api for Settings {
                 "formatted_body": html,
             }),
         }
+    }
+
+    /// A template's text: a plain `m.notice` (no HTML body).
+    fn with_text(&self, request: &mut Request, text: &str) {
+        request.body = json!({"msgtype": "m.notice", "body": text});
     }
 
     fn validate(&self, path: &str, report: &mut Report<'_>) {
@@ -88,7 +93,7 @@ mod tests {
             settings.request("https://hs", &sample(Event::Down)).url,
             "a retry is the same transaction"
         );
-        assert_eq!(request.headers, [("Authorization", "Bearer syt_T".to_string())]);
+        assert_eq!(request.headers, [("Authorization".to_string(), "Bearer syt_T".to_string())]);
         assert_eq!(request.body["msgtype"], "m.notice");
         assert!(
             request.body["formatted_body"]

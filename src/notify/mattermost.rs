@@ -17,6 +17,11 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A template's text as the message: `text` only, posted as `statusd`.
+pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
+    json!({"username": "statusd", "text": text})
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Event, sample, sample_group};

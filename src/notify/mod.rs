@@ -19,8 +19,10 @@ mod rocketchat;
 mod slack;
 mod teams;
 mod telegram;
+mod template;
 mod webhook;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +33,8 @@ use uuid::Uuid;
 use crate::backoff::Backoff;
 use crate::redact::Secret;
 use crate::report::{Bound, Report};
+pub use template::AssetFacts;
+use template::{BodyTemplate, Templates};
 
 /// What happened, in the words every channel uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -155,6 +159,10 @@ pub struct Notification {
     /// first tier); for a REMINDER, the DOWN's; for an ACK or a RECOVERY, the highest tier
     /// reached. None for events outside an incident (PANIC).
     pub tier: Option<u32>,
+    /// When the incident (or the state this reports) began, for the templates' `duration`; None
+    /// where nothing lasts (PANIC, TEST) or for notifications kept before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl Notification {
@@ -172,6 +180,7 @@ impl Notification {
             incident_id: None,
             group: items,
             tier: None,
+            since: None,
         }
     }
 
@@ -217,6 +226,22 @@ impl Notification {
         }
         lines.push(format!("Time: {}", self.timestamp.to_rfc3339()));
         lines.join("\n")
+    }
+
+    /// The outbox's key for this notification to `channel`: at most one is decided and sent
+    /// per incident, event, channel and tier. A REMINDER's ends with its decision time (unix
+    /// seconds): reminders repeat, at least a second apart, so each has its own, and the same
+    /// one decided twice shares it (see migrations/*/…_notification_key.sql). None outside an
+    /// incident (PANIC, a storm's grouped message, NETWORK_*, DEGRADED, maintenance, TEST):
+    /// those are not constrained.
+    pub fn outbox_key(&self, channel: &str) -> Option<String> {
+        let incident = self.incident_id.filter(|_| self.event != Event::Test)?;
+        let tier = self.tier.map_or_else(|| "-".to_string(), |tier| tier.to_string());
+        let mut key = format!("{incident}/{}/{channel}/{tier}", self.event.as_str());
+        if self.event == Event::Reminder {
+            key.push_str(&format!("/{}", self.timestamp.timestamp()));
+        }
+        Some(key)
     }
 
     /// `tier 1`, for the channels that show it in their text.
@@ -270,12 +295,30 @@ pub enum ChannelConfig {
 pub struct Endpoint {
     #[serde(alias = "url")]
     pub webhook_url: Secret,
+    /// Replaces the scheme, host and port of `webhookUrl` (its path is put in front of the
+    /// URL's path): a proxy, a self-hosted server, a test receiver. See [`with_base`].
+    #[serde(default)]
+    pub base_url: Option<String>,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
     /// Whether a storm reaches this channel as one grouped message (when the policy has
     /// `grouping`); unset, channels read by people group and the generic webhook does not.
     #[serde(default)]
     pub group: Option<bool>,
+    /// Texts by event, in place of the built-in message (not for `webhook`: see `body`).
+    #[serde(default)]
+    pub template: Option<Templates>,
+    /// `webhook` only: the HTTP method (default POST).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `webhook` only: headers sent with every request; values are secrets (tokens).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// `webhook` only: the whole body, a template that renders JSON.
+    #[serde(default)]
+    pub body: Option<BodyTemplate>,
 }
 
 /// A channel that is a service's API: its own keys (`settings`), the server to call, and the
@@ -293,8 +336,13 @@ pub struct Service<S> {
     pub base_url: Option<String>,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
     #[serde(default)]
     pub group: Option<bool>,
+    /// Texts by event ([`Api::TEMPLATED`] services only; the others report it as unknown).
+    #[serde(default)]
+    pub template: Option<Templates>,
 }
 
 /// A service's side of a [`Service`] channel.
@@ -306,8 +354,13 @@ pub trait Api {
     /// Whether storms may reach it grouped (by default, unless `"group": false`): not pagers,
     /// whose alerts are per incident (a storm's one alert would be closed by no RECOVERY).
     const GROUPS: bool = true;
+    /// Whether it takes a `template`: services read by people. Not pagers, whose alert fields
+    /// are what the service files and deduplicates by.
+    const TEMPLATED: bool = true;
     /// The request that tells the service about `notification`, against `base` (no trailing `/`).
     fn request(&self, base: &str, notification: &Notification) -> Request;
+    /// `request` with a template's text in place of its built-in text.
+    fn with_text(&self, _request: &mut Request, _text: &str) {}
     /// Problems with its settings, reported at `path` (the notifier's).
     fn validate(&self, _path: &str, _report: &mut Report<'_>) {}
 }
@@ -337,8 +390,11 @@ impl Key {
 }
 
 /// Keys every channel has, after its own.
-const COMMON_KEYS: [Key; 2] = [Key::optional("timeoutSeconds"), Key::optional("group")];
+const COMMON_KEYS: [Key; 3] = [Key::optional("timeoutSeconds"), Key::optional("maxAttempts"), Key::optional("group")];
 const WEBHOOK_KEYS: &[Key] = &[Key::secret("webhookUrl")];
+/// The generic webhook's own keys beside its URL: the request, shaped by the user.
+const CUSTOM_REQUEST_KEYS: &[Key] = &[Key::optional("method"), Key::optional_secret("headers"), Key::optional("body")];
+const TEMPLATE_KEY: Key = Key::optional("template");
 
 /// What [`deliver_tries`] sends, built per notification.
 #[derive(Debug, Clone)]
@@ -364,7 +420,7 @@ pub struct Request {
     /// May carry a secret (a webhook's token, Telegram's bot token in the path): never logged.
     pub url: String,
     /// Values may be secrets (`Authorization`): never logged.
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     /// Sent as JSON.
     pub body: serde_json::Value,
 }
@@ -374,8 +430,8 @@ impl Request {
         Request { method: reqwest::Method::POST, url, headers: Vec::new(), body }
     }
 
-    fn header(mut self, name: &'static str, value: String) -> Request {
-        self.headers.push((name, value));
+    fn header(mut self, name: &str, value: String) -> Request {
+        self.headers.push((name.to_string(), value));
         self
     }
 }
@@ -384,16 +440,29 @@ pub(crate) fn default_timeout_seconds() -> u64 {
     10
 }
 
+pub(crate) fn default_max_attempts() -> u32 {
+    DEFAULT_ATTEMPTS
+}
+
 impl Endpoint {
-    /// A channel slower than a minute is down; waiting longer only holds a delivery slot.
-    pub const BOUNDS: &'static [Bound] = &[Bound::new("timeoutSeconds", 1, 60)];
+    /// A channel slower than a minute is down; waiting longer only holds a delivery slot. Ten
+    /// tries back off for about 17 minutes (1 s doubling), past which an alert is stale.
+    /// Checked on every channel type (the keys are common).
+    pub const BOUNDS: &'static [Bound] = &[Bound::new("timeoutSeconds", 1, 60), Bound::new("maxAttempts", 1, 10)];
+}
+
+/// `url` sent to `base` instead: the scheme, host and port of `base`, then its path (without a
+/// trailing `/`), then the path and query of `url`. `url` as it is when it does not parse.
+fn with_base(url: &str, base: Option<&str>) -> String {
+    let (Some(base), Ok(parsed)) = (base, reqwest::Url::parse(url)) else { return url.to_string() };
+    format!("{}{}", base.trim_end_matches('/'), &parsed[url::Position::BeforePath..])
 }
 
 impl ChannelType {
-    /// The keys a channel of this type takes: its own, `baseUrl` for services, then
-    /// [`COMMON_KEYS`].
+    /// The keys a channel of this type takes: `baseUrl`, its own, `template` for the types
+    /// read by people (the generic webhook has its request keys instead), then [`COMMON_KEYS`].
     pub fn keys(self) -> Vec<Key> {
-        let (own, base_url): (&[Key], Option<Key>) = match self {
+        let (own, base_url, templated): (&[Key], Key, bool) = match self {
             ChannelType::Pagerduty => service_keys::<pagerduty::Settings>(),
             ChannelType::Opsgenie => service_keys::<opsgenie::Settings>(),
             ChannelType::Telegram => service_keys::<telegram::Settings>(),
@@ -401,11 +470,17 @@ impl ChannelType {
             ChannelType::Gotify => service_keys::<gotify::Settings>(),
             ChannelType::Pushover => service_keys::<pushover::Settings>(),
             ChannelType::Matrix => service_keys::<matrix::Settings>(),
-            ChannelType::Email => (email::KEYS, None),
-            // The rest are one webhook URL (an [`Endpoint`]).
-            _ => (WEBHOOK_KEYS, None),
+            ChannelType::Email => (email::KEYS, Key::optional_secret("baseUrl"), true),
+            ChannelType::Webhook => (WEBHOOK_KEYS, Key::optional("baseUrl"), false),
+            // The rest are one webhook URL (an [`Endpoint`]) read by people.
+            _ => (WEBHOOK_KEYS, Key::optional("baseUrl"), true),
         };
-        base_url.into_iter().chain(own.iter().copied()).chain(COMMON_KEYS).collect()
+        let extra: &[Key] = match self {
+            ChannelType::Webhook => CUSTOM_REQUEST_KEYS,
+            _ if templated => std::slice::from_ref(&TEMPLATE_KEY),
+            _ => &[],
+        };
+        std::iter::once(base_url).chain(own.iter().copied()).chain(extra.iter().copied()).chain(COMMON_KEYS).collect()
     }
 
     /// Number ranges of its own keys, checked at load like [`Endpoint::BOUNDS`].
@@ -417,16 +492,26 @@ impl ChannelType {
         }
     }
 
-    /// Whether the type is a [`Service`] (its unknown keys are checked from [`ChannelType::keys`]):
-    /// the types with a `baseUrl`.
+    /// Whether the type is a [`Service`]: its settings are flattened, so its unknown keys are
+    /// checked from [`ChannelType::keys`] rather than by serde.
     pub fn is_service(self) -> bool {
-        self.keys().iter().any(|key| key.name == "baseUrl")
+        !matches!(
+            self,
+            ChannelType::Teams
+                | ChannelType::Slack
+                | ChannelType::Discord
+                | ChannelType::Webhook
+                | ChannelType::Mattermost
+                | ChannelType::Rocketchat
+                | ChannelType::Googlechat
+                | ChannelType::Email
+        )
     }
 }
 
-fn service_keys<S: Api>() -> (&'static [Key], Option<Key>) {
+fn service_keys<S: Api>() -> (&'static [Key], Key, bool) {
     let base_url = if S::DEFAULT_BASE_URL.is_some() { Key::optional("baseUrl") } else { Key::required("baseUrl") };
-    (S::KEYS, Some(base_url))
+    (S::KEYS, base_url, S::TEMPLATED)
 }
 
 impl<S: Api> ServiceChannel for Service<S> {
@@ -434,13 +519,25 @@ impl<S: Api> ServiceChannel for Service<S> {
         self.timeout_seconds
     }
 
+    fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
     fn groups(&self) -> bool {
         self.group.unwrap_or(S::GROUPS)
     }
 
-    fn request(&self, notification: &Notification) -> Request {
+    fn template(&self) -> Option<&Templates> {
+        self.template.as_ref()
+    }
+
+    fn request(&self, notification: &Notification, text: Option<&str>) -> Request {
         let base = self.base_url.as_deref().or(S::DEFAULT_BASE_URL).unwrap_or_default().trim_end_matches('/');
-        self.settings.request(base, notification)
+        let mut request = self.settings.request(base, notification);
+        if let Some(text) = text {
+            self.settings.with_text(&mut request, text);
+        }
+        request
     }
 
     fn validate(&self, path: &str, report: &mut Report<'_>) {
@@ -454,6 +551,9 @@ impl<S: Api> ServiceChannel for Service<S> {
         }
         if self.group == Some(true) && !S::GROUPS {
             report.problem(format!("{path}.group"), "cannot be true here: alerts are one per incident");
+        }
+        if let Some(template) = &self.template {
+            template.validate(&format!("{path}.template"), false, report);
         }
         self.settings.validate(path, report);
     }
@@ -472,6 +572,15 @@ fn check_http_url(raw: &str, path: &str, shown: Option<&str>, report: &mut Repor
     }
 }
 
+/// How a webhook-URL channel formats a notification: its payload, and the payload around a
+/// template's text with the escaping values get inside it (None: the type takes no template).
+type Payload = fn(&Notification) -> serde_json::Value;
+type TextPayload = (fn(&Notification, &str) -> serde_json::Value, fn(&str) -> String);
+
+fn unescaped(text: &str) -> String {
+    text.to_string()
+}
+
 impl ChannelConfig {
     /// Every channel `type`, in the order of the variants.
     pub const TYPES: &'static [&'static str] = <ChannelType as strum::VariantNames>::VARIANTS;
@@ -484,13 +593,13 @@ impl ChannelConfig {
     /// The channel as one of the three shapes channels come in, for what they all do alike.
     fn shape(&self) -> Shape<'_> {
         match self {
-            ChannelConfig::Teams(e) => Shape::Webhook(e, teams::payload),
-            ChannelConfig::Slack(e) => Shape::Webhook(e, slack::payload),
-            ChannelConfig::Discord(e) => Shape::Webhook(e, discord::payload),
-            ChannelConfig::Webhook(e) => Shape::Webhook(e, webhook::payload),
-            ChannelConfig::Mattermost(e) => Shape::Webhook(e, mattermost::payload),
-            ChannelConfig::Rocketchat(e) => Shape::Webhook(e, rocketchat::payload),
-            ChannelConfig::Googlechat(e) => Shape::Webhook(e, googlechat::payload),
+            ChannelConfig::Teams(e) => Shape::Webhook(e, teams::payload, Some((teams::text, unescaped))),
+            ChannelConfig::Slack(e) => Shape::Webhook(e, slack::payload, Some((slack::text, slack::escape))),
+            ChannelConfig::Discord(e) => Shape::Webhook(e, discord::payload, Some((discord::text, unescaped))),
+            ChannelConfig::Webhook(e) => Shape::Webhook(e, webhook::payload, None),
+            ChannelConfig::Mattermost(e) => Shape::Webhook(e, mattermost::payload, Some((mattermost::text, unescaped))),
+            ChannelConfig::Rocketchat(e) => Shape::Webhook(e, rocketchat::payload, Some((rocketchat::text, unescaped))),
+            ChannelConfig::Googlechat(e) => Shape::Webhook(e, googlechat::payload, Some((googlechat::text, unescaped))),
             ChannelConfig::Pagerduty(s) => Shape::Service(s),
             ChannelConfig::Opsgenie(s) => Shape::Service(s),
             ChannelConfig::Telegram(s) => Shape::Service(s),
@@ -507,7 +616,7 @@ impl ChannelConfig {
     /// pagers (one alert per incident).
     pub fn groups(&self) -> bool {
         match self.shape() {
-            Shape::Webhook(e, _) => e.group.unwrap_or(!matches!(self, ChannelConfig::Webhook(_))),
+            Shape::Webhook(e, _, _) => e.group.unwrap_or(!matches!(self, ChannelConfig::Webhook(_))),
             Shape::Service(s) => s.groups(),
             Shape::Email(e) => e.group.unwrap_or(true),
         }
@@ -516,27 +625,99 @@ impl ChannelConfig {
     /// How long to wait for the channel's answer.
     fn timeout(&self) -> Duration {
         Duration::from_secs(match self.shape() {
-            Shape::Webhook(e, _) => e.timeout_seconds,
+            Shape::Webhook(e, _, _) => e.timeout_seconds,
             Shape::Service(s) => s.timeout_seconds(),
             Shape::Email(e) => e.timeout_seconds,
         })
     }
 
-    /// What carries `notification` to this channel: an HTTP request, or a mail.
-    pub fn message(&self, notification: &Notification) -> Message {
+    /// Tries per notification, the first included (`maxAttempts`), against failures that are
+    /// not rate limits; then it is `failed`.
+    pub fn max_attempts(&self) -> u32 {
         match self.shape() {
-            Shape::Webhook(e, payload) => {
-                Message::Http(Request::post(e.webhook_url.expose().to_string(), payload(notification)))
+            Shape::Webhook(e, _, _) => e.max_attempts,
+            Shape::Service(s) => s.max_attempts(),
+            Shape::Email(e) => e.max_attempts,
+        }
+        .max(1)
+    }
+
+    /// What carries `notification` to this channel: an HTTP request, or a mail; the text or
+    /// body from the channel's template when it has one for the event. A template that fails
+    /// to render leaves the built-in message, and its error comes back beside it, for the
+    /// caller to count and log: a notification is never dropped for its template.
+    pub fn message(&self, notification: &Notification, asset: Option<&AssetFacts>) -> (Message, Option<String>) {
+        match self.shape() {
+            Shape::Webhook(e, payload, text) => {
+                let url = with_base(e.webhook_url.expose(), e.base_url.as_deref());
+                let (body, error) = match (&e.body, &e.template, text) {
+                    (Some(body), _, _) => match body.render(notification, asset) {
+                        Ok(body) => (body, None),
+                        Err(error) => (payload(notification), Some(error)),
+                    },
+                    (None, Some(template), Some((text, escape))) => {
+                        match template.render(notification, asset, escape) {
+                            Ok(Some(rendered)) => (text(notification, &rendered.body), None),
+                            Ok(None) => (payload(notification), None),
+                            Err(error) => (payload(notification), Some(error)),
+                        }
+                    }
+                    _ => (payload(notification), None),
+                };
+                let method = e.method.as_deref().and_then(|m| m.parse().ok()).unwrap_or(reqwest::Method::POST);
+                let headers = e.headers.iter().map(|(name, value)| (name.clone(), value.expose().to_string())).collect();
+                (Message::Http(Request { method, url, headers, body }), error)
             }
-            Shape::Service(s) => Message::Http(s.request(notification)),
-            Shape::Email(e) => Message::Email(Box::new(e.mail(notification))),
+            Shape::Service(s) => {
+                let (text, error) = match s.template().map(|t| t.render(notification, asset, unescaped)) {
+                    Some(Ok(rendered)) => (rendered.map(|r| r.body), None),
+                    Some(Err(error)) => (None, Some(error)),
+                    None => (None, None),
+                };
+                (Message::Http(s.request(notification, text.as_deref())), error)
+            }
+            Shape::Email(e) => {
+                let (rendered, error) = match e.template.as_ref().map(|t| t.render(notification, asset, unescaped)) {
+                    Some(Ok(rendered)) => (rendered, None),
+                    Some(Err(error)) => (None, Some(error)),
+                    None => (None, None),
+                };
+                (Message::Email(Box::new(e.mail(notification, rendered.as_ref()))), error)
+            }
         }
     }
 
     pub(crate) fn validate(&self, path: &str, report: &mut Report<'_>) {
         match self.shape() {
-            // The URL is a secret (it carries the channel's token), so problems never quote it.
-            Shape::Webhook(e, _) => check_http_url(e.webhook_url.expose(), &format!("{path}.webhookUrl"), None, report),
+            Shape::Webhook(e, _, text) => {
+                // The URL is a secret (it carries the channel's token), so problems never quote it.
+                check_http_url(e.webhook_url.expose(), &format!("{path}.webhookUrl"), None, report);
+                if let Some(base) = &e.base_url {
+                    check_http_url(base, &format!("{path}.baseUrl"), Some(&crate::redact::url(base)), report);
+                }
+                match (&e.template, text) {
+                    (Some(template), Some(_)) => template.validate(&format!("{path}.template"), false, report),
+                    (Some(_), None) => report.problem(format!("{path}.template"), "not for the generic webhook: set `body`"),
+                    (None, _) => {}
+                }
+                let custom = e.method.is_some() || !e.headers.is_empty() || e.body.is_some();
+                if custom && !matches!(self, ChannelConfig::Webhook(_)) {
+                    report.problem(path, "`method`, `headers` and `body` are for the generic webhook only");
+                }
+                if let Some(method) = &e.method
+                    && !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE")
+                {
+                    report.problem(format!("{path}.method"), format!("{method:?} is not GET, POST, PUT, PATCH or DELETE"));
+                }
+                for name in e.headers.keys() {
+                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                        report.problem(format!("{path}.headers"), format!("{name:?} is not a header name"));
+                    }
+                }
+                if let Some(body) = &e.body {
+                    body.validate(&format!("{path}.body"), report);
+                }
+            }
             Shape::Service(s) => s.validate(path, report),
             Shape::Email(e) => e.validate(path, report),
         }
@@ -546,7 +727,7 @@ impl ChannelConfig {
 /// See [`ChannelConfig::shape`].
 enum Shape<'a> {
     /// A webhook URL, and the payload its service wants.
-    Webhook(&'a Endpoint, fn(&Notification) -> serde_json::Value),
+    Webhook(&'a Endpoint, Payload, Option<TextPayload>),
     Service(&'a dyn ServiceChannel),
     Email(&'a email::Email),
 }
@@ -554,8 +735,11 @@ enum Shape<'a> {
 /// A [`Service`] of any [`Api`], as [`Shape`] holds it.
 trait ServiceChannel {
     fn timeout_seconds(&self) -> u64;
+    fn max_attempts(&self) -> u32;
     fn groups(&self) -> bool;
-    fn request(&self, notification: &Notification) -> Request;
+    fn template(&self) -> Option<&Templates>;
+    /// The request, with `text` (a template's) in place of the built-in text if given.
+    fn request(&self, notification: &Notification, text: Option<&str>) -> Request;
     fn validate(&self, path: &str, report: &mut Report<'_>);
 }
 
@@ -585,44 +769,59 @@ pub struct Sent {
     pub pause: Option<Duration>,
 }
 
-/// Tries per notification, the first included, against failures that are not rate limits.
-pub const ATTEMPTS: u32 = 3;
-/// Waits between tries: 1 s, then 2 s, each ±20 % so that channels failing together do not
-/// retry in lockstep. No cap: [`ATTEMPTS`] tries never get far.
-const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::MAX).with_jitter(0.2);
+/// The message for `notification` on the channel named `name`, from its template when it has
+/// one for the event. A template that fails to render is counted
+/// (`statusd_notification_template_errors_total{channel}`) and logged, and the built-in message
+/// goes out in its place: a notification is never dropped for its template.
+pub fn message_for(
+    name: &str,
+    channel: &ChannelConfig,
+    notification: &Notification,
+    asset: Option<&AssetFacts>,
+) -> Message {
+    let (message, error) = channel.message(notification, asset);
+    if let Some(error) = error {
+        metrics::counter!(crate::telemetry::names::NOTIFICATION_TEMPLATE_ERRORS_TOTAL, "channel" => name.to_string())
+            .increment(1);
+        tracing::warn!(
+            channel = %name, asset_id = %notification.asset_id, event = notification.event.as_str(), %error,
+            "the template failed to render: the built-in message is sent instead"
+        );
+    }
+    message
+}
+
+/// Tries per notification, the first included, against failures that are not rate limits,
+/// unless the channel sets `maxAttempts`.
+pub const DEFAULT_ATTEMPTS: u32 = 3;
+/// Waits between tries: 1 s, then 2 s, 4 s…, each ±20 % so that channels failing together do
+/// not retry in lockstep; capped at a minute (`maxAttempts` up to 10 would otherwise wait
+/// minutes between the last tries).
+const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60)).with_jitter(0.2);
 /// Waits a channel asks for are honoured up to this: far above what services ask (Slack and
 /// Discord ask for seconds), short enough that a bogus header cannot silence a channel for good.
 pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(15 * 60);
 /// A 429 without a wait the channel names: try again after this.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
-/// Sends a notification to its channel (the channel's [`Request`]), retrying transient failures (timeouts, connection
-/// errors, 5xx, 408) with exponential backoff. A rate limit ends the call at once with the wait
-/// the channel asked for, for the caller to pause the whole channel: a rate limit is per
-/// webhook, not per message.
+/// Sends a message to its channel (built by [`ChannelConfig::message`]) with up to `tries`
+/// tries (at least one), retrying transient failures (timeouts, connection errors, 5xx, 408)
+/// with exponential backoff. A rate limit ends the call at once with the wait the channel
+/// asked for, for the caller to pause the whole channel: a rate limit is per webhook, not per
+/// message. A notification uses the channel's [`ChannelConfig::max_attempts`]; a test message
+/// one try: it answers at once, it does not retry for the asker to wait.
 pub async fn deliver(
     client: &reqwest::Client,
     channel: &ChannelConfig,
-    notification: &Notification,
-) -> Result<Sent, DeliveryError> {
-    deliver_tries(client, channel, notification, ATTEMPTS).await
-}
-
-/// [`deliver`], with `tries` tries (at least one) instead of [`ATTEMPTS`]: a test message
-/// answers at once, it does not retry for the asker to wait.
-pub async fn deliver_tries(
-    client: &reqwest::Client,
-    channel: &ChannelConfig,
-    notification: &Notification,
+    message: &Message,
     tries: u32,
 ) -> Result<Sent, DeliveryError> {
     let tries = tries.max(1);
-    let message = channel.message(notification);
     let timeout = channel.timeout();
     let mut backoff = BACKOFF;
     let mut last = String::new();
     for attempt in 1..=tries {
-        let outcome = match &message {
+        let outcome = match message {
             Message::Http(request) => send_http(client, request, timeout).await,
             Message::Email(mail) => mail.send(timeout).await,
         };
@@ -643,7 +842,7 @@ pub async fn deliver_tries(
 async fn send_http(client: &reqwest::Client, request: &Request, timeout: Duration) -> Attempt {
     let mut builder = client.request(request.method.clone(), &request.url).timeout(timeout).json(&request.body);
     for (name, value) in &request.headers {
-        builder = builder.header(*name, value);
+        builder = builder.header(name.as_str(), value);
     }
     match builder.send().await {
         Ok(response) if response.status().is_success() => Attempt::Sent(budget_spent(response.headers())),
@@ -750,6 +949,18 @@ fn slack_attachment(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// `1h 5m`, `3m 20s`, `45s`, `1day 1h`: how long an outage lasted, for people, in `humantime`'s
+/// words, to the two largest units (whole minutes past an hour, whole hours past a day).
+pub fn human_duration(duration: chrono::TimeDelta) -> String {
+    let seconds = u64::try_from(duration.num_seconds()).unwrap_or(0);
+    let precision = match seconds {
+        86_400.. => 3600,
+        3600.. => 60,
+        _ => 1,
+    };
+    humantime::format_duration(std::time::Duration::from_secs(seconds - seconds % precision)).to_string()
+}
+
 /// Characters a URL path segment keeps as they are (RFC 3986's unreserved ones).
 const PATH_SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -786,6 +997,7 @@ pub(crate) fn sample(event: Event) -> Notification {
         incident_id: Some(Uuid::nil()),
         group: Vec::new(),
         tier: None,
+        since: None,
     }
 }
 
@@ -918,7 +1130,10 @@ mod tests {
         for kind in ChannelType::iter() {
             let mut config = minimal(kind);
             for key in kind.keys().iter().filter(|key| key.secret) {
-                config[key.name] = "https://hooks.example.com/S3CRET".into();
+                config[key.name] = match key.name {
+                    "headers" => serde_json::json!({"Authorization": "Bearer S3CRET"}),
+                    _ => "https://hooks.example.com/S3CRET".into(),
+                };
             }
             let channel: ChannelConfig = serde_json::from_value(config).expect("parses");
             assert!(!format!("{channel:?}").contains("S3CRET"), "{kind:?}");

@@ -52,6 +52,11 @@ impl Api for Settings {
         }
     }
 
+    /// A template's text as the message (title, priority and tags stay).
+    fn with_text(&self, request: &mut Request, text: &str) {
+        request.body["message"] = json!(text);
+    }
+
     fn validate(&self, path: &str, report: &mut crate::report::Report<'_>) {
         // ntfy's topic names: https://docs.ntfy.sh/publish/ ("[-_A-Za-z0-9]{1,64}").
         let valid = (1..=64).contains(&self.topic.len())
@@ -72,7 +77,7 @@ mod tests {
         let settings = Settings { topic: "alerts".into(), token: Some(Secret::new("tk_1")) };
         let down = settings.request("https://ntfy", &sample(Event::Down));
         assert_eq!(down.url, "https://ntfy/");
-        assert_eq!(down.headers, [("Authorization", "Bearer tk_1".to_string())]);
+        assert_eq!(down.headers, [("Authorization".to_string(), "Bearer tk_1".to_string())]);
         assert_eq!((down.body["topic"].as_str(), down.body["priority"].as_u64()), (Some("alerts"), Some(5)));
         assert_eq!(down.body["title"], "Production API - DOWN");
         let up = settings.request("https://ntfy", &sample(Event::Recovery));

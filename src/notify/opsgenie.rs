@@ -40,6 +40,7 @@ impl Api for Settings {
     const KEYS: &'static [Key] = &[Key::secret("apiKey"), Key::optional("priority")];
     const DEFAULT_BASE_URL: Option<&'static str> = Some("https://api.opsgenie.com");
     const GROUPS: bool = false;
+    const TEMPLATED: bool = false;
 
     fn request(&self, base: &str, notification: &Notification) -> Request {
         let alias = notification.alert_key();
@@ -88,7 +89,7 @@ mod tests {
         let settings = Settings { api_key: Secret::new("K3Y"), priority: Priority::P1 };
         let create = settings.request("https://og", &sample(Event::Down));
         assert_eq!(create.url, "https://og/v2/alerts");
-        assert_eq!(create.headers, [("Authorization", "GenieKey K3Y".to_string())]);
+        assert_eq!(create.headers, [("Authorization".to_string(), "GenieKey K3Y".to_string())]);
         assert_eq!(create.body["alias"], "00000000-0000-0000-0000-000000000000");
         assert_eq!(create.body["priority"], "P1");
         assert_eq!(create.body["message"], "🔴 Production API - DOWN");

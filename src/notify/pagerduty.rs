@@ -50,6 +50,7 @@ impl Api for Settings {
     const KEYS: &'static [Key] = &[Key::secret("routingKey"), Key::optional("severity")];
     const DEFAULT_BASE_URL: Option<&'static str> = Some("https://events.pagerduty.com");
     const GROUPS: bool = false;
+    const TEMPLATED: bool = false;
 
     fn request(&self, base: &str, notification: &Notification) -> Request {
         let summary = truncate(&format!("{}: {}", notification.headline(), notification.details), MAX_SUMMARY);

@@ -50,6 +50,11 @@ impl Api for Settings {
         Request::post(format!("{base}/1/messages.json"), body)
     }
 
+    /// A template's text as the message (the title stays).
+    fn with_text(&self, request: &mut Request, text: &str) {
+        request.body["message"] = json!(truncate(text, MAX_MESSAGE));
+    }
+
     fn validate(&self, path: &str, report: &mut Report<'_>) {
         if !(-2..=2).contains(&self.priority) {
             report.problem(format!("{path}.priority"), format!("must be from -2 to 2, not {}", self.priority));

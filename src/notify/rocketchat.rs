@@ -18,6 +18,11 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A template's text as the message: `text` only, with the sender's alias and emoji.
+pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
+    json!({"alias": "statusd", "emoji": ":satellite:", "text": text})
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Event, sample};

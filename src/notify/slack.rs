@@ -47,6 +47,11 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A template's text as the message: one mrkdwn `text`, no blocks (the text is the message).
+pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
+    json!({"text": text})
+}
+
 /// A storm: the headline, then one bullet per asset (as many as fit in a section).
 fn group_payload(notification: &Notification) -> serde_json::Value {
     let lines: Vec<String> = notification.group_lines().iter().map(|line| format!("• {}", escape(line))).collect();
@@ -68,7 +73,7 @@ fn group_payload(notification: &Notification) -> serde_json::Value {
 /// Slack reads `&`, `<` and `>` as markup (links, mentions such as `<!channel>`); a probe's
 /// error message must not become one. Escaped as Slack's formatting reference asks:
 /// <https://api.slack.com/reference/surfaces/formatting#escaping>.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 

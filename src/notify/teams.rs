@@ -41,6 +41,22 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     })
 }
 
+/// A template's text as the message: the card with one wrapped text block.
+pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": [{"type": "TextBlock", "text": text, "wrap": true}],
+            },
+        }],
+    })
+}
+
 /// A storm: the headline, the time, then one fact per asset (its name, and its details with
 /// the incident id).
 fn group_payload(notification: &Notification) -> serde_json::Value {

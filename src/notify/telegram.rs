@@ -52,6 +52,15 @@ impl Api for Settings {
         }
         Request::post(format!("{base}/bot{}/sendMessage", self.bot_token.expose()), body)
     }
+
+    /// A template's text, sent as plain text (no `parse_mode`): what the template writes is
+    /// what the chat shows, nothing to escape.
+    fn with_text(&self, request: &mut Request, text: &str) {
+        request.body["text"] = json!(truncate(text, 4096));
+        if let Some(body) = request.body.as_object_mut() {
+            body.remove("parse_mode");
+        }
+    }
 }
 
 /// Every character MarkdownV2 reserves, backslash-escaped, so that a probe's message stays text.

@@ -210,6 +210,11 @@ impl Store {
         forward!(self, s => s.pending_notifications().await)
     }
 
+    /// The outbox keys of the notifications decided since `since` (unique in the store).
+    pub async fn outbox_keys(&self, since: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        forward!(self, s => s.outbox_keys(since).await)
+    }
+
     /// Deletes the deliveries decided before `before` that are no longer pending.
     pub async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         forward!(self, s => s.prune_notifications(before).await)

@@ -224,9 +224,11 @@ where
                         // Invariant: a Notification is strings, numbers and a timestamp; turning
                         // it into JSON cannot fail.
                         let payload = serde_json::to_string(notification).expect("a notification serializes");
+                        // No conflict target: a retried batch (same id) and a second decision
+                        // of the same outbox key (`dedup_key`, unique) both leave one row.
                         sqlx::query(
-                            "INSERT INTO notifications (id, incident_id, asset_id, channel, event, tier, payload, decided_at, status)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending') ON CONFLICT (id) DO NOTHING",
+                            "INSERT INTO notifications (id, incident_id, asset_id, channel, event, tier, payload, decided_at, status, dedup_key)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) ON CONFLICT DO NOTHING",
                         )
                         .bind(entry.id)
                         .bind(notification.incident_id.map(|id| id.to_string()))
@@ -236,6 +238,7 @@ where
                         .bind(notification.tier.map(i64::from))
                         .bind(payload)
                         .bind(DB::time(entry.decided_at))
+                        .bind(notification.outbox_key(&entry.channel))
                         .execute(&mut *tx)
                         .await
                         .map_err(StoreError::query(CONTEXT))?;
@@ -804,6 +807,18 @@ where
                 })
             })
             .collect()
+    }
+
+    /// The outbox keys of notifications decided at or after `since` (see
+    /// `Notification::outbox_key`), for the start-up to refuse deciding one again.
+    pub async fn outbox_keys(&self, since: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        const CONTEXT: &str = "reading the outbox keys";
+        let rows = sqlx::query("SELECT dedup_key FROM notifications WHERE dedup_key IS NOT NULL AND decided_at >= $1")
+            .bind(DB::time(since))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(CONTEXT))?;
+        rows.iter().map(|row| row.try_get("dedup_key").map_err(|e| StoreError::Query { context: CONTEXT, source: e })).collect()
     }
 
     pub async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

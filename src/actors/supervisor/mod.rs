@@ -244,6 +244,7 @@ impl Actor for Supervisor {
                 error: format!("channel {:?} is no longer configured", entry.channel),
             }));
         }
+        state.services.set_template_assets(&config.manifest.assets);
         let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
         let connectivity = config.manifest.connectivity();
         state.services.connectivity.set_members(connectivity.iter().map(String::as_str));

@@ -183,6 +183,9 @@ impl SupervisorState {
             // Queued ahead of the new assets' first results, so their rows exist first.
             directory.persist_change(StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone())));
         }
+        if assets_changed {
+            self.services.set_template_assets(&config.manifest.assets);
+        }
         {
             let mut retired = self.services.retired_assets.write();
             retired.extend(diff.removed_assets.iter().cloned());
