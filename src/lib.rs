@@ -44,14 +44,15 @@ pub use actors::supervisor::{ReloadTrigger, SupervisorMsg};
 pub use actors::{Directory, Services};
 pub use asset::AssetConfig;
 pub use config::{Config, Manifest};
+pub use notify::{Event, Notification};
 pub use probe::icmp::PERMISSION_HINT;
 pub use probe::tls::not_after;
 pub use probe::{Mark, ProbeContext, ProbeResult, ProbeSpec, event_id};
 pub use settings::{PersistenceSettings, RetentionSettings, Settings, StatusPageSettings};
 pub use store::rollup::hour_of;
 pub use store::{
-    CloseReason, EventsQuery, Incident, IncidentState, IncidentUpdate, IncidentWrite, Rollup, Store, StoreOp,
-    StoredWindow, TimelineEntry, TimelineKind, UpdateStatus, Uptime,
+    CloseReason, EventsQuery, Incident, IncidentState, IncidentUpdate, IncidentWrite, NotificationWrite, OutboxEntry,
+    Rollup, Store, StoreOp, StoredWindow, TimelineEntry, TimelineKind, UpdateStatus, Uptime,
 };
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
 

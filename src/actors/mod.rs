@@ -201,3 +201,52 @@ impl Directory {
         self.channels.write().remove(channel);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::ChannelConfig;
+
+    fn down(incident: Uuid, tier: u32) -> Notification {
+        Notification {
+            event: Event::Down,
+            asset_id: "api".into(),
+            asset_name: "API".into(),
+            timestamp: Utc::now(),
+            details: "HTTP 500".into(),
+            incident_id: Some(incident),
+            group: Vec::new(),
+            tier: Some(tier),
+            since: None,
+        }
+    }
+
+    /// The same DOWN decided twice for one incident, channel and tier is written and queued
+    /// once; another tier, or one remembered from before a restart, follows the same rule.
+    #[test]
+    fn a_notification_decided_twice_is_queued_and_written_once() {
+        let directory = Directory::new(Arc::new(Backlog::new(100)), 10);
+        let channel: ChannelConfig =
+            serde_json::from_value(serde_json::json!({"type": "webhook", "url": "http://127.0.0.1:9/"}))
+                .expect("a channel");
+        let queue = ChannelQueue::new("ops", channel);
+        directory.set_channel(&queue);
+        let incident = Uuid::now_v7();
+        directory.notify("ops", down(incident, 0));
+        directory.notify("ops", down(incident, 0));
+        assert_eq!((queue.len(), directory.backlog().len()), (1, 1));
+        directory.notify("ops", down(incident, 1));
+        assert_eq!((queue.len(), directory.backlog().len()), (2, 2));
+
+        let earlier = Uuid::now_v7();
+        let open = HashSet::from([earlier]);
+        directory.remember_decided(&open, [format!("{earlier}/DOWN/ops/0"), format!("{}/DOWN/ops/0", Uuid::nil())]);
+        directory.notify("ops", down(earlier, 0));
+        assert_eq!(queue.len(), 2, "decided before the restart");
+        // A PANIC has no incident: never held back.
+        let panic = Notification { event: Event::Panic, incident_id: None, tier: None, ..down(incident, 0) };
+        directory.notify("ops", panic.clone());
+        directory.notify("ops", panic);
+        assert_eq!(queue.len(), 4);
+    }
+}

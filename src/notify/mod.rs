@@ -665,7 +665,8 @@ impl ChannelConfig {
                     _ => (payload(notification), None),
                 };
                 let method = e.method.as_deref().and_then(|m| m.parse().ok()).unwrap_or(reqwest::Method::POST);
-                let headers = e.headers.iter().map(|(name, value)| (name.clone(), value.expose().to_string())).collect();
+                let headers =
+                    e.headers.iter().map(|(name, value)| (name.clone(), value.expose().to_string())).collect();
                 (Message::Http(Request { method, url, headers, body }), error)
             }
             Shape::Service(s) => {
@@ -697,7 +698,9 @@ impl ChannelConfig {
                 }
                 match (&e.template, text) {
                     (Some(template), Some(_)) => template.validate(&format!("{path}.template"), false, report),
-                    (Some(_), None) => report.problem(format!("{path}.template"), "not for the generic webhook: set `body`"),
+                    (Some(_), None) => {
+                        report.problem(format!("{path}.template"), "not for the generic webhook: set `body`")
+                    }
                     (None, _) => {}
                 }
                 let custom = e.method.is_some() || !e.headers.is_empty() || e.body.is_some();
@@ -707,7 +710,10 @@ impl ChannelConfig {
                 if let Some(method) = &e.method
                     && !matches!(method.as_str(), "GET" | "POST" | "PUT" | "PATCH" | "DELETE")
                 {
-                    report.problem(format!("{path}.method"), format!("{method:?} is not GET, POST, PUT, PATCH or DELETE"));
+                    report.problem(
+                        format!("{path}.method"),
+                        format!("{method:?} is not GET, POST, PUT, PATCH or DELETE"),
+                    );
                 }
                 for name in e.headers.keys() {
                     if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -1138,6 +1144,31 @@ mod tests {
             let channel: ChannelConfig = serde_json::from_value(config).expect("parses");
             assert!(!format!("{channel:?}").contains("S3CRET"), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_base_url_takes_the_place_of_the_scheme_host_and_port_and_keeps_the_path() {
+        let hook = "https://chat.googleapis.com/v1/spaces/X/messages?key=K&token=T";
+        assert_eq!(with_base(hook, None), hook);
+        assert_eq!(
+            with_base(hook, Some("http://127.0.0.1:8065/")),
+            "http://127.0.0.1:8065/v1/spaces/X/messages?key=K&token=T"
+        );
+        assert_eq!(
+            with_base("https://mm.example.com/hooks/abc", Some("https://proxy.internal/mattermost")),
+            "https://proxy.internal/mattermost/hooks/abc"
+        );
+    }
+
+    #[test]
+    fn max_attempts_default_to_three_and_are_read_on_every_shape() {
+        let read = |config: serde_json::Value| serde_json::from_value::<ChannelConfig>(config).expect("a channel");
+        assert_eq!(read(serde_json::json!({"type": "slack", "webhookUrl": "https://h/x"})).max_attempts(), 3);
+        let tg = serde_json::json!({"type": "telegram", "botToken": "1:T", "chatId": 1, "maxAttempts": 7});
+        assert_eq!(read(tg).max_attempts(), 7);
+        let mail =
+            serde_json::json!({"type": "email", "host": "h", "from": "a@b.c", "to": ["d@e.f"], "maxAttempts": 1});
+        assert_eq!(read(mail).max_attempts(), 1);
     }
 
     #[test]

@@ -106,6 +106,14 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|name| if name.ends_with(".json") { AutoEscape::Json } else { AutoEscape::None });
+    // In text, a value that is not there (no incident, no tier) is nothing rather than `none`;
+    // in JSON it stays `null`.
+    env.set_formatter(|out, state, value| {
+        if value.is_none() && state.auto_escape() == AutoEscape::None {
+            return Ok(());
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     env
 }
 
@@ -202,7 +210,9 @@ impl BodyTemplate {
         let sample = sample();
         match self.render(&sample, Some(&AssetFacts::default())) {
             Ok(_) => {}
-            Err(error) => report.problem(path, format!("{error} (rendering a sample {} notification)", sample.event.as_str())),
+            Err(error) => {
+                report.problem(path, format!("{error} (rendering a sample {} notification)", sample.event.as_str()))
+            }
         }
     }
 
@@ -307,6 +317,10 @@ mod tests {
             "DOWN api-prod/Production API at https://u:***@api.example.com/health team=payments \
              [HTTP 500 (expected 200)] 00000000-0000-0000-0000-000000000000 3m 20s tier=1 2026-11-21T10:30:00+00:00"
         );
+        // Outside an incident, its id and tier are nothing (not `none`).
+        let panic = Notification { event: Event::Down, incident_id: None, tier: None, ..note(Event::Down) };
+        let blank = templates(json!({"DOWN": "[{{ incident.id }}][{{ tier }}][{{ duration }}]"}));
+        assert_eq!(blank.render(&panic, None, |s| s.to_string()).expect("ok").expect("DOWN").body, "[][][]");
         // No template for the event: the built-in message.
         assert_eq!(t.render(&note(Event::Recovery), None, |s| s.to_string()), Ok(None));
     }
@@ -346,7 +360,8 @@ mod tests {
     #[test]
     fn a_body_renders_json_with_every_value_written_as_json() {
         let body: BodyTemplate =
-            serde_json::from_value(json!(r#"{"text": {{ asset.name ~ ": " ~ details }}, "tier": {{ tier }}}"#)).expect("body");
+            serde_json::from_value(json!(r#"{"text": {{ asset.name ~ ": " ~ details }}, "tier": {{ tier }}}"#))
+                .expect("body");
         let mut problems = Vec::new();
         body.validate("notifiers.x.body", &mut Report::new("notifiers.json", &mut problems));
         assert!(problems.is_empty(), "{problems:?}");

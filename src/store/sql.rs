@@ -818,7 +818,9 @@ where
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::query(CONTEXT))?;
-        rows.iter().map(|row| row.try_get("dedup_key").map_err(|e| StoreError::Query { context: CONTEXT, source: e })).collect()
+        rows.iter()
+            .map(|row| row.try_get("dedup_key").map_err(|e| StoreError::Query { context: CONTEXT, source: e }))
+            .collect()
     }
 
     pub async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -490,3 +490,151 @@ async fn telegram_waits_as_long_as_its_429_body_asks() {
     assert!(waited >= Duration::from_secs(3), "waited {waited:?}");
     assert_eq!(requests[0].body, requests[1].body, "the same message");
 }
+
+/// Templates: a Slack text per event with every variable (the address masked, the metadata,
+/// the outage's duration), sent through `baseUrl` in place of the webhook URL's host; a
+/// generic webhook with its own method, secret header and JSON body; an email with its own
+/// subject, through an `smtp://` `baseUrl`; and a template that fails for this asset, which
+/// leaves the built-in message, counted. Each one arrives once per event.
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_shape_each_message_and_one_that_fails_leaves_the_built_in_one() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let recorder = Recorder::start().await;
+    let sink = SmtpSink::start().await;
+    let mut asset = http_asset("tpl", &format!("{}?apikey=ASSET-KEY-SECRET", target.url()));
+    asset["name"] = json!("Payments <API>");
+    asset["metadata"] = json!({"team": "payments", "runbook": "https://wiki/pay"});
+    let notifiers = json!({
+        "notifiers": {
+            "slack": {
+                "type": "slack",
+                // Nothing listens there: baseUrl takes its place, the path stays.
+                "webhookUrl": "https://hooks.slack.invalid/services/T0/B0/SLACK-SECRET",
+                "baseUrl": recorder.url("slack"),
+                "template": {
+                    "DOWN": "{{ asset.name }} ({{ asset.metadata.team }}) is {{ event }}: {{ details }} at {{ asset.address }}, incident {{ incident.id }}, tier {{ tier }}",
+                    "RECOVERY": "{{ asset.id }} is back after {{ duration }} (since {{ timestamp[:4] }})",
+                },
+            },
+            "hook": {
+                "type": "webhook", "url": recorder.url("hook/in"), "method": "PUT",
+                "headers": {"X-Token": "HOOK-HEADER-SECRET"},
+                "body": "{\"msg\": {{ asset.name ~ ' ' ~ event }}, \"incident\": {{ incident.id }}, \"runbook\": {{ asset.metadata.runbook }}}",
+            },
+            "broken": {
+                "type": "mattermost", "webhookUrl": recorder.url("broken/hooks/MM"),
+                "template": {"DOWN": "owner: {{ asset.metadata.owner.name }}"},
+            },
+            "mail": {
+                "type": "email", "baseUrl": format!("smtp://127.0.0.1:{}", sink.port),
+                "from": "statusd@example.com", "to": ["ops@example.com"],
+                "template": {"DOWN": {"subject": "[{{ asset.metadata.team }}] {{ asset.id }} down", "body": "{{ details }}"}},
+            },
+        },
+        "notificationPolicy": {"onDown": ["slack", "hook", "broken", "mail"], "onRecovery": ["slack", "hook", "broken"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(backend, json!([asset]), notifiers).await;
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("tpl", "up", WAIT).await;
+    target.set(Mode::Error);
+    let down = statusd.wait_status("tpl", "down", WAIT).await;
+    let incident = down["openIncidentId"].as_str().expect("an open incident").to_string();
+    for channel in ["slack", "hook", "broken"] {
+        eventually(&format!("the DOWN on {channel}"), WAIT, || async {
+            (recorder.of(channel).len() == 1).then_some(())
+        })
+        .await;
+    }
+    eventually("the DOWN mail", WAIT, || async { (!sink.mails.lock().is_empty()).then_some(()) }).await;
+    target.set(Mode::Ok);
+    statusd.wait_status("tpl", "up", WAIT).await;
+    for channel in ["slack", "hook", "broken"] {
+        eventually(&format!("the RECOVERY on {channel}"), WAIT, || async {
+            (recorder.of(channel).len() == 2).then_some(())
+        })
+        .await;
+    }
+    let metrics = statusd.metrics().await;
+    let (_, outbox) = statusd.get("/api/notifications?limit=100").await;
+    statusd.stop().await;
+
+    let slack = recorder.of("slack");
+    assert_eq!(slack[0].path, "/slack/services/T0/B0/SLACK-SECRET");
+    assert_eq!(
+        slack[0].body,
+        json!({"text": format!(
+            "Payments &lt;API&gt; (payments) is DOWN: HTTP 500 (expected 200) at {}?apikey=***, incident {incident}, tier 0",
+            target.url()
+        )})
+    );
+    let recovery = slack[1].body["text"].as_str().expect("text");
+    assert!(recovery.starts_with("tpl is back after ") && recovery.contains("s (since 20"), "{recovery}");
+
+    let hook = recorder.of("hook");
+    assert!(
+        hook.iter()
+            .all(|r| r.method == Method::PUT && r.path == "/hook/in" && r.headers["x-token"] == "HOOK-HEADER-SECRET")
+    );
+    assert_eq!(
+        hook[0].body,
+        json!({"msg": "Payments <API> DOWN", "incident": incident, "runbook": "https://wiki/pay"})
+    );
+    assert_eq!(hook[1].body["msg"], "Payments <API> RECOVERY");
+
+    // The failing template: the built-in Mattermost message instead, counted once.
+    let broken = recorder.of("broken");
+    assert_eq!(broken[0].body["text"], "🔴 Payments <API> - DOWN");
+    assert_eq!(broken[0].body["attachments"][0]["fields"][1]["value"], "DOWN");
+    assert_eq!(metric(&metrics, "statusd_notification_template_errors_total{channel=\"broken\"}"), Some(1.0));
+    assert_eq!(metric(&metrics, "statusd_notification_template_errors_total{channel=\"slack\"}"), Some(0.0));
+
+    let mails = sink.mails.lock().clone();
+    assert_eq!(mails.len(), 1);
+    let mail = mailparse::parse_mail(mails[0].2.as_bytes()).expect("a MIME message");
+    let subject = mail.headers.iter().find(|h| h.get_key() == "Subject").map(|h| h.get_value());
+    assert_eq!(subject.as_deref(), Some("[payments] tpl down"));
+    assert_eq!(mail.subparts[0].get_body().expect("plain").trim_end(), "HTTP 500 (expected 200)");
+
+    let text = outbox.to_string();
+    for secret in ["HOOK-HEADER-SECRET", "SLACK-SECRET", "ASSET-KEY-SECRET"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+/// Template problems are config problems, named by file, notifier and key: a syntax error,
+/// an unknown event, a body that does not render JSON, a template where the type takes none.
+#[tokio::test(flavor = "multi_thread")]
+async fn template_problems_are_refused_at_load_with_their_key() {
+    let setup = Setup::new(
+        crate::e2e::harness::Backend::Sqlite,
+        json!([http_asset("a", "http://127.0.0.1:1/")]),
+        json!({
+            "notifiers": {
+                "chat": {"type": "slack", "webhookUrl": "https://hooks.example.com/x",
+                         "template": {"DOWN": "{% if %}", "DOWNN": "x"}},
+                "hook": {"type": "webhook", "url": "https://hooks.example.com/y", "body": "{\"a\": {{ event }}", "method": "BREW"},
+                "pager": {"type": "pagerduty", "routingKey": "k", "template": {"DOWN": "x"}},
+                "tries": {"type": "ntfy", "topic": "t", "maxAttempts": 11},
+            },
+            "notificationPolicy": {"onDown": ["chat"]}
+        }),
+    )
+    .await;
+    let mut args = setup.args(&[]);
+    args[0] = "check-config".into();
+    let output = std::process::Command::new(crate::e2e::harness::binary()).args(&args).output().expect("check-config");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for line in [
+        "notifiers.chat.template.DOWN: syntax error",
+        "notifiers.chat.template.DOWNN: unknown event (one of: DOWN, RECOVERY, REMINDER",
+        "notifiers.hook.body: does not render to JSON",
+        "notifiers.hook.method: \"BREW\" is not GET, POST, PUT, PATCH or DELETE",
+        "notifiers.pager.template: unknown field",
+        "notifiers.tries.maxAttempts: must be at most 10",
+    ] {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("notifiers.json"), "the file is named:\n{stderr}");
+}

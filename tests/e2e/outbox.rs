@@ -85,6 +85,43 @@ async fn every_delivery_is_recorded_with_its_status_attempts_and_error() {
     statusd.stop().await;
 }
 
+/// `maxAttempts` per channel: a channel that keeps failing is tried exactly that many times
+/// (1 here, 4 there; the default is 3), then its row is `failed` with those attempts.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_channel_tries_as_often_as_its_max_attempts_then_the_row_is_failed() {
+    let Some(backend) = crate::backend().await else { return };
+    let target = Target::start().await;
+    let receiver = Receiver::start().await;
+    receiver.fail("once");
+    receiver.fail("four");
+    let notifiers = json!({
+        "notifiers": {
+            "once": {"type": "webhook", "url": receiver.url("once"), "maxAttempts": 1},
+            "four": {"type": "webhook", "url": receiver.url("four"), "maxAttempts": 4},
+        },
+        "notificationPolicy": {"onDown": ["once", "four"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(backend, json!([http_asset("tries", &target.url())]), notifiers).await;
+    let statusd = setup.start(&[]).await;
+    statusd.wait_status("tries", "up", WAIT).await;
+    target.set(Mode::Error);
+    let rows = eventually("both deliveries failed", WAIT, || async {
+        let (_, rows) = statusd.get("/api/notifications").await;
+        let list = rows.as_array()?;
+        (list.len() == 2 && list.iter().all(|n| n["status"] == "failed")).then_some(rows)
+    })
+    .await;
+    let metrics = statusd.metrics().await;
+    statusd.stop().await;
+    let attempts = |channel: &str| {
+        rows.as_array().and_then(|r| r.iter().find(|n| n["channel"] == channel)).map(|n| n["attempts"].clone())
+    };
+    assert_eq!((attempts("once"), attempts("four")), (Some(json!(1)), Some(json!(4))), "{rows}");
+    assert_eq!((receiver.attempts("once"), receiver.attempts("four")), (1, 4));
+    let failed = "statusd_notifications_total{channel=\"four\",event=\"DOWN\",result=\"failed\"}";
+    assert_eq!(crate::e2e::harness::metric(&metrics, failed), Some(1.0));
+}
+
 /// What the receiver counts: requests arrived, bodies answered, whether the next one is held.
 type HoldingState = (Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<Value>>>, Arc<AtomicBool>);
 

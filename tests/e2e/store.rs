@@ -4,7 +4,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use statusd::AssetConfig;
 use statusd::{
-    CloseReason, EventsQuery, Incident, IncidentState, IncidentWrite, Store, StoreOp, TimelineEntry, TimelineKind,
+    CloseReason, Event, EventsQuery, Incident, IncidentState, IncidentWrite, Notification, NotificationWrite,
+    OutboxEntry, Store, StoreOp, TimelineEntry, TimelineKind,
 };
 use statusd::{Mark, ProbeResult};
 use uuid::Uuid;
@@ -420,5 +421,72 @@ async fn tiers_rise_the_first_ack_stays_and_the_timeline_is_written_once() {
     assert_eq!(kinds, [TimelineKind::Opened, TimelineKind::Notified, TimelineKind::Acknowledged]);
     assert_eq!(timeline[1].detail, "tier 0: t0");
     assert_eq!(store.incident(Uuid::now_v7()).await.expect("read"), None);
+    store.close().await;
+}
+
+/// The outbox keeps one row per key (incident, event, channel, tier; a REMINDER's decision time
+/// too): the same DOWN decided twice is one row, whether in one batch or two; another channel,
+/// tier or reminder is a row of its own, and notifications outside an incident are never held.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_outbox_keeps_one_row_per_incident_event_channel_and_tier() {
+    let Some((_db, store)) = open().await else { return };
+    let incident = Uuid::now_v7();
+    let note = |event: Event, tier: Option<u32>, at: i64| Notification {
+        event,
+        asset_id: "a".into(),
+        asset_name: "A".into(),
+        timestamp: hour(0) + TimeDelta::seconds(at),
+        details: "HTTP 500".into(),
+        incident_id: (event != Event::Panic).then_some(incident),
+        group: Vec::new(),
+        tier,
+        since: Some(hour(0)),
+    };
+    let decided = |channel: &str, notification: Notification| {
+        StoreOp::Notification(NotificationWrite::Decided(OutboxEntry {
+            id: Uuid::now_v7(),
+            channel: channel.into(),
+            notification,
+            decided_at: hour(0),
+        }))
+    };
+    let first = vec![
+        decided("c", note(Event::Down, Some(0), 0)),
+        decided("c", note(Event::Down, Some(0), 0)),
+        decided("d", note(Event::Down, Some(0), 0)),
+        decided("c", note(Event::Down, Some(1), 0)),
+        decided("c", note(Event::Reminder, Some(0), 300)),
+        decided("c", note(Event::Reminder, Some(0), 600)),
+        decided("c", note(Event::Reminder, Some(0), 600)),
+        decided("c", note(Event::Panic, None, 0)),
+        decided("c", note(Event::Panic, None, 0)),
+    ];
+    store.write(&first, &[]).await.expect("write");
+    // Decided again in a later batch (after a restart, say): still one row.
+    store.write(&[decided("c", note(Event::Down, Some(0), 0))], &[]).await.expect("write again");
+    let pending = store.pending_notifications().await.expect("pending");
+    let mut rows: Vec<(String, String, Option<u32>)> = pending
+        .iter()
+        .map(|e| (e.channel.clone(), e.notification.event.as_str().to_string(), e.notification.tier))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("c".into(), "DOWN".into(), Some(0)),
+            ("c".into(), "DOWN".into(), Some(1)),
+            ("c".into(), "PANIC".into(), None),
+            ("c".into(), "PANIC".into(), None),
+            ("c".into(), "REMINDER".into(), Some(0)),
+            ("c".into(), "REMINDER".into(), Some(0)),
+            ("d".into(), "DOWN".into(), Some(0)),
+        ]
+    );
+    let mut keys = store.outbox_keys(hour(0)).await.expect("keys");
+    keys.sort();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert!(keys.contains(&format!("{incident}/DOWN/c/0")), "{keys:?}");
+    assert!(keys.contains(&format!("{incident}/REMINDER/c/0/{}", (hour(0) + TimeDelta::seconds(300)).timestamp())));
+    assert!(store.outbox_keys(hour(1)).await.expect("keys").is_empty());
     store.close().await;
 }

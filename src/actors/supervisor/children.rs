@@ -126,6 +126,9 @@ fn register_series(name: &str, spec: &ChildSpec) {
     }
     if let ChildSpec::Notifier { queue } = spec {
         metrics::counter!(names::NOTIFICATIONS_RATE_LIMITED_TOTAL, "channel" => queue.name().to_string()).increment(0);
+        metrics::counter!(names::NOTIFICATION_TEMPLATE_ERRORS_TOTAL, "channel" => queue.name().to_string())
+            .increment(0);
+        metrics::counter!(names::NOTIFICATIONS_DUPLICATE_TOTAL, "channel" => queue.name().to_string()).increment(0);
         for event in Event::ALL {
             for result in ["sent", "failed"] {
                 let channel = queue.name().to_string();
