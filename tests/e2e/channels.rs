@@ -507,7 +507,7 @@ async fn templates_shape_each_message_and_one_that_fails_leaves_the_built_in_one
     asset["metadata"] = json!({"team": "payments", "runbook": "https://wiki/pay"});
     let notifiers = json!({
         "notifiers": {
-            "slack": {
+            "tslack": {
                 "type": "slack",
                 // Nothing listens there: baseUrl takes its place, the path stays.
                 "webhookUrl": "https://hooks.slack.invalid/services/T0/B0/SLACK-SECRET",
@@ -517,22 +517,22 @@ async fn templates_shape_each_message_and_one_that_fails_leaves_the_built_in_one
                     "RECOVERY": "{{ asset.id }} is back after {{ duration }} (since {{ timestamp[:4] }})",
                 },
             },
-            "hook": {
+            "thook": {
                 "type": "webhook", "url": recorder.url("hook/in"), "method": "PUT",
                 "headers": {"X-Token": "HOOK-HEADER-SECRET"},
                 "body": "{\"msg\": {{ asset.name ~ ' ' ~ event }}, \"incident\": {{ incident.id }}, \"runbook\": {{ asset.metadata.runbook }}}",
             },
-            "broken": {
+            "tbroken": {
                 "type": "mattermost", "webhookUrl": recorder.url("broken/hooks/MM"),
                 "template": {"DOWN": "owner: {{ asset.metadata.owner.name }}"},
             },
-            "mail": {
+            "tmail": {
                 "type": "email", "baseUrl": format!("smtp://127.0.0.1:{}", sink.port),
                 "from": "statusd@example.com", "to": ["ops@example.com"],
                 "template": {"DOWN": {"subject": "[{{ asset.metadata.team }}] {{ asset.id }} down", "body": "{{ details }}"}},
             },
         },
-        "notificationPolicy": {"onDown": ["slack", "hook", "broken", "mail"], "onRecovery": ["slack", "hook", "broken"], "throttleSeconds": 0}
+        "notificationPolicy": {"onDown": ["tslack", "thook", "tbroken", "tmail"], "onRecovery": ["tslack", "thook", "tbroken"], "throttleSeconds": 0}
     });
     let setup = Setup::new(backend, json!([asset]), notifiers).await;
     let statusd = setup.start(&[]).await;
@@ -586,8 +586,8 @@ async fn templates_shape_each_message_and_one_that_fails_leaves_the_built_in_one
     let broken = recorder.of("broken");
     assert_eq!(broken[0].body["text"], "🔴 Payments <API> - DOWN");
     assert_eq!(broken[0].body["attachments"][0]["fields"][1]["value"], "DOWN");
-    assert_eq!(metric(&metrics, "statusd_notification_template_errors_total{channel=\"broken\"}"), Some(1.0));
-    assert_eq!(metric(&metrics, "statusd_notification_template_errors_total{channel=\"slack\"}"), Some(0.0));
+    assert_eq!(metric(&metrics, "statusd_notification_template_errors_total{channel=\"tbroken\"}"), Some(1.0));
+    assert_eq!(metric(&metrics, "statusd_notification_template_errors_total{channel=\"tslack\"}"), Some(0.0));
 
     let mails = sink.mails.lock().clone();
     assert_eq!(mails.len(), 1);
