@@ -741,6 +741,7 @@ impl IncidentsState {
         tracing::info!(actor = "incidents", %asset_id, incident_id = %incident, "incident closed: {why}");
         self.persist(IncidentWrite::Close { id: incident, ended_at, reason: CloseReason::Recovered });
         self.timeline(incident, ended_at, TimelineKind::Closed, why.to_string());
+        self.services.directory.incident_closed(incident);
     }
 
     /// The flap breaker tripped on `asset`: `kept` (a DOWN about the incident it keeps open)
@@ -838,6 +839,7 @@ impl IncidentsState {
             tracing::info!(actor = "incidents", %asset_id, incident_id = %incident.id, "incident closed: its asset left the config");
             let now = Utc::now();
             self.persist(IncidentWrite::Close { id: incident.id, ended_at: now, reason: CloseReason::Removed });
+            self.services.directory.incident_closed(incident.id);
             self.timeline(incident.id, now, TimelineKind::Closed, REMOVED_DETAIL.into());
         }
     }

@@ -37,7 +37,7 @@ use chrono::Utc;
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
 
-use crate::notify::{Event, Notification};
+use crate::notify::Notification;
 use crate::probe::ProbeResult;
 use crate::store::{NotificationWrite, OutboxEntry, StoreOp};
 use inbox::{Bound, Inbox};
@@ -59,35 +59,42 @@ pub struct Directory {
     decided: Mutex<Decided>,
 }
 
-/// Outbox keys by incident, kept while the incident is open and [`KEEP_AFTER_RECOVERY`] after
-/// its RECOVERY, so that memory stays bounded by the incidents open and recent. The store keeps
+/// Outbox keys by incident, kept while the incident is open and [`KEEP_AFTER_CLOSE`] after it
+/// closed, so that memory stays bounded by the incidents open and recent. The store keeps
 /// each key unique too (a unique index): no second row even for a key forgotten here.
 #[derive(Default)]
 struct Decided {
     by_incident: HashMap<Uuid, HashSet<String>>,
-    /// Incidents that recovered, oldest first, with when.
-    recovered: VecDeque<(tokio::time::Instant, Uuid)>,
+    /// Incidents that closed, oldest first, with when.
+    closed: VecDeque<(tokio::time::Instant, Uuid)>,
 }
 
-/// Long past any RECOVERY decided twice (both come from one state change).
-const KEEP_AFTER_RECOVERY: Duration = Duration::from_secs(600);
+/// Long past any RECOVERY decided (a grouped one waits seconds) or decided twice after its
+/// incident closed.
+const KEEP_AFTER_CLOSE: Duration = Duration::from_secs(600);
 
 impl Decided {
     /// Whether `key` (of `incident`) is new, remembering it.
-    fn first(&mut self, incident: Uuid, key: String, event: Event) -> bool {
+    fn first(&mut self, incident: Uuid, key: String) -> bool {
+        self.forget_old();
+        self.by_incident.entry(incident).or_default().insert(key)
+    }
+
+    fn closed(&mut self, incident: Uuid) {
+        self.forget_old();
+        self.closed.push_back((tokio::time::Instant::now(), incident));
+    }
+
+    /// Forgets the incidents closed more than [`KEEP_AFTER_CLOSE`] ago.
+    fn forget_old(&mut self) {
         let now = tokio::time::Instant::now();
-        while let Some((at, old)) = self.recovered.front().copied() {
-            if now.saturating_duration_since(at) < KEEP_AFTER_RECOVERY {
+        while let Some((at, old)) = self.closed.front().copied() {
+            if now.saturating_duration_since(at) < KEEP_AFTER_CLOSE {
                 break;
             }
-            self.recovered.pop_front();
+            self.closed.pop_front();
             self.by_incident.remove(&old);
         }
-        let new = self.by_incident.entry(incident).or_default().insert(key);
-        if new && event == Event::Recovery {
-            self.recovered.push_back((now, incident));
-        }
-        new
     }
 }
 
@@ -115,13 +122,18 @@ impl Directory {
         }
     }
 
+    /// The incident closed: its outbox keys are forgotten after [`KEEP_AFTER_CLOSE`].
+    pub fn incident_closed(&self, incident: Uuid) {
+        self.decided.lock().closed(incident);
+    }
+
     /// Whether `notification` to `channel` may be decided: false when its outbox key was
     /// already (logged and counted as a duplicate).
     fn first_decision(&self, channel: &str, notification: &Notification) -> bool {
         let (Some(key), Some(incident)) = (notification.outbox_key(channel), notification.incident_id) else {
             return true;
         };
-        if self.decided.lock().first(incident, key, notification.event) {
+        if self.decided.lock().first(incident, key) {
             return true;
         }
         metrics::counter!(crate::telemetry::names::NOTIFICATIONS_DUPLICATE_TOTAL, "channel" => channel.to_string())
@@ -205,7 +217,7 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::ChannelConfig;
+    use crate::notify::{ChannelConfig, Event};
 
     fn down(incident: Uuid, tier: u32) -> Notification {
         Notification {
@@ -248,5 +260,25 @@ mod tests {
         directory.notify("ops", panic.clone());
         directory.notify("ops", panic);
         assert_eq!(queue.len(), 4);
+    }
+}
+
+#[cfg(test)]
+mod forgetting {
+    use super::*;
+
+    /// A closed incident's keys are kept a while (a RECOVERY decided twice is still caught),
+    /// then forgotten: memory follows the incidents open and recent, not all there ever were.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_incidents_keys_are_forgotten_after_a_while() {
+        let mut decided = Decided::default();
+        let incident = Uuid::now_v7();
+        assert!(decided.first(incident, "k".into()));
+        decided.closed(incident);
+        tokio::time::advance(KEEP_AFTER_CLOSE - Duration::from_secs(1)).await;
+        assert!(!decided.first(incident, "k".into()), "still kept");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(decided.first(Uuid::now_v7(), "other".into()));
+        assert!(!decided.by_incident.contains_key(&incident), "forgotten");
     }
 }
