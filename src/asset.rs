@@ -326,8 +326,8 @@ mod tests {
 
     /// A probe runs as a task of its own, and tokio copies a task's future whole when it spawns
     /// it, when it finishes and when its handle is dropped: a probe's future must stay small
-    /// whatever the largest probe type needs (the DNS resolver's futures are large), or those
-    /// copies cost more than the probe itself.
+    /// whatever the largest probe type needs, or those copies cost more than the probe's own
+    /// work (see `ProbeSpec::check`).
     #[tokio::test]
     async fn a_probe_future_stays_small_whatever_the_largest_probe_type_needs() {
         let context = ProbeContext::new().expect("the probe clients");
