@@ -323,4 +323,18 @@ mod tests {
         assert_eq!(judged.degradation(5, &healthy), None);
         assert_eq!(asset(json!({})).degradation(i64::MAX, &healthy), None, "nothing asked, nothing degraded");
     }
+
+    /// A probe runs as a task of its own, and tokio copies a task's future whole when it spawns
+    /// it, when it finishes and when its handle is dropped: a probe's future must stay small
+    /// whatever the largest probe type needs, or those copies cost more than the probe's own
+    /// work (see `ProbeSpec::check`).
+    #[tokio::test]
+    async fn a_probe_future_stays_small_whatever_the_largest_probe_type_needs() {
+        let context = ProbeContext::new().expect("the probe clients");
+        let http = asset(json!({}));
+        let probe = http.check(&context);
+        let size = std::mem::size_of_val(&probe);
+        eprintln!("a probe's future: {size} bytes");
+        assert!(size <= 1024, "a probe's future is {size} bytes");
+    }
 }

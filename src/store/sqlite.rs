@@ -21,11 +21,15 @@ pub fn memory_used() -> i64 {
     unsafe { libsqlite3_sys::sqlite3_memory_used() }
 }
 
-/// A batch of results as one JSON array of rows, for `json_each`: SQLite has no array binds, so
+/// A batch of results as one JSON array of rows, for `jsonb_each`: SQLite has no array binds, so
 /// this is how it gets one statement text for every batch size, as PostgreSQL does from UNNEST.
 /// The multi-row VALUES insert it replaces was a different statement for each batch size,
 /// compiled afresh at every flush (a 500-row one is hundreds of KiB of parse tree and program);
 /// this one stays prepared, and the store takes about a quarter more results a second.
+/// `jsonb_each`, not `json_each`: json_each hands each row back as JSON text, which every
+/// `->>` parses again (eight times a row); jsonb_each hands it back in SQLite's binary form,
+/// which `->>` reads as it is (callgrind: 22.9k instructions in `sqlite3_step` per stored
+/// result instead of 31.8k).
 fn json_rows(results: &[ProbeResult]) -> String {
     let rows: Vec<_> = results
         .iter()
@@ -107,7 +111,7 @@ impl Dialect for Sqlite {
              SELECT unhex(item.value ->> 0), item.value ->> 1, item.value ->> 2, item.value ->> 3,
                     item.value ->> 4, item.value ->> 5, item.value ->> 6, item.value ->> 7
              -- WHERE true: without it SQLite would read ON CONFLICT as part of the join.
-             FROM json_each($1) AS item WHERE true
+             FROM jsonb_each($1) AS item WHERE true
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(json_rows(results))
