@@ -46,6 +46,10 @@ pub struct AssetMemory {
     /// The next tick as last scheduled: a restarted actor keeps its phase instead of
     /// spreading its first tick again.
     pub next_due: Option<Instant>,
+    /// A probe was running when the memory was last checkpointed: what the API shows as
+    /// `probing`, read from here instead of asking the actor (see `AssetIndex`). A restarted
+    /// actor has none running, and says so at its first checkpoint.
+    pub probing: bool,
 }
 
 impl AssetMemory {
@@ -305,37 +309,46 @@ impl AssetState {
     }
 
     fn snapshot(&self) -> AssetSnapshot {
-        let health = &self.memory.health;
-        let status = if self.services.maintenance.in_maintenance(&self.config.id, Utc::now()) {
-            StatusName::Maintenance
-        } else {
-            self.memory.status()
-        };
-        let mut snapshot = AssetSnapshot {
-            status,
-            since: if status == StatusName::Degraded { self.memory.degradation.since } else { health.since },
-            last_probe: self.memory.last_probe.clone(),
-            consecutive_failures: health.consecutive_failures,
-            consecutive_successes: health.consecutive_successes,
-            open_incident_id: health.open_incident().map(|i| i.id),
-            probing: self.probe.is_some(),
-            skipped_ticks: self.memory.skipped_ticks,
-        };
-        // The flap breaker keeps one incident open in place of the ones this actor reports.
-        if let Some(held) = self.services.flaps.get(&self.config.id) {
-            if held.flapping {
-                snapshot.status = StatusName::Flapping;
-            }
-            if matches!(snapshot.status, StatusName::Flapping | StatusName::Down) {
-                snapshot.open_incident_id = Some(held.incident);
-            }
-        }
-        snapshot
+        snapshot_of(&self.memory, &self.config.id, &self.services, self.probe.is_some())
     }
 
     fn checkpoint(&self) {
-        *self.checkpoint.lock() = self.memory.clone();
+        let mut checkpoint = self.checkpoint.lock();
+        checkpoint.clone_from(&self.memory);
+        checkpoint.probing = self.probe.is_some();
     }
+}
+
+/// The live state of an asset from its memory: what the actor answers to `Snapshot`, and what
+/// the API reads from the checkpoint without asking the actor (a page of `/api/assets` costs
+/// the page, not one message per asset).
+pub fn snapshot_of(memory: &AssetMemory, asset_id: &str, services: &Services, probing: bool) -> AssetSnapshot {
+    let health = &memory.health;
+    let status = if services.maintenance.in_maintenance(asset_id, Utc::now()) {
+        StatusName::Maintenance
+    } else {
+        memory.status()
+    };
+    let mut snapshot = AssetSnapshot {
+        status,
+        since: if status == StatusName::Degraded { memory.degradation.since } else { health.since },
+        last_probe: memory.last_probe.clone(),
+        consecutive_failures: health.consecutive_failures,
+        consecutive_successes: health.consecutive_successes,
+        open_incident_id: health.open_incident().map(|i| i.id),
+        probing,
+        skipped_ticks: memory.skipped_ticks,
+    };
+    // The flap breaker keeps one incident open in place of the ones this actor reports.
+    if let Some(held) = services.flaps.get(asset_id) {
+        if held.flapping {
+            snapshot.status = StatusName::Flapping;
+        }
+        if matches!(snapshot.status, StatusName::Flapping | StatusName::Down) {
+            snapshot.open_incident_id = Some(held.incident);
+        }
+    }
+    snapshot
 }
 
 impl Actor for Asset {
@@ -344,7 +357,12 @@ impl Actor for Asset {
     type Arguments = AssetArgs;
 
     async fn pre_start(&self, myself: ActorRef<AssetMsg>, args: AssetArgs) -> Result<AssetState, ActorProcessingErr> {
-        let memory = args.memory.lock().clone();
+        let memory = {
+            let mut shared = args.memory.lock();
+            // The probe of the actor before a restart died with it.
+            shared.probing = false;
+            shared.clone()
+        };
         let metrics = AssetMetrics::new(&args.config.id);
         match memory.health.name() {
             StatusName::Up => metrics.up.set(1.0),

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use super::index::AssetIndex;
 use super::maintenance::Board;
 use super::network::Connectivity;
 use super::{Directory, task};
@@ -43,6 +44,9 @@ pub struct Services {
     /// The latest result of each `"role": "connectivity"` asset: whether statusd lost its own
     /// network, read by every asset on each failure.
     pub connectivity: Connectivity,
+    /// Every asset's config and checkpointed memory by id, kept by the Supervisor: what the API
+    /// reads live state from (see `index.rs`).
+    pub assets: AssetIndex,
 }
 
 impl Services {
@@ -64,6 +68,7 @@ impl Services {
             waiting: AtomicUsize::new(0),
             chaos: task::ChaosSwitch::default(),
             tree: TreeHealth::default(),
+            assets: AssetIndex::default(),
             flaps: FlapRegistry::default(),
             retired_assets: RwLock::new(HashSet::new()),
             maintenance: Board::default(),

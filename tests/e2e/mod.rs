@@ -23,6 +23,7 @@ mod maintenance;
 mod network;
 mod notifications;
 mod outbox;
+mod paging;
 mod push;
 mod reload;
 mod retention;

@@ -145,6 +145,8 @@ impl SupervisorState {
             name.clone(),
             Child { spec, running: None, restarts: 0, last_restart: None, failures: Restarts::new(Instant::now()) },
         );
+        // Listed even if its first start fails: then as crashed.
+        self.index(&name);
         if let Err(error) = self.spawn(myself, &name).await {
             tracing::error!(actor = %name, %error, "could not start; retrying with backoff");
             self.crashed(myself, &name);
@@ -205,23 +207,35 @@ impl SupervisorState {
             child.running = Some(running);
             child.failures.started(Instant::now());
         }
+        self.index(name);
         Ok(())
     }
 
     pub(super) fn asset_entry(&self, name: &str) -> Option<AssetEntry> {
         let child = self.children.get(name)?;
-        let ChildSpec::Asset { config, .. } = &child.spec else { return None };
+        let ChildSpec::Asset { config, memory } = &child.spec else { return None };
         let actor = match &child.running {
             Some(ChildRef::Asset(actor)) => Some(actor.clone()),
             _ => None,
         };
-        Some(AssetEntry { config: Arc::clone(config), actor, restarts: child.restarts })
+        Some(AssetEntry { config: Arc::clone(config), actor, restarts: child.restarts, memory: Arc::clone(memory) })
+    }
+
+    /// Brings the asset index up to date with the named child (an asset child, or nothing):
+    /// called on every change of an asset child's config, actor or restarts.
+    pub(super) fn index(&self, name: &str) {
+        let Some(id) = name.strip_prefix("asset:") else { return };
+        match self.asset_entry(name) {
+            Some(entry) => self.services.assets.set(entry),
+            None => self.services.assets.remove(id),
+        }
     }
 
     /// Removes a child for good (its asset or channel left the config).
     pub(super) fn retire(&mut self, name: &str) -> Option<Child> {
         let child = self.children.remove(name)?;
         self.order.retain(|n| n != name);
+        self.index(name);
         self.services.tree.set_crashed(name, false);
         if let Some(running) = &child.running {
             self.by_id.remove(&running.cell().get_id());

@@ -210,6 +210,7 @@ impl SupervisorState {
                     let _ = actor.cast(AssetMsg::Update(config));
                 }
             }
+            self.index(&name);
         }
         for name in &diff.removed_channels {
             self.services.directory.remove_notifier(name);
