@@ -24,6 +24,7 @@ use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::probe::{Mark, ProbeResult, ProbeSpec};
+use crate::settings::PerAsset;
 use crate::telemetry::names;
 
 pub struct Asset;
@@ -125,20 +126,34 @@ struct AssetMetrics {
     success: Counter,
     failure: Counter,
     duration: Histogram,
+    /// The last probe's latency, with `[metrics] per_asset = "summary"` only.
+    last: Option<Gauge>,
     up: Gauge,
     degraded: Gauge,
     skipped: Counter,
 }
 
 impl AssetMetrics {
-    fn new(asset_id: &str) -> Self {
-        let id = asset_id.to_string();
-        // Set by the Incidents actor; registered here (unchanged) so that every asset has it.
-        metrics::gauge!(names::ASSET_FLAPPING, "asset" => id.clone()).increment(0.0);
+    fn new(config: &AssetConfig, per_asset: PerAsset) -> Self {
+        let id = config.id.clone();
+        let (duration, last) = match per_asset {
+            PerAsset::Full => {
+                // Set by the Incidents actor; registered here (unchanged) so that every asset has it.
+                metrics::gauge!(names::ASSET_FLAPPING, "asset" => id.clone()).increment(0.0);
+                (metrics::histogram!(names::PROBE_DURATION_SECONDS, "asset" => id.clone()), None)
+            }
+            // One histogram per probe type, and the last latency per asset: a few lines per
+            // asset instead of a histogram's dozen (README "Metrics").
+            PerAsset::Summary => (
+                metrics::histogram!(names::PROBE_DURATION_SECONDS, "type" => config.probe.asset_type()),
+                Some(metrics::gauge!(names::PROBE_LAST_DURATION_SECONDS, "asset" => id.clone())),
+            ),
+        };
         AssetMetrics {
             success: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "success"),
             failure: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "failure"),
-            duration: metrics::histogram!(names::PROBE_DURATION_SECONDS, "asset" => id.clone()),
+            duration,
+            last,
             up: metrics::gauge!(names::ASSET_UP, "asset" => id.clone()),
             degraded: metrics::gauge!(names::ASSET_DEGRADED, "asset" => id.clone()),
             skipped: metrics::counter!(names::PROBES_SKIPPED_TOTAL, "asset" => id),
@@ -188,6 +203,7 @@ impl AssetState {
             };
             let lag = Instant::now().saturating_duration_since(due);
             metrics::histogram!(names::SCHEDULE_LAG_SECONDS).record(lag.as_secs_f64());
+            services.lateness.started(lag);
             let probe = config.check(&services.probes);
             // A panicking probe still answers: as a failed result, so the schedule goes on.
             let result = supervised(&services, &actor, TaskKind::Probe, probe).await.unwrap_or_else(|panic| {
@@ -216,6 +232,9 @@ impl AssetState {
         let inconclusive = result.mark == Some(Mark::Inconclusive);
         let seconds = Duration::from_millis(u64::try_from(result.latency_ms).unwrap_or(0)).as_secs_f64();
         self.metrics.duration.record(seconds);
+        if let Some(last) = &self.metrics.last {
+            last.set(seconds);
+        }
         if result.success {
             self.metrics.success.increment(1);
             // DEBUG: at 10,000 probes a second, a line per success would be most of the log.
@@ -363,7 +382,7 @@ impl Actor for Asset {
             shared.probing = false;
             shared.clone()
         };
-        let metrics = AssetMetrics::new(&args.config.id);
+        let metrics = AssetMetrics::new(&args.config, args.services.per_asset);
         match memory.health.name() {
             StatusName::Up => metrics.up.set(1.0),
             StatusName::Down => metrics.up.set(0.0),
@@ -408,6 +427,7 @@ impl Actor for Asset {
                 if state.probe.is_some() {
                     state.memory.skipped_ticks += 1;
                     state.metrics.skipped.increment(1);
+                    state.services.lateness.skipped();
                     tracing::debug!(actor = %state.actor, asset_id = %state.config.id, "previous probe still running: tick skipped");
                 } else if matches!(state.config.probe, ProbeSpec::Push(_)) {
                     state.missed_push();

@@ -13,11 +13,12 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::index::AssetIndex;
+use super::lateness::Lateness;
 use super::maintenance::Board;
 use super::network::Connectivity;
 use super::{Directory, task};
 use crate::probe::ProbeContext;
-use crate::settings::PersistenceSettings;
+use crate::settings::{PerAsset, PersistenceSettings};
 
 /// What every actor of one statusd instance shares.
 pub struct Services {
@@ -47,6 +48,10 @@ pub struct Services {
     /// Every asset's config and checkpointed memory by id, kept by the Supervisor: what the API
     /// reads live state from (see `index.rs`).
     pub assets: AssetIndex,
+    /// `[metrics] per_asset`: which series each asset actor registers.
+    pub per_asset: PerAsset,
+    /// Probes started late and ticks skipped over the last minute: whether statusd keeps up.
+    pub lateness: Lateness,
 }
 
 impl Services {
@@ -69,6 +74,8 @@ impl Services {
             chaos: task::ChaosSwitch::default(),
             tree: TreeHealth::default(),
             assets: AssetIndex::default(),
+            per_asset: PerAsset::Full,
+            lateness: Lateness::default(),
             flaps: FlapRegistry::default(),
             retired_assets: RwLock::new(HashSet::new()),
             maintenance: Board::default(),

@@ -20,6 +20,7 @@ mod incidents;
 mod inputs;
 mod lifecycle;
 mod maintenance;
+mod metrics_modes;
 mod network;
 mod notifications;
 mod outbox;

@@ -151,7 +151,7 @@ impl SupervisorState {
         });
     }
 
-    fn crashed(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) {
+    pub(super) fn crashed(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) {
         let Some(child) = self.children.get_mut(name) else { return };
         let backoff = child.failures.crash_backoff();
         self.services.tree.set_crashed(name, true);
@@ -256,6 +256,7 @@ impl Actor for Supervisor {
         if state.settings.watch_config {
             state.start_child(&myself, ChildSpec::Watcher { files, seen: Arc::default() }).await;
         }
+        let mut specs = Vec::with_capacity(config.manifest.assets.len());
         for asset in config.manifest.assets {
             let mut memory = AssetMemory::default();
             if let Some(incident) = open_by_asset.get(asset.id.as_str()) {
@@ -271,9 +272,9 @@ impl Actor for Supervisor {
             if let Some(since) = degraded_since.get(asset.id.as_str()) {
                 memory.degradation = Degradation::resume(*since);
             }
-            let spec = ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) };
-            state.start_child(&myself, spec).await;
+            specs.push(ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) });
         }
+        state.start_assets(&myself, specs).await;
         Ok(state)
     }
 
