@@ -42,9 +42,12 @@ pub struct AssetView {
 }
 
 fn view(state: &ApiState, entry: &AssetEntry) -> AssetView {
+    view_of(entry, live(state, entry))
+}
+
+fn view_of(entry: &AssetEntry, (live, error): (AssetSnapshot, Option<String>)) -> AssetView {
     let config = (*entry.config).clone();
     let address = config.shown_address();
-    let (live, error) = live(state, entry);
     AssetView { config, address, live, restarts: entry.restarts, error }
 }
 
@@ -182,10 +185,11 @@ pub async fn list_assets(
         if status.is_none() {
             return true;
         }
-        let view = view(&state, entry);
-        let keep = Some(view.live.status) == status;
+        // The config is copied only for the assets kept.
+        let live = live(&state, entry);
+        let keep = Some(live.0.status) == status;
         if keep && views.len() < size {
-            views.push(view);
+            views.push(view_of(entry, live));
         }
         keep
     });
