@@ -137,6 +137,8 @@ pub struct Settings {
     /// The public status page (`GET /`, `/api/status`, `/feed.atom`).
     pub statuspage: StatusPageSettings,
     pub sla: SlaSettings,
+    /// `[metrics]`: what `/metrics` exports per asset.
+    pub metrics: MetricsSettings,
     /// Where these settings came from, to load them again on reload.
     #[serde(skip)]
     source: Option<Source>,
@@ -245,6 +247,29 @@ impl Default for StatusPageSettings {
     }
 }
 
+/// `[metrics]`: what `/metrics` exports per asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `full` (the default) or `summary` (`STATUSD_METRICS__PER_ASSET`); see [`PerAsset`].
+    pub per_asset: PerAsset,
+}
+
+/// How much `/metrics` says about each asset. Per-asset latency histograms are most of the
+/// page (about a kilobyte per asset), which at tens of thousands of assets makes a scrape
+/// megabytes long: `summary` keeps what an alert per asset needs and histograms per probe type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PerAsset {
+    /// Every per-asset series, a latency histogram per asset included.
+    #[default]
+    Full,
+    /// Per asset: up, last latency, probe counters (and skipped ticks); latency histograms
+    /// per probe type only; series of rare events per asset (restarts, panics, flapping)
+    /// appear when they happen instead of at zero from the start.
+    Summary,
+}
+
 /// `[sla]`: SLA reports (`GET /api/sla`), badges and the error-budget metric.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -290,6 +315,7 @@ impl Default for Settings {
             restart: RestartSettings { max_restarts: 5, window_seconds: 60 },
             statuspage: StatusPageSettings::default(),
             sla: SlaSettings { default_target: 99.9 },
+            metrics: MetricsSettings::default(),
             source: None,
         }
     }
@@ -520,6 +546,20 @@ mod tests {
     fn load(args: &[&str], vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let args = std::iter::once("statusd").chain(args.iter().copied());
         Settings::from_args(args, &env(vars)).map(|(_, settings)| settings)
+    }
+
+    #[test]
+    fn per_asset_metrics_are_full_unless_set_to_summary_in_the_file_or_the_environment() {
+        assert_eq!(load(&[], &[]).expect("valid").metrics.per_asset, PerAsset::Full);
+        let settings = load(&[], &[("STATUSD_METRICS__PER_ASSET", "summary")]).expect("valid");
+        assert_eq!(settings.metrics.per_asset, PerAsset::Summary);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "[metrics]\nper_asset = \"summary\"\n").expect("write");
+        let from_file = load(&["--config", file.to_str().expect("utf-8")], &[]).expect("valid");
+        assert_eq!(from_file.metrics.per_asset, PerAsset::Summary);
+        let error = load(&[], &[("STATUSD_METRICS__PER_ASSET", "some")]).expect_err("refused").to_string();
+        assert!(error.contains("STATUSD_METRICS__PER_ASSET") && error.contains("`full` or `summary`"), "{error}");
     }
 
     #[test]

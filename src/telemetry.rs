@@ -27,6 +27,7 @@ pub mod names {
     pub const ACTOR_RESTARTS_TOTAL: &str = "statusd_actor_restarts_total";
     pub const CONFIG_RELOADS_TOTAL: &str = "statusd_config_reloads_total";
     pub const SCHEDULE_LAG_SECONDS: &str = "statusd_schedule_lag_seconds";
+    pub const PROBE_LAST_DURATION_SECONDS: &str = "statusd_probe_last_duration_seconds";
     pub const PROBES_SKIPPED_TOTAL: &str = "statusd_probes_skipped_total";
     pub const PERSISTENCE_QUEUE_DEPTH: &str = "statusd_persistence_queue_depth";
     pub const PERSISTENCE_DROPPED_TOTAL: &str = "statusd_persistence_dropped_total";
@@ -236,7 +237,16 @@ fn register_process_series() {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(names::PROBE_TOTAL, "Probes run, by asset and result (success or failure).");
-    describe_histogram!(names::PROBE_DURATION_SECONDS, Unit::Seconds, "How long probes took, by asset.");
+    describe_histogram!(
+        names::PROBE_DURATION_SECONDS,
+        Unit::Seconds,
+        "How long probes took, by asset (by probe type with [metrics] per_asset = \"summary\")."
+    );
+    describe_gauge!(
+        names::PROBE_LAST_DURATION_SECONDS,
+        Unit::Seconds,
+        "How long the asset's last probe took ([metrics] per_asset = \"summary\" only)."
+    );
     describe_gauge!(names::ASSET_UP, "1 while the asset is up, 0 while it is down.");
     describe_gauge!(
         names::ASSET_DEGRADED,

@@ -24,6 +24,7 @@ use super::task::{TaskKind, supervised};
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::probe::{Mark, ProbeResult, ProbeSpec};
+use crate::settings::PerAsset;
 use crate::telemetry::names;
 
 pub struct Asset;
@@ -46,6 +47,15 @@ pub struct AssetMemory {
     /// The next tick as last scheduled: a restarted actor keeps its phase instead of
     /// spreading its first tick again.
     pub next_due: Option<Instant>,
+    /// A probe was running when the memory was last checkpointed: what the API shows as
+    /// `probing`, read from here instead of asking the actor (see `AssetIndex`). A restarted
+    /// actor has none running, and says so at its first checkpoint.
+    pub probing: bool,
+    /// Results recorded, successful and not, since the asset was configured: the per-asset
+    /// probe counters of `/metrics` with `[metrics] per_asset = "summary"`, rendered from the
+    /// asset index rather than registered with the recorder (see `api/metrics.rs`).
+    pub successes: u64,
+    pub failures: u64,
 }
 
 impl AssetMemory {
@@ -127,17 +137,33 @@ struct AssetMetrics {
 }
 
 impl AssetMetrics {
-    fn new(asset_id: &str) -> Self {
-        let id = asset_id.to_string();
-        // Set by the Incidents actor; registered here (unchanged) so that every asset has it.
-        metrics::gauge!(names::ASSET_FLAPPING, "asset" => id.clone()).increment(0.0);
-        AssetMetrics {
-            success: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "success"),
-            failure: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "failure"),
-            duration: metrics::histogram!(names::PROBE_DURATION_SECONDS, "asset" => id.clone()),
-            up: metrics::gauge!(names::ASSET_UP, "asset" => id.clone()),
-            degraded: metrics::gauge!(names::ASSET_DEGRADED, "asset" => id.clone()),
-            skipped: metrics::counter!(names::PROBES_SKIPPED_TOTAL, "asset" => id),
+    fn new(config: &AssetConfig, per_asset: PerAsset) -> Self {
+        let id = config.id.clone();
+        match per_asset {
+            PerAsset::Full => {
+                // Set by the Incidents actor; registered here (unchanged) so that every asset has it.
+                metrics::gauge!(names::ASSET_FLAPPING, "asset" => id.clone()).increment(0.0);
+                AssetMetrics {
+                    success: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "success"),
+                    failure: metrics::counter!(names::PROBE_TOTAL, "asset" => id.clone(), "result" => "failure"),
+                    duration: metrics::histogram!(names::PROBE_DURATION_SECONDS, "asset" => id.clone()),
+                    up: metrics::gauge!(names::ASSET_UP, "asset" => id.clone()),
+                    degraded: metrics::gauge!(names::ASSET_DEGRADED, "asset" => id.clone()),
+                    skipped: metrics::counter!(names::PROBES_SKIPPED_TOTAL, "asset" => id),
+                }
+            }
+            // Nothing per asset in the recorder: `/metrics` renders up, last latency and the
+            // counters from the asset index (api/metrics.rs), a few lines per asset written
+            // straight from memory instead of a dozen series each for the recorder to sort
+            // and format. One latency histogram per probe type.
+            PerAsset::Summary => AssetMetrics {
+                success: Counter::noop(),
+                failure: Counter::noop(),
+                duration: metrics::histogram!(names::PROBE_DURATION_SECONDS, "type" => config.probe.asset_type()),
+                up: Gauge::noop(),
+                degraded: Gauge::noop(),
+                skipped: Counter::noop(),
+            },
         }
     }
 }
@@ -184,6 +210,7 @@ impl AssetState {
             };
             let lag = Instant::now().saturating_duration_since(due);
             metrics::histogram!(names::SCHEDULE_LAG_SECONDS).record(lag.as_secs_f64());
+            services.lateness.started(lag);
             let probe = config.check(&services.probes);
             // A panicking probe still answers: as a failed result, so the schedule goes on.
             let result = supervised(&services, &actor, TaskKind::Probe, probe).await.unwrap_or_else(|panic| {
@@ -214,6 +241,7 @@ impl AssetState {
         self.metrics.duration.record(seconds);
         if result.success {
             self.metrics.success.increment(1);
+            self.memory.successes += 1;
             // DEBUG: at 10,000 probes a second, a line per success would be most of the log.
             // Failures, state changes and recoveries stay at WARN and INFO.
             tracing::debug!(
@@ -223,6 +251,7 @@ impl AssetState {
             );
         } else {
             self.metrics.failure.increment(1);
+            self.memory.failures += 1;
             let message = result.message.as_deref().unwrap_or("failed");
             tracing::warn!(
                 actor = %self.actor, asset_id = %config.id, asset_name = %config.name, success = false,
@@ -305,37 +334,46 @@ impl AssetState {
     }
 
     fn snapshot(&self) -> AssetSnapshot {
-        let health = &self.memory.health;
-        let status = if self.services.maintenance.in_maintenance(&self.config.id, Utc::now()) {
-            StatusName::Maintenance
-        } else {
-            self.memory.status()
-        };
-        let mut snapshot = AssetSnapshot {
-            status,
-            since: if status == StatusName::Degraded { self.memory.degradation.since } else { health.since },
-            last_probe: self.memory.last_probe.clone(),
-            consecutive_failures: health.consecutive_failures,
-            consecutive_successes: health.consecutive_successes,
-            open_incident_id: health.open_incident().map(|i| i.id),
-            probing: self.probe.is_some(),
-            skipped_ticks: self.memory.skipped_ticks,
-        };
-        // The flap breaker keeps one incident open in place of the ones this actor reports.
-        if let Some(held) = self.services.flaps.get(&self.config.id) {
-            if held.flapping {
-                snapshot.status = StatusName::Flapping;
-            }
-            if matches!(snapshot.status, StatusName::Flapping | StatusName::Down) {
-                snapshot.open_incident_id = Some(held.incident);
-            }
-        }
-        snapshot
+        snapshot_of(&self.memory, &self.config.id, &self.services, self.probe.is_some())
     }
 
     fn checkpoint(&self) {
-        *self.checkpoint.lock() = self.memory.clone();
+        let mut checkpoint = self.checkpoint.lock();
+        checkpoint.clone_from(&self.memory);
+        checkpoint.probing = self.probe.is_some();
     }
+}
+
+/// The live state of an asset from its memory: what the actor answers to `Snapshot`, and what
+/// the API reads from the checkpoint without asking the actor (a page of `/api/assets` costs
+/// the page, not one message per asset).
+pub fn snapshot_of(memory: &AssetMemory, asset_id: &str, services: &Services, probing: bool) -> AssetSnapshot {
+    let health = &memory.health;
+    let status = if services.maintenance.in_maintenance(asset_id, Utc::now()) {
+        StatusName::Maintenance
+    } else {
+        memory.status()
+    };
+    let mut snapshot = AssetSnapshot {
+        status,
+        since: if status == StatusName::Degraded { memory.degradation.since } else { health.since },
+        last_probe: memory.last_probe.clone(),
+        consecutive_failures: health.consecutive_failures,
+        consecutive_successes: health.consecutive_successes,
+        open_incident_id: health.open_incident().map(|i| i.id),
+        probing,
+        skipped_ticks: memory.skipped_ticks,
+    };
+    // The flap breaker keeps one incident open in place of the ones this actor reports.
+    if let Some(held) = services.flaps.get(asset_id) {
+        if held.flapping {
+            snapshot.status = StatusName::Flapping;
+        }
+        if matches!(snapshot.status, StatusName::Flapping | StatusName::Down) {
+            snapshot.open_incident_id = Some(held.incident);
+        }
+    }
+    snapshot
 }
 
 impl Actor for Asset {
@@ -344,8 +382,13 @@ impl Actor for Asset {
     type Arguments = AssetArgs;
 
     async fn pre_start(&self, myself: ActorRef<AssetMsg>, args: AssetArgs) -> Result<AssetState, ActorProcessingErr> {
-        let memory = args.memory.lock().clone();
-        let metrics = AssetMetrics::new(&args.config.id);
+        let memory = {
+            let mut shared = args.memory.lock();
+            // The probe of the actor before a restart died with it.
+            shared.probing = false;
+            shared.clone()
+        };
+        let metrics = AssetMetrics::new(&args.config, args.services.per_asset);
         match memory.health.name() {
             StatusName::Up => metrics.up.set(1.0),
             StatusName::Down => metrics.up.set(0.0),
@@ -390,6 +433,7 @@ impl Actor for Asset {
                 if state.probe.is_some() {
                     state.memory.skipped_ticks += 1;
                     state.metrics.skipped.increment(1);
+                    state.services.lateness.skipped();
                     tracing::debug!(actor = %state.actor, asset_id = %state.config.id, "previous probe still running: tick skipped");
                 } else if matches!(state.config.probe, ProbeSpec::Push(_)) {
                     state.missed_push();

@@ -16,6 +16,8 @@ pub mod grouping;
 pub mod health;
 pub mod inbox;
 pub mod incidents;
+pub mod index;
+pub mod lateness;
 pub mod maintenance;
 pub mod network;
 pub mod notifier;

@@ -12,12 +12,14 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use super::index::AssetIndex;
+use super::lateness::Lateness;
 use super::maintenance::Board;
 use super::network::Connectivity;
 use super::{Directory, task};
 use crate::notify::AssetFacts;
 use crate::probe::ProbeContext;
-use crate::settings::PersistenceSettings;
+use crate::settings::{PerAsset, PersistenceSettings};
 
 /// What every actor of one statusd instance shares.
 pub struct Services {
@@ -47,6 +49,13 @@ pub struct Services {
     /// What message templates know of each asset (masked address, metadata), by id: set by
     /// the Supervisor at start and on each reload that changes assets.
     pub template_assets: RwLock<HashMap<String, Arc<AssetFacts>>>,
+    /// Every asset's config and checkpointed memory by id, kept by the Supervisor: what the API
+    /// reads live state from (see `index.rs`).
+    pub assets: AssetIndex,
+    /// `[metrics] per_asset`: which series each asset actor registers.
+    pub per_asset: PerAsset,
+    /// Probes started late and ticks skipped over the last minute: whether statusd keeps up.
+    pub lateness: Lateness,
 }
 
 impl Services {
@@ -68,6 +77,9 @@ impl Services {
             waiting: AtomicUsize::new(0),
             chaos: task::ChaosSwitch::default(),
             tree: TreeHealth::default(),
+            assets: AssetIndex::default(),
+            per_asset: PerAsset::Full,
+            lateness: Lateness::default(),
             flaps: FlapRegistry::default(),
             retired_assets: RwLock::new(HashSet::new()),
             maintenance: Board::default(),

@@ -1,25 +1,29 @@
-//! `/api/assets`: config plus live state from each asset's actor; `/events`: history.
+//! `/api/assets`: config plus live state from the asset index (what each asset's actor
+//! checkpoints), paged and filtered; `/events`: history.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use ractor::call_t;
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorBody;
 use super::query::{Bounded, Choice, Choices, Limit, Params, Timestamp, limit};
 use super::{ApiError, ApiState};
-use crate::actors::asset::{AssetMsg, AssetSnapshot};
+use crate::actors::asset::{AssetSnapshot, snapshot_of};
 use crate::actors::health::StatusName;
-use crate::actors::supervisor::{AssetEntry, SupervisorMsg};
+use crate::actors::index::AssetEntry;
 use crate::asset::AssetConfig;
 use crate::probe::ProbeResult;
 use crate::store::rollup::{SeriesPoint, hour_of, series as series_of};
 use crate::store::{EventsQuery, Uptime};
 
-/// How long an asset actor may take to describe itself. It answers in microseconds unless
-/// something is badly wrong, and then the route must still answer.
-const SNAPSHOT_TIMEOUT_MS: u64 = 1000;
+/// Most assets the unpaginated `GET /api/assets` lists. Above it, the answer is the first page
+/// of this many with the cursor of the next (the paged shape, and a `Link: rel="next"`
+/// header): a client that expects every asset in one array fails loudly instead of silently
+/// missing some.
+pub const UNPAGINATED_CAP: usize = 1000;
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -37,44 +41,184 @@ pub struct AssetView {
     error: Option<String>,
 }
 
-async fn view(entry: AssetEntry) -> AssetView {
+fn view(state: &ApiState, entry: &AssetEntry) -> AssetView {
+    view_of(entry, live(state, entry))
+}
+
+fn view_of(entry: &AssetEntry, (live, error): (AssetSnapshot, Option<String>)) -> AssetView {
     let config = (*entry.config).clone();
     let address = config.shown_address();
-    let (live, error) = live(&entry).await;
     AssetView { config, address, live, restarts: entry.restarts, error }
 }
 
-/// The asset's live state, asked from its actor, and why it is missing when it is (then the
-/// status is `crashed` or `unknown`); what `/api/assets` and the status page show.
-pub(super) async fn live(entry: &AssetEntry) -> (AssetSnapshot, Option<String>) {
-    let blank = |status| AssetSnapshot {
-        status,
-        since: None,
-        last_probe: None,
-        consecutive_failures: 0,
-        consecutive_successes: 0,
-        open_incident_id: None,
-        probing: false,
-        skipped_ticks: 0,
+/// The asset's live state, read from the memory its actor checkpoints after every message
+/// (see `actors/index.rs`), and why it is missing when it is (then the status is `crashed`);
+/// what `/api/assets`, the badges and the status page show.
+pub(super) fn live(state: &ApiState, entry: &AssetEntry) -> (AssetSnapshot, Option<String>) {
+    let snapshot = {
+        let memory = entry.memory.lock();
+        snapshot_of(&memory, &entry.config.id, &state.services, memory.probing)
     };
     match &entry.actor {
-        None => (blank(StatusName::Crashed), Some("the asset's actor keeps failing and waits to be restarted".into())),
-        Some(actor) => match call_t!(actor, AssetMsg::Snapshot, SNAPSHOT_TIMEOUT_MS) {
-            Ok(snapshot) => (snapshot, None),
-            Err(e) => (blank(StatusName::Unknown), Some(format!("the asset's actor did not answer: {e}"))),
-        },
+        None => (
+            AssetSnapshot { status: StatusName::Crashed, probing: false, ..snapshot },
+            Some("the asset's actor keeps failing and waits to be restarted".into()),
+        ),
+        Some(_) => (snapshot, None),
     }
 }
 
-/// `GET /api/assets`
+impl Choices for StatusName {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("up", StatusName::Up),
+        ("down", StatusName::Down),
+        ("degraded", StatusName::Degraded),
+        ("flapping", StatusName::Flapping),
+        ("maintenance", StatusName::Maintenance),
+        ("inconclusive", StatusName::Inconclusive),
+        ("unknown", StatusName::Unknown),
+        ("crashed", StatusName::Crashed),
+    ];
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AssetsParams {
+    /// 1 to 1000: answer a page of at most this many (the paged shape); default 100 with `cursor`
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<Limit>,
+    /// The `nextCursor` of the previous page: the page after it (the paged shape)
+    cursor: Option<String>,
+    /// Only assets with this status: up, down, degraded, flapping, maintenance, inconclusive,
+    /// unknown or crashed
+    #[param(value_type = Option<String>)]
+    status: Option<Choice<StatusName>>,
+    /// `metadata.KEY=VALUE`, any number of them: only assets whose metadata has each KEY at
+    /// VALUE (a string compared as it is, a number or boolean as JSON writes it)
+    #[param(rename = "metadata.KEY", value_type = Option<String>)]
+    #[serde(skip)]
+    #[allow(dead_code)]
+    metadata: (),
+}
+
+/// One page of assets, in id order, and where the next starts.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetPage {
+    assets: Vec<AssetView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// What `GET /api/assets` answers: every asset (no `limit` nor `cursor`, and at most
+/// [`UNPAGINATED_CAP`] of them), or a page.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AssetsAnswer {
+    All(Vec<AssetView>),
+    Page(AssetPage),
+}
+
+/// A cursor names the last asset of a page: its id in hex, so that it is one opaque token in a
+/// URL whatever the id holds. Pages follow id order, so a cursor stays valid while assets come
+/// and go: the next page starts after that id, even if the asset itself was removed.
+fn cursor_of(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn id_of(cursor: &str) -> Option<String> {
+    if !cursor.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// The `metadata.KEY=VALUE` pairs of a query string.
+fn metadata_filters(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter_map(|(name, value)| Some((name.strip_prefix("metadata.")?.to_string(), value.into_owned())))
+        .collect()
+}
+
+fn metadata_matches(config: &AssetConfig, filters: &[(String, String)]) -> bool {
+    filters.iter().all(|(key, wanted)| match config.metadata.get(key) {
+        Some(serde_json::Value::String(value)) => value == wanted,
+        Some(value) => serde_json::from_str::<serde_json::Value>(wanted).is_ok_and(|wanted| wanted == *value),
+        None => false,
+    })
+}
+
+/// `GET /api/assets?limit=&cursor=&status=&metadata.KEY=VALUE`
 #[utoipa::path(get, path = "/api/assets", tag = "assets",
+    params(AssetsParams),
     responses(
-        (status = 200, description = "Every asset: its config and its live state, asked from its actor", body = Vec<AssetView>),
-        (status = 503, description = "The supervisor did not answer", body = ErrorBody),
+        (status = 200, description = "Assets in id order, each with its config and live state. Without limit and cursor: \
+            an array of every asset that matches, or, above 1000, the first page of 1000 in the paged shape \
+            {assets, nextCursor} with a Link rel=next header. With limit or cursor: a page {assets, nextCursor}, \
+            nextCursor null on the last page", body = AssetsAnswer),
+        (status = 400, description = "A parameter out of range, an unknown status, or a cursor not from a previous page", body = ErrorBody),
     ))]
-pub async fn list_assets(State(state): State<ApiState>) -> Result<Json<Vec<AssetView>>, ApiError> {
-    let entries = state.ask(SupervisorMsg::Assets).await?;
-    Ok(Json(futures::future::join_all(entries.into_iter().map(view)).await))
+pub async fn list_assets(
+    State(state): State<ApiState>,
+    Params(params): Params<AssetsParams>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let after = match &params.cursor {
+        None => None,
+        Some(cursor) => Some(id_of(cursor).ok_or_else(|| {
+            ApiError::bad_parameter("cursor", cursor, "cursor must be the nextCursor of a previous page")
+        })?),
+    };
+    let paged = params.limit.is_some() || params.cursor.is_some();
+    let size = if paged { limit(params.limit) as usize } else { UNPAGINATED_CAP };
+    let status = params.status.map(|status| status.0);
+    let metadata = metadata_filters(query.as_deref());
+    // Filtered under the index's read lock, with the live state the filter needed kept for the
+    // answer: one read of each asset's memory.
+    let mut views = Vec::new();
+    let page = state.services.assets.page(after.as_deref(), size, |entry| {
+        if !metadata_matches(&entry.config, &metadata) {
+            return false;
+        }
+        if status.is_none() {
+            return true;
+        }
+        // The config is copied only for the assets kept.
+        let live = live(&state, entry);
+        let keep = Some(live.0.status) == status;
+        if keep && views.len() < size {
+            views.push(view_of(entry, live));
+        }
+        keep
+    });
+    if status.is_none() {
+        views = page.entries.iter().map(|entry| view(&state, entry)).collect();
+    }
+    let next_cursor = page.more.then(|| page.entries.last().map(|entry| cursor_of(&entry.config.id))).flatten();
+    if !paged && next_cursor.is_none() {
+        return Ok(Json(AssetsAnswer::All(views)).into_response());
+    }
+    let link = next_cursor.as_ref().map(|cursor| next_link(cursor, size, query.as_deref()));
+    let mut response = Json(AssetsAnswer::Page(AssetPage { assets: views, next_cursor })).into_response();
+    if let Some(link) = link.and_then(|link| HeaderValue::from_str(&link).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// `Link: </api/assets?...&cursor=...>; rel="next"`: the same query, the next cursor.
+fn next_link(cursor: &str, size: usize, query: Option<&str>) -> String {
+    let mut next = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name != "cursor" && name != "limit" {
+            next.append_pair(&name, &value);
+        }
+    }
+    next.append_pair("limit", &size.to_string());
+    next.append_pair("cursor", cursor);
+    format!("</api/assets?{}>; rel=\"next\"", next.finish())
 }
 
 /// `GET /api/assets/{id}`
@@ -83,14 +227,10 @@ pub async fn list_assets(State(state): State<ApiState>) -> Result<Json<Vec<Asset
     responses(
         (status = 200, description = "One asset", body = AssetView),
         (status = 404, description = "No such asset", body = ErrorBody),
-        (status = 503, description = "The supervisor did not answer", body = ErrorBody),
     ))]
 pub async fn get_asset(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<AssetView>, ApiError> {
-    let entry = state
-        .ask(|reply| SupervisorMsg::Asset(id.clone(), reply))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no asset {id:?}")))?;
-    Ok(Json(view(entry).await))
+    let entry = state.services.assets.get(&id).ok_or_else(|| ApiError::NotFound(format!("no asset {id:?}")))?;
+    Ok(Json(view(&state, &entry)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -14,19 +14,15 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use badge_maker::{BadgeBuilder, Style};
 use chrono::{TimeDelta, Utc};
-use ractor::call_t;
 
 use super::error::ErrorBody;
 use super::{ApiError, ApiState};
-use crate::actors::asset::AssetMsg;
 use crate::actors::health::StatusName;
 use crate::actors::supervisor::{AssetEntry, SupervisorMsg};
 use crate::asset::AssetConfig;
 use crate::store::Uptime;
 use crate::store::rollup::hour_of;
 
-/// How long an asset actor may take to say its status.
-const SNAPSHOT_TIMEOUT_MS: u64 = 1000;
 /// The window of the response-time badge: the mean latency of the last 24 hours.
 pub const RESPONSE_TIME_HOURS: i64 = 24;
 
@@ -51,12 +47,7 @@ async fn public_asset(state: &ApiState, id: &str) -> Result<AssetEntry, ApiError
     ))]
 pub async fn status_badge(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let entry = public_asset(&state, &id).await?;
-    let status = match entry.actor {
-        None => StatusName::Crashed,
-        Some(actor) => {
-            call_t!(actor, AssetMsg::Snapshot, SNAPSHOT_TIMEOUT_MS).map_or(StatusName::Unknown, |s| s.status)
-        }
-    };
+    let status = super::assets::live(&state, &entry).0.status;
     let word = serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let color = match status {
         StatusName::Up => "#4c1",

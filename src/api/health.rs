@@ -30,11 +30,13 @@ pub async fn seed_health() -> Json<Value> {
 /// supervisor runs and no actor is crashed; 503 otherwise, with what is wrong. Two things are
 /// reported without failing readiness, because statusd still works through them: a refused
 /// reload (the previous config, still valid, stays in force and is served) and a scheduler that
-/// cannot keep up with its probes (it still answers and still probes).
+/// cannot keep up with its probes (it still answers and still probes): then `"degraded": true`
+/// and the `scheduler` check is `behind`, with the last minute's late probes and skipped ticks
+/// (see `actors/lateness.rs`).
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Store reachable and writing, supervisor running, no actor crashed; each check with its status", body = Object,
-            example = json!({"status": "ready", "checks": {"config": {"status": "ok"}, "store": {"status": "ok", "backlog": {"queued": 0, "accepted": 120, "written": 120, "dropped": 0, "rejected": 0}}, "supervisor": {"status": "ok"}, "actors": {"status": "ok", "crashed": []}, "scheduler": {"status": "ok", "probesWaitingForWorker": 0}}})),
+            example = json!({"status": "ready", "degraded": false, "checks": {"config": {"status": "ok"}, "store": {"status": "ok", "backlog": {"queued": 0, "accepted": 120, "written": 120, "dropped": 0, "rejected": 0}}, "supervisor": {"status": "ok"}, "actors": {"status": "ok", "crashed": []}, "scheduler": {"status": "ok", "probesWaitingForWorker": 0, "lastMinute": {"probesStarted": 1200, "probesLate": 0, "ticksSkipped": 0}}}})),
         (status = 503, description = "Not ready (or stopping): the failing checks say why", body = Object),
     ))]
 pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value>) {
@@ -74,15 +76,30 @@ pub async fn readiness(State(state): State<ApiState>) -> (StatusCode, Json<Value
         }),
     };
     let waiting = state.services.probes_waiting();
-    let scheduler = json!({
-        "status": if waiting > 0 && state.services.workers.available_permits() == 0 { "saturated" } else { "ok" },
+    let window = state.services.lateness.window();
+    let behind = window.behind();
+    let mut scheduler = json!({
+        "status": if behind.is_some() {
+            "behind"
+        } else if waiting > 0 && state.services.workers.available_permits() == 0 {
+            "saturated"
+        } else {
+            "ok"
+        },
         "probesWaitingForWorker": waiting,
+        "lastMinute": {"probesStarted": window.started, "probesLate": window.late, "ticksSkipped": window.skipped},
     });
+    if let Some(error) = &behind {
+        scheduler["error"] = json!(error);
+    }
     let stopping = state.lifecycle.is_stopping();
     let ready = !stopping && [&store, &supervisor, &actors].iter().all(|check| check["status"] == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if ready { "ready" } else if stopping { "stopping" } else { "not ready" },
+        // Working, but not keeping up with its probes: ready stays true (it still probes and
+        // answers); this says it is late.
+        "degraded": behind.is_some(),
         "checks": {
             "config": config,
             "store": store,

@@ -28,7 +28,7 @@ pub(super) async fn report(state: &ApiState) -> Result<StatusReport, ApiError> {
     }
     let entries = state.ask(SupervisorMsg::Assets).await?;
     let public: Vec<_> = entries.into_iter().filter(|entry| entry.config.public).collect();
-    let snapshots = futures::future::join_all(public.iter().map(assets::live)).await;
+    let snapshots: Vec<_> = public.iter().map(|entry| assets::live(state, entry)).collect();
     let history = state.statuspage.history.get(&state.store).await?;
     let configs: Vec<&AssetConfig> = public.iter().map(|entry| entry.config.as_ref()).collect();
     let views = state.statuspage.views(&history, &configs);

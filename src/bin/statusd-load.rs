@@ -276,23 +276,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One interval for the first ticks (spread over it) to have happened.
     tokio::time::sleep(interval).await;
 
-    // Sample GET /api/assets/{id} through the window.
+    // Sample GET /api/assets/{id} and a page of 100 of GET /api/assets (following nextCursor,
+    // from the start again after the last page) through the window.
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (http, base, sampling, assets) =
             (statusd.http.clone(), statusd.base.clone(), Arc::clone(&sampling), args.assets);
         tokio::spawn(async move {
-            let mut latencies = Vec::new();
+            let (mut latencies, mut pages) = (Vec::new(), Vec::new());
+            let mut cursor: Option<String> = None;
             let mut i = 0usize;
+            let micros = |asked: Instant| u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
             while sampling.load(Ordering::Relaxed) {
                 let asked = Instant::now();
                 if http.get(format!("{base}/api/assets/load-{}", i % assets.max(1))).send().await.is_ok() {
-                    latencies.push(u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    latencies.push(micros(asked));
                 }
                 i += 7919;
+                let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+                let asked = Instant::now();
+                if let Ok(response) = http.get(format!("{base}/api/assets?limit=100{after}")).send().await
+                    && let Ok(page) = response.json::<serde_json::Value>().await
+                {
+                    pages.push(micros(asked));
+                    cursor = page["nextCursor"].as_str().map(str::to_string);
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            latencies
+            (latencies, pages)
         })
     };
 
@@ -309,11 +320,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     target.measuring.store(false, Ordering::Relaxed);
     let elapsed = window_start.elapsed().as_secs_f64();
     let cpu_after = cpu_seconds(pid).ok_or("reading statusd's CPU time")?;
+    let scraped = Instant::now();
     let metrics_after = statusd.metrics().await;
+    let scrape_s = scraped.elapsed().as_secs_f64();
     let written_after = statusd.written().await;
     let (rss_final, rss_peak) = rss_mib(pid).ok_or("reading statusd's memory")?;
     sampling.store(false, Ordering::Relaxed);
-    let mut api = sampler.await?;
+    let (mut api, mut pages) = sampler.await?;
 
     let probes = |text: &str, label| metric_sum(text, "statusd_probe_total", label);
     let done = probes(&metrics_after, None) - probes(&metrics_before, None);
@@ -347,6 +360,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "notifications_received": target.notifications.load(Ordering::Relaxed),
         "api_asset_p99_ms": ms(percentile(&mut api, 0.99)),
         "api_samples": api.len(),
+        "api_page100_p99_ms": ms(percentile(&mut pages, 0.99)),
+        "api_page_samples": pages.len(),
+        "metrics_scrape_s": (scrape_s * 1000.0).round() / 1000.0,
+        "metrics_bytes": metrics_after.len(),
+        "probes_skipped": metric_sum(&metrics_after, "statusd_probes_skipped_total", None)
+            - metric_sum(&metrics_before, "statusd_probes_skipped_total", None),
     });
     println!("{line}");
     drop(statusd);

@@ -55,7 +55,7 @@ async fn editing_the_manifest_adds_changes_and_removes_assets_and_leaves_the_res
     changed["intervalSeconds"] = json!(2);
     setup.write_manifest(json!([http_asset("steady", &healthy.url()), changed, http_asset("fresh", &healthy.url())]));
     eventually("the edit to apply", WAIT, || async {
-        (asset_ids(&statusd).await == ["steady", "changed", "fresh"]).then_some(())
+        (asset_ids(&statusd).await == ["changed", "fresh", "steady"]).then_some(())
     })
     .await;
     let renamed = statusd.asset("changed").await;

@@ -29,13 +29,13 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::asset::{AssetMemory, AssetMsg};
+use super::asset::AssetMemory;
 use super::degradation::Degradation;
 use super::health::{Health, OpenIncident, Thresholds};
 use super::incidents::{AckOutcome, AckRequest, IncidentEvent, IncidentsMemory, IncidentsMsg, Resumed, metadata_of};
 use super::notifier::ChannelQueue;
 use super::{AbortOnDrop, Services, maintenance};
-use crate::config::{AssetConfig, Config};
+use crate::config::Config;
 use crate::dependencies::DependencyGraph;
 use crate::settings::{RetentionSettings, Settings};
 use crate::store::{Incident, NotificationWrite, OutboxEntry, Store, StoreOp};
@@ -85,14 +85,7 @@ pub enum SupervisorMsg {
     Shutdown(RpcReplyPort<()>),
 }
 
-/// An asset as the API needs it: its config and where to ask for its live state.
-#[derive(Clone)]
-pub struct AssetEntry {
-    pub config: Arc<AssetConfig>,
-    /// None while the actor is crashed and waiting out its backoff.
-    pub actor: Option<ActorRef<AssetMsg>>,
-    pub restarts: u32,
-}
+pub use super::index::AssetEntry;
 
 /// One actor of the tree, as `/api/actors` shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -136,6 +129,7 @@ impl SupervisorState {
         child.last_restart = Some(Utc::now());
         let crash_loop = child.failures.failed(now, intensity);
         let restarts = child.restarts;
+        self.index(name);
         metrics::counter!(names::ACTOR_RESTARTS_TOTAL, "actor" => name.to_string()).increment(1);
         tracing::error!(actor = %name, restarts, reason, "actor failed");
         let outcome = if crash_loop {
@@ -157,7 +151,7 @@ impl SupervisorState {
         });
     }
 
-    fn crashed(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) {
+    pub(super) fn crashed(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) {
         let Some(child) = self.children.get_mut(name) else { return };
         let backoff = child.failures.crash_backoff();
         self.services.tree.set_crashed(name, true);
@@ -263,6 +257,7 @@ impl Actor for Supervisor {
         if state.settings.watch_config {
             state.start_child(&myself, ChildSpec::Watcher { files, seen: Arc::default() }).await;
         }
+        let mut specs = Vec::with_capacity(config.manifest.assets.len());
         for asset in config.manifest.assets {
             let mut memory = AssetMemory::default();
             if let Some(incident) = open_by_asset.get(asset.id.as_str()) {
@@ -278,9 +273,9 @@ impl Actor for Supervisor {
             if let Some(since) = degraded_since.get(asset.id.as_str()) {
                 memory.degradation = Degradation::resume(*since);
             }
-            let spec = ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) };
-            state.start_child(&myself, spec).await;
+            specs.push(ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) });
         }
+        state.start_assets(&myself, specs).await;
         Ok(state)
     }
 

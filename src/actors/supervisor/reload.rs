@@ -213,6 +213,7 @@ impl SupervisorState {
                     let _ = actor.cast(AssetMsg::Update(config));
                 }
             }
+            self.index(&name);
         }
         for name in &diff.removed_channels {
             self.services.directory.remove_notifier(name);
@@ -257,10 +258,12 @@ impl SupervisorState {
             self.services.connectivity.set_members(members.iter().map(String::as_str));
             self.services.directory.incidents(IncidentEvent::Connectivity(members.clone()));
         }
-        for asset in &diff.added_assets {
-            let spec = ChildSpec::Asset { config: Arc::new(asset.clone()), memory: Arc::default() };
-            self.start_child(myself, spec).await;
-        }
+        let added = diff
+            .added_assets
+            .iter()
+            .map(|asset| ChildSpec::Asset { config: Arc::new(asset.clone()), memory: Arc::default() })
+            .collect();
+        self.start_assets(myself, added).await;
         // Keep the listing in config order.
         let position: HashMap<&str, usize> =
             config.manifest.assets.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
