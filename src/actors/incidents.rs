@@ -923,16 +923,17 @@ impl Actor for Incidents {
     }
 }
 
-/// Incidents left open for assets that are no longer configured are closed as removed; the
-/// rest are returned so their assets resume as down.
-pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec<Incident>, StoreError> {
+/// Incidents left open for assets that are no longer configured are closed as removed, when
+/// `close` (alone on the database, or holding the cluster's incidents role: another replica may
+/// run a config with more assets); the rest are returned so their assets resume as down.
+pub async fn close_orphaned(store: &Store, assets: &[AssetConfig], close: bool) -> Result<Vec<Incident>, StoreError> {
     let configured: HashMap<&str, ()> = assets.iter().map(|a| (a.id.as_str(), ())).collect();
     let (open, orphaned): (Vec<_>, Vec<_>) = store
         .open_incidents()
         .await?
         .into_iter()
         .partition(|incident| configured.contains_key(incident.asset_id.as_str()));
-    if !orphaned.is_empty() {
+    if !orphaned.is_empty() && close {
         let now = Utc::now();
         let closes: Vec<StoreOp> = orphaned
             .iter()

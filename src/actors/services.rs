@@ -43,6 +43,8 @@ pub struct Services {
     /// The latest result of each `"role": "connectivity"` asset: whether statusd lost its own
     /// network, read by every asset on each failure.
     pub connectivity: Connectivity,
+    /// Cluster mode: which replica this is, what it owns, whether it holds the incidents role.
+    pub cluster: Arc<super::cluster::ClusterView>,
 }
 
 impl Services {
@@ -68,6 +70,7 @@ impl Services {
             retired_assets: RwLock::new(HashSet::new()),
             maintenance: Board::default(),
             connectivity: Connectivity::default(),
+            cluster: Arc::default(),
         })
     }
 

@@ -58,6 +58,10 @@ pub(super) async fn live(entry: &AssetEntry) -> (AssetSnapshot, Option<String>) 
         skipped_ticks: 0,
     };
     match &entry.actor {
+        // Cluster mode: its owner probes it; until the store serves its state, it is unknown here.
+        None if entry.elsewhere => {
+            (blank(StatusName::Unknown), Some("probed by another replica of the cluster".into()))
+        }
         None => (blank(StatusName::Crashed), Some("the asset's actor keeps failing and waits to be restarted".into())),
         Some(actor) => match call_t!(actor, AssetMsg::Snapshot, SNAPSHOT_TIMEOUT_MS) {
             Ok(snapshot) => (snapshot, None),

@@ -1,6 +1,7 @@
 //! The child table: what each child of the Supervisor is (its spec, with the state it keeps
 //! across restarts), how it is spawned linked to the Supervisor, and how it leaves the table.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,11 +102,16 @@ impl ChildRef {
     }
 }
 
+/// How long an asset given up to another replica may take to stop.
+const STOP_ASSET: Duration = Duration::from_secs(2);
+
 /// A child in the table: running or waiting out its crash backoff.
 pub(super) struct Child {
     pub(super) spec: ChildSpec,
     /// None while crashed (or between a failure and its restart).
     pub(super) running: Option<ChildRef>,
+    /// Cluster mode: an asset another replica owns, so not run here.
+    pub(super) parked: bool,
     pub(super) restarts: u32,
     pub(super) last_restart: Option<DateTime<Utc>>,
     pub(super) failures: Restarts,
@@ -141,10 +147,24 @@ impl SupervisorState {
         let name = spec.name();
         register_series(&name, &spec);
         self.order.push(name.clone());
+        let parked = match (&spec, &self.owned) {
+            (ChildSpec::Asset { config, .. }, Some(owned)) => !owned.contains(&config.id),
+            _ => false,
+        };
         self.children.insert(
             name.clone(),
-            Child { spec, running: None, restarts: 0, last_restart: None, failures: Restarts::new(Instant::now()) },
+            Child {
+                spec,
+                running: None,
+                parked,
+                restarts: 0,
+                last_restart: None,
+                failures: Restarts::new(Instant::now()),
+            },
         );
+        if parked {
+            return;
+        }
         if let Err(error) = self.spawn(myself, &name).await {
             tracing::error!(actor = %name, %error, "could not start; retrying with backoff");
             self.crashed(myself, &name);
@@ -215,7 +235,44 @@ impl SupervisorState {
             Some(ChildRef::Asset(actor)) => Some(actor.clone()),
             _ => None,
         };
-        Some(AssetEntry { config: Arc::clone(config), actor, restarts: child.restarts })
+        Some(AssetEntry { config: Arc::clone(config), actor, restarts: child.restarts, elsewhere: child.parked })
+    }
+
+    /// Cluster mode: runs exactly the `owned` assets. An asset given up is stopped and waited
+    /// for; one taken starts afresh (its state was another replica's).
+    pub(super) async fn own(&mut self, myself: &ActorRef<SupervisorMsg>, owned: HashSet<String>) {
+        if self.shutting_down {
+            return;
+        }
+        let mut stopping = Vec::new();
+        let mut starting = Vec::new();
+        for (name, child) in &mut self.children {
+            let ChildSpec::Asset { config, memory } = &mut child.spec else { continue };
+            let want = owned.contains(&config.id);
+            if want && child.parked {
+                child.parked = false;
+                *memory = Arc::default();
+                starting.push(name.clone());
+            } else if !want && !child.parked {
+                child.parked = true;
+                if let Some(running) = child.running.take() {
+                    self.by_id.remove(&running.cell().get_id());
+                    stopping.push(running.cell());
+                }
+                self.services.tree.set_crashed(name, false);
+            }
+        }
+        futures::future::join_all(
+            stopping.iter().map(|cell| cell.stop_and_wait(Some("owned by another replica".into()), Some(STOP_ASSET))),
+        )
+        .await;
+        for name in starting {
+            if let Err(error) = self.spawn(myself, &name).await {
+                tracing::error!(actor = %name, %error, "could not start; retrying with backoff");
+                self.crashed(myself, &name);
+            }
+        }
+        self.owned = Some(owned);
     }
 
     /// Removes a child for good (its asset or channel left the config).
