@@ -260,6 +260,10 @@ impl Drop for Replica {
 }
 
 const LEASE_SECONDS: u64 = 2;
+
+fn replicas_ids(replicas: &[Replica]) -> Vec<&str> {
+    replicas.iter().map(|replica| replica.id.as_str()).collect()
+}
 const ASSETS: usize = 30;
 
 /// Waits until the replicas' owned sets are disjoint, each non-empty, and cover every asset.
@@ -311,6 +315,25 @@ async fn three_replica_processes_split_the_assets_and_take_over_a_killed_ones_wi
         println!("{} owns {} assets", replica.id, set.len());
     }
     probed_once_each(&target, &all, "three replicas").await;
+    // Every replica answers the same: three live members, their shares, one incidents holder.
+    for replica in &replicas {
+        let view = replica.get("/api/cluster").await.expect("GET /api/cluster");
+        assert_eq!(view["enabled"], true);
+        assert_eq!(view["instanceId"], replica.id.as_str());
+        let members = view["members"].as_array().expect("members");
+        let owned: BTreeMap<&str, usize> = members
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap_or_default(), m["assetsOwned"].as_u64().unwrap_or(0) as usize))
+            .collect();
+        let expected: BTreeMap<&str, usize> =
+            replicas_ids(&replicas).into_iter().zip(sets.iter().map(BTreeSet::len)).collect();
+        assert_eq!(owned, expected, "{view}");
+        assert!(members.iter().all(|m| m["live"] == true && m["mode"] == "cluster"), "{view}");
+        let holder = view["incidentsHolder"].as_str().expect("an incidents holder");
+        let holders: Vec<&Value> = members.iter().filter(|m| m["roles"] == json!(["incidents"])).collect();
+        assert_eq!(holders.len(), 1, "{view}");
+        assert_eq!(holders[0]["id"], holder);
+    }
 
     // SIGKILL the second: nothing tells the others; its leases run out.
     let victim = replicas.remove(1);
