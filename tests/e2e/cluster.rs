@@ -214,7 +214,10 @@ impl Replica {
         args.remove(0);
         let listen = args.iter().position(|arg| arg == "127.0.0.1:0").expect("the listen address");
         args[listen] = format!("127.0.0.1:{port}");
-        let process = Command::new(binary())
+        // STATUSD_TEST_BINARY: the binary to run instead of this build's target/debug/statusd,
+        // which worktrees sharing one target directory overwrite with each other's builds.
+        let binary = std::env::var_os("STATUSD_TEST_BINARY").map_or_else(|| binary().to_path_buf(), Into::into);
+        let process = Command::new(binary)
             .args(&args)
             .env("STATUSD_CLUSTER__LEASE_SECONDS", LEASE_SECONDS.to_string())
             .stderr(Stdio::null())
@@ -379,4 +382,86 @@ async fn three_replica_processes_split_the_assets_and_take_over_a_killed_ones_wi
     let sets = split(&replicas.iter().collect::<Vec<_>>(), &all).await;
     println!("after a join: {:?}", sets.iter().map(BTreeSet::len).collect::<Vec<_>>());
     probed_once_each(&target, &all, "after a join").await;
+}
+
+/// One outage is one incident, one DOWN and one RECOVERY, even when the replica probing the
+/// failing asset is killed in the middle of it: the replica that takes the asset over resumes it
+/// down with its open incident, as a restarted statusd would, instead of confirming a new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let quiet = LoggingTarget::start().await;
+    let failing = Target::start().await;
+    let receiver = Receiver::start().await;
+    let mut assets: Vec<Value> =
+        (0..8).map(|i| http_asset(&format!("quiet-{i}"), &quiet.url(&format!("quiet-{i}")))).collect();
+    assets.push(http_asset("failing", &failing.url()));
+    let all: BTreeSet<String> = assets.iter().filter_map(|a| a["id"].as_str().map(str::to_string)).collect();
+    let notifiers = json!({
+        "notifiers": {"hook": {"type": "webhook", "url": receiver.url("webhook")}},
+        "notificationPolicy": {"onDown": ["hook"], "onRecovery": ["hook"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(Backend::Postgres, Value::Array(assets), notifiers).await;
+    let mut replicas = vec![
+        Replica::spawn(&setup, "replica-a").await,
+        Replica::spawn(&setup, "replica-b").await,
+        Replica::spawn(&setup, "replica-c").await,
+    ];
+    split(&replicas.iter().collect::<Vec<_>>(), &all).await;
+
+    failing.set(Mode::Error);
+    eventually("one DOWN", WAIT, || async { (receiver.events("webhook") == ["DOWN"]).then_some(()) }).await;
+    let mut owner = None;
+    for (index, replica) in replicas.iter().enumerate() {
+        if replica.owned().await.is_some_and(|owned| owned.contains("failing")) {
+            owner = Some(index);
+        }
+    }
+    let mut victim = replicas.remove(owner.expect("an owner of the failing asset"));
+    let killed = Instant::now();
+    victim.kill();
+    println!("killed {}, which probed the failing asset", victim.id);
+
+    // Taken over, resumed down, and probed a few times more while still failing.
+    let (heir, stamp) = eventually("the failing asset taken over and probed", WAIT, || async {
+        for replica in &replicas {
+            let asset = replica.get("/api/assets/failing").await?;
+            if asset["error"].is_null() && asset["status"] == "down" && asset["lastProbe"].is_object() {
+                return Some((replica, asset["lastProbe"]["timestamp"].clone()));
+            }
+        }
+        None
+    })
+    .await;
+    println!("{} took the failing asset over {:.2} s after the kill", heir.id, killed.elapsed().as_secs_f64());
+    let mut last = stamp;
+    for probe in 0..3 {
+        last = eventually(&format!("probe {probe} by the heir"), WAIT, || {
+            let last = last.clone();
+            async move {
+                let now = heir.get("/api/assets/failing").await?["lastProbe"]["timestamp"].clone();
+                (now != last).then_some(now)
+            }
+        })
+        .await;
+    }
+    assert_eq!(receiver.events("webhook"), ["DOWN"], "no second DOWN after the takeover");
+
+    // The incidents role is held by a survivor (it moves if the victim held it).
+    eventually("a live incidents-role holder", WAIT, || async {
+        let view = heir.get("/api/cluster").await?;
+        let holder = view["incidentsHolder"].as_str()?;
+        (holder != victim.id).then_some(())
+    })
+    .await;
+
+    failing.set(Mode::Ok);
+    eventually("one RECOVERY", WAIT, || async { (receiver.events("webhook") == ["DOWN", "RECOVERY"]).then_some(()) })
+        .await;
+    heir.get("/api/assets/failing").await.expect("asset");
+    let incidents = setup.inspect().await.incidents().await;
+    assert_eq!(incidents.len(), 1, "one incident: {incidents:?}");
+    assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
 }

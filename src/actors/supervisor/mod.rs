@@ -235,7 +235,11 @@ impl Actor for Supervisor {
         };
         state.start_child(&myself, persistence).await;
         let mut outbox: HashMap<String, Vec<OutboxEntry>> = HashMap::new();
-        for entry in args.outbox {
+        // In a cluster the replicas start together, and the outbox is the database's: only the
+        // incidents role's holder sends what was left pending, once.
+        let resend = !args.cluster || state.services.cluster.holds_incidents_role();
+        let pending = if resend { args.outbox } else { Vec::new() };
+        for entry in pending {
             outbox.entry(entry.channel.clone()).or_default().push(entry);
         }
         for (name, channel) in &config.notifiers.notifiers {
@@ -259,7 +263,13 @@ impl Actor for Supervisor {
         let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
         let connectivity = config.manifest.connectivity();
         state.services.connectivity.set_members(connectivity.iter().map(String::as_str));
-        let resumed = Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity };
+        // In a cluster a replica starts owning nothing: each incident is resumed by the replica
+        // that takes its asset (see `SupervisorState::own`).
+        let resumed = if args.cluster {
+            Resumed { open: Vec::new(), degraded: Vec::new(), connectivity }
+        } else {
+            Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity }
+        };
         let incidents = IncidentsMemory::resume(
             config.notifiers.policy.clone(),
             metadata_of(&config.manifest.assets),
