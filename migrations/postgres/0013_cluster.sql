@@ -14,13 +14,14 @@ CREATE TABLE IF NOT EXISTS cluster_members (
     heartbeat_at TIMESTAMPTZ NOT NULL
 );
 
--- Which replica of a location probes an asset, until when. Renewed by its owner in batches
--- (one statement a round); an expired lease may be taken by another replica.
+-- Which replica of a location probes an asset. A lease lasts as long as its owner's heartbeat is
+-- younger than the lease: renewing every lease is one heartbeat, and only a change of owner
+-- writes here. A lease whose owner is dead (or gone) may be taken by another replica.
 CREATE TABLE IF NOT EXISTS asset_leases (
     asset_id   TEXT NOT NULL,
     location   TEXT NOT NULL,
     owner      TEXT NOT NULL,
-    expires_at TIMESTAMPTZ NOT NULL,
+    taken_at   TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (asset_id, location)
 );
 CREATE INDEX IF NOT EXISTS idx_asset_leases_owner ON asset_leases(owner);

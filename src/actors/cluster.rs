@@ -7,10 +7,11 @@
 //! join or a leave moves only that member's share and every replica reaches the same answer
 //! from the same table, with no leader. It stops the actors of assets that are no longer its own
 //! and releases their leases first (the new owner takes them only once released, or expired),
-//! then renews and takes its leases in one statement, and has the Supervisor run exactly the
-//! assets whose leases it holds. A replica that dies stops renewing: its leases expire after
-//! `lease_seconds` and the others, no longer seeing its heartbeat, take them at their next round,
-//! within 2 × lease.
+//! then takes the leases it lacks in one statement, and has the Supervisor run exactly the
+//! assets whose leases it holds. A lease lasts as long as its owner's heartbeat is younger than
+//! `lease_seconds`, so the heartbeat renews them all and a steady round writes one row. A
+//! replica that dies stops beating: once its heartbeat is older than the lease the others take
+//! its assets at their next round, within 2 × lease.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -39,7 +39,7 @@ pub struct Member {
     pub last_heartbeat: DateTime<Utc>,
     /// Its heartbeat is younger than the lease; a member that is not is taken for dead.
     pub live: bool,
-    /// Assets whose unexpired leases it holds (alone: every asset).
+    /// Assets whose leases it holds, while it is live (alone: every asset).
     pub assets_owned: i64,
     /// `incidents` for the holder of that role.
     pub roles: Vec<String>,
@@ -54,7 +54,7 @@ pub async fn cluster(State(state): State<ApiState>) -> Result<Json<ClusterView>,
     let view = &state.services.cluster;
     let lease_seconds = if view.enabled { view.lease_seconds } else { 1 };
     let rows = state.store.members(lease_seconds).await?;
-    let leases = state.store.leases_by_owner().await?;
+    let leases = state.store.leases_by_owner(lease_seconds).await?;
     let assets = state.ask(SupervisorMsg::AssetIds).await?.len() as i64;
     let members: Vec<Member> = rows
         .into_iter()

@@ -28,7 +28,7 @@ pub struct MemberRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeldLease {
     pub asset_id: String,
-    /// The replica whose expired lease this was, when it was another's (a takeover).
+    /// The dead replica whose lease this was, when it was another's (a takeover).
     pub taken_from: Option<String>,
 }
 
@@ -98,9 +98,11 @@ impl Store {
         Ok(())
     }
 
-    /// Renews `me`'s leases on `assets` and takes those that are free or expired, in one
-    /// statement whatever their number; answers the leases `me` holds now (a lease another
-    /// replica still holds is not among them).
+    /// Takes `me`'s leases on `assets` that are free or whose owner is dead (its heartbeat older
+    /// than `lease_seconds`, or its row gone), in one statement whatever their number; answers
+    /// the leases `me` holds now (one a live replica holds is not among them). Leases `me`
+    /// holds already are only read: they live as long as its heartbeat, so a round writes
+    /// nothing here unless an asset changes hands.
     pub async fn claim_leases(
         &self,
         me: &str,
@@ -109,19 +111,24 @@ impl Store {
         lease_seconds: u64,
     ) -> Result<Vec<HeldLease>, StoreError> {
         let Store::Postgres(postgres) = self else { return Ok(Vec::new()) };
-        // The CTE `before` reads the snapshot from before the upsert: whose expired lease each
-        // was. A lease released while this statement waited on its row is not a takeover.
+        // The CTEs read the snapshot from before the upsert: `kept`, the leases `me` holds;
+        // `dead`, whose lease each one taken was. A lease released while this statement waited
+        // on its row is taken, but is no takeover.
         let rows = sqlx::query(
             "WITH wanted AS (SELECT unnest($3::text[]) AS asset_id),
-                  before AS (SELECT l.asset_id, l.owner FROM asset_leases l JOIN wanted w USING (asset_id)
-                             WHERE l.location = $2 AND l.expires_at < now()),
-                  held AS (
-                      INSERT INTO asset_leases (asset_id, location, owner, expires_at)
-                      SELECT asset_id, $2, $1, now() + make_interval(secs => $4) FROM wanted
-                      ON CONFLICT (asset_id, location) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                      WHERE asset_leases.owner = excluded.owner OR asset_leases.expires_at < now()
+                  live AS (SELECT id FROM cluster_members WHERE heartbeat_at >= now() - make_interval(secs => $4)),
+                  kept AS (SELECT l.asset_id FROM asset_leases l JOIN wanted USING (asset_id)
+                           WHERE l.location = $2 AND l.owner = $1),
+                  dead AS (SELECT l.asset_id, l.owner FROM asset_leases l JOIN wanted USING (asset_id)
+                           WHERE l.location = $2 AND l.owner <> $1 AND l.owner NOT IN (SELECT id FROM live)),
+                  taken AS (
+                      INSERT INTO asset_leases (asset_id, location, owner, taken_at)
+                      SELECT asset_id, $2, $1, now() FROM wanted WHERE asset_id NOT IN (SELECT asset_id FROM kept)
+                      ON CONFLICT (asset_id, location) DO UPDATE SET owner = excluded.owner, taken_at = excluded.taken_at
+                      WHERE asset_leases.owner NOT IN (SELECT id FROM live)
                       RETURNING asset_id)
-             SELECT held.asset_id, before.owner FROM held LEFT JOIN before USING (asset_id)",
+             SELECT taken.asset_id, dead.owner FROM taken LEFT JOIN dead USING (asset_id)
+             UNION ALL SELECT asset_id, NULL FROM kept",
         )
         .bind(me)
         .bind(location)
@@ -129,7 +136,7 @@ impl Store {
         .bind(lease_seconds as f64)
         .fetch_all(&postgres.sql.pool)
         .await
-        .map_err(query("renewing leases"))?;
+        .map_err(query("taking leases"))?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -139,13 +146,18 @@ impl Store {
             .collect())
     }
 
-    /// How many unexpired leases each replica holds.
-    pub async fn leases_by_owner(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    /// How many leases each live replica holds.
+    pub async fn leases_by_owner(&self, lease_seconds: u64) -> Result<Vec<(String, i64)>, StoreError> {
         let Store::Postgres(postgres) = self else { return Ok(Vec::new()) };
-        let rows = sqlx::query("SELECT owner, count(*) AS n FROM asset_leases WHERE expires_at > now() GROUP BY owner")
-            .fetch_all(&postgres.sql.pool)
-            .await
-            .map_err(query("counting leases"))?;
+        let rows = sqlx::query(
+            "SELECT owner, count(*) AS n FROM asset_leases
+             WHERE owner IN (SELECT id FROM cluster_members WHERE heartbeat_at >= now() - make_interval(secs => $1))
+             GROUP BY owner",
+        )
+        .bind(lease_seconds as f64)
+        .fetch_all(&postgres.sql.pool)
+        .await
+        .map_err(query("counting leases"))?;
         Ok(rows.iter().map(|row| (row.get("owner"), row.get("n"))).collect())
     }
 
