@@ -236,7 +236,7 @@ pub struct App {
     max_connections: usize,
     /// This instance's claim on the database, held until it stops.
     claim: Arc<store::claim::Claim>,
-    /// Cluster mode: the membership loop (heartbeats, leases).
+    /// The membership loop (cluster mode: heartbeats, leases), or the claim's keeper (alone).
     membership: Option<actors::AbortOnDrop<()>>,
     view: Arc<actors::cluster::ClusterView>,
 }
@@ -335,14 +335,11 @@ impl App {
         .await
         .map_err(|e| Error::Actors(e.to_string()))?;
 
-        let membership = view.enabled.then(|| {
-            actors::AbortOnDrop(tokio::spawn(actors::cluster::run(
-                store.clone(),
-                Arc::clone(&claim),
-                Arc::clone(&view),
-                supervisor.clone(),
-            )))
-        });
+        let membership = Some(actors::AbortOnDrop(if view.enabled {
+            tokio::spawn(actors::cluster::run(store.clone(), Arc::clone(&claim), Arc::clone(&view), supervisor.clone()))
+        } else {
+            tokio::spawn(actors::cluster::keep_alone(store.clone(), Arc::clone(&claim)))
+        }));
         let lifecycle = Arc::new(Lifecycle::default());
         let router = api::routes::router(ApiState {
             supervisor: supervisor.clone(),

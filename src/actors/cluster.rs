@@ -113,6 +113,19 @@ fn weight(member: &str, asset: &str) -> u64 {
     hash ^ (hash >> 31)
 }
 
+/// Alone on the database: checks the claim's session every few seconds and takes the claim
+/// again if the session died (a database restart), until the task is aborted.
+pub async fn keep_alone(store: Store, claim: Arc<Claim>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        match claim.keep(&store).await {
+            Ok(false) => {}
+            Ok(true) => tracing::warn!("the database session holding the claim was lost; the claim is taken again"),
+            Err(error) => tracing::error!(%error, "this instance no longer holds the database alone"),
+        }
+    }
+}
+
 /// The replica's membership loop, until the task is aborted (at shutdown).
 pub async fn run(store: Store, claim: Arc<Claim>, view: Arc<ClusterView>, supervisor: ActorRef<SupervisorMsg>) {
     let lease = Duration::from_secs(view.lease_seconds);
@@ -180,6 +193,8 @@ pub async fn run(store: Store, claim: Arc<Claim>, view: Arc<ClusterView>, superv
 enum RoundError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Claim(#[from] crate::store::claim::ClaimError),
     #[error("the supervisor did not answer: {0}")]
     Supervisor(String),
 }
@@ -192,6 +207,10 @@ async fn one_round(
 ) -> Result<(), RoundError> {
     let supervisor_error = |e: ractor::RactorErr<SupervisorMsg>| RoundError::Supervisor(e.to_string());
     let call_ms = SUPERVISOR_CALL.as_millis() as u64;
+    if claim.keep(store).await? && view.incidents.swap(false, Ordering::Relaxed) {
+        // The role's lock went with the old session; it is taken again below if still free.
+        tracing::warn!(actor = "cluster", "the database session was lost: the incidents role is given up");
+    }
     if !view.holds_incidents_role() && claim.try_incidents_role().await? {
         tracing::info!(actor = "cluster", instance_id = %view.me, "this replica holds the incidents role");
         view.incidents.store(true, Ordering::Relaxed);

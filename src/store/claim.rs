@@ -55,6 +55,11 @@ pub enum ClaimError {
          every instance with --cluster"
     )]
     HeldUnnamed,
+    #[error(
+        "the session holding this instance's claim on the database was lost, and another instance took the \
+         database meanwhile"
+    )]
+    Lost,
     #[error("cannot claim the database: {0}")]
     Store(#[from] StoreError),
     #[error("cannot claim the database's lock file {path}: {source}")]
@@ -64,6 +69,8 @@ pub enum ClaimError {
 /// The claim, held as long as this value lives.
 pub struct Claim {
     holder: Holder,
+    /// Shared (a cluster's replica) or exclusive (alone).
+    cluster: bool,
 }
 
 enum Holder {
@@ -96,6 +103,31 @@ impl Claim {
             .map_err(|source| StoreError::Query { context: "taking the incidents role", source })
     }
 
+    /// Checks that the session holding the claim is alive; if it died (the server restarted,
+    /// the network dropped it), opens a new one and takes the claim again. Answers whether the
+    /// session was replaced: its other locks (the incidents role) are gone then. An error says
+    /// the claim could not be taken again: another instance took the database meanwhile, or
+    /// the database is still away.
+    pub async fn keep(&self, store: &Store) -> Result<bool, ClaimError> {
+        let (Holder::Postgres(session), Store::Postgres(postgres)) = (&self.holder, store) else { return Ok(false) };
+        let mut session = session.lock().await;
+        if sqlx::query("SELECT 1").execute(&mut *session).await.is_ok() {
+            return Ok(false);
+        }
+        let mut fresh = postgres.session().await?;
+        let got: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(lock_statement(self.cluster)))
+            .bind(DATABASE_LOCK)
+            .fetch_one(&mut fresh)
+            .await
+            .map_err(|source| StoreError::Query { context: "claiming the database again", source })?;
+        if !got {
+            let _ = fresh.close().await;
+            return Err(ClaimError::Lost);
+        }
+        *session = fresh;
+        Ok(true)
+    }
+
     /// Ends the claim now rather than when the value drops, closing the session cleanly.
     pub async fn release(self) {
         if let Holder::Postgres(session) = self.holder {
@@ -104,11 +136,15 @@ impl Claim {
     }
 }
 
+/// Shared for a cluster's replicas, exclusive for an instance alone.
+fn lock_statement(cluster: bool) -> &'static str {
+    if cluster { "SELECT pg_try_advisory_lock_shared($1)" } else { "SELECT pg_try_advisory_lock($1)" }
+}
+
 async fn claim_postgres(store: &PostgresStore, me: &Claimant) -> Result<Claim, ClaimError> {
     let query = |context| move |source| ClaimError::Store(StoreError::Query { context, source });
     let mut session = store.session().await?;
-    let lock = if me.cluster { "SELECT pg_try_advisory_lock_shared($1)" } else { "SELECT pg_try_advisory_lock($1)" };
-    let got: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(lock))
+    let got: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(lock_statement(me.cluster)))
         .bind(DATABASE_LOCK)
         .fetch_one(&mut session)
         .await
@@ -162,7 +198,7 @@ async fn claim_postgres(store: &PostgresStore, me: &Claimant) -> Result<Claim, C
     .execute(&mut session)
     .await
     .map_err(query("naming this instance"))?;
-    Ok(Claim { holder: Holder::Postgres(tokio::sync::Mutex::new(session)) })
+    Ok(Claim { holder: Holder::Postgres(tokio::sync::Mutex::new(session)), cluster: me.cluster })
 }
 
 /// What the lock file holds: who has it.
@@ -178,7 +214,7 @@ fn claim_file(url: &str, me: &Claimant) -> Result<Claim, ClaimError> {
         .map_err(|source| StoreError::Connect { url: super::redact_url(url), source })?;
     let database = options.get_filename();
     if url.contains(":memory:") || url.contains("mode=memory") || database.as_os_str().is_empty() {
-        return Ok(Claim { holder: Holder::Nothing });
+        return Ok(Claim { holder: Holder::Nothing, cluster: false });
     }
     let mut path = PathBuf::from(database).into_os_string();
     path.push(".lock");
@@ -206,5 +242,5 @@ fn claim_file(url: &str, me: &Claimant) -> Result<Claim, ClaimError> {
     // Invariant: three strings always serialize.
     let written = serde_json::to_vec(&holder).expect("strings serialize");
     file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(&written)).map_err(io)?;
-    Ok(Claim { holder: Holder::File(file) })
+    Ok(Claim { holder: Holder::File(file), cluster: false })
 }

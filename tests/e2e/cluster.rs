@@ -465,3 +465,34 @@ async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery()
     assert_eq!(incidents.len(), 1, "one incident: {incidents:?}");
     assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
 }
+
+/// The claim outlives its session: when the connection holding the lock dies (a database
+/// restart, a proxy dropping it), the instance takes the claim again, so a second instance is
+/// still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_whose_session_dies_is_taken_again() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let setup = Setup::new(Backend::Postgres, json!([]), no_channels()).await;
+    let first = setup.start(&["--instance-id", "first-instance"]).await;
+    let crate::e2e::databases::Inspect::Postgres(pool) = setup.inspect().await else { unreachable!("postgres") };
+    const HOLDERS: &str = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let before: Vec<i32> = sqlx::query_scalar(HOLDERS).fetch_all(&pool).await.expect("locks");
+    assert_eq!(before.len(), 1, "one session holds the claim: {before:?}");
+    let _: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(before[0])
+        .fetch_one(&pool)
+        .await
+        .expect("terminate");
+    eventually("the claim taken again on a new session", WAIT, || async {
+        let now: Vec<i32> = sqlx::query_scalar(HOLDERS).fetch_all(&pool).await.ok()?;
+        (now.len() == 1 && now[0] != before[0]).then_some(())
+    })
+    .await;
+    let second = on_the_same_database(&setup, json!([]));
+    let error = refusal(&second, &["--instance-id", "second-instance"]).await;
+    assert!(error.contains("first-instance"), "{error}");
+    first.stop().await;
+}
