@@ -143,7 +143,7 @@ impl PostgresStore {
         let options = &self.servers.hosts[self.current.load(Ordering::Relaxed) % self.servers.hosts.len()];
         PgConnection::connect_with(options)
             .await
-            .map_err(|source| StoreError::Connect { url: redact_url("postgres://"), source })
+            .map_err(|source| StoreError::Connect { url: "(a session of its own, for the claim)".into(), source })
     }
 
     /// After a write failed because the database is unavailable: with several hosts, new
