@@ -102,7 +102,7 @@ async fn through_the_actor(store: &Store, total: usize) -> f64 {
 
 async fn run(name: &str, url: &str, total: usize) {
     let store = Store::connect(url).await.expect("connect");
-    store.sync_assets(&assets()).await.expect("assets");
+    store.sync_assets(&assets(), true).await.expect("assets");
     // Warm up: first writes pay for caches and statement preparation.
     direct(&store, 500, 5_000).await;
     for batch in [500, 5000] {

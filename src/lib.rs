@@ -97,6 +97,8 @@ pub enum Error {
     Config(#[from] Problems),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Claim(#[from] store::claim::ClaimError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot build the HTTP clients: {0}")]
@@ -233,6 +235,11 @@ pub struct App {
     lifecycle: Arc<Lifecycle>,
     hangups: Hangups,
     max_connections: usize,
+    /// This instance's claim on the database, held until it stops.
+    claim: Arc<store::claim::Claim>,
+    /// The membership loop (cluster mode: heartbeats, leases), or the claim's keeper (alone).
+    membership: Option<actors::AbortOnDrop<()>>,
+    view: Arc<actors::cluster::ClusterView>,
 }
 
 impl App {
@@ -252,7 +259,31 @@ impl App {
         )
         .await?;
         tracing::info!(db = %store::redact_url(&settings.db), "database ready");
-        let mut open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets).await?;
+        let cluster = &settings.cluster;
+        let claimant = store::claim::Claimant {
+            id: cluster.instance_id(),
+            host: settings::host_name(),
+            location: cluster.location.clone(),
+            version: VERSION.to_string(),
+            cluster: cluster.enabled,
+        };
+        // Before anything is written: a second instance on this database by mistake is refused
+        // here, before it marks the first one's assets removed and closes its incidents.
+        let claim = Arc::new(store::claim::Claim::take(&store, &claimant, &settings.db).await?);
+        let view = if cluster.enabled {
+            let incidents = claim.try_incidents_role().await?;
+            tracing::info!(instance_id = %claimant.id, location = %claimant.location, incidents_role = incidents, "joined the cluster");
+            Arc::new(actors::cluster::ClusterView::replica(
+                claimant.id.clone(),
+                claimant.location.clone(),
+                cluster.lease_seconds,
+                incidents,
+            ))
+        } else {
+            Arc::new(actors::cluster::ClusterView::alone())
+        };
+        let removals = view.holds_incidents_role();
+        let mut open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets, removals).await?;
         let degradations = actors::incidents::degradations(&store, &config.manifest.assets).await?;
         let outbox = store.pending_notifications().await?;
         actors::incidents::tiers_from_outbox(&mut open_incidents, &outbox);
@@ -279,12 +310,13 @@ impl App {
         let directory = Directory::new(backlog, settings.persistence.batch_size);
         // The asset rows are written by Persistence, first in its queue, so ahead of every
         // result: start-up does not wait for 100,000 upserts (README "Benchmarks").
-        directory.persist_change(store::StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone())));
+        directory.persist_change(store::StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone()), removals));
         // Building the clients reads the system's root certificates: off the runtime threads.
         let workers = settings.workers;
-        let services = tokio::task::spawn_blocking(move || Services::new(directory, workers, persistence))
+        let mut services = tokio::task::spawn_blocking(move || Services::new(directory, workers, persistence))
             .await
             .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
+        services.cluster = Arc::clone(&view);
         let services = Arc::new(Services { per_asset: settings.metrics.per_asset, ..services });
         let open: std::collections::HashSet<uuid::Uuid> = open_incidents.iter().map(|incident| incident.id).collect();
         services.directory.remember_decided(&open, decided);
@@ -307,11 +339,17 @@ impl App {
                     max_restarts: settings.restart.max_restarts,
                     window: Duration::from_secs(settings.restart.window_seconds),
                 },
+                cluster: view.enabled,
             },
         )
         .await
         .map_err(|e| Error::Actors(e.to_string()))?;
 
+        let membership = Some(actors::AbortOnDrop(if view.enabled {
+            tokio::spawn(actors::cluster::run(store.clone(), Arc::clone(&claim), Arc::clone(&view), supervisor.clone()))
+        } else {
+            tokio::spawn(actors::cluster::keep_alone(store.clone(), Arc::clone(&claim)))
+        }));
         let lifecycle = Arc::new(Lifecycle::default());
         let router = api::routes::router(ApiState {
             supervisor: supervisor.clone(),
@@ -339,6 +377,9 @@ impl App {
             lifecycle,
             hangups,
             max_connections,
+            claim,
+            membership,
+            view,
         })
     }
 
@@ -356,8 +397,20 @@ impl App {
     /// drains while the actors stop in order, Persistence writes everything it accepted, and
     /// the database pool closes.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let App { listener, router, supervisor, supervisor_task, store, lifecycle, hangups, max_connections, .. } =
-            self;
+        let App {
+            listener,
+            router,
+            supervisor,
+            supervisor_task,
+            store,
+            lifecycle,
+            hangups,
+            max_connections,
+            claim,
+            membership,
+            view,
+            ..
+        } = self;
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(api::server::serve(
             listener,
@@ -374,6 +427,8 @@ impl App {
         tracing::info!("shutting down");
         lifecycle.begin_shutdown();
         let _ = stop_api.send(());
+        // No round may start an asset while they stop.
+        drop(membership);
         let actors = async {
             let stopped = supervisor.call(SupervisorMsg::Shutdown, Some(ACTORS_STOP)).await;
             if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {
@@ -385,6 +440,15 @@ impl App {
         let (server, ()) = tokio::join!(server, actors);
         if let Err(error) = server {
             tracing::error!(%error, "the API server task failed");
+        }
+        if view.enabled {
+            // Its assets are taken by the others at their next round, not after the lease.
+            if let Err(error) = store.leave_cluster(&view.me).await {
+                tracing::warn!(%error, "could not leave the cluster cleanly; its leases expire");
+            }
+        }
+        if let Ok(claim) = Arc::try_unwrap(claim) {
+            claim.release().await;
         }
         store.close().await;
         tracing::info!(took_ms = started.elapsed().as_millis() as u64, "statusd stopped");

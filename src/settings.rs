@@ -40,6 +40,9 @@ const BOUNDS: &[Bound] = &[
     // Benchmarks and chaos tests set a million: "never give up on an actor".
     Bound::new("restart.max_restarts", 0, 1_000_000),
     Bound::new("restart.window_seconds", 1, 24 * 3600),
+    // A lease shorter than a second is renewed more often than a round trip can promise; one
+    // over ten minutes leaves a dead replica's assets unprobed for too long to be a monitor.
+    Bound::new("cluster.lease_seconds", 1, 600),
 ];
 
 #[derive(Debug, Parser)]
@@ -105,6 +108,33 @@ pub struct Flags {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub enable_chaos: bool,
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "ClusterFlags::is_empty")]
+    pub cluster: ClusterFlags,
+}
+
+/// The `[cluster]` flags; serialized nested, so they layer over `cluster.*` like the file and
+/// `STATUSD_CLUSTER__*` do.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct ClusterFlags {
+    /// Run as one replica of several sharing a PostgreSQL database (`[cluster] enabled`)
+    #[arg(long = "cluster", global = true)]
+    #[serde(rename = "enabled", skip_serializing_if = "std::ops::Not::not")]
+    pub enabled: bool,
+    /// This replica's name in the cluster [default: host name and process id]
+    #[arg(long, global = true, value_name = "ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// Where this replica probes from; replicas of one location share its assets [default: default]
+    #[arg(long, global = true, value_name = "NAME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+impl ClusterFlags {
+    fn is_empty(&self) -> bool {
+        !self.enabled && self.instance_id.is_none() && self.location.is_none()
+    }
 }
 
 /// Every setting, after layering.
@@ -139,6 +169,8 @@ pub struct Settings {
     pub sla: SlaSettings,
     /// `[metrics]`: what `/metrics` exports per asset.
     pub metrics: MetricsSettings,
+    /// `[cluster]`: several replicas on one PostgreSQL database.
+    pub cluster: ClusterSettings,
     /// Where these settings came from, to load them again on reload.
     #[serde(skip)]
     source: Option<Source>,
@@ -279,6 +311,52 @@ pub struct SlaSettings {
     pub default_target: f64,
 }
 
+/// `[cluster]`: replicas sharing one PostgreSQL database and the assets in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Share the database with other replicas (`--cluster`); without it, statusd claims the
+    /// database for itself and refuses to start when another instance holds it.
+    pub enabled: bool,
+    /// This replica's name (`--instance-id`); by default the host name and the process id.
+    pub instance_id: Option<String>,
+    /// Where this replica probes from (`--location`).
+    pub location: String,
+    /// How long an asset's lease (and a replica's heartbeat) lasts: a dead replica's assets are
+    /// taken over within twice this.
+    pub lease_seconds: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings { enabled: false, instance_id: None, location: "default".into(), lease_seconds: 15 }
+    }
+}
+
+impl ClusterSettings {
+    /// The id this instance goes by: the one set, or host name and process id.
+    pub fn instance_id(&self) -> String {
+        match &self.instance_id {
+            Some(id) => id.clone(),
+            None => format!("{}-{}", host_name(), std::process::id()),
+        }
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_seconds)
+    }
+}
+
+/// This machine's name, as the kernel has it; `localhost` if it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartSettings {
@@ -316,6 +394,7 @@ impl Default for Settings {
             statuspage: StatusPageSettings::default(),
             sla: SlaSettings { default_target: 99.9 },
             metrics: MetricsSettings::default(),
+            cluster: ClusterSettings::default(),
             source: None,
         }
     }
@@ -421,6 +500,19 @@ impl Settings {
         }
         if self.statuspage.title.trim().is_empty() {
             problems.push("statuspage.title: must not be empty".into());
+        }
+        if self.cluster.enabled && !(self.db.starts_with("postgres:") || self.db.starts_with("postgresql:")) {
+            problems.push(
+                "cluster.enabled: cluster mode needs a PostgreSQL database (--db postgres://…); \
+                 replicas cannot share a SQLite file"
+                    .into(),
+            );
+        }
+        if self.cluster.instance_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            problems.push("cluster.instance_id: must not be empty".into());
+        }
+        if self.cluster.location.trim().is_empty() {
+            problems.push("cluster.location: must not be empty".into());
         }
         if problems.is_empty() { Ok(()) } else { Err(SettingsError::Invalid(problems)) }
     }
@@ -719,6 +811,39 @@ mod tests {
             assert!(validate_logo_url(good).is_ok(), "{good}");
         }
         assert!(validate_logo_url("//evil.example/x.png").is_err());
+    }
+
+    #[test]
+    fn the_cluster_section_layers_like_every_other_and_refuses_sqlite() {
+        let defaults = load(&[], &[]).expect("valid").cluster;
+        assert_eq!(defaults, ClusterSettings::default());
+        assert!(!defaults.enabled);
+        assert_eq!((defaults.location.as_str(), defaults.lease_seconds), ("default", 15));
+        assert_eq!(defaults.instance_id(), format!("{}-{}", host_name(), std::process::id()));
+        let pg = "postgres://postgres@127.0.0.1/statusd";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "[cluster]\nlocation = \"eu\"\nlease_seconds = 5\ninstance_id = \"file\"\n")
+            .expect("write");
+        let file = file.to_str().expect("utf-8");
+        let settings = load(
+            &["--config", file, "--db", pg, "--instance-id", "flag"],
+            &[("STATUSD_CLUSTER__ENABLED", "true"), ("STATUSD_CLUSTER__LEASE_SECONDS", "2")],
+        )
+        .expect("valid")
+        .cluster;
+        assert!(settings.enabled);
+        assert_eq!(
+            (settings.instance_id().as_str(), settings.location.as_str(), settings.lease_seconds),
+            ("flag", "eu", 2)
+        );
+        let settings = load(&["--db", pg, "--cluster", "--location", "us"], &[]).expect("valid").cluster;
+        assert!(settings.enabled);
+        assert_eq!(settings.location, "us");
+        let error = load(&["--cluster"], &[]).expect_err("sqlite").to_string();
+        assert!(error.contains("cluster.enabled: cluster mode needs a PostgreSQL database"), "{error}");
+        let error = load(&[], &[("STATUSD_CLUSTER__LEASE_SECONDS", "0")]).expect_err("zero").to_string();
+        assert!(error.contains("cluster.lease_seconds: must be at least 1"), "{error}");
     }
 
     #[test]

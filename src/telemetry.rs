@@ -20,6 +20,9 @@ pub mod names {
     pub const ASSET_FLAPPING: &str = "statusd_asset_flapping";
     pub const TLS_CERT_EXPIRY_SECONDS: &str = "statusd_tls_cert_expiry_seconds";
     pub const INCIDENTS_OPEN: &str = "statusd_incidents_open";
+    pub const CLUSTER_MEMBERS: &str = "statusd_cluster_members";
+    pub const CLUSTER_ASSETS_OWNED: &str = "statusd_cluster_assets_owned";
+    pub const CLUSTER_LEASE_TAKEOVERS_TOTAL: &str = "statusd_cluster_lease_takeovers_total";
     pub const NOTIFICATIONS_TOTAL: &str = "statusd_notifications_total";
     pub const NOTIFICATIONS_RATE_LIMITED_TOTAL: &str = "statusd_notifications_rate_limited_total";
     pub const NOTIFICATION_TEMPLATE_ERRORS_TOTAL: &str = "statusd_notification_template_errors_total";
@@ -232,6 +235,9 @@ fn register_process_series() {
     }
     metrics::gauge!(names::PERSISTENCE_QUEUE_DEPTH).set(0.0);
     metrics::gauge!(names::INCIDENTS_OPEN).set(0.0);
+    metrics::gauge!(names::CLUSTER_MEMBERS).set(0.0);
+    metrics::gauge!(names::CLUSTER_ASSETS_OWNED).set(0.0);
+    metrics::counter!(names::CLUSTER_LEASE_TAKEOVERS_TOTAL).increment(0);
 }
 
 fn describe() {
@@ -261,6 +267,15 @@ fn describe() {
         "Seconds until the earliest certificate expiry seen by the asset's last probe (negative once expired)."
     );
     describe_gauge!(names::INCIDENTS_OPEN, "Incidents currently open.");
+    describe_gauge!(names::CLUSTER_MEMBERS, "Cluster mode: members whose heartbeat is younger than the lease.");
+    describe_gauge!(
+        names::CLUSTER_ASSETS_OWNED,
+        "Cluster mode: assets whose lease this replica holds (it probes them)."
+    );
+    describe_counter!(
+        names::CLUSTER_LEASE_TAKEOVERS_TOTAL,
+        "Cluster mode: expired leases of other replicas this one took over."
+    );
     describe_counter!(names::NOTIFICATIONS_TOTAL, "Notifications by channel, event and result (sent or failed).");
     describe_counter!(
         names::NOTIFICATIONS_RATE_LIMITED_TOTAL,

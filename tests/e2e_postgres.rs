@@ -11,6 +11,8 @@ async fn backend() -> Option<Backend> {
     postgres_available().await.then_some(Backend::Postgres)
 }
 
+#[path = "e2e/cluster.rs"]
+mod cluster;
 #[path = "e2e/failover.rs"]
 mod failover;
 #[path = "e2e/outage.rs"]

@@ -124,6 +124,17 @@ pub enum IncidentEvent {
     },
     /// The manifest was reloaded: its `dependsOn` graph.
     Dependencies(Arc<DependencyGraph>),
+    /// Cluster mode: this replica now probes the asset, whose incident another replica opened
+    /// (and whose DOWN went out): it goes on as if this replica had opened it, as after a restart.
+    TakenOver {
+        incident: Incident,
+        asset_name: String,
+    },
+    /// Cluster mode: another replica probes the asset now and goes on with its incident; this
+    /// one forgets it without closing it or telling anyone.
+    HandedOver {
+        asset_id: String,
+    },
     /// statusd is stopping: whatever waits to be grouped goes out now (it was decided, and a
     /// restarted statusd knows it was). Sent last, so every event before it is handled first.
     Stopping,
@@ -290,6 +301,41 @@ impl IncidentsMemory {
     }
 }
 
+impl IncidentsMemory {
+    /// One open incident taken over from another replica, resumed as [`IncidentsMemory::resume`]
+    /// resumes each at start: its DOWN went out, its later tiers are due by its age.
+    fn take_over(&mut self, incident: Incident, asset_name: String) {
+        if self.open.get(&incident.asset_id).is_some_and(|known| known.id == incident.id) {
+            return;
+        }
+        let now = Instant::now();
+        let open_for = (Utc::now() - incident.started_at).to_std().unwrap_or_default();
+        if !self.network.is_down(&incident.asset_id) {
+            let down = Notification {
+                event: if incident.flapping { Event::Flapping } else { Event::Down },
+                asset_id: incident.asset_id.clone(),
+                asset_name,
+                timestamp: incident.started_at,
+                details: incident.summary.clone(),
+                incident_id: Some(incident.id),
+                group: Vec::new(),
+                tier: None,
+                since: Some(incident.started_at),
+            };
+            if incident.flapping {
+                self.flaps.resume(&incident.asset_id, now);
+                self.flapping_names.insert(incident.asset_id.clone(), down.asset_name.clone());
+            }
+            match &incident.caused_by {
+                Some(root) => self.causes.resume(down, root.clone()),
+                None => self.dispatcher.resume(down, incident.tier, incident.acknowledged_at.is_some(), open_for, now),
+            }
+        }
+        tracing::info!(actor = "incidents", asset_id = %incident.asset_id, incident_id = %incident.id, "incident taken over from another replica");
+        self.open.insert(incident.asset_id.clone(), incident);
+    }
+}
+
 pub struct IncidentsState {
     services: Arc<Services>,
     inbox: Arc<Inbox<IncidentEvent>>,
@@ -404,6 +450,11 @@ impl IncidentsState {
             IncidentEvent::Down(down) => self.opened(down),
             IncidentEvent::Recovered(recovered) => self.recovered(recovered),
             IncidentEvent::Removed { asset_id } => self.removed(&asset_id),
+            IncidentEvent::TakenOver { incident, asset_name } => self.memory.take_over(incident, asset_name),
+            IncidentEvent::HandedOver { asset_id } => {
+                self.forget(&asset_id);
+                self.memory.open.remove(&asset_id);
+            }
             IncidentEvent::Panicked { actor, details } => {
                 let notification = Notification {
                     event: Event::Panic,
@@ -824,7 +875,8 @@ impl IncidentsState {
         }
     }
 
-    fn removed(&mut self, asset_id: &str) {
+    /// Drops what the policy remembers of an asset (timers, throttles, flaps, causes).
+    fn forget(&mut self, asset_id: &str) {
         self.memory.dispatcher.forget(asset_id);
         self.memory.grouper.forget(asset_id);
         self.memory.flaps.forget(asset_id);
@@ -832,6 +884,10 @@ impl IncidentsState {
         self.memory.causes.forget(asset_id);
         self.services.flaps.set(asset_id, None);
         self.memory.degraded.forget(asset_id);
+    }
+
+    fn removed(&mut self, asset_id: &str) {
+        self.forget(asset_id);
         self.services
             .directory
             .persist_change(StoreOp::Degradation(DegradationWrite::End { asset_id: asset_id.to_string() }));
@@ -938,16 +994,17 @@ impl Actor for Incidents {
     }
 }
 
-/// Incidents left open for assets that are no longer configured are closed as removed; the
-/// rest are returned so their assets resume as down.
-pub async fn close_orphaned(store: &Store, assets: &[AssetConfig]) -> Result<Vec<Incident>, StoreError> {
+/// Incidents left open for assets that are no longer configured are closed as removed, when
+/// `close` (alone on the database, or holding the cluster's incidents role: another replica may
+/// run a config with more assets); the rest are returned so their assets resume as down.
+pub async fn close_orphaned(store: &Store, assets: &[AssetConfig], close: bool) -> Result<Vec<Incident>, StoreError> {
     let configured: HashMap<&str, ()> = assets.iter().map(|a| (a.id.as_str(), ())).collect();
     let (open, orphaned): (Vec<_>, Vec<_>) = store
         .open_incidents()
         .await?
         .into_iter()
         .partition(|incident| configured.contains_key(incident.asset_id.as_str()));
-    if !orphaned.is_empty() {
+    if !orphaned.is_empty() && close {
         let now = Utc::now();
         let closes: Vec<StoreOp> = orphaned
             .iter()

@@ -26,6 +26,8 @@ pub struct AssetEntry {
     pub restarts: u32,
     /// What the actor checkpoints after each message; outlives the actor.
     pub memory: Arc<Mutex<AssetMemory>>,
+    /// Cluster mode: another replica probes it; this one runs no actor for it.
+    pub elsewhere: bool,
 }
 
 /// Every asset by id, in id order (the order pages follow).
@@ -106,6 +108,7 @@ mod tests {
                 actor: None,
                 restarts: 0,
                 memory: Arc::default(),
+                elsewhere: false,
             });
         }
         index

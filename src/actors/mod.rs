@@ -10,6 +10,7 @@
 
 pub mod asset;
 pub mod causes;
+pub mod cluster;
 pub mod degradation;
 pub mod flapping;
 pub mod grouping;

@@ -184,7 +184,7 @@ async fn write_batch(store: &Store, changes: &[StoreOp], results: &[ProbeResult]
 /// A change in words, for the log line and readiness when the database refuses it.
 fn describe(change: &StoreOp) -> String {
     match change {
-        StoreOp::SyncAssets(assets) => format!("syncing the {} configured assets", assets.len()),
+        StoreOp::SyncAssets(assets, _) => format!("syncing the {} configured assets", assets.len()),
         StoreOp::Incident(IncidentWrite::Open(incident)) => {
             format!("opening incident {} of asset {}", incident.id, incident.asset_id)
         }

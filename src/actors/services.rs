@@ -56,6 +56,8 @@ pub struct Services {
     pub per_asset: PerAsset,
     /// Probes started late and ticks skipped over the last minute: whether statusd keeps up.
     pub lateness: Lateness,
+    /// Cluster mode: which replica this is, what it owns, whether it holds the incidents role.
+    pub cluster: Arc<super::cluster::ClusterView>,
 }
 
 impl Services {
@@ -85,6 +87,7 @@ impl Services {
             maintenance: Board::default(),
             connectivity: Connectivity::default(),
             template_assets: RwLock::new(HashMap::new()),
+            cluster: Arc::default(),
         })
     }
 

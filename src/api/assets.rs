@@ -60,6 +60,11 @@ pub(super) fn live(state: &ApiState, entry: &AssetEntry) -> (AssetSnapshot, Opti
         snapshot_of(&memory, &entry.config.id, &state.services, memory.probing)
     };
     match &entry.actor {
+        // Cluster mode: its owner probes it; this replica runs no actor for it.
+        None if entry.elsewhere => (
+            AssetSnapshot { status: StatusName::Unknown, probing: false, ..snapshot },
+            Some("probed by another replica of the cluster".into()),
+        ),
         None => (
             AssetSnapshot { status: StatusName::Crashed, probing: false, ..snapshot },
             Some("the asset's actor keeps failing and waits to be restarted".into()),

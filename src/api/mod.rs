@@ -6,6 +6,7 @@
 mod actors;
 mod assets;
 mod badges;
+mod cluster;
 mod debug;
 mod demo;
 mod error;

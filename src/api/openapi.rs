@@ -28,6 +28,7 @@ use super::routes;
         (name = "status page", description = "The public status page (HTML), its content as JSON, the incidents as Atom"),
         (name = "maintenance", description = "Maintenance windows: silence assets while they are worked on"),
         (name = "actors", description = "The supervision tree"),
+        (name = "cluster", description = "Replicas sharing one PostgreSQL database: members, assets owned, roles"),
         (name = "config", description = "Reload and log level (mutating: behind the API token)"),
         (name = "health", description = "Liveness, readiness, version, metrics"),
         (name = "debug", description = "Only with --enable-chaos"),

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ApiState, actors, assets, badges, debug, demo, feed, health, incidents, log_level, maintenance, metrics,
+    ApiState, actors, assets, badges, cluster, debug, demo, feed, health, incidents, log_level, maintenance, metrics,
     middleware, notifications, notifiers, openapi, push, reload, sla, status, version,
 };
 
@@ -61,6 +61,7 @@ fn reading(demo: bool) -> OpenApiRouter<ApiState> {
         .routes(routes!(incidents::get_incident))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(actors::list_actors))
+        .routes(routes!(cluster::cluster))
         .routes(routes!(version::version))
         .routes(routes!(openapi::openapi))
         .routes(routes!(metrics::scrape));

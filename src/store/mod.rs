@@ -5,6 +5,8 @@
 //! SQL does differently, with native types (sqlx's `AnyPool` cannot read timestamps), and the
 //! enum forwards to them. The Persistence actor is the only writer; the API only reads.
 
+pub mod claim;
+pub mod cluster;
 mod postgres;
 pub mod rollup;
 mod sql;
@@ -73,10 +75,11 @@ impl Store {
         }
     }
 
-    /// Makes the `assets` table mirror the config: upserts every asset and marks the others
-    /// removed (their history stays).
-    pub async fn sync_assets(&self, assets: &[AssetConfig]) -> Result<(), StoreError> {
-        forward!(self, s => s.sync_assets(assets).await)
+    /// Makes the `assets` table mirror the config: upserts every asset and, with
+    /// `mark_removed`, marks the others removed (their history stays). Only an instance alone on
+    /// the database, or the cluster's `incidents` role holder, may say what is removed.
+    pub async fn sync_assets(&self, assets: &[AssetConfig], mark_removed: bool) -> Result<(), StoreError> {
+        forward!(self, s => s.sync_assets(assets, mark_removed).await)
     }
 
     /// Applies changes, in order, then stores probe results, in one transaction. Doing any of
@@ -444,8 +447,9 @@ impl CloseReason {
 /// A change queued by the Persistence actor ahead of probe results.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
-    /// Make `assets` mirror a (reloaded) config; before the results of any new asset.
-    SyncAssets(std::sync::Arc<Vec<AssetConfig>>),
+    /// Make `assets` mirror a (reloaded) config; before the results of any new asset. The flag
+    /// says whether assets left out are marked removed (see [`Store::sync_assets`]).
+    SyncAssets(std::sync::Arc<Vec<AssetConfig>>, bool),
     Incident(IncidentWrite),
     Degradation(DegradationWrite),
     Notification(NotificationWrite),

@@ -137,6 +137,15 @@ impl PostgresStore {
         Ok(PostgresStore { sql, servers, current: Arc::new(AtomicUsize::new(first)) })
     }
 
+    /// A session of its own on the host the pool uses, outside the pool: for what must live
+    /// as long as the session does (advisory locks, LISTEN).
+    pub async fn session(&self) -> Result<PgConnection, StoreError> {
+        let options = &self.servers.hosts[self.current.load(Ordering::Relaxed) % self.servers.hosts.len()];
+        PgConnection::connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect { url: "(a session of its own, for the claim)".into(), source })
+    }
+
     /// After a write failed because the database is unavailable: with several hosts, new
     /// connections go to the first one (from the next on) that gives a session of the kind
     /// asked, so writes follow the primary through a failover. Connections to the old one are
@@ -223,7 +232,7 @@ impl Dialect for Postgres {
 
     /// One statement for any number of assets; status codes travel as array literals
     /// ("{200,301}") because UNNEST cannot take arrays of arrays of different lengths.
-    async fn sync_assets(tx: &mut PgConnection, assets: &[AssetConfig]) -> Result<(), StoreError> {
+    async fn sync_assets(tx: &mut PgConnection, assets: &[AssetConfig], mark_removed: bool) -> Result<(), StoreError> {
         let codes: Vec<Option<String>> = assets
             .iter()
             .map(|asset| match &asset.probe {
@@ -255,6 +264,9 @@ impl Dialect for Postgres {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::query("syncing assets"))?;
+        if !mark_removed {
+            return Ok(());
+        }
         let ids: Vec<String> = assets.iter().map(|a| a.id.clone()).collect();
         sqlx::query("UPDATE assets SET removed_at = now() WHERE removed_at IS NULL AND id <> ALL($1)")
             .bind(ids)

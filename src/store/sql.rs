@@ -62,10 +62,11 @@ pub trait Dialect: Database {
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// Makes `assets` mirror the config inside the caller's transaction: upserts every asset
-    /// (setting [`UPSERT_ASSET`]) and marks the others removed.
+    /// (setting [`UPSERT_ASSET`]) and, with `mark_removed`, marks the others removed.
     fn sync_assets(
         tx: &mut Self::Connection,
         assets: &[AssetConfig],
+        mark_removed: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -133,8 +134,8 @@ where
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
     for<'r> Uuid: Decode<'r, DB>,
 {
-    pub async fn sync_assets(&self, assets: &[AssetConfig]) -> Result<(), StoreError> {
-        transaction(&self.pool, "syncing assets", async |tx| DB::sync_assets(tx, assets).await).await
+    pub async fn sync_assets(&self, assets: &[AssetConfig], mark_removed: bool) -> Result<(), StoreError> {
+        transaction(&self.pool, "syncing assets", async |tx| DB::sync_assets(tx, assets, mark_removed).await).await
     }
 
     pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
@@ -142,7 +143,7 @@ where
         transaction(&self.pool, CONTEXT, async |tx| {
             for change in changes {
                 match change {
-                    StoreOp::SyncAssets(assets) => DB::sync_assets(tx, assets).await?,
+                    StoreOp::SyncAssets(assets, mark_removed) => DB::sync_assets(tx, assets, *mark_removed).await?,
                     StoreOp::Incident(IncidentWrite::Open(incident)) => {
                         sqlx::query(
                             "INSERT INTO incidents (id, asset_id, severity, summary, started_at, caused_by)

@@ -120,7 +120,11 @@ impl Dialect for Sqlite {
         .map(drop)
     }
 
-    async fn sync_assets(tx: &mut SqliteConnection, assets: &[AssetConfig]) -> Result<(), StoreError> {
+    async fn sync_assets(
+        tx: &mut SqliteConnection,
+        assets: &[AssetConfig],
+        mark_removed: bool,
+    ) -> Result<(), StoreError> {
         let now = Utc::now().timestamp_millis();
         for asset in assets {
             let codes = match &asset.probe {
@@ -147,6 +151,9 @@ impl Dialect for Sqlite {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::query("syncing assets"))?;
+        }
+        if !mark_removed {
+            return Ok(());
         }
         let ids: Vec<String> = assets.iter().map(|a| a.id.clone()).collect();
         sqlx::query(

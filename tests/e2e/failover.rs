@@ -123,7 +123,7 @@ async fn with_several_hosts_and_target_session_attrs_read_write_writes_follow_th
     let assets = config.expect("valid config").manifest.assets;
     for cluster in [&first, &second] {
         let store = statusd::Store::connect(&cluster.url("postgres")).await.expect("migrate");
-        store.sync_assets(&assets).await.expect("assets");
+        store.sync_assets(&assets, true).await.expect("assets");
         store.close().await;
     }
     // The first host listed is a standby at start: statusd must write to the second.

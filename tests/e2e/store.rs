@@ -53,7 +53,7 @@ fn recent(n: u32) -> EventsQuery {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_come_back_newest_first_and_page_by_time() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    store.sync_assets(&[asset("a"), asset("b")], true).await.expect("sync");
     let results: Vec<ProbeResult> = (0..10)
         .map(|i| result(if i % 2 == 0 { "a" } else { "b" }, hour(0) + TimeDelta::seconds(i), i != 4, i))
         .collect();
@@ -78,7 +78,7 @@ async fn events_come_back_newest_first_and_page_by_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_without_bounds_finds_events_at_any_time() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.sync_assets(&[asset("a")], true).await.expect("sync");
     let extremes = ["1970-01-01T00:00:00.001Z", "9999-12-31T23:59:59.999Z"]
         .map(|at| result("a", at.parse().expect("a time"), true, 1));
     store.write(&[], &extremes).await.expect("write");
@@ -92,7 +92,7 @@ async fn a_page_without_bounds_finds_events_at_any_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn any_message_and_any_batch_size_round_trip_exactly() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a"), asset("quote\"d \\ asset")]).await.expect("sync");
+    store.sync_assets(&[asset("a"), asset("quote\"d \\ asset")], true).await.expect("sync");
     let messages = [
         None,
         Some(String::new()),
@@ -127,7 +127,7 @@ async fn any_message_and_any_batch_size_round_trip_exactly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn writing_a_batch_twice_stores_and_rolls_it_up_once() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.sync_assets(&[asset("a")], true).await.expect("sync");
     let batch: Vec<ProbeResult> = (0..50).map(|i| result("a", hour(0) + TimeDelta::seconds(i), true, 20)).collect();
     let opened = incident("a", hour(0));
     let writes = [StoreOp::Incident(IncidentWrite::Open(opened.clone()))];
@@ -157,7 +157,7 @@ fn incident(asset_id: &str, started_at: DateTime<Utc>) -> Incident {
 #[tokio::test(flavor = "multi_thread")]
 async fn incidents_open_close_and_filter_by_state() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    store.sync_assets(&[asset("a"), asset("b")], true).await.expect("sync");
     let first = incident("a", hour(0));
     let second = incident("b", hour(1));
     let third = incident("a", hour(2));
@@ -202,15 +202,15 @@ async fn incidents_open_close_and_filter_by_state() {
 #[tokio::test(flavor = "multi_thread")]
 async fn assets_mirror_the_config_and_removed_ones_keep_their_history() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    store.sync_assets(&[asset("a"), asset("b")], true).await.expect("sync");
     store.write(&[], &[result("b", hour(0), true, 5)]).await.expect("write");
-    store.sync_assets(&[asset("a")]).await.expect("b removed");
+    store.sync_assets(&[asset("a")], true).await.expect("b removed");
     assert!(store.asset_exists("b").await.expect("lookup"), "a removed asset is still known");
     assert_eq!(store.probe_events("b", &recent(10)).await.expect("history").len(), 1);
     assert!(!store.asset_exists("c").await.expect("lookup"));
     let mut changed = asset("b");
     changed.name = "Renamed".into();
-    store.sync_assets(&[asset("a"), changed]).await.expect("b back");
+    store.sync_assets(&[asset("a"), changed], true).await.expect("b back");
     store.write(&[], &[result("b", hour(1), true, 5)]).await.expect("write");
     assert_eq!(store.probe_events("b", &recent(10)).await.expect("history").len(), 2);
     store.close().await;
@@ -219,7 +219,7 @@ async fn assets_mirror_the_config_and_removed_ones_keep_their_history() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_is_all_or_nothing() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.sync_assets(&[asset("a")], true).await.expect("sync");
     let opened = incident("a", hour(0));
     // One result names an asset the store never heard of: the whole transaction fails.
     let batch = [result("a", hour(0), true, 5), result("ghost", hour(0), true, 5)];
@@ -233,7 +233,7 @@ async fn a_batch_is_all_or_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rollups_sum_each_hour_read_live_until_rolled_up_and_again_after_late_results() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a"), asset("b")]).await.expect("sync");
+    store.sync_assets(&[asset("a"), asset("b")], true).await.expect("sync");
     // Hour 0: 60 probes, 6 failures, one slow; hour 1: 30 probes, all fine; in uneven batches.
     let results: Vec<ProbeResult> = (0..90)
         .map(|i| {
@@ -282,7 +282,7 @@ async fn rollups_sum_each_hour_read_live_until_rolled_up_and_again_after_late_re
 #[tokio::test(flavor = "multi_thread")]
 async fn marked_results_round_trip_and_only_degraded_ones_count_for_uptime() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.sync_assets(&[asset("a")], true).await.expect("sync");
     let marks = [None, Some(Mark::Degraded), Some(Mark::Maintenance), Some(Mark::Inconclusive)];
     let results: Vec<ProbeResult> = (0..40)
         .map(|i| {
@@ -310,7 +310,7 @@ async fn marked_results_round_trip_and_only_degraded_ones_count_for_uptime() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_prunes_rolled_up_events_in_batches_and_old_rollups_later() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.sync_assets(&[asset("a")], true).await.expect("sync");
     let now = Utc::now();
     let old: Vec<ProbeResult> =
         (0..25).map(|i| result("a", now - TimeDelta::days(40) + TimeDelta::minutes(i), true, 5)).collect();
@@ -342,7 +342,7 @@ async fn retention_prunes_rolled_up_events_in_batches_and_old_rollups_later() {
 #[tokio::test(flavor = "multi_thread")]
 async fn migrations_run_once_whoever_connects() {
     let Some((db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.sync_assets(&[asset("a")], true).await.expect("sync");
     store.write(&[], &[result("a", hour(0), true, 5)]).await.expect("write");
     let (again, third) = tokio::join!(Store::connect(&db.url), Store::connect(&db.url));
     let again = again.expect("connect again");
@@ -378,7 +378,7 @@ async fn maintenance_windows_are_kept_once_per_id_until_deleted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tiers_rise_the_first_ack_stays_and_the_timeline_is_written_once() {
     let Some((_db, store)) = open().await else { return };
-    store.sync_assets(&[asset("a")]).await.expect("sync");
+    store.sync_assets(&[asset("a")], true).await.expect("sync");
     let opened = incident("a", hour(0));
     let step = |at: i64, kind: TimelineKind, detail: &str| TimelineEntry {
         id: Uuid::now_v7(),

@@ -1,6 +1,7 @@
 //! The child table: what each child of the Supervisor is (its spec, with the state it keeps
 //! across restarts), how it is spawned linked to the Supervisor, and how it leaves the table.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use super::intensity::Restarts;
 use super::{AssetEntry, SupervisorMsg, SupervisorState};
 use crate::actors::asset::{Asset, AssetArgs, AssetMemory, AssetMsg};
+use crate::actors::health::{Health, OpenIncident, Thresholds};
 use crate::actors::inbox::Inbox;
 use crate::actors::incidents::{IncidentEvent, Incidents, IncidentsArgs, IncidentsMemory, IncidentsMsg};
 use crate::actors::notifier::{ChannelQueue, Notifier, NotifierArgs, NotifierMsg};
@@ -22,7 +24,7 @@ use crate::actors::watcher::{ConfigWatcher, WatcherArgs, WatcherMsg};
 use crate::config::AssetConfig;
 use crate::notify::Event;
 use crate::settings::{PerAsset, PersistenceSettings, RetentionSettings};
-use crate::store::Store;
+use crate::store::{Incident, Store};
 use crate::telemetry::names;
 
 /// Edits come in bursts of filesystem events; reload once they settle.
@@ -104,11 +106,16 @@ impl ChildRef {
     }
 }
 
+/// How long an asset given up to another replica may take to stop.
+const STOP_ASSET: Duration = Duration::from_secs(2);
+
 /// A child in the table: running or waiting out its crash backoff.
 pub(super) struct Child {
     pub(super) spec: ChildSpec,
     /// None while crashed (or between a failure and its restart).
     pub(super) running: Option<ChildRef>,
+    /// Cluster mode: an asset another replica owns, so not run here.
+    pub(super) parked: bool,
     pub(super) restarts: u32,
     pub(super) last_restart: Option<DateTime<Utc>>,
     pub(super) failures: Restarts,
@@ -152,12 +159,26 @@ impl SupervisorState {
         let name = spec.name();
         register_series(&name, &spec, self.services.per_asset);
         self.order.push(name.clone());
+        let parked = match (&spec, &self.owned) {
+            (ChildSpec::Asset { config, .. }, Some(owned)) => !owned.contains(&config.id),
+            _ => false,
+        };
         self.children.insert(
             name.clone(),
-            Child { spec, running: None, restarts: 0, last_restart: None, failures: Restarts::new(Instant::now()) },
+            Child {
+                spec,
+                running: None,
+                parked,
+                restarts: 0,
+                last_restart: None,
+                failures: Restarts::new(Instant::now()),
+            },
         );
         // Listed even if its first start fails: then as crashed.
         self.index(&name);
+        if parked {
+            return;
+        }
         if let Err(error) = self.spawn(myself, &name).await {
             tracing::error!(actor = %name, %error, "could not start; retrying with backoff");
             self.crashed(myself, &name);
@@ -183,11 +204,23 @@ impl SupervisorState {
             let name = spec.name();
             register_series(&name, &spec, self.services.per_asset);
             self.order.push(name.clone());
+            // Cluster mode: an asset another replica owns is listed, not started.
+            let parked = self.owned.as_ref().is_some_and(|owned| !owned.contains(&config.id));
             self.children.insert(
                 name.clone(),
-                Child { spec, running: None, restarts: 0, last_restart: None, failures: Restarts::new(Instant::now()) },
+                Child {
+                    spec,
+                    running: None,
+                    parked,
+                    restarts: 0,
+                    last_restart: None,
+                    failures: Restarts::new(Instant::now()),
+                },
             );
             self.index(&name);
+            if parked {
+                continue;
+            }
             let supervisor = myself.get_cell();
             spawns.push(async move { (name, Actor::spawn_linked(None, Asset, args, supervisor).await) });
         }
@@ -275,7 +308,13 @@ impl SupervisorState {
             Some(ChildRef::Asset(actor)) => Some(actor.clone()),
             _ => None,
         };
-        Some(AssetEntry { config: Arc::clone(config), actor, restarts: child.restarts, memory: Arc::clone(memory) })
+        Some(AssetEntry {
+            config: Arc::clone(config),
+            actor,
+            restarts: child.restarts,
+            memory: Arc::clone(memory),
+            elsewhere: child.parked,
+        })
     }
 
     /// Brings the asset index up to date with the named child (an asset child, or nothing):
@@ -285,6 +324,86 @@ impl SupervisorState {
         match self.asset_entry(name) {
             Some(entry) => self.services.assets.set(entry),
             None => self.services.assets.remove(id),
+        }
+    }
+
+    /// Cluster mode: runs exactly the `owned` assets. An asset given up is stopped and waited
+    /// for, and the Incidents actor forgets it (its new owner goes on with its incident); one
+    /// taken resumes from the store as after a restart: down with its open incident if it has
+    /// one, so that an outage moving between replicas is one incident and one DOWN.
+    pub(super) async fn own(&mut self, myself: &ActorRef<SupervisorMsg>, owned: HashSet<String>) {
+        if self.shutting_down {
+            return;
+        }
+        let mut stopping = Vec::new();
+        let mut handed_over = Vec::new();
+        let mut starting = Vec::new();
+        for (name, child) in &mut self.children {
+            let ChildSpec::Asset { config, .. } = &child.spec else { continue };
+            let want = owned.contains(&config.id);
+            if want && child.parked {
+                child.parked = false;
+                starting.push(name.clone());
+            } else if !want && !child.parked {
+                child.parked = true;
+                handed_over.push(config.id.clone());
+                if let Some(running) = child.running.take() {
+                    self.by_id.remove(&running.cell().get_id());
+                    stopping.push(running.cell());
+                }
+                self.services.tree.set_crashed(name, false);
+            }
+        }
+        futures::future::join_all(
+            stopping.iter().map(|cell| cell.stop_and_wait(Some("owned by another replica".into()), Some(STOP_ASSET))),
+        )
+        .await;
+        for asset_id in handed_over {
+            // Listed as probed elsewhere from now on.
+            self.index(&format!("asset:{asset_id}"));
+            self.services.directory.incidents(IncidentEvent::HandedOver { asset_id });
+        }
+        let open = if starting.is_empty() { HashMap::new() } else { self.open_incidents().await };
+        for name in &starting {
+            let Some(Child { spec: ChildSpec::Asset { config, memory }, .. }) = self.children.get_mut(name) else {
+                continue;
+            };
+            let mut fresh = AssetMemory::default();
+            if let Some(incident) = open.get(&config.id) {
+                let thresholds = Thresholds { failure: config.failure_threshold, success: config.success_threshold };
+                let resumed = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
+                fresh.health = Health::resume_down(resumed, thresholds);
+                // Before the asset runs: its first result finds the incident known.
+                self.services.directory.incidents(IncidentEvent::TakenOver {
+                    incident: incident.clone(),
+                    asset_name: config.name.clone(),
+                });
+            }
+            *memory = Arc::new(Mutex::new(fresh));
+        }
+        for name in starting {
+            if let Err(error) = self.spawn(myself, &name).await {
+                tracing::error!(actor = %name, %error, "could not start; retrying with backoff");
+                self.crashed(myself, &name);
+            }
+        }
+        self.owned = Some(owned);
+    }
+
+    /// The open incidents in the store, by asset; none (logged) if the store cannot say: the
+    /// assets then start afresh, as they did before the takeover was resumed.
+    async fn open_incidents(&self) -> HashMap<String, Incident> {
+        let store = self.children.values().find_map(|child| match &child.spec {
+            ChildSpec::Persistence { store, .. } => Some(store.clone()),
+            _ => None,
+        });
+        let Some(store) = store else { return HashMap::new() };
+        match store.open_incidents().await {
+            Ok(open) => open.into_iter().map(|incident| (incident.asset_id.clone(), incident)).collect(),
+            Err(error) => {
+                tracing::warn!(actor = "statusd", %error, "cannot read open incidents; assets taken over start afresh");
+                HashMap::new()
+            }
         }
     }
 

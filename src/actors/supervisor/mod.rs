@@ -20,7 +20,7 @@ mod intensity;
 mod reload;
 mod shutdown;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -61,6 +61,8 @@ pub struct SupervisorArgs {
     pub outbox: Vec<OutboxEntry>,
     pub retention: RetentionSettings,
     pub intensity: RestartIntensity,
+    /// Cluster mode: assets run only once the cluster loop says this replica owns them.
+    pub cluster: bool,
 }
 
 pub enum SupervisorMsg {
@@ -80,6 +82,11 @@ pub enum SupervisorMsg {
     Respawn {
         name: String,
     },
+    /// Cluster mode: the ids of every configured asset.
+    AssetIds(RpcReplyPort<Vec<String>>),
+    /// Cluster mode: run exactly these assets (those whose leases this replica holds); the
+    /// others are stopped (and waited for) before the answer.
+    Own(HashSet<String>, RpcReplyPort<()>),
     /// Stop every child in order (assets, incidents, notifiers, persistence last, so that it
     /// flushes everything the others produced).
     Shutdown(RpcReplyPort<()>),
@@ -111,6 +118,8 @@ pub struct SupervisorState {
     order: Vec<String>,
     by_id: HashMap<ActorId, String>,
     shutting_down: bool,
+    /// Cluster mode: the assets this replica owns (None: alone, it owns every asset).
+    owned: Option<HashSet<String>>,
     /// Reloads asked for: the one loading, and those that wait for it to end.
     reloads: Reloads,
     /// The task that announces maintenance windows opening and closing; it lives as long as
@@ -162,7 +171,7 @@ impl SupervisorState {
 
     /// A crashed child's backoff is over: start it again, or wait longer if that fails.
     async fn respawn(&mut self, myself: &ActorRef<SupervisorMsg>, name: &str) {
-        let waiting = self.children.get(name).is_some_and(|child| child.running.is_none());
+        let waiting = self.children.get(name).is_some_and(|child| child.running.is_none() && !child.parked);
         if !waiting || self.shutting_down {
             return;
         }
@@ -200,6 +209,7 @@ impl Actor for Supervisor {
             order: Vec::new(),
             by_id: HashMap::new(),
             shutting_down: false,
+            owned: args.cluster.then(HashSet::new),
             reloads: Reloads::default(),
             _announcer: Some(announcer),
         };
@@ -217,7 +227,11 @@ impl Actor for Supervisor {
         };
         state.start_child(&myself, persistence).await;
         let mut outbox: HashMap<String, Vec<OutboxEntry>> = HashMap::new();
-        for entry in args.outbox {
+        // In a cluster the replicas start together, and the outbox is the database's: only the
+        // incidents role's holder sends what was left pending, once.
+        let resend = !args.cluster || state.services.cluster.holds_incidents_role();
+        let pending = if resend { args.outbox } else { Vec::new() };
+        for entry in pending {
             outbox.entry(entry.channel.clone()).or_default().push(entry);
         }
         for (name, channel) in &config.notifiers.notifiers {
@@ -242,7 +256,13 @@ impl Actor for Supervisor {
         let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
         let connectivity = config.manifest.connectivity();
         state.services.connectivity.set_members(connectivity.iter().map(String::as_str));
-        let resumed = Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity };
+        // In a cluster a replica starts owning nothing: each incident is resumed by the replica
+        // that takes its asset (see `SupervisorState::own`).
+        let resumed = if args.cluster {
+            Resumed { open: Vec::new(), degraded: Vec::new(), connectivity }
+        } else {
+            Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity }
+        };
         let incidents = IncidentsMemory::resume(
             config.notifiers.policy.clone(),
             metadata_of(&config.manifest.assets),
@@ -323,6 +343,14 @@ impl Actor for Supervisor {
             SupervisorMsg::Reload(trigger, reply) => state.request_reload(&myself, trigger, reply),
             SupervisorMsg::Loaded(loaded) => state.apply_loaded(&myself, *loaded).await,
             SupervisorMsg::Respawn { name } => state.respawn(&myself, &name).await,
+            SupervisorMsg::AssetIds(reply) => {
+                let ids = state.config.manifest.assets.iter().map(|asset| asset.id.clone()).collect();
+                let _ = reply.send(ids);
+            }
+            SupervisorMsg::Own(owned, reply) => {
+                state.own(&myself, owned).await;
+                let _ = reply.send(());
+            }
             SupervisorMsg::Shutdown(reply) => {
                 state.shutdown().await;
                 let _ = reply.send(());
@@ -442,6 +470,7 @@ mod tests {
                 order: Vec::new(),
                 by_id: HashMap::new(),
                 shutting_down: false,
+                owned: None,
                 reloads: Reloads::default(),
                 _announcer: None,
             };

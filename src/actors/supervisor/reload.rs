@@ -181,7 +181,10 @@ impl SupervisorState {
             !diff.added_assets.is_empty() || !diff.removed_assets.is_empty() || !diff.changed_assets.is_empty();
         if assets_changed {
             // Queued ahead of the new assets' first results, so their rows exist first.
-            directory.persist_change(StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone())));
+            // Only the incidents role's holder (alone on the database, that is this instance) says
+            // which assets are removed: another replica may run a different config for a while.
+            let mark_removed = self.services.cluster.holds_incidents_role();
+            directory.persist_change(StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone()), mark_removed));
         }
         if assets_changed {
             self.services.set_template_assets(&config.manifest.assets);

@@ -1,0 +1,498 @@
+//! Several statusd on one database. Alone (the default), an instance claims the database and a
+//! second one is refused, naming the first, before it can mark the first one's assets removed
+//! or close its incidents. With `--cluster`, replicas on one PostgreSQL database share the
+//! assets by leases: each asset is probed by exactly one replica, and a replica killed outright
+//! has its assets taken over by the others within 2 × lease.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::e2e::harness::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A second statusd's files, on the database of `first`.
+fn on_the_same_database(first: &Setup, assets: Value) -> Setup {
+    Setup::on(TestDb::existing(first.db.backend, first.db_url()), assets, no_channels())
+}
+
+async fn refusal(setup: &Setup, extra: &[&str]) -> String {
+    let (_, settings) = statusd::Settings::from_args(setup.args(extra), &BTreeMap::new()).expect("valid settings");
+    match statusd::App::build(settings).await {
+        Ok(_) => panic!("a second instance on the same database started"),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// The trap: a second instance alone on the same database would mark the first one's assets
+/// removed and close its open incidents as "removed". It is refused instead, and says by whom.
+async fn a_second_instance_is_refused_and_closes_nothing(backend: Backend) {
+    let target = Target::start().await;
+    target.set(Mode::Error);
+    let first_setup = Setup::new(backend, json!([http_asset("first", &target.url())]), no_channels()).await;
+    let first = first_setup.start(&["--instance-id", "first-instance"]).await;
+    first.wait_incidents("open", 1).await;
+
+    let second_setup = on_the_same_database(&first_setup, json!([http_asset("second", &target.url())]));
+    let error = refusal(&second_setup, &["--instance-id", "second-instance"]).await;
+    println!("refused: {error}");
+    assert!(error.contains("first-instance"), "names the holder: {error}");
+    assert!(error.contains("--cluster"), "says what to do: {error}");
+    assert!(error.contains("host ") && error.contains("since "), "{error}");
+
+    let inspect = first_setup.inspect().await;
+    let incidents = inspect.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert!(!incidents[0].1, "the first instance's incident is still open: {incidents:?}");
+    let removed = inspect.count("SELECT count(*) FROM assets WHERE id = $1 AND removed_at IS NOT NULL", "first").await;
+    assert_eq!(removed, 0, "the first instance's asset is not marked removed");
+    first.wait_status("first", "down", WAIT).await;
+
+    // Once the first stops, the second may start.
+    first.stop().await;
+    let second = second_setup.start(&["--instance-id", "second-instance"]).await;
+    second.wait_status("second", "down", WAIT).await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_instance_on_one_sqlite_file_is_refused_and_closes_nothing() {
+    a_second_instance_is_refused_and_closes_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_instance_on_one_postgres_database_is_refused_and_closes_nothing() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    a_second_instance_is_refused_and_closes_nothing(Backend::Postgres).await;
+}
+
+/// Alone and in a cluster exclude each other; replicas of a cluster share the database, and a
+/// replica without the incidents role neither marks the other's assets removed nor closes
+/// their incidents, even while its config lacks them.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_a_database_that_an_instance_alone_may_not() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let target = Target::start().await;
+    target.set(Mode::Error);
+    let cluster = ["--cluster"];
+    let first_setup = Setup::new(
+        Backend::Postgres,
+        json!([http_asset("shared", &target.url()), http_asset("only-first", &target.url())]),
+        no_channels(),
+    )
+    .await;
+    first_setup.write_settings("[cluster]\nlease_seconds = 2\n");
+    let first = first_setup.start(&[&cluster[..], &["--instance-id", "replica-1"]].concat()).await;
+    eventually("replica-1 probes both assets and opens their incidents", WAIT, || async {
+        let (_, open) = first.get("/api/incidents?state=open").await;
+        (open.as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .await;
+
+    let alone = on_the_same_database(&first_setup, json!([http_asset("shared", &target.url())]));
+    let error = refusal(&alone, &["--instance-id", "alone"]).await;
+    println!("refused: {error}");
+    assert!(error.contains("cluster of statusd replicas (replica-1)") && error.contains("--cluster"), "{error}");
+
+    // A replica whose config lacks `only-first` (an edit half rolled out) joins: it does not
+    // hold the incidents role, so it leaves `only-first` and its incident alone.
+    let second_setup = on_the_same_database(&first_setup, json!([http_asset("shared", &target.url())]));
+    second_setup.write_settings("[cluster]\nlease_seconds = 2\n");
+    let second = second_setup.start(&[&cluster[..], &["--instance-id", "replica-2"]].concat()).await;
+    let inspect = first_setup.inspect().await;
+    let removed =
+        inspect.count("SELECT count(*) FROM assets WHERE id = $1 AND removed_at IS NOT NULL", "only-first").await;
+    assert_eq!(removed, 0, "only-first is not marked removed");
+    assert!(inspect.incidents().await.iter().all(|(_, ended, _)| !ended), "no incident was closed");
+
+    second.stop().await;
+    first.stop().await;
+    // With the cluster gone, an instance alone may use the database again.
+    let alone = alone.start(&["--instance-id", "alone"]).await;
+    alone.wait_status("shared", "down", WAIT).await;
+    alone.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_mode_on_sqlite_is_refused_at_start() {
+    let setup = Setup::new(Backend::Sqlite, json!([]), no_channels()).await;
+    let error = statusd::Settings::from_args(setup.args(&["--cluster"]), &BTreeMap::new()).expect_err("refused");
+    assert!(error.to_string().contains("cluster mode needs a PostgreSQL database"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Three replicas as separate processes, on one PostgreSQL database.
+
+/// A target that answers 200 to everything and logs each request's path and arrival: who
+/// probes what, and when, as the monitored service sees it.
+struct LoggingTarget {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<(String, Instant)>>>,
+    _server: AbortOnDrop,
+}
+
+impl LoggingTarget {
+    async fn start() -> LoggingTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+        let addr = listener.local_addr().expect("target address");
+        let log: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let server_log = Arc::clone(&log);
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let log = Arc::clone(&server_log);
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head);
+                    let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    log.lock().push((path, Instant::now()));
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        LoggingTarget { addr, log, _server: AbortOnDrop(server) }
+    }
+
+    fn url(&self, asset: &str) -> String {
+        format!("http://{}/probe/{asset}", self.addr)
+    }
+
+    /// Requests per asset that arrived within [from, to).
+    fn counts(&self, from: Instant, to: Instant) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (path, at) in self.log.lock().iter() {
+            if *at >= from && *at < to {
+                let asset = path.trim_start_matches("/probe/").to_string();
+                *counts.entry(asset).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    /// The first request for `asset` at or after `from`.
+    fn first_after(&self, asset: &str, from: Instant) -> Option<Instant> {
+        let path = format!("/probe/{asset}");
+        self.log.lock().iter().filter(|(p, at)| *p == path && *at >= from).map(|(_, at)| *at).min()
+    }
+}
+
+/// A replica as a process of its own, so that it can be killed outright.
+struct Replica {
+    id: String,
+    port: u16,
+    process: Child,
+}
+
+impl Replica {
+    async fn spawn(setup: &Setup, id: &str) -> Replica {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            listener.local_addr().expect("address").port()
+        };
+        let mut args = setup.args(&["--cluster", "--instance-id", id, "--log-level", "statusd=debug,info"]);
+        args.remove(0);
+        let listen = args.iter().position(|arg| arg == "127.0.0.1:0").expect("the listen address");
+        args[listen] = format!("127.0.0.1:{port}");
+        // STATUSD_TEST_BINARY: the binary to run instead of this build's target/debug/statusd,
+        // which worktrees sharing one target directory overwrite with each other's builds.
+        let binary = std::env::var_os("STATUSD_TEST_BINARY").map_or_else(|| binary().to_path_buf(), Into::into);
+        let process = Command::new(binary)
+            .args(&args)
+            .env("STATUSD_CLUSTER__LEASE_SECONDS", LEASE_SECONDS.to_string())
+            .stderr(Stdio::null())
+            .stdout(match std::env::var("STATUSD_TEST_REPLICA_LOGS") {
+                // A directory to keep each replica's log in, when debugging.
+                Ok(dir) => std::fs::File::create(format!("{dir}/{id}.log")).map_or(Stdio::null(), Stdio::from),
+                Err(_) => Stdio::null(),
+            })
+            .spawn()
+            .expect("start statusd");
+        Replica { id: id.to_string(), port, process }
+    }
+
+    async fn get(&self, path: &str) -> Option<Value> {
+        let response = reqwest::get(format!("http://127.0.0.1:{}{path}", self.port)).await.ok()?;
+        response.json().await.ok()
+    }
+
+    /// The assets this replica probes itself (the others it reports as probed elsewhere).
+    async fn owned(&self) -> Option<BTreeSet<String>> {
+        let assets = self.get("/api/assets").await?;
+        Some(
+            assets
+                .as_array()?
+                .iter()
+                .filter(|asset| asset["error"].as_str() != Some("probed by another replica of the cluster"))
+                .filter_map(|asset| asset["id"].as_str().map(str::to_string))
+                .collect(),
+        )
+    }
+
+    fn kill(&mut self) {
+        self.process.kill().expect("SIGKILL");
+        self.process.wait().expect("reaped");
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+const LEASE_SECONDS: u64 = 2;
+
+fn replicas_ids(replicas: &[Replica]) -> Vec<&str> {
+    replicas.iter().map(|replica| replica.id.as_str()).collect()
+}
+const ASSETS: usize = 30;
+
+/// Waits until the replicas' owned sets are disjoint, each non-empty, and cover every asset.
+async fn split(replicas: &[&Replica], all: &BTreeSet<String>) -> Vec<BTreeSet<String>> {
+    eventually("the replicas to split the assets among themselves", WAIT, || async {
+        let mut sets = Vec::new();
+        for replica in replicas {
+            sets.push(replica.owned().await?);
+        }
+        let total: usize = sets.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<String> = sets.iter().flatten().cloned().collect();
+        (total == all.len() && union == *all && sets.iter().all(|set| !set.is_empty())).then_some(sets)
+    })
+    .await
+}
+
+/// Over a window of whole probe intervals, every asset is requested by the target about once a
+/// second: by one replica. Two probing it would double that.
+async fn probed_once_each(target: &LoggingTarget, all: &BTreeSet<String>, what: &str) {
+    let window = Duration::from_secs(4);
+    let from = Instant::now();
+    tokio::time::sleep_until(from + window).await;
+    let counts = target.counts(from, from + window);
+    for asset in all {
+        let n = counts.get(asset).copied().unwrap_or(0);
+        // 4 s at one probe a second: 4, or 3 to 5 at the window's edges; two probers give 8.
+        assert!((2..=5).contains(&n), "{what}: {asset} was requested {n} times in 4 s: {counts:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replica_processes_split_the_assets_and_take_over_a_killed_ones_within_two_leases() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let target = LoggingTarget::start().await;
+    let ids: Vec<String> = (0..ASSETS).map(|i| format!("asset-{i:02}")).collect();
+    let all: BTreeSet<String> = ids.iter().cloned().collect();
+    let assets: Vec<Value> = ids.iter().map(|id| http_asset(id, &target.url(id))).collect();
+    let setup = Setup::new(Backend::Postgres, Value::Array(assets), no_channels()).await;
+    let mut replicas = vec![
+        Replica::spawn(&setup, "replica-a").await,
+        Replica::spawn(&setup, "replica-b").await,
+        Replica::spawn(&setup, "replica-c").await,
+    ];
+
+    let sets = split(&replicas.iter().collect::<Vec<_>>(), &all).await;
+    for (replica, set) in replicas.iter().zip(&sets) {
+        println!("{} owns {} assets", replica.id, set.len());
+    }
+    probed_once_each(&target, &all, "three replicas").await;
+    // Every replica answers the same: three live members, their shares, one incidents holder.
+    for replica in &replicas {
+        let view = replica.get("/api/cluster").await.expect("GET /api/cluster");
+        assert_eq!(view["enabled"], true);
+        assert_eq!(view["instanceId"], replica.id.as_str());
+        let members = view["members"].as_array().expect("members");
+        let owned: BTreeMap<&str, usize> = members
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap_or_default(), m["assetsOwned"].as_u64().unwrap_or(0) as usize))
+            .collect();
+        let expected: BTreeMap<&str, usize> =
+            replicas_ids(&replicas).into_iter().zip(sets.iter().map(BTreeSet::len)).collect();
+        assert_eq!(owned, expected, "{view}");
+        assert!(members.iter().all(|m| m["live"] == true && m["mode"] == "cluster"), "{view}");
+        let holder = view["incidentsHolder"].as_str().expect("an incidents holder");
+        let holders: Vec<&Value> = members.iter().filter(|m| m["roles"] == json!(["incidents"])).collect();
+        assert_eq!(holders.len(), 1, "{view}");
+        assert_eq!(holders[0]["id"], holder);
+    }
+
+    // SIGKILL the second: nothing tells the others; its leases run out.
+    let victim = replicas.remove(1);
+    let orphaned = sets[1].clone();
+    let mut victim = victim;
+    let killed = Instant::now();
+    victim.kill();
+    let lease = Duration::from_secs(LEASE_SECONDS);
+    // The promise is 2 × lease; the wait allows a probe interval and scheduling on a busy box.
+    let deadline = 2 * lease + Duration::from_secs(3);
+    let survivors: Vec<&Replica> = replicas.iter().collect();
+    let sets = split(&survivors, &all).await;
+    let taken_at = eventually("every orphaned asset probed again", deadline, || async {
+        let firsts: Option<Vec<Instant>> =
+            orphaned.iter().map(|asset| target.first_after(asset, killed + Duration::from_millis(100))).collect();
+        firsts?.into_iter().max()
+    })
+    .await;
+    let takeover = taken_at.duration_since(killed);
+    println!(
+        "takeover: the last of {} orphaned assets probed again {:.2} s after SIGKILL (lease {} s); survivors own {:?}",
+        orphaned.len(),
+        takeover.as_secs_f64(),
+        LEASE_SECONDS,
+        sets.iter().map(BTreeSet::len).collect::<Vec<_>>()
+    );
+    probed_once_each(&target, &all, "after the takeover").await;
+    let mut takeovers = 0.0;
+    for replica in &replicas {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", replica.port))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        takeovers += metric(&text, "statusd_cluster_lease_takeovers_total").unwrap_or(0.0);
+    }
+    assert_eq!(takeovers as usize, orphaned.len(), "each orphaned lease was taken over once");
+
+    // A replica joining takes its share, released by the others first: still one prober each.
+    let joined = Replica::spawn(&setup, "replica-d").await;
+    replicas.push(joined);
+    let sets = split(&replicas.iter().collect::<Vec<_>>(), &all).await;
+    println!("after a join: {:?}", sets.iter().map(BTreeSet::len).collect::<Vec<_>>());
+    probed_once_each(&target, &all, "after a join").await;
+}
+
+/// One outage is one incident, one DOWN and one RECOVERY, even when the replica probing the
+/// failing asset is killed in the middle of it: the replica that takes the asset over resumes it
+/// down with its open incident, as a restarted statusd would, instead of confirming a new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let quiet = LoggingTarget::start().await;
+    let failing = Target::start().await;
+    let receiver = Receiver::start().await;
+    let mut assets: Vec<Value> =
+        (0..8).map(|i| http_asset(&format!("quiet-{i}"), &quiet.url(&format!("quiet-{i}")))).collect();
+    assets.push(http_asset("failing", &failing.url()));
+    let all: BTreeSet<String> = assets.iter().filter_map(|a| a["id"].as_str().map(str::to_string)).collect();
+    let notifiers = json!({
+        "notifiers": {"hook": {"type": "webhook", "url": receiver.url("webhook")}},
+        "notificationPolicy": {"onDown": ["hook"], "onRecovery": ["hook"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(Backend::Postgres, Value::Array(assets), notifiers).await;
+    let mut replicas = vec![
+        Replica::spawn(&setup, "replica-a").await,
+        Replica::spawn(&setup, "replica-b").await,
+        Replica::spawn(&setup, "replica-c").await,
+    ];
+    split(&replicas.iter().collect::<Vec<_>>(), &all).await;
+
+    failing.set(Mode::Error);
+    eventually("one DOWN", WAIT, || async { (receiver.events("webhook") == ["DOWN"]).then_some(()) }).await;
+    let mut owner = None;
+    for (index, replica) in replicas.iter().enumerate() {
+        if replica.owned().await.is_some_and(|owned| owned.contains("failing")) {
+            owner = Some(index);
+        }
+    }
+    let mut victim = replicas.remove(owner.expect("an owner of the failing asset"));
+    let killed = Instant::now();
+    victim.kill();
+    println!("killed {}, which probed the failing asset", victim.id);
+
+    // Taken over, resumed down, and probed a few times more while still failing.
+    let (heir, stamp) = eventually("the failing asset taken over and probed", WAIT, || async {
+        for replica in &replicas {
+            let asset = replica.get("/api/assets/failing").await?;
+            if asset["error"].is_null() && asset["status"] == "down" && asset["lastProbe"].is_object() {
+                return Some((replica, asset["lastProbe"]["timestamp"].clone()));
+            }
+        }
+        None
+    })
+    .await;
+    println!("{} took the failing asset over {:.2} s after the kill", heir.id, killed.elapsed().as_secs_f64());
+    let mut last = stamp;
+    for probe in 0..3 {
+        last = eventually(&format!("probe {probe} by the heir"), WAIT, || {
+            let last = last.clone();
+            async move {
+                let now = heir.get("/api/assets/failing").await?["lastProbe"]["timestamp"].clone();
+                (now != last).then_some(now)
+            }
+        })
+        .await;
+    }
+    assert_eq!(receiver.events("webhook"), ["DOWN"], "no second DOWN after the takeover");
+
+    // The incidents role is held by a survivor (it moves if the victim held it).
+    eventually("a live incidents-role holder", WAIT, || async {
+        let view = heir.get("/api/cluster").await?;
+        let holder = view["incidentsHolder"].as_str()?;
+        (holder != victim.id).then_some(())
+    })
+    .await;
+
+    failing.set(Mode::Ok);
+    eventually("one RECOVERY", WAIT, || async { (receiver.events("webhook") == ["DOWN", "RECOVERY"]).then_some(()) })
+        .await;
+    heir.get("/api/assets/failing").await.expect("asset");
+    let incidents = setup.inspect().await.incidents().await;
+    assert_eq!(incidents.len(), 1, "one incident: {incidents:?}");
+    assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
+}
+
+/// The claim outlives its session: when the connection holding the lock dies (a database
+/// restart, a proxy dropping it), the instance takes the claim again, so a second instance is
+/// still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_whose_session_dies_is_taken_again() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let setup = Setup::new(Backend::Postgres, json!([]), no_channels()).await;
+    let first = setup.start(&["--instance-id", "first-instance"]).await;
+    let crate::e2e::databases::Inspect::Postgres(pool) = setup.inspect().await else { unreachable!("postgres") };
+    const HOLDERS: &str = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+                           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let before: Vec<i32> = sqlx::query_scalar(HOLDERS).fetch_all(&pool).await.expect("locks");
+    assert_eq!(before.len(), 1, "one session holds the claim: {before:?}");
+    let _: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(before[0])
+        .fetch_one(&pool)
+        .await
+        .expect("terminate");
+    eventually("the claim taken again on a new session", WAIT, || async {
+        let now: Vec<i32> = sqlx::query_scalar(HOLDERS).fetch_all(&pool).await.ok()?;
+        (now.len() == 1 && now[0] != before[0]).then_some(())
+    })
+    .await;
+    let second = on_the_same_database(&setup, json!([]));
+    let error = refusal(&second, &["--instance-id", "second-instance"]).await;
+    assert!(error.contains("first-instance"), "{error}");
+    first.stop().await;
+}
