@@ -98,12 +98,6 @@ pub struct AssetsParams {
     /// unknown or crashed
     #[param(value_type = Option<String>)]
     status: Option<Choice<StatusName>>,
-    /// `metadata.KEY=VALUE`, any number of them: only assets whose metadata has each KEY at
-    /// VALUE (a string compared as it is, a number or boolean as JSON writes it)
-    #[param(rename = "metadata.KEY", value_type = Option<String>)]
-    #[serde(skip)]
-    #[allow(dead_code)]
-    metadata: (),
 }
 
 /// One page of assets, in id order, and where the next starts.
@@ -157,7 +151,9 @@ fn metadata_matches(config: &AssetConfig, filters: &[(String, String)]) -> bool 
 
 /// `GET /api/assets?limit=&cursor=&status=&metadata.KEY=VALUE`
 #[utoipa::path(get, path = "/api/assets", tag = "assets",
-    params(AssetsParams),
+    params(AssetsParams,
+        ("metadata.KEY" = Option<String>, Query, description = "`metadata.KEY=VALUE`, any number of them: only assets whose \
+            metadata has each KEY at VALUE (a string compared as it is, a number or boolean as JSON writes it)")),
     responses(
         (status = 200, description = "Assets in id order, each with its config and live state. Without limit and cursor: \
             an array of every asset that matches, or, above 1000, the first page of 1000 in the paged shape \

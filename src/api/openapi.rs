@@ -86,6 +86,10 @@ mod tests {
             }
         }
         let expected = [
+            r#"get /api/assets "limit" "query" optional"#,
+            r#"get /api/assets "cursor" "query" optional"#,
+            r#"get /api/assets "status" "query" optional"#,
+            r#"get /api/assets "metadata.KEY" "query" optional"#,
             r#"get /api/assets/{id} "id" "path" required"#,
             r#"get /api/assets/{id}/events "id" "path" required"#,
             r#"get /api/assets/{id}/events "limit" "query" optional"#,
