@@ -89,7 +89,8 @@ async fn config_files_saved_with_a_byte_order_mark_are_accepted() {
 async fn a_timeout_longer_than_the_interval_is_a_warning_and_the_ticks_it_covers_are_skipped() {
     let target = Target::start().await;
     target.set(Mode::Hang);
-    let mut slow = http_asset("slow", &target.url());
+    // Not "slow": degraded.rs reads statusd_asset_degraded{asset="slow"}, and metrics are per process.
+    let mut slow = http_asset("slow-ticks", &target.url());
     slow["timeoutSeconds"] = json!(3);
     // Left to its default, which waits for the timeout: no second warning.
     slow.as_object_mut().expect("an object").remove("retryIntervalSeconds");
@@ -110,7 +111,7 @@ async fn a_timeout_longer_than_the_interval_is_a_warning_and_the_ticks_it_covers
     // It runs as designed: while the hanging probe lasts, ticks are skipped and counted.
     let statusd = setup.start(&[]).await;
     eventually("ticks skipped behind the hanging probe", Duration::from_secs(10), || async {
-        (statusd.asset("slow").await["skippedTicks"].as_u64() >= Some(2)).then_some(())
+        (statusd.asset("slow-ticks").await["skippedTicks"].as_u64() >= Some(2)).then_some(())
     })
     .await;
     // A reload says so too.
