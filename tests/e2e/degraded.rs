@@ -8,8 +8,10 @@ use crate::e2e::harness::{Mode, Receiver, Setup, Target, eventually, http_asset,
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn slow_asset(target: &Target) -> Value {
-    let mut asset = http_asset("slow", &target.url());
+/// Each test names its asset differently: the metrics recorder is one per test process, and the
+/// first test reads `statusd_asset_degraded{asset="slow"}`, which a second "slow" would overwrite.
+fn slow_asset(id: &str, target: &Target) -> Value {
+    let mut asset = http_asset(id, &target.url());
     // The target's slow mode answers after 400 ms; the timeout is 2 s.
     asset["timeoutSeconds"] = json!(2);
     asset["degradedLatencyMs"] = json!(200);
@@ -31,7 +33,7 @@ async fn a_slow_target_is_reported_degraded_not_down_and_a_restart_changes_nothi
     let Some(backend) = crate::backend().await else { return };
     let target = Target::start().await;
     let receiver = Receiver::start().await;
-    let setup = Setup::new(backend, json!([slow_asset(&target)]), channels(&receiver)).await;
+    let setup = Setup::new(backend, json!([slow_asset("slow", &target)]), channels(&receiver)).await;
     let statusd = setup.start(&[]).await;
     statusd.wait_status("slow", "up", WAIT).await;
 
@@ -87,24 +89,24 @@ async fn one_slow_answer_is_not_degraded_and_a_down_target_is_down() {
     let Some(backend) = crate::backend().await else { return };
     let target = Target::start().await;
     let receiver = Receiver::start().await;
-    let mut asset = slow_asset(&target);
+    let mut asset = slow_asset("sometimes-slow", &target);
     // Three slow answers in a row to be degraded.
     asset["failureThreshold"] = json!(3);
     let setup = Setup::new(backend, json!([asset]), channels(&receiver)).await;
     let statusd = setup.start(&[]).await;
-    statusd.wait_status("slow", "up", WAIT).await;
+    statusd.wait_status("sometimes-slow", "up", WAIT).await;
     // Slow and fast in turn: never three slow in a row.
     for _ in 0..3 {
         target.set(Mode::Slow);
-        statusd.wait_probes("slow", 1).await;
+        statusd.wait_probes("sometimes-slow", 1).await;
         target.set(Mode::Ok);
-        statusd.wait_probes("slow", 1).await;
+        statusd.wait_probes("sometimes-slow", 1).await;
     }
-    assert_eq!(statusd.asset("slow").await["status"], "up");
+    assert_eq!(statusd.asset("sometimes-slow").await["status"], "up");
 
     // Failing: down, not degraded, and the DOWN goes to onDown only.
     target.set(Mode::Error);
-    statusd.wait_status("slow", "down", WAIT).await;
+    statusd.wait_status("sometimes-slow", "down", WAIT).await;
     eventually("the DOWN", WAIT, || async { (receiver.events("pager") == ["DOWN"]).then_some(()) }).await;
     assert!(receiver.bodies("perf").is_empty());
     statusd.stop().await;
