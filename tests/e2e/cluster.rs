@@ -466,6 +466,125 @@ async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery()
     assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
 }
 
+/// The incidents role moves when its holder is killed outright: a survivor takes it within
+/// 2 × lease and does the holder's work from then on (here: an asset removed from the config is
+/// marked removed and its incident closed as removed), and an outage spread over every replica
+/// stays one DOWN and one RECOVERY per asset across the failover.
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_incidents_role_holder_moves_the_role_and_sends_nothing_twice() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let quiet = LoggingTarget::start().await;
+    let failing = Target::start().await;
+    let receiver = Receiver::start().await;
+    // Several failing assets, so that the holder and the other replicas each probe some.
+    let failing_ids: Vec<String> = (0..9).map(|i| format!("role-down-{i}")).collect();
+    let mut assets: Vec<Value> =
+        (0..6).map(|i| http_asset(&format!("role-quiet-{i}"), &quiet.url(&format!("role-quiet-{i}")))).collect();
+    assets.extend(failing_ids.iter().map(|id| http_asset(id, &failing.url())));
+    let all: BTreeSet<String> = assets.iter().filter_map(|a| a["id"].as_str().map(str::to_string)).collect();
+    let notifiers = json!({
+        "notifiers": {"hook": {"type": "webhook", "url": receiver.url("webhook")}},
+        "notificationPolicy": {"onDown": ["hook"], "onRecovery": ["hook"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(Backend::Postgres, Value::Array(assets.clone()), notifiers).await;
+    let mut replicas = vec![
+        Replica::spawn(&setup, "replica-a").await,
+        Replica::spawn(&setup, "replica-b").await,
+        Replica::spawn(&setup, "replica-c").await,
+    ];
+    split(&replicas.iter().collect::<Vec<_>>(), &all).await;
+    let holder = eventually("an incidents-role holder", WAIT, || async {
+        replicas[0].get("/api/cluster").await?["incidentsHolder"].as_str().map(str::to_string)
+    })
+    .await;
+
+    failing.set(Mode::Error);
+    let per_asset = |event: &'static str| {
+        let bodies = receiver.bodies("webhook");
+        let mut by_asset: BTreeMap<String, usize> = BTreeMap::new();
+        for body in bodies.iter().filter(|body| body["event"] == event) {
+            *by_asset.entry(asset_of("webhook", body)).or_default() += 1;
+        }
+        by_asset
+    };
+    let every_failing_once: BTreeMap<String, usize> = failing_ids.iter().map(|id| (id.clone(), 1)).collect();
+    eventually("one DOWN per failing asset", WAIT, || async {
+        (per_asset("DOWN") == every_failing_once).then_some(())
+    })
+    .await;
+
+    let victim_index = replicas.iter().position(|replica| replica.id == holder).expect("the holder is a replica");
+    let mut victim = replicas.remove(victim_index);
+    let killed = Instant::now();
+    victim.kill();
+    let heir = eventually("the incidents role taken by a survivor", WAIT, || async {
+        for replica in &replicas {
+            let view = replica.get("/api/cluster").await?;
+            let holder = view["incidentsHolder"].as_str()?;
+            if holder != victim.id && replicas.iter().any(|r| r.id == holder) {
+                return Some(holder.to_string());
+            }
+        }
+        None
+    })
+    .await;
+    println!("{heir} holds the incidents role {:.2} s after {} was killed", killed.elapsed().as_secs_f64(), victim.id);
+    // The victim's assets are taken over, resumed down.
+    split(&replicas.iter().collect::<Vec<_>>(), &all).await;
+    for id in &failing_ids {
+        eventually(&format!("{id} probed again, still down"), WAIT, || async {
+            for replica in &replicas {
+                let asset = replica.get(&format!("/api/assets/{id}")).await?;
+                if asset["error"].is_null() && asset["status"] == "down" {
+                    return Some(());
+                }
+            }
+            None
+        })
+        .await;
+    }
+
+    // The config loses one failing asset: the new holder marks it removed and its incident
+    // closes as removed, telling nobody it recovered.
+    let removed = failing_ids[0].clone();
+    let kept: Vec<Value> = assets.iter().filter(|a| a["id"] != removed.as_str()).cloned().collect();
+    setup.write_manifest(Value::Array(kept));
+    for replica in &replicas {
+        assert_eq!(unsafe { libc::kill(replica.process.id() as i32, libc::SIGHUP) }, 0, "SIGHUP {}", replica.id);
+    }
+    let crate::e2e::databases::Inspect::Postgres(pool) = setup.inspect().await else { unreachable!("postgres") };
+    eventually("the removed asset marked removed and its incident closed as removed", WAIT, || async {
+        let removed_at: Option<bool> = sqlx::query_scalar("SELECT removed_at IS NOT NULL FROM assets WHERE id = $1")
+            .bind(&removed)
+            .fetch_optional(&pool)
+            .await
+            .ok()?;
+        let reason: Option<String> = sqlx::query_scalar("SELECT close_reason FROM incidents WHERE asset_id = $1")
+            .bind(&removed)
+            .fetch_optional(&pool)
+            .await
+            .ok()??;
+        (removed_at == Some(true) && reason.as_deref() == Some("removed")).then_some(())
+    })
+    .await;
+
+    failing.set(Mode::Ok);
+    let recovered: BTreeMap<String, usize> = failing_ids[1..].iter().map(|id| (id.clone(), 1)).collect();
+    eventually("one RECOVERY per failing asset still watched", WAIT, || async {
+        (per_asset("RECOVERY") == recovered).then_some(())
+    })
+    .await;
+    assert_eq!(per_asset("DOWN"), every_failing_once, "no DOWN sent twice across the failover");
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents WHERE ended_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("open incidents");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents").fetch_one(&pool).await.expect("incidents");
+    assert_eq!((open, total), (0, failing_ids.len() as i64), "one incident per failing asset, all closed");
+}
+
 /// The claim outlives its session: when the connection holding the lock dies (a database
 /// restart, a proxy dropping it), the instance takes the claim again, so a second instance is
 /// still refused.
