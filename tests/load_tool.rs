@@ -39,3 +39,41 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
     assert!(number("probes_ok") < number("probes_done"), "half the targets failed half-way: {line}");
     assert!(number("rss_peak_mib") > 0.0 && number("rows_stored") > 0.0, "{line}");
 }
+
+/// `--replicas`: several statusd in cluster mode on one PostgreSQL database, each one's CPU and
+/// memory, and the database work the coordination costs. Skipped without PostgreSQL, unless
+/// `STATUSD_REQUIRE_POSTGRES` says it must run.
+#[tokio::test]
+async fn the_load_tool_runs_replicas_on_postgres_and_reports_each_and_the_database() {
+    let admin = std::env::var("STATUSD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let Ok(pool) = sqlx::PgPool::connect(&admin).await else {
+        assert!(std::env::var_os("STATUSD_REQUIRE_POSTGRES").is_none(), "PostgreSQL is required and not reachable");
+        return;
+    };
+    let database = format!("statusd_load_{}", std::process::id());
+    let create = format!("CREATE DATABASE {database}");
+    sqlx::query(sqlx::AssertSqlSafe(create)).execute(&pool).await.expect("create the database");
+    let server = admin.rsplit_once('/').map_or(admin.as_str(), |(server, _)| server);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_statusd-load"))
+        .args(["--assets", "30", "--interval", "1", "--duration", "3", "--replicas", "2"])
+        .args(["--db", &format!("{server}/{database}")])
+        .args(["--statusd", env!("CARGO_BIN_EXE_statusd")])
+        .output()
+        .await
+        .expect("run statusd-load");
+    let drop = format!("DROP DATABASE {database} WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await.expect("drop the database");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(line["replicas"], 2, "{line}");
+    for field in ["cpu_s", "rss_peak_mib", "rss_final_mib"] {
+        let each = line[field].as_array().unwrap_or_else(|| panic!("{field}: one value per replica in {line}"));
+        assert!(each.len() == 2 && each.iter().all(|v| v.as_f64().is_some_and(|v| v > 0.0)), "{field} in {line}");
+    }
+    assert!(line["probes_ok"].as_f64().is_some_and(|ok| ok > 0.0), "{line}");
+    // Heartbeats and lease renewals run through the window.
+    assert!(line["database"]["coordination_statements_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
+    assert!(line["database"]["transactions_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
+}

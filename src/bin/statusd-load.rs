@@ -13,7 +13,11 @@
 //!
 //! `--fail-fraction F` turns that share of the targets to 500 half-way through the window, so the
 //! incident and notification path (one webhook channel, served by the same target) is loaded
-//! too. Linux only: it reads `/proc`.
+//! too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster mode instead of
+//! one, waits until their leases cover every asset, reports each replica's CPU and memory, and
+//! reads from PostgreSQL's statistics views how much database work the window cost and how
+//! much of it touched the coordination tables (`cluster_members`, `asset_leases`). Linux only:
+//! it reads `/proc`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,9 @@ struct Args {
     /// The statusd binary (default: the one next to this tool).
     #[arg(long)]
     statusd: Option<PathBuf>,
+    /// statusd processes sharing the assets in cluster mode (more than 1 needs a PostgreSQL --db).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
 }
 
 /// What the target saw: per asset, when it was last probed, and how far each gap was from the
@@ -168,6 +175,7 @@ fn percentile(values: &mut [u64], q: f64) -> Option<u64> {
 
 struct Statusd {
     child: Child,
+    pid: i32,
     base: String,
     http: reqwest::Client,
 }
@@ -179,8 +187,25 @@ impl Statusd {
         Some((status, response.text().await.ok()?))
     }
 
-    async fn metrics(&self) -> String {
-        self.get("/metrics").await.map(|(_, text)| text).unwrap_or_default()
+    /// The `/metrics` page: an error rather than an empty page, which would count as no probes.
+    async fn metrics(&self) -> Result<String, String> {
+        match self.get("/metrics").await {
+            Some((StatusCode::OK, text)) => Ok(text),
+            Some((status, _)) => Err(format!("GET {}/metrics answered {status}", self.base)),
+            None => Err(format!("GET {}/metrics failed", self.base)),
+        }
+    }
+
+    /// How many assets this statusd probes itself (in cluster mode, the leases it holds).
+    async fn owned(&self, cluster: bool) -> Option<f64> {
+        if !cluster {
+            return Some(f64::INFINITY);
+        }
+        let (_, body) = self.get("/api/cluster").await?;
+        let view: Value = serde_json::from_str(&body).ok()?;
+        let me = view["instanceId"].as_str()?;
+        let members = view["members"].as_array()?;
+        members.iter().find(|m| m["id"] == me)?["assetsOwned"].as_f64()
     }
 
     /// Results Persistence has written so far (from `/readyz`).
@@ -223,6 +248,65 @@ async fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port())
 }
 
+/// Starts one statusd on the files of `dir`, as replica `replica` of `replicas`.
+async fn spawn(
+    binary: &Path,
+    dir: &Path,
+    db: &str,
+    replica: usize,
+    replicas: usize,
+) -> Result<Statusd, Box<dyn std::error::Error>> {
+    let api_port = free_port().await?;
+    let path = |name: &str| dir.join(name).display().to_string();
+    let mut command = Command::new(binary);
+    command
+        .args(["--config", &path("statusd.toml"), "--manifest", &path("manifest.json")])
+        .args(["--notifiers", &path("notifiers.json"), "--db", db])
+        .args(["--listen", &format!("127.0.0.1:{api_port}"), "--log-level", "warn"]);
+    if replicas > 1 {
+        command.args(["--cluster", "--instance-id", &format!("load-replica-{replica}")]);
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+    let pid = i32::try_from(child.id())?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    Ok(Statusd { child, pid, base: format!("http://127.0.0.1:{api_port}"), http })
+}
+
+/// What PostgreSQL's statistics views say about the database: transactions, and the statements
+/// that read or wrote the coordination tables (each statement scans a table at least once).
+#[derive(Clone, Copy, Default)]
+struct DbWork {
+    transactions: f64,
+    coordination_scans: f64,
+    coordination_rows_written: f64,
+}
+
+async fn db_work(pool: &sqlx::PgPool) -> Result<DbWork, sqlx::Error> {
+    // The views are a snapshot per transaction; a fresh one for each reading.
+    sqlx::query("SELECT pg_stat_clear_snapshot()").execute(pool).await?;
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT (xact_commit + xact_rollback)::int8 FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?;
+    let (scans, written): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::int8,
+                sum(n_tup_ins + n_tup_upd + n_tup_del)::int8
+         FROM pg_stat_user_tables WHERE relname IN ('cluster_members', 'asset_leases')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(DbWork {
+        transactions: transactions as f64,
+        coordination_scans: scans.unwrap_or(0) as f64,
+        coordination_rows_written: written.unwrap_or(0) as f64,
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -248,27 +332,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("statusd"),
     };
-    let api_port = free_port().await?;
-    let path = |name: &str| dir.join(name).display().to_string();
+    let replicas = args.replicas.max(1);
+    if replicas > 1 && !db.starts_with("postgres") {
+        return Err(format!("--replicas {replicas}: cluster mode needs a PostgreSQL --db").into());
+    }
     let started = Instant::now();
-    let child = Command::new(&binary)
-        .args(["--config", &path("statusd.toml"), "--manifest", &path("manifest.json")])
-        .args(["--notifiers", &path("notifiers.json"), "--db", &db])
-        .args(["--listen", &format!("127.0.0.1:{api_port}"), "--log-level", "warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-    let pid = i32::try_from(child.id())?;
-    let statusd = Statusd { child, base: format!("http://127.0.0.1:{api_port}"), http: reqwest::Client::new() };
+    let mut statusds = Vec::new();
+    for replica in 0..replicas {
+        statusds.push(spawn(&binary, &dir, &db, replica, replicas).await?);
+    }
+    let cluster = replicas > 1;
 
-    // Ready: /readyz answers 200 (every asset actor started, the store reachable).
+    // Ready: every /readyz answers 200 (every asset actor started, the store reachable) and, in
+    // cluster mode, the replicas' leases cover every asset.
     loop {
-        if matches!(statusd.get("/readyz").await, Some((StatusCode::OK, _))) {
+        let mut ready = true;
+        let mut owned = 0.0;
+        for statusd in &statusds {
+            ready &= matches!(statusd.get("/readyz").await, Some((StatusCode::OK, _)));
+            owned += statusd.owned(cluster).await.unwrap_or(0.0);
+        }
+        if ready && owned >= args.assets as f64 {
             break;
         }
-        if started.elapsed() > Duration::from_secs(120) {
-            return Err("statusd was not ready within 120 s".into());
+        if started.elapsed() > Duration::from_secs(180) {
+            return Err("statusd was not ready within 180 s".into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -279,6 +367,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Sample GET /api/assets/{id} and a page of 100 of GET /api/assets (following nextCursor,
     // from the start again after the last page) through the window.
     let sampling = Arc::new(AtomicBool::new(true));
+    // Sampled on the first replica (there is always one): any replica answers for every asset.
+    let statusd = &statusds[0];
     let sampler = {
         let (http, base, sampling, assets) =
             (statusd.http.clone(), statusd.base.clone(), Arc::clone(&sampling), args.assets);
@@ -307,9 +397,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
-    let metrics_before = statusd.metrics().await;
-    let written_before = statusd.written().await;
-    let cpu_before = cpu_seconds(pid).ok_or("reading statusd's CPU time")?;
+    let pool = match db.starts_with("postgres") {
+        true => Some(sqlx::PgPool::connect(&db).await?),
+        false => None,
+    };
+    let db_before = match &pool {
+        Some(pool) => Some(db_work(pool).await?),
+        None => None,
+    };
+    let mut metrics_before = Vec::new();
+    let (mut written_before, mut cpu_before) = (0.0, Vec::new());
+    for statusd in &statusds {
+        metrics_before.push(statusd.metrics().await?);
+        written_before += statusd.written().await;
+        cpu_before.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")?);
+    }
     target.measuring.store(true, Ordering::Relaxed);
     let window = Duration::from_secs(args.duration.max(1));
     let window_start = Instant::now();
@@ -319,22 +421,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
     target.measuring.store(false, Ordering::Relaxed);
     let elapsed = window_start.elapsed().as_secs_f64();
-    let cpu_after = cpu_seconds(pid).ok_or("reading statusd's CPU time")?;
-    let scraped = Instant::now();
-    let metrics_after = statusd.metrics().await;
-    let scrape_s = scraped.elapsed().as_secs_f64();
-    let written_after = statusd.written().await;
-    let (rss_final, rss_peak) = rss_mib(pid).ok_or("reading statusd's memory")?;
+    let mut cpu = Vec::new();
+    for (statusd, before) in statusds.iter().zip(&cpu_before) {
+        cpu.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")? - before);
+    }
+    let db_after = match &pool {
+        Some(pool) => Some(db_work(pool).await?),
+        None => None,
+    };
+    let (mut metrics_after, mut scrape_s, mut written_after) = (Vec::new(), 0.0f64, 0.0);
+    let (mut rss_final, mut rss_peak) = (Vec::new(), Vec::new());
+    for statusd in &statusds {
+        let scraped = Instant::now();
+        metrics_after.push(statusd.metrics().await?);
+        scrape_s = scrape_s.max(scraped.elapsed().as_secs_f64());
+        written_after += statusd.written().await;
+        let (now, peak) = rss_mib(statusd.pid).ok_or("reading statusd's memory")?;
+        rss_final.push((now * 10.0).round() / 10.0);
+        rss_peak.push((peak * 10.0).round() / 10.0);
+    }
     sampling.store(false, Ordering::Relaxed);
     let (mut api, mut pages) = sampler.await?;
 
-    let probes = |text: &str, label| metric_sum(text, "statusd_probe_total", label);
-    let done = probes(&metrics_after, None) - probes(&metrics_before, None);
-    let ok = probes(&metrics_after, Some("result=\"success\"")) - probes(&metrics_before, Some("result=\"success\""));
+    // Sums over the replicas of what changed in the window.
+    let delta = |name: &str, label: Option<&str>| -> f64 {
+        metrics_after
+            .iter()
+            .zip(&metrics_before)
+            .map(|(a, b)| metric_sum(a, name, label) - metric_sum(b, name, label))
+            .sum()
+    };
+    let done = delta("statusd_probe_total", None);
+    let ok = delta("statusd_probe_total", Some("result=\"success\""));
     let expected = args.assets as f64 * elapsed / interval.as_secs_f64();
-    let cpu = cpu_after - cpu_before;
+    let cpu_total: f64 = cpu.iter().sum();
     let lag = "statusd_schedule_lag_seconds";
-    let lag_p99 = quantile(&buckets(&metrics_before, lag), &buckets(&metrics_after, lag), 0.99);
+    let lag_p99 = metrics_after
+        .iter()
+        .zip(&metrics_before)
+        .filter_map(|(a, b)| quantile(&buckets(b, lag), &buckets(a, lag), 0.99))
+        .reduce(f64::max);
+    let per_s = |count: f64| (count / elapsed * 10.0).round() / 10.0;
+    let db_line = match (db_before, db_after) {
+        (Some(before), Some(after)) => json!({
+            "transactions_per_s": per_s(after.transactions - before.transactions),
+            "coordination_statements_per_s": per_s(after.coordination_scans - before.coordination_scans),
+            "coordination_rows_written_per_s": per_s(after.coordination_rows_written - before.coordination_rows_written),
+        }),
+        _ => Value::Null,
+    };
+    let one_or_each = |values: &[f64]| if values.len() == 1 { json!(values[0]) } else { json!(values) };
+    let cpu_each: Vec<f64> = cpu.iter().map(|c| (c * 1000.0).round() / 1000.0).collect();
     let mut deviations = std::mem::take(&mut *target.deviations.lock());
     let ms = |micros: Option<u64>| micros.map(|m| m as f64 / 1000.0);
     let line = json!({
@@ -349,10 +486,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "probes_done": done,
         "probes_ok": ok,
         "probes_per_s": (done / elapsed).round(),
-        "cpu_s": (cpu * 1000.0).round() / 1000.0,
-        "cpu_ms_per_1000_probes": if done > 0.0 { (cpu * 1_000_000.0 / done * 10.0).round() / 10.0 } else { 0.0 },
-        "rss_peak_mib": (rss_peak * 10.0).round() / 10.0,
-        "rss_final_mib": (rss_final * 10.0).round() / 10.0,
+        "replicas": replicas,
+        "cpu_s": one_or_each(&cpu_each),
+        "cpu_ms_per_1000_probes": if done > 0.0 { (cpu_total * 1_000_000.0 / done * 10.0).round() / 10.0 } else { 0.0 },
+        "rss_peak_mib": one_or_each(&rss_peak),
+        "rss_final_mib": one_or_each(&rss_final),
+        "database": db_line,
         "gap_deviation_p50_ms": ms(percentile(&mut deviations, 0.50)),
         "gap_deviation_p99_ms": ms(percentile(&mut deviations, 0.99)),
         "schedule_lag_p99_s": lag_p99,
@@ -363,12 +502,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "api_page100_p99_ms": ms(percentile(&mut pages, 0.99)),
         "api_page_samples": pages.len(),
         "metrics_scrape_s": (scrape_s * 1000.0).round() / 1000.0,
-        "metrics_bytes": metrics_after.len(),
-        "probes_skipped": metric_sum(&metrics_after, "statusd_probes_skipped_total", None)
-            - metric_sum(&metrics_before, "statusd_probes_skipped_total", None),
+        "metrics_bytes": metrics_after[0].len(),
+        "probes_skipped": delta("statusd_probes_skipped_total", None),
     });
     println!("{line}");
-    drop(statusd);
+    drop(statusds);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
