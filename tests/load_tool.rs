@@ -74,6 +74,6 @@ async fn the_load_tool_runs_replicas_on_postgres_and_reports_each_and_the_databa
     }
     assert!(line["probes_ok"].as_f64().is_some_and(|ok| ok > 0.0), "{line}");
     // Heartbeats and lease renewals run through the window.
-    assert!(line["database"]["coordination_statements_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
+    assert!(line["database"]["coordination_scans_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
     assert!(line["database"]["transactions_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
 }

@@ -189,11 +189,12 @@ impl Statusd {
 
     /// The `/metrics` page: an error rather than an empty page, which would count as no probes.
     async fn metrics(&self) -> Result<String, String> {
-        match self.get("/metrics").await {
-            Some((StatusCode::OK, text)) => Ok(text),
-            Some((status, _)) => Err(format!("GET {}/metrics answered {status}", self.base)),
-            None => Err(format!("GET {}/metrics failed", self.base)),
+        let url = format!("{}/metrics", self.base);
+        let response = self.http.get(&url).send().await.map_err(|e| format!("GET {url}: {e:?}"))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url} answered {}", response.status()));
         }
+        response.text().await.map_err(|e| format!("GET {url}: reading the page: {e:?}"))
     }
 
     /// How many assets this statusd probes itself (in cluster mode, the leases it holds).
@@ -272,12 +273,33 @@ async fn spawn(
         .spawn()
         .map_err(|e| format!("starting {}: {e}", binary.display()))?;
     let pid = i32::try_from(child.id())?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    // Idle connections are dropped before statusd's own 10 s header-read timeout closes them
+    // under a request sent at that very moment (hyper: IncompleteMessage).
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()?;
     Ok(Statusd { child, pid, base: format!("http://127.0.0.1:{api_port}"), http })
 }
 
-/// What PostgreSQL's statistics views say about the database: transactions, and the statements
-/// that read or wrote the coordination tables (each statement scans a table at least once).
+/// Every statusd's `/metrics`, one after the other (rendering takes seconds at tens of
+/// thousands of assets: at once they would slow each other and the probes measured), each with
+/// the moment it stands for, the middle of its scrape. A window timed by the tool's own clock
+/// would count probes for longer than it says.
+async fn scrape_each(statusds: &[Statusd]) -> Result<Vec<(String, Instant)>, String> {
+    let mut pages = Vec::new();
+    for statusd in statusds {
+        let asked = Instant::now();
+        let page = statusd.metrics().await?;
+        pages.push((page, asked + asked.elapsed() / 2));
+    }
+    Ok(pages)
+}
+
+/// What PostgreSQL's statistics views say about the database: transactions (every statement
+/// outside a transaction block counts as one), and the scans of the coordination tables (a
+/// statement scans a table at least once; the lease statement looks each of its leases up
+/// by index, one scan each).
 #[derive(Clone, Copy, Default)]
 struct DbWork {
     transactions: f64,
@@ -405,11 +427,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(pool) => Some(db_work(pool).await?),
         None => None,
     };
-    let mut metrics_before = Vec::new();
+    let (metrics_before, counted_from): (Vec<String>, Vec<Instant>) = scrape_each(&statusds).await?.into_iter().unzip();
     let (mut written_before, mut cpu_before) = (0.0, Vec::new());
     for statusd in &statusds {
-        metrics_before.push(statusd.metrics().await?);
         written_before += statusd.written().await;
+    }
+    let cpu_from = Instant::now();
+    for statusd in &statusds {
         cpu_before.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")?);
     }
     target.measuring.store(true, Ordering::Relaxed);
@@ -420,21 +444,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     target.failing_below.store(failing, Ordering::Relaxed);
     tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
     target.measuring.store(false, Ordering::Relaxed);
-    let elapsed = window_start.elapsed().as_secs_f64();
     let mut cpu = Vec::new();
     for (statusd, before) in statusds.iter().zip(&cpu_before) {
         cpu.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")? - before);
     }
+    let cpu_window = cpu_from.elapsed().as_secs_f64();
     let db_after = match &pool {
         Some(pool) => Some(db_work(pool).await?),
         None => None,
     };
-    let (mut metrics_after, mut scrape_s, mut written_after) = (Vec::new(), 0.0f64, 0.0);
-    let (mut rss_final, mut rss_peak) = (Vec::new(), Vec::new());
+    let scraped = Instant::now();
+    let (metrics_after, counted_to): (Vec<String>, Vec<Instant>) = scrape_each(&statusds).await?.into_iter().unzip();
+    let scrape_s = scraped.elapsed().as_secs_f64() / statusds.len() as f64;
+    // Each replica's probe counters have a window of their own, from one reading to the other.
+    let windows: Vec<f64> =
+        counted_to.iter().zip(&counted_from).map(|(to, from)| to.duration_since(*from).as_secs_f64()).collect();
+    let elapsed = windows.iter().sum::<f64>() / windows.len() as f64;
+    let (mut written_after, mut rss_final, mut rss_peak) = (0.0, Vec::new(), Vec::new());
     for statusd in &statusds {
-        let scraped = Instant::now();
-        metrics_after.push(statusd.metrics().await?);
-        scrape_s = scrape_s.max(scraped.elapsed().as_secs_f64());
         written_after += statusd.written().await;
         let (now, peak) = rss_mib(statusd.pid).ok_or("reading statusd's memory")?;
         rss_final.push((now * 10.0).round() / 10.0);
@@ -452,6 +479,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .sum()
     };
     let done = delta("statusd_probe_total", None);
+    let rate: f64 = metrics_after
+        .iter()
+        .zip(&metrics_before)
+        .zip(&windows)
+        .map(|((a, b), window)| {
+            (metric_sum(a, "statusd_probe_total", None) - metric_sum(b, "statusd_probe_total", None)) / window
+        })
+        .sum();
     let ok = delta("statusd_probe_total", Some("result=\"success\""));
     let expected = args.assets as f64 * elapsed / interval.as_secs_f64();
     let cpu_total: f64 = cpu.iter().sum();
@@ -465,7 +500,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db_line = match (db_before, db_after) {
         (Some(before), Some(after)) => json!({
             "transactions_per_s": per_s(after.transactions - before.transactions),
-            "coordination_statements_per_s": per_s(after.coordination_scans - before.coordination_scans),
+            "coordination_scans_per_s": per_s(after.coordination_scans - before.coordination_scans),
             "coordination_rows_written_per_s": per_s(after.coordination_rows_written - before.coordination_rows_written),
         }),
         _ => Value::Null,
@@ -485,10 +520,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "probes_expected": expected.round(),
         "probes_done": done,
         "probes_ok": ok,
-        "probes_per_s": (done / elapsed).round(),
+        "probes_per_s": rate.round(),
         "replicas": replicas,
         "cpu_s": one_or_each(&cpu_each),
-        "cpu_ms_per_1000_probes": if done > 0.0 { (cpu_total * 1_000_000.0 / done * 10.0).round() / 10.0 } else { 0.0 },
+        // CPU over its own window, per probe at the rate of the counters' window.
+        "cpu_ms_per_1000_probes": if done > 0.0 {
+            (cpu_total * 1_000_000.0 / (rate * cpu_window) * 10.0).round() / 10.0
+        } else {
+            0.0
+        },
         "rss_peak_mib": one_or_each(&rss_peak),
         "rss_final_mib": one_or_each(&rss_final),
         "database": db_line,
