@@ -21,6 +21,7 @@ use super::health::{Health, Status, StatusName, Thresholds, Transition};
 use super::incidents::{AssetDegraded, AssetDown, AssetRecovered, IncidentEvent};
 use super::schedule::{first_tick_offset, next_tick};
 use super::task::{TaskKind, supervised};
+use super::ticks::TickTarget;
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::probe::{Mark, ProbeResult, ProbeSpec};
@@ -120,7 +121,9 @@ pub struct AssetState {
     /// Bumped on every reschedule, so that a tick already in the mailbox from an older
     /// schedule is ignored.
     generation: u64,
-    timer: Option<AbortOnDrop<Result<(), ractor::MessagingErr<AssetMsg>>>>,
+    /// What the shared timer (`ticks.rs`) sends this actor's ticks to; dropped with the state,
+    /// so the ticks of a stopped actor go nowhere.
+    ticks: TickTarget,
     probe: Option<(u64, AbortOnDrop<()>)>,
     probe_seq: u64,
     metrics: AssetMetrics,
@@ -187,13 +190,11 @@ impl AssetState {
         self.record(ProbeResult::unmeasured(&self.config.id, false, Some(format!("no push within {waited}s"))));
     }
 
-    fn schedule(&mut self, myself: &ActorRef<AssetMsg>, due: Instant) {
+    fn schedule(&mut self, due: Instant) {
         self.generation += 1;
         self.next_due = due;
         self.memory.next_due = Some(due);
-        let generation = self.generation;
-        let delay = due.saturating_duration_since(Instant::now());
-        self.timer = Some(AbortOnDrop(myself.send_after(delay, move || AssetMsg::Tick { generation })));
+        self.services.ticks.schedule(due, &self.ticks, self.generation);
     }
 
     fn start_probe(&mut self, myself: &ActorRef<AssetMsg>, due: Instant) {
@@ -405,7 +406,7 @@ impl Actor for Asset {
             interval: Duration::ZERO,
             next_due: now,
             generation: 0,
-            timer: None,
+            ticks: Arc::new(myself.clone()),
             probe: None,
             probe_seq: 0,
             metrics,
@@ -417,7 +418,7 @@ impl Actor for Asset {
             None if matches!(state.config.probe, ProbeSpec::Push(_)) => now + state.interval,
             None => now + first_tick_offset(&state.config.id, state.interval),
         };
-        state.schedule(&myself, first);
+        state.schedule(first);
         Ok(state)
     }
 
@@ -441,7 +442,7 @@ impl Actor for Asset {
                     state.start_probe(&myself, due);
                 }
                 let next = next_tick(due, state.interval, Instant::now());
-                state.schedule(&myself, next);
+                state.schedule(next);
                 state.checkpoint();
             }
             AssetMsg::Tick { .. } => {}
@@ -457,7 +458,7 @@ impl Actor for Asset {
                     // Suspect: look again soon. Recovered: back to the normal pace. Measured
                     // from now, so the switch never fires a burst.
                     state.interval = wanted;
-                    state.schedule(&myself, started + wanted);
+                    state.schedule(started + wanted);
                 }
                 state.checkpoint();
             }
@@ -473,7 +474,7 @@ impl Actor for Asset {
                     // never in the past, so a shorter interval probes once now, not in a burst.
                     let last_tick = state.next_due.checked_sub(previous).unwrap_or(state.next_due);
                     state.interval = wanted;
-                    state.schedule(&myself, (last_tick + wanted).max(Instant::now()));
+                    state.schedule((last_tick + wanted).max(Instant::now()));
                 }
                 tracing::info!(actor = %state.actor, asset_id = %state.config.id, "asset settings updated");
                 state.checkpoint();
@@ -483,7 +484,7 @@ impl Actor for Asset {
                 state.record(ProbeResult::unmeasured(&state.config.id, success, message));
                 // The next push is due one deadline from this one.
                 state.interval = state.wanted_interval();
-                state.schedule(&myself, Instant::now() + state.interval);
+                state.schedule(Instant::now() + state.interval);
                 state.checkpoint();
             }
             AssetMsg::Panic(reason) => panic!("{reason}"),

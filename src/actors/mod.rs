@@ -30,6 +30,7 @@ pub mod supervisor;
 pub mod task;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod ticks;
 pub mod watcher;
 
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -16,6 +16,7 @@ use super::index::AssetIndex;
 use super::lateness::Lateness;
 use super::maintenance::Board;
 use super::network::Connectivity;
+use super::ticks::Ticks;
 use super::{Directory, task};
 use crate::notify::AssetFacts;
 use crate::probe::ProbeContext;
@@ -58,6 +59,8 @@ pub struct Services {
     pub lateness: Lateness,
     /// Cluster mode: which replica this is, what it owns, whether it holds the incidents role.
     pub cluster: Arc<super::cluster::ClusterView>,
+    /// The one timer every asset's ticks wait in.
+    pub ticks: Ticks,
 }
 
 impl Services {
@@ -88,6 +91,7 @@ impl Services {
             connectivity: Connectivity::default(),
             template_assets: RwLock::new(HashMap::new()),
             cluster: Arc::default(),
+            ticks: Ticks::default(),
         })
     }
 
