@@ -30,6 +30,7 @@ mod http_error;
 mod maintenance;
 mod notify;
 mod probe;
+mod quorum;
 mod redact;
 mod report;
 mod settings;
@@ -239,6 +240,8 @@ pub struct App {
     claim: Arc<store::claim::Claim>,
     /// The membership loop (cluster mode: heartbeats, leases), or the claim's keeper (alone).
     membership: Option<actors::AbortOnDrop<()>>,
+    /// Cluster mode: the quorum loop (assets with `locations`: verdicts reported and combined).
+    quorum: Option<actors::AbortOnDrop<()>>,
     view: Arc<actors::cluster::ClusterView>,
 }
 
@@ -313,9 +316,16 @@ impl App {
         directory.persist_change(store::StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone()), removals));
         // Building the clients reads the system's root certificates: off the runtime threads.
         let workers = settings.workers;
-        let mut services = tokio::task::spawn_blocking(move || Services::new(directory, workers, persistence))
-            .await
-            .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
+        let source = settings.probes.source_address;
+        let mut services = tokio::task::spawn_blocking(move || {
+            let services = Services::new(directory, workers, persistence)?;
+            match source {
+                Some(_) => Ok(Services { probes: probe::ProbeContext::sent_from(source)?, ..services }),
+                None => Ok::<_, reqwest::Error>(services),
+            }
+        })
+        .await
+        .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
         services.cluster = Arc::clone(&view);
         let services = Arc::new(Services { per_asset: settings.metrics.per_asset, ..services });
         let open: std::collections::HashSet<uuid::Uuid> = open_incidents.iter().map(|incident| incident.id).collect();
@@ -350,6 +360,9 @@ impl App {
         } else {
             tokio::spawn(actors::cluster::keep_alone(store.clone(), Arc::clone(&claim)))
         }));
+        let quorum = view
+            .enabled
+            .then(|| actors::AbortOnDrop(tokio::spawn(actors::quorum::run(store.clone(), Arc::clone(&services)))));
         let lifecycle = Arc::new(Lifecycle::default());
         let router = api::routes::router(ApiState {
             supervisor: supervisor.clone(),
@@ -379,6 +392,7 @@ impl App {
             max_connections,
             claim,
             membership,
+            quorum,
             view,
         })
     }
@@ -408,6 +422,7 @@ impl App {
             max_connections,
             claim,
             membership,
+            quorum,
             view,
             ..
         } = self;
@@ -429,6 +444,7 @@ impl App {
         let _ = stop_api.send(());
         // No round may start an asset while they stop.
         drop(membership);
+        drop(quorum);
         let actors = async {
             let stopped = supervisor.call(SupervisorMsg::Shutdown, Some(ACTORS_STOP)).await;
             if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {

@@ -58,6 +58,9 @@ pub struct Services {
     pub lateness: Lateness,
     /// Cluster mode: which replica this is, what it owns, whether it holds the incidents role.
     pub cluster: Arc<super::cluster::ClusterView>,
+    /// Cluster mode, assets with `locations`: this location's verdicts on their way to the
+    /// store, and every such asset's combined verdict (see `quorum.rs`).
+    pub locations: super::quorum::LocationBoard,
 }
 
 impl Services {
@@ -88,6 +91,7 @@ impl Services {
             connectivity: Connectivity::default(),
             template_assets: RwLock::new(HashMap::new()),
             cluster: Arc::default(),
+            locations: super::quorum::LocationBoard::default(),
         })
     }
 
