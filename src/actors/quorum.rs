@@ -25,11 +25,11 @@ use tokio::sync::Notify;
 
 use super::Services;
 use super::health::OpenIncident;
-use super::incidents::{AssetDown, AssetRecovered, IncidentEvent};
+use super::incidents::{AssetDown, AssetRecovered, INITIAL_SEVERITY, IncidentEvent};
 use crate::asset::AssetConfig;
 use crate::quorum::{Combined, LocationState, Verdict, decide};
-use crate::store::Store;
 use crate::store::locations::{Board, Reported};
+use crate::store::{Incident, IncidentWrite, Store, StoreOp};
 
 /// What this replica's locations verdicts are, on their way to the store, and what every
 /// quorum asset's verdict is, as last read back.
@@ -173,6 +173,16 @@ impl Decider {
                 (Combined::Down { since }, None) => {
                     let incident = OpenIncident { id: uuid::Uuid::now_v7(), started_at: since, started: None };
                     let details = verdict.details();
+                    // Stored before anyone is told, not batched behind the DOWN: a holder that
+                    // dies right after sending it leaves the incident for the next one to take
+                    // over, not to open again. The Incidents actor's own write of it is a no-op.
+                    let summary = format!("{} is down: {details}", config.name);
+                    let opened =
+                        Incident::opened(incident.id, config.id.clone(), since, INITIAL_SEVERITY.into(), summary);
+                    if let Err(error) = store.write(&[StoreOp::Incident(IncidentWrite::Open(opened))], &[]).await {
+                        tracing::warn!(actor = "quorum", asset_id = %config.id, %error, "cannot record the outage; deciding again at the next pass");
+                        continue;
+                    }
                     tracing::warn!(actor = "quorum", asset_id = %config.id, incident_id = %incident.id, "confirmed down by the locations: {details}");
                     self.open.insert(config.id.clone(), incident.clone());
                     services.directory.incidents(IncidentEvent::Down(AssetDown {
@@ -211,8 +221,12 @@ impl Decider {
         };
         let names: HashMap<&str, &str> =
             assets.iter().map(|config| (config.id.as_str(), config.name.as_str())).collect();
-        for incident in open {
+        for mut incident in open {
             let Some(name) = names.get(incident.asset_id.as_str()) else { continue };
+            // Its DOWN went out: the holder stored the incident before telling anyone, but the
+            // tier it reached is written after the send, so a holder that died in between left
+            // none. Taken as sent rather than sent twice.
+            incident.tier = incident.tier.or(Some(0));
             let resumed = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
             self.open.insert(incident.asset_id.clone(), resumed);
             services.directory.incidents(IncidentEvent::TakenOver { incident, asset_name: name.to_string() });

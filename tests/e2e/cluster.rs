@@ -647,3 +647,66 @@ async fn an_asset_needing_two_locations_is_down_only_when_both_see_it_down() {
     assert_eq!(other.sources("eu-only"), BTreeSet::from([eu]));
     assert_eq!(target.sources("edge"), BTreeSet::from([eu, us]));
 }
+
+/// The decider dies in the middle of a quorum outage: the replica that takes the incidents role
+/// takes the open incident over from the store, so the outage is still one DOWN and one RECOVERY.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quorum_outage_survives_the_death_of_its_decider() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let eu: IpAddr = "127.0.0.2".parse().expect("an address");
+    let us: IpAddr = "127.0.0.3".parse().expect("an address");
+    let target = PathTarget::start().await;
+    let receiver = Receiver::start().await;
+    let mut edge = http_asset("edge", &target.url("edge"));
+    edge["locations"] = json!({"required": 2});
+    let notifiers = json!({
+        "notifiers": {"hook": {"type": "webhook", "url": receiver.url("webhook")}},
+        "notificationPolicy": {"onDown": ["hook"], "onRecovery": ["hook"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(Backend::Postgres, json!([edge]), notifiers).await;
+    let in_eu = ["--location", "eu", "--source-address", "127.0.0.2"];
+    let mut decider = Replica::spawn_with(&setup, "replica-eu-a", &in_eu).await;
+    eventually("replica-eu-a to hold the incidents role", WAIT, || async {
+        (decider.get("/api/cluster").await?["incidentsHolder"] == "replica-eu-a").then_some(())
+    })
+    .await;
+    let others = [
+        Replica::spawn_with(&setup, "replica-eu-b", &in_eu).await,
+        Replica::spawn_with(&setup, "replica-us-a", &["--location", "us", "--source-address", "127.0.0.3"]).await,
+    ];
+    eventually("edge up from eu and us", WAIT, || async {
+        let asset = others[1].get("/api/assets/edge").await?;
+        (asset["locations"] == json!({"eu": "up", "us": "up"})).then_some(())
+    })
+    .await;
+
+    target.fail_from(&[eu, us]);
+    eventually("one DOWN", WAIT, || async { (receiver.events("webhook") == ["DOWN"]).then_some(()) }).await;
+    let killed = Instant::now();
+    decider.kill();
+    let holder = eventually("the incidents role to move", WAIT, || async {
+        let holder = others[0].get("/api/cluster").await?["incidentsHolder"].as_str()?.to_string();
+        (holder != "replica-eu-a").then_some(holder)
+    })
+    .await;
+    println!("{holder} holds the incidents role {:.2} s after the decider was killed", killed.elapsed().as_secs_f64());
+    // eu is still live (replica-eu-b took the asset over) and still sees it down.
+    eventually("edge down from eu and us, seen by the new holder", WAIT, || async {
+        let asset = others[0].get("/api/assets/edge").await?;
+        (asset["locations"] == json!({"eu": "down", "us": "down"}) && asset["status"] == "down").then_some(())
+    })
+    .await;
+    let probed = target.log.lock().len();
+    eventually("ten more probes of edge", WAIT, || async { (target.log.lock().len() >= probed + 10).then_some(()) })
+        .await;
+    assert_eq!(receiver.events("webhook"), ["DOWN"], "no second DOWN after the decider died");
+
+    target.fail_from(&[]);
+    eventually("one RECOVERY", WAIT, || async { (receiver.events("webhook") == ["DOWN", "RECOVERY"]).then_some(()) })
+        .await;
+    let incidents = setup.inspect().await.incidents().await;
+    assert_eq!(incidents.len(), 1, "one incident: {incidents:?}");
+    assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
+}
