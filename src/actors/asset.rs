@@ -329,6 +329,7 @@ impl AssetState {
                     asset_name: config.name.clone(),
                     incident,
                     recovery,
+                    details: None,
                 }));
             }
         }

@@ -201,6 +201,7 @@ impl Decider {
                         asset_name: config.name.clone(),
                         incident,
                         recovery,
+                        details: Some(verdict.details()),
                     }));
                 }
                 _ => {}

@@ -634,6 +634,9 @@ async fn an_asset_needing_two_locations_is_down_only_when_both_see_it_down() {
     target.fail_from(&[eu]);
     eventually("one RECOVERY", WAIT, || async { (receiver.events("webhook") == ["DOWN", "RECOVERY"]).then_some(()) })
         .await;
+    let recovery = receiver.bodies("webhook")[1].clone();
+    let details = recovery["details"].as_str().unwrap_or_default();
+    assert!(details.starts_with("back up after ") && details.ends_with(": down in eu; up in us"), "{recovery}");
     seen(json!({"eu": "down", "us": "up"}), "up").await;
     let probed = target.log.lock().len();
     eventually("ten more probes of edge", WAIT, || async { (target.log.lock().len() >= probed + 10).then_some(()) })
