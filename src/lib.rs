@@ -286,6 +286,13 @@ impl App {
             Arc::new(actors::cluster::ClusterView::alone())
         };
         let removals = view.holds_incidents_role();
+        let with_locations = config.manifest.assets.iter().filter(|asset| asset.locations.is_some()).count();
+        if !view.enabled && with_locations > 0 {
+            tracing::warn!(
+                assets = with_locations,
+                "`locations` applies to replicas of a cluster (--cluster): alone, this instance's own verdict decides"
+            );
+        }
         let mut open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets, removals).await?;
         let degradations = actors::incidents::degradations(&store, &config.manifest.assets).await?;
         let outbox = store.pending_notifications().await?;
