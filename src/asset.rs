@@ -79,8 +79,65 @@ pub struct AssetConfig {
     /// `statusd.toml` applies.
     #[serde(default)]
     pub sla_target: Option<f64>,
+    /// Cluster mode: the asset is probed from several locations and confirmed down only when
+    /// `required` of them see it down (see `actors/quorum.rs`). None: one verdict, as alone.
+    #[serde(default)]
+    pub locations: Option<Locations>,
     #[serde(flatten)]
     pub probe: ProbeSpec,
+}
+
+/// `locations`: from where an asset is probed, and how many must see it down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Locations {
+    /// How many locations must see the asset down (each after its own `failureThreshold`) for
+    /// it to be confirmed down; it is up again once fewer do.
+    pub required: u32,
+    /// The locations that probe it; None: every location of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+}
+
+impl Locations {
+    /// Whether replicas of `location` probe the asset.
+    pub fn includes(&self, location: &str) -> bool {
+        self.names.as_ref().is_none_or(|names| names.iter().any(|name| name == location))
+    }
+
+    fn validate(&self, path: &str, report: &mut Report<'_>) {
+        if self.required == 0 {
+            report.problem(
+                format!("{path}.required"),
+                "0 is not allowed: it must be at least 1 (how many locations must see the asset down)",
+            );
+        }
+        let Some(names) = &self.names else { return };
+        if names.is_empty() {
+            report.problem(
+                format!("{path}.names"),
+                "must not be empty: name the locations that probe the asset, or leave names out for every location",
+            );
+            return;
+        }
+        for (i, name) in names.iter().enumerate() {
+            if name.trim().is_empty() {
+                report.problem(format!("{path}.names[{i}]"), format!("{name:?}: a location name must not be empty"));
+            } else if names[..i].contains(name) {
+                report.problem(format!("{path}.names[{i}]"), format!("{name:?} is listed twice"));
+            }
+        }
+        if usize::try_from(self.required).is_ok_and(|required| required > names.len()) {
+            report.problem(
+                format!("{path}.required"),
+                format!(
+                    "{} is more than the {} location(s) in names: the asset could never be confirmed down",
+                    self.required,
+                    names.len()
+                ),
+            );
+        }
+    }
 }
 
 fn default_public() -> bool {
@@ -217,6 +274,9 @@ impl AssetConfig {
                 format!("{path}.slaTarget"),
                 format!("{target} is not a percentage above 0 and at most 100 (99.9 promises 99.9% uptime)"),
             );
+        }
+        if let Some(locations) = &self.locations {
+            locations.validate(&format!("{path}.locations"), report);
         }
         let before = report.problems.len();
         self.probe.validate(&self.address, path, report);

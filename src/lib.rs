@@ -30,6 +30,7 @@ mod http_error;
 mod maintenance;
 mod notify;
 mod probe;
+mod quorum;
 mod redact;
 mod report;
 mod settings;
@@ -239,6 +240,8 @@ pub struct App {
     claim: Arc<store::claim::Claim>,
     /// The membership loop (cluster mode: heartbeats, leases), or the claim's keeper (alone).
     membership: Option<actors::AbortOnDrop<()>>,
+    /// Cluster mode: the quorum loop (assets with `locations`: verdicts reported and combined).
+    quorum: Option<actors::AbortOnDrop<()>>,
     view: Arc<actors::cluster::ClusterView>,
 }
 
@@ -283,6 +286,13 @@ impl App {
             Arc::new(actors::cluster::ClusterView::alone())
         };
         let removals = view.holds_incidents_role();
+        let with_locations = config.manifest.assets.iter().filter(|asset| asset.locations.is_some()).count();
+        if !view.enabled && with_locations > 0 {
+            tracing::warn!(
+                assets = with_locations,
+                "`locations` applies to replicas of a cluster (--cluster): alone, this instance's own verdict decides"
+            );
+        }
         let mut open_incidents = actors::incidents::close_orphaned(&store, &config.manifest.assets, removals).await?;
         let degradations = actors::incidents::degradations(&store, &config.manifest.assets).await?;
         let outbox = store.pending_notifications().await?;
@@ -313,9 +323,16 @@ impl App {
         directory.persist_change(store::StoreOp::SyncAssets(Arc::new(config.manifest.assets.clone()), removals));
         // Building the clients reads the system's root certificates: off the runtime threads.
         let workers = settings.workers;
-        let mut services = tokio::task::spawn_blocking(move || Services::new(directory, workers, persistence))
-            .await
-            .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
+        let source = settings.probes.source_address;
+        let mut services = tokio::task::spawn_blocking(move || {
+            let services = Services::new(directory, workers, persistence)?;
+            match source {
+                Some(_) => Ok(Services { probes: probe::ProbeContext::sent_from(source)?, ..services }),
+                None => Ok::<_, reqwest::Error>(services),
+            }
+        })
+        .await
+        .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
         services.cluster = Arc::clone(&view);
         let services = Arc::new(Services { per_asset: settings.metrics.per_asset, ..services });
         let open: std::collections::HashSet<uuid::Uuid> = open_incidents.iter().map(|incident| incident.id).collect();
@@ -350,6 +367,9 @@ impl App {
         } else {
             tokio::spawn(actors::cluster::keep_alone(store.clone(), Arc::clone(&claim)))
         }));
+        let quorum = view
+            .enabled
+            .then(|| actors::AbortOnDrop(tokio::spawn(actors::quorum::run(store.clone(), Arc::clone(&services)))));
         let lifecycle = Arc::new(Lifecycle::default());
         let router = api::routes::router(ApiState {
             supervisor: supervisor.clone(),
@@ -379,6 +399,7 @@ impl App {
             max_connections,
             claim,
             membership,
+            quorum,
             view,
         })
     }
@@ -408,6 +429,7 @@ impl App {
             max_connections,
             claim,
             membership,
+            quorum,
             view,
             ..
         } = self;
@@ -429,6 +451,7 @@ impl App {
         let _ = stop_api.send(());
         // No round may start an asset while they stop.
         drop(membership);
+        drop(quorum);
         let actors = async {
             let stopped = supervisor.call(SupervisorMsg::Shutdown, Some(ACTORS_STOP)).await;
             if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {

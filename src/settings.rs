@@ -111,6 +111,24 @@ pub struct Flags {
     #[command(flatten)]
     #[serde(skip_serializing_if = "ClusterFlags::is_empty")]
     pub cluster: ClusterFlags,
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "ProbesFlags::is_empty")]
+    pub probes: ProbesFlags,
+}
+
+/// The `[probes]` flags, serialized nested like [`ClusterFlags`].
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct ProbesFlags {
+    /// Local address outgoing HTTP probes are sent from (`[probes] source_address`)
+    #[arg(long, global = true, value_name = "IP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<std::net::IpAddr>,
+}
+
+impl ProbesFlags {
+    fn is_empty(&self) -> bool {
+        self.source_address.is_none()
+    }
 }
 
 /// The `[cluster]` flags; serialized nested, so they layer over `cluster.*` like the file and
@@ -171,6 +189,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// `[cluster]`: several replicas on one PostgreSQL database.
     pub cluster: ClusterSettings,
+    /// `[probes]`: how probes go out.
+    pub probes: ProbesSettings,
     /// Where these settings came from, to load them again on reload.
     #[serde(skip)]
     source: Option<Source>,
@@ -311,6 +331,16 @@ pub struct SlaSettings {
     pub default_target: f64,
 }
 
+/// `[probes]`: how probes go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesSettings {
+    /// The local address HTTP probes are sent from (`--source-address`,
+    /// `STATUSD_PROBES__SOURCE_ADDRESS`; blackbox_exporter's `source_ip_address`): on a host
+    /// with several addresses or uplinks, which one the targets see. None: the system picks.
+    pub source_address: Option<std::net::IpAddr>,
+}
+
 /// `[cluster]`: replicas sharing one PostgreSQL database and the assets in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -395,6 +425,7 @@ impl Default for Settings {
             sla: SlaSettings { default_target: 99.9 },
             metrics: MetricsSettings::default(),
             cluster: ClusterSettings::default(),
+            probes: ProbesSettings::default(),
             source: None,
         }
     }
@@ -844,6 +875,23 @@ mod tests {
         assert!(error.contains("cluster.enabled: cluster mode needs a PostgreSQL database"), "{error}");
         let error = load(&[], &[("STATUSD_CLUSTER__LEASE_SECONDS", "0")]).expect_err("zero").to_string();
         assert!(error.contains("cluster.lease_seconds: must be at least 1"), "{error}");
+    }
+
+    #[test]
+    fn the_probes_source_address_comes_from_the_file_the_environment_or_the_flag() {
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("an address"));
+        assert_eq!(load(&[], &[]).expect("valid").probes.source_address, None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("statusd.toml");
+        std::fs::write(&file, "[probes]\nsource_address = \"127.0.0.2\"\n").expect("write");
+        let file = file.to_str().expect("utf-8");
+        assert_eq!(load(&["--config", file], &[]).expect("valid").probes.source_address, ip("127.0.0.2"));
+        let env = [("STATUSD_PROBES__SOURCE_ADDRESS", "10.0.0.4")];
+        assert_eq!(load(&["--config", file], &env).expect("valid").probes.source_address, ip("10.0.0.4"));
+        let flag = ["--config", file, "--source-address", "127.0.0.3"];
+        assert_eq!(load(&flag, &env).expect("valid").probes.source_address, ip("127.0.0.3"));
+        let error = load(&[], &[("STATUSD_PROBES__SOURCE_ADDRESS", "eu")]).expect_err("not an address").to_string();
+        assert!(error.contains("STATUSD_PROBES__SOURCE_ADDRESS"), "{error}");
     }
 
     #[test]

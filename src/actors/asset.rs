@@ -25,6 +25,7 @@ use super::ticks::TickTarget;
 use super::{AbortOnDrop, Services};
 use crate::asset::AssetConfig;
 use crate::probe::{Mark, ProbeResult, ProbeSpec};
+use crate::quorum::LocationState;
 use crate::settings::PerAsset;
 use crate::telemetry::names;
 
@@ -287,13 +288,31 @@ impl AssetState {
             self.memory.degradation.observe(verdict, up, result.timestamp, thresholds)
         };
         let details = result.message.clone().unwrap_or_default();
+        let at = result.timestamp;
         self.services.directory.persist(result.clone());
         self.memory.last_probe = Some(result);
+        // Cluster mode with `locations`: this verdict is one location's; the incidents role's
+        // holder combines them and decides (see `quorum.rs`).
+        let quorum = self.services.cluster.enabled && config.locations.is_some();
+        let locations = &self.services.locations;
         match transition {
             Transition::None => {}
             Transition::CameUp => {
                 self.metrics.up.set(1.0);
                 tracing::info!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is up", config.name);
+                if quorum {
+                    locations.report(&config.id, LocationState::Up, self.memory.health.since.unwrap_or(at));
+                }
+            }
+            Transition::WentDown(incident) if quorum => {
+                self.metrics.up.set(0.0);
+                tracing::warn!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is down from this location", config.name);
+                locations.report(&config.id, LocationState::Down, incident.started_at);
+            }
+            Transition::Recovered(_, recovery) if quorum => {
+                self.metrics.up.set(1.0);
+                tracing::info!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is up again from this location", config.name);
+                locations.report(&config.id, LocationState::Up, self.memory.health.since.unwrap_or(recovery.ended_at));
             }
             Transition::WentDown(incident) => {
                 self.metrics.up.set(0.0);
@@ -311,6 +330,7 @@ impl AssetState {
                     asset_name: config.name.clone(),
                     incident,
                     recovery,
+                    details: None,
                 }));
             }
         }
@@ -321,6 +341,9 @@ impl AssetState {
             details: details.clone(),
         };
         match change {
+            // Degraded counts as up for the quorum, and one location's slowness is not the
+            // asset's: no DEGRADED from each location.
+            Change::None | Change::Entered { .. } | Change::Left { .. } if quorum => {}
             Change::None => {}
             Change::Entered { since } => {
                 tracing::warn!(actor = %self.actor, asset_id = %config.id, asset_name = %config.name, "{} is degraded: {details}", config.name);

@@ -85,6 +85,8 @@ pub struct AssetRecovered {
     pub asset_name: String,
     pub incident: OpenIncident,
     pub recovery: Recovery,
+    /// What more the RECOVERY says: for an asset with `locations`, which locations see what.
+    pub details: Option<String>,
 }
 
 /// An asset was confirmed degraded, or confirmed no longer degraded (sent by its actor).
@@ -768,7 +770,10 @@ impl IncidentsState {
                     asset_id: recovered.asset_id,
                     asset_name: recovered.asset_name,
                     timestamp: ended_at,
-                    details: format!("back up after {lasted}"),
+                    details: match &recovered.details {
+                        Some(details) => format!("back up after {lasted}: {details}"),
+                        None => format!("back up after {lasted}"),
+                    },
                     incident_id: Some(incident),
                     group: Vec::new(),
                     tier: None,

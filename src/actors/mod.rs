@@ -24,6 +24,7 @@ pub mod network;
 pub mod notifier;
 pub mod persistence;
 pub mod policy;
+pub mod quorum;
 pub mod schedule;
 pub mod services;
 pub mod supervisor;

@@ -61,6 +61,9 @@ pub struct Services {
     pub cluster: Arc<super::cluster::ClusterView>,
     /// The one timer every asset's ticks wait in.
     pub ticks: Ticks,
+    /// Cluster mode, assets with `locations`: this location's verdicts on their way to the
+    /// store, and every such asset's combined verdict (see `quorum.rs`).
+    pub locations: super::quorum::LocationBoard,
 }
 
 impl Services {
@@ -92,6 +95,7 @@ impl Services {
             template_assets: RwLock::new(HashMap::new()),
             cluster: Arc::default(),
             ticks: Ticks::default(),
+            locations: super::quorum::LocationBoard::default(),
         })
     }
 

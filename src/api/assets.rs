@@ -1,6 +1,8 @@
 //! `/api/assets`: config plus live state from the asset index (what each asset's actor
 //! checkpoints), paged and filtered; `/events`: history.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
@@ -16,6 +18,7 @@ use crate::actors::health::StatusName;
 use crate::actors::index::AssetEntry;
 use crate::asset::AssetConfig;
 use crate::probe::ProbeResult;
+use crate::quorum::{Combined, LocationState};
 use crate::store::rollup::{SeriesPoint, hour_of, series as series_of};
 use crate::store::{EventsQuery, Uptime};
 
@@ -36,19 +39,34 @@ pub struct AssetView {
     #[serde(flatten)]
     live: AssetSnapshot,
     restarts: u32,
+    /// Cluster mode, an asset with `locations`: each location's verdict (`up`, `down`, or
+    /// `unknown` for a location with no live replica or no verdict yet); `status` is what they
+    /// add up to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, LocationState>>, example = json!({"eu": "down", "us": "up"}))]
+    locations: Option<BTreeMap<String, LocationState>>,
     /// Why the live state is missing, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
 fn view(state: &ApiState, entry: &AssetEntry) -> AssetView {
-    view_of(entry, live(state, entry))
+    view_of(state, entry, live(state, entry))
 }
 
-fn view_of(entry: &AssetEntry, (live, error): (AssetSnapshot, Option<String>)) -> AssetView {
+fn view_of(state: &ApiState, entry: &AssetEntry, (live, error): (AssetSnapshot, Option<String>)) -> AssetView {
     let config = (*entry.config).clone();
     let address = config.shown_address();
-    AssetView { config, address, live, restarts: entry.restarts, error }
+    let locations = quorum(state, entry).then(|| {
+        let verdict = state.services.locations.verdict(&entry.config.id);
+        verdict.map(|verdict| verdict.locations).unwrap_or_default()
+    });
+    AssetView { config, address, live, restarts: entry.restarts, locations, error }
+}
+
+/// Cluster mode and the asset has `locations`: its status is the locations' combined verdict.
+fn quorum(state: &ApiState, entry: &AssetEntry) -> bool {
+    state.services.cluster.enabled && entry.config.locations.is_some()
 }
 
 /// The asset's live state, read from the memory its actor checkpoints after every message
@@ -59,6 +77,17 @@ pub(super) fn live(state: &ApiState, entry: &AssetEntry) -> (AssetSnapshot, Opti
         let memory = entry.memory.lock();
         snapshot_of(&memory, &entry.config.id, &state.services, memory.probing)
     };
+    if quorum(state, entry) {
+        // What every location saw, as the store has it: the same on every replica. The
+        // incident is the decider's (`GET /api/incidents`), not this location's.
+        let status = match state.services.locations.verdict(&entry.config.id).map(|verdict| verdict.combined) {
+            Some(Combined::Down { .. }) => StatusName::Down,
+            Some(Combined::Up) => StatusName::Up,
+            Some(Combined::Undecided) | None => StatusName::Unknown,
+        };
+        let probing = snapshot.probing && entry.actor.is_some();
+        return (AssetSnapshot { status, open_incident_id: None, probing, ..snapshot }, None);
+    }
     match &entry.actor {
         // Cluster mode: its owner probes it; this replica runs no actor for it.
         None if entry.elsewhere => (
@@ -190,7 +219,7 @@ pub async fn list_assets(
         let live = live(&state, entry);
         let keep = Some(live.0.status) == status;
         if keep && views.len() < size {
-            views.push(view_of(entry, live));
+            views.push(view_of(&state, entry, live));
         }
         keep
     });

@@ -69,6 +69,20 @@ pub async fn openapi() -> Json<&'static Document> {
 
 #[cfg(test)]
 mod tests {
+    /// An asset's `locations` is documented as it is configured (`required`, `names`) and as the
+    /// API answers it (each location's verdict).
+    #[test]
+    fn asset_locations_are_documented() {
+        let document = serde_json::to_value(super::document()).expect("serializes");
+        let schemas = &document["components"]["schemas"];
+        let locations = &schemas["Locations"]["properties"];
+        assert!(locations["required"].is_object() && locations["names"].is_object(), "{locations}");
+        let view = &schemas["AssetView"];
+        let answered = serde_json::to_string(view).expect("serializes");
+        assert!(answered.contains("\"locations\""), "{view}");
+        assert!(schemas["LocationState"].to_string().contains("unknown"), "{}", schemas["LocationState"]);
+    }
+
     /// Every parameter the handlers read is in the document, where it goes and whether it is
     /// required: the typed `Params` structs describe themselves (`utoipa::IntoParams`).
     #[test]

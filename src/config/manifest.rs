@@ -479,6 +479,48 @@ mod tests {
     }
 
     #[test]
+    fn locations_are_checked_with_file_key_and_value() {
+        let asset = |id: &str, locations: Value| json!({"id": id, "assetType": "http", "address": "http://x/", "locations": locations});
+        let problems = problems_of(json!({"assets": [
+            asset("zero", json!({"required": 0})),
+            asset("none", json!({"names": [], "required": 1})),
+            asset("twice", json!({"names": ["eu", "us", "eu"], "required": 2})),
+            asset("blank", json!({"names": ["eu", " "], "required": 1})),
+            asset("more", json!({"names": ["eu", "us"], "required": 3})),
+            asset("typo", json!({"require": 2})),
+            asset("negative", json!({"required": -1})),
+        ]}));
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+        assert_eq!(
+            problems[0],
+            "assets[0].locations.required: 0 is not allowed: it must be at least 1 (how many locations must see the \
+             asset down)"
+        );
+        assert!(problems[1].starts_with("assets[1].locations.names: must not be empty"), "{problems:#?}");
+        assert_eq!(problems[2], "assets[2].locations.names[2]: \"eu\" is listed twice");
+        assert_eq!(problems[3], "assets[3].locations.names[1]: \" \": a location name must not be empty");
+        assert_eq!(
+            problems[4],
+            "assets[4].locations.required: 3 is more than the 2 location(s) in names: the asset could never be \
+             confirmed down"
+        );
+        assert!(problems[5].starts_with("assets[5].locations"), "{problems:#?}");
+        assert!(problems[6].starts_with("assets[6].locations"), "{problems:#?}");
+
+        let manifest = parse_ok(json!({"assets": [
+            asset("any", json!({"required": 2})),
+            asset("named", json!({"names": ["eu", "us", "ap"], "required": 2})),
+            {"id": "plain", "assetType": "http", "address": "http://x/"},
+        ]}));
+        let any = manifest.assets[0].locations.as_ref().expect("locations");
+        assert_eq!((any.required, any.names.as_ref()), (2, None));
+        assert!(any.includes("anywhere"));
+        let named = manifest.assets[1].locations.as_ref().expect("locations");
+        assert!(named.includes("us") && !named.includes("sa"));
+        assert_eq!(manifest.assets[2].locations, None);
+    }
+
+    #[test]
     fn a_manifest_without_an_assets_list_is_rejected() {
         assert_eq!(
             problems_of(json!({"asets": []})),

@@ -3,6 +3,7 @@
 //! `bodyContains` and not `bodyNotContains`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use parking_lot::Mutex;
@@ -70,15 +71,17 @@ struct ClientKey {
 /// costs more than a probe (see STACK.md).
 pub struct Clients {
     built: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    /// `[probes] source_address`: the local address every probe is sent from.
+    source: Option<IpAddr>,
 }
 
 impl Clients {
-    pub fn new() -> Result<Clients, reqwest::Error> {
+    pub fn new(source: Option<IpAddr>) -> Result<Clients, reqwest::Error> {
         // The common case is built now, so that a broken TLS setup stops statusd at start.
         let default =
             ClientKey { follow_redirects: true, insecure_skip_verify: false, keep_alive: false, ca_file: None };
-        let client = build(&default, Vec::new())?;
-        Ok(Clients { built: Mutex::new(HashMap::from([(default, client)])) })
+        let client = build(&default, Vec::new(), source)?;
+        Ok(Clients { built: Mutex::new(HashMap::from([(default, client)])), source })
     }
 
     fn get(&self, key: ClientKey) -> Result<reqwest::Client, String> {
@@ -89,14 +92,19 @@ impl Clients {
             Some(path) => tls::read_ca_file(path).map_err(|problem| format!("caFile: {problem}"))?,
             None => Vec::new(),
         };
-        let client = build(&key, roots).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = build(&key, roots, self.source).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         self.built.lock().insert(key, client.clone());
         Ok(client)
     }
 }
 
-fn build(key: &ClientKey, extra_roots: Vec<Vec<u8>>) -> Result<reqwest::Client, reqwest::Error> {
+fn build(
+    key: &ClientKey,
+    extra_roots: Vec<Vec<u8>>,
+    source: Option<IpAddr>,
+) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
+        .local_address(source)
         .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
         .tls_info(true)
         .redirect(if key.follow_redirects {

@@ -104,8 +104,13 @@ pub struct ProbeContext {
 
 impl ProbeContext {
     pub fn new() -> Result<ProbeContext, reqwest::Error> {
+        ProbeContext::sent_from(None)
+    }
+
+    /// Probes sent from `source` (`[probes] source_address`), or from where the system picks.
+    pub fn sent_from(source: Option<std::net::IpAddr>) -> Result<ProbeContext, reqwest::Error> {
         Ok(ProbeContext {
-            http: http::Clients::new()?,
+            http: http::Clients::new(source)?,
             dns: dns::Resolvers::new(),
             tls: tls::Trust::new(),
             icmp: icmp::Pingers::new(),

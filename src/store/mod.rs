@@ -7,6 +7,7 @@
 
 pub mod claim;
 pub mod cluster;
+pub mod locations;
 mod postgres;
 pub mod rollup;
 mod sql;

@@ -5,7 +5,7 @@
 //! has its assets taken over by the others within 2 × lease.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -206,11 +206,17 @@ struct Replica {
 
 impl Replica {
     async fn spawn(setup: &Setup, id: &str) -> Replica {
+        Replica::spawn_with(setup, id, &[]).await
+    }
+
+    /// A replica with more flags (`--location`, `--source-address`).
+    async fn spawn_with(setup: &Setup, id: &str, extra: &[&str]) -> Replica {
         let port = {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             listener.local_addr().expect("address").port()
         };
-        let mut args = setup.args(&["--cluster", "--instance-id", id, "--log-level", "statusd=debug,info"]);
+        let flags = [&["--cluster", "--instance-id", id, "--log-level", "statusd=debug,info"][..], extra].concat();
+        let mut args = setup.args(&flags);
         args.remove(0);
         let listen = args.iter().position(|arg| arg == "127.0.0.1:0").expect("the listen address");
         args[listen] = format!("127.0.0.1:{port}");
@@ -614,4 +620,215 @@ async fn a_claim_whose_session_dies_is_taken_again() {
     let error = refusal(&second, &["--instance-id", "second-instance"]).await;
     assert!(error.contains("first-instance"), "{error}");
     first.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two locations on one machine: each replica sends its probes from its own loopback address
+// (`--source-address`), and the target fails the probes of one address only, as a network
+// path that is broken from one location and fine from the other.
+
+/// A target that answers 500 to the probes sent from the addresses in `failing`, 200 to the
+/// others, and logs who asked for what.
+struct PathTarget {
+    addr: SocketAddr,
+    failing: Arc<Mutex<BTreeSet<IpAddr>>>,
+    log: Arc<Mutex<Vec<(String, IpAddr)>>>,
+    _server: AbortOnDrop,
+}
+
+impl PathTarget {
+    async fn start() -> PathTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+        let addr = listener.local_addr().expect("target address");
+        let failing: Arc<Mutex<BTreeSet<IpAddr>>> = Arc::default();
+        let log: Arc<Mutex<Vec<(String, IpAddr)>>> = Arc::default();
+        let (server_failing, server_log) = (Arc::clone(&failing), Arc::clone(&log));
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, peer)) = listener.accept().await {
+                let (failing, log) = (Arc::clone(&server_failing), Arc::clone(&server_log));
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let path = String::from_utf8_lossy(&head).split_whitespace().nth(1).unwrap_or_default().to_string();
+                    log.lock().push((path, peer.ip()));
+                    let status =
+                        if failing.lock().contains(&peer.ip()) { "500 Internal Server Error" } else { "200 OK" };
+                    let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        PathTarget { addr, failing, log, _server: AbortOnDrop(server) }
+    }
+
+    fn url(&self, asset: &str) -> String {
+        format!("http://{}/probe/{asset}", self.addr)
+    }
+
+    fn fail_from(&self, sources: &[IpAddr]) {
+        *self.failing.lock() = sources.iter().copied().collect();
+    }
+
+    /// The addresses `asset` was probed from.
+    fn sources(&self, asset: &str) -> BTreeSet<IpAddr> {
+        let path = format!("/probe/{asset}");
+        self.log.lock().iter().filter(|(p, _)| *p == path).map(|(_, ip)| *ip).collect()
+    }
+}
+
+/// An asset confirmed down only when two locations see it down: one location's view is shown
+/// and opens nothing; both give one incident, one DOWN naming them, and one RECOVERY.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_asset_needing_two_locations_is_down_only_when_both_see_it_down() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let eu: IpAddr = "127.0.0.2".parse().expect("an address");
+    let us: IpAddr = "127.0.0.3".parse().expect("an address");
+    let target = PathTarget::start().await;
+    let receiver = Receiver::start().await;
+    let mut edge = http_asset("edge", &target.url("edge"));
+    edge["locations"] = json!({"names": ["eu", "us"], "required": 2});
+    // On a target of its own, which never fails.
+    let other = PathTarget::start().await;
+    let mut eu_only = http_asset("eu-only", &other.url("eu-only"));
+    eu_only["locations"] = json!({"names": ["eu"], "required": 1});
+    let notifiers = json!({
+        "notifiers": {"hook": {"type": "webhook", "url": receiver.url("webhook")}},
+        "notificationPolicy": {"onDown": ["hook"], "onRecovery": ["hook"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(Backend::Postgres, json!([edge, eu_only]), notifiers).await;
+    let replicas = [
+        Replica::spawn_with(&setup, "replica-eu", &["--location", "eu", "--source-address", "127.0.0.2"]).await,
+        Replica::spawn_with(&setup, "replica-us", &["--location", "us", "--source-address", "127.0.0.3"]).await,
+    ];
+    // Every replica answers the same, whichever location it is in.
+    let seen = |locations: Value, status: &'static str| {
+        let replicas = &replicas;
+        async move {
+            eventually(&format!("every replica to show edge {status} with {locations}"), WAIT, || async {
+                for replica in replicas {
+                    let asset = replica.get("/api/assets/edge").await?;
+                    if asset["locations"] != locations || asset["status"] != status {
+                        return None;
+                    }
+                }
+                Some(())
+            })
+            .await
+        }
+    };
+    seen(json!({"eu": "up", "us": "up"}), "up").await;
+
+    // Failing from eu only: shown, and nothing opened.
+    target.fail_from(&[eu]);
+    seen(json!({"eu": "down", "us": "up"}), "up").await;
+    // Five more probes from each location, every one of them a chance for a wrong decision.
+    let probed = target.log.lock().len();
+    eventually("ten more probes of edge", WAIT, || async { (target.log.lock().len() >= probed + 10).then_some(()) })
+        .await;
+    seen(json!({"eu": "down", "us": "up"}), "up").await;
+    assert_eq!(receiver.events("webhook"), Vec::<String>::new(), "no notification for one location");
+    assert_eq!(setup.inspect().await.incidents().await.len(), 0, "no incident for one location");
+
+    // Failing from both: one incident, one DOWN that names both locations.
+    target.fail_from(&[eu, us]);
+    eventually("one DOWN", WAIT, || async { (receiver.events("webhook") == ["DOWN"]).then_some(()) }).await;
+    let down = receiver.bodies("webhook")[0].clone();
+    println!("DOWN: {down}");
+    assert_eq!(down["assetId"], "edge");
+    assert_eq!(down["details"], "down in eu, us", "{down}");
+    seen(json!({"eu": "down", "us": "down"}), "down").await;
+    let incidents = setup.inspect().await.incidents().await;
+    assert_eq!(incidents.len(), 1, "one incident: {incidents:?}");
+
+    // Up again from us: fewer than two see it down, so it recovers, once.
+    target.fail_from(&[eu]);
+    eventually("one RECOVERY", WAIT, || async { (receiver.events("webhook") == ["DOWN", "RECOVERY"]).then_some(()) })
+        .await;
+    let recovery = receiver.bodies("webhook")[1].clone();
+    let details = recovery["details"].as_str().unwrap_or_default();
+    assert!(details.starts_with("back up after ") && details.ends_with(": down in eu; up in us"), "{recovery}");
+    seen(json!({"eu": "down", "us": "up"}), "up").await;
+    let probed = target.log.lock().len();
+    eventually("ten more probes of edge", WAIT, || async { (target.log.lock().len() >= probed + 10).then_some(()) })
+        .await;
+    assert_eq!(receiver.events("webhook"), ["DOWN", "RECOVERY"], "nothing more");
+    let incidents = setup.inspect().await.incidents().await;
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
+
+    // An asset named for eu only is probed from eu only; us parks it.
+    assert_eq!(other.sources("eu-only"), BTreeSet::from([eu]));
+    assert_eq!(target.sources("edge"), BTreeSet::from([eu, us]));
+}
+
+/// The decider dies in the middle of a quorum outage: the replica that takes the incidents role
+/// takes the open incident over from the store, so the outage is still one DOWN and one RECOVERY.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quorum_outage_survives_the_death_of_its_decider() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let eu: IpAddr = "127.0.0.2".parse().expect("an address");
+    let us: IpAddr = "127.0.0.3".parse().expect("an address");
+    let target = PathTarget::start().await;
+    let receiver = Receiver::start().await;
+    let mut edge = http_asset("edge", &target.url("edge"));
+    edge["locations"] = json!({"required": 2});
+    let notifiers = json!({
+        "notifiers": {"hook": {"type": "webhook", "url": receiver.url("webhook")}},
+        "notificationPolicy": {"onDown": ["hook"], "onRecovery": ["hook"], "throttleSeconds": 0}
+    });
+    let setup = Setup::new(Backend::Postgres, json!([edge]), notifiers).await;
+    let in_eu = ["--location", "eu", "--source-address", "127.0.0.2"];
+    let mut decider = Replica::spawn_with(&setup, "replica-eu-a", &in_eu).await;
+    eventually("replica-eu-a to hold the incidents role", WAIT, || async {
+        (decider.get("/api/cluster").await?["incidentsHolder"] == "replica-eu-a").then_some(())
+    })
+    .await;
+    let others = [
+        Replica::spawn_with(&setup, "replica-eu-b", &in_eu).await,
+        Replica::spawn_with(&setup, "replica-us-a", &["--location", "us", "--source-address", "127.0.0.3"]).await,
+    ];
+    eventually("edge up from eu and us", WAIT, || async {
+        let asset = others[1].get("/api/assets/edge").await?;
+        (asset["locations"] == json!({"eu": "up", "us": "up"})).then_some(())
+    })
+    .await;
+
+    target.fail_from(&[eu, us]);
+    eventually("one DOWN", WAIT, || async { (receiver.events("webhook") == ["DOWN"]).then_some(()) }).await;
+    let killed = Instant::now();
+    decider.kill();
+    let holder = eventually("the incidents role to move", WAIT, || async {
+        let holder = others[0].get("/api/cluster").await?["incidentsHolder"].as_str()?.to_string();
+        (holder != "replica-eu-a").then_some(holder)
+    })
+    .await;
+    println!("{holder} holds the incidents role {:.2} s after the decider was killed", killed.elapsed().as_secs_f64());
+    // eu is still live (replica-eu-b took the asset over) and still sees it down.
+    eventually("edge down from eu and us, seen by the new holder", WAIT, || async {
+        let asset = others[0].get("/api/assets/edge").await?;
+        (asset["locations"] == json!({"eu": "down", "us": "down"}) && asset["status"] == "down").then_some(())
+    })
+    .await;
+    let probed = target.log.lock().len();
+    eventually("ten more probes of edge", WAIT, || async { (target.log.lock().len() >= probed + 10).then_some(()) })
+        .await;
+    assert_eq!(receiver.events("webhook"), ["DOWN"], "no second DOWN after the decider died");
+
+    target.fail_from(&[]);
+    eventually("one RECOVERY", WAIT, || async { (receiver.events("webhook") == ["DOWN", "RECOVERY"]).then_some(()) })
+        .await;
+    let incidents = setup.inspect().await.incidents().await;
+    assert_eq!(incidents.len(), 1, "one incident: {incidents:?}");
+    assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
 }

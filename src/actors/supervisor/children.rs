@@ -346,7 +346,7 @@ impl SupervisorState {
                 starting.push(name.clone());
             } else if !want && !child.parked {
                 child.parked = true;
-                handed_over.push(config.id.clone());
+                handed_over.push((config.id.clone(), config.locations.is_some()));
                 if let Some(running) = child.running.take() {
                     self.by_id.remove(&running.cell().get_id());
                     stopping.push(running.cell());
@@ -358,10 +358,13 @@ impl SupervisorState {
             stopping.iter().map(|cell| cell.stop_and_wait(Some("owned by another replica".into()), Some(STOP_ASSET))),
         )
         .await;
-        for asset_id in handed_over {
+        for (asset_id, quorum) in handed_over {
             // Listed as probed elsewhere from now on.
             self.index(&format!("asset:{asset_id}"));
-            self.services.directory.incidents(IncidentEvent::HandedOver { asset_id });
+            // The incident of an asset with `locations` is the quorum's decider's, not its prober's.
+            if !quorum {
+                self.services.directory.incidents(IncidentEvent::HandedOver { asset_id });
+            }
         }
         let open = if starting.is_empty() { HashMap::new() } else { self.open_incidents().await };
         for name in &starting {
@@ -369,7 +372,9 @@ impl SupervisorState {
                 continue;
             };
             let mut fresh = AssetMemory::default();
-            if let Some(incident) = open.get(&config.id) {
+            // An asset with `locations` starts afresh: its location's verdict stays in the store
+            // until this replica confirms one of its own, and its incident is the decider's.
+            if let Some(incident) = open.get(&config.id).filter(|_| config.locations.is_none()) {
                 let thresholds = Thresholds { failure: config.failure_threshold, success: config.success_threshold };
                 let resumed = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
                 fresh.health = Health::resume_down(resumed, thresholds);

@@ -82,7 +82,7 @@ pub enum SupervisorMsg {
     Respawn {
         name: String,
     },
-    /// Cluster mode: the ids of every configured asset.
+    /// Cluster mode: the ids of the configured assets this replica's location probes.
     AssetIds(RpcReplyPort<Vec<String>>),
     /// Cluster mode: run exactly these assets (those whose leases this replica holds); the
     /// others are stopped (and waited for) before the answer.
@@ -344,7 +344,16 @@ impl Actor for Supervisor {
             SupervisorMsg::Loaded(loaded) => state.apply_loaded(&myself, *loaded).await,
             SupervisorMsg::Respawn { name } => state.respawn(&myself, &name).await,
             SupervisorMsg::AssetIds(reply) => {
-                let ids = state.config.manifest.assets.iter().map(|asset| asset.id.clone()).collect();
+                // An asset whose `locations` leave this replica's out is parked here.
+                let location = &state.services.cluster.location;
+                let ids = state
+                    .config
+                    .manifest
+                    .assets
+                    .iter()
+                    .filter(|asset| asset.locations.as_ref().is_none_or(|locations| locations.includes(location)))
+                    .map(|asset| asset.id.clone())
+                    .collect();
                 let _ = reply.send(ids);
             }
             SupervisorMsg::Own(owned, reply) => {
