@@ -165,9 +165,10 @@ impl Directory {
         }
     }
 
-    /// Hands a change (an incident, the asset list) to Persistence, to be written at once.
-    pub fn persist_change(&self, change: StoreOp) {
-        self.backlog.accept_change(change);
+    /// Hands a change (an incident, the asset list) to Persistence, to be written at once;
+    /// answers its sequence number, for [`Backlog::stored`].
+    pub fn persist_change(&self, change: StoreOp) -> u64 {
+        self.backlog.accept_change(change)
     }
 
     pub fn incidents(&self, event: IncidentEvent) {
@@ -177,7 +178,8 @@ impl Directory {
     }
 
     /// Hands a decided notification to its channel: first to the outbox (written before any
-    /// later change, so before the send's outcome), then to the channel's queue.
+    /// later change, so before the send's outcome), then to the channel's queue, whose notifier
+    /// sends it once the outbox row (and the incident opened before it) is stored.
     /// A notification whose outbox key was decided before is dropped here (see
     /// [`Notification::outbox_key`]).
     pub fn notify(&self, channel: &str, notification: Notification) {
@@ -188,13 +190,13 @@ impl Directory {
                     return;
                 }
                 let id = Uuid::now_v7();
-                self.persist_change(StoreOp::Notification(NotificationWrite::Decided(OutboxEntry {
+                let stored = self.persist_change(StoreOp::Notification(NotificationWrite::Decided(OutboxEntry {
                     id,
                     channel: channel.to_string(),
                     notification: notification.clone(),
                     decided_at: Utc::now(),
                 })));
-                queue.push(id, notification);
+                queue.push(id, notification, stored);
             }
             None => tracing::error!(%channel, "no such notification channel: a notification was dropped"),
         }

@@ -42,6 +42,10 @@ const CAREFUL_AFTER_RATE_LIMIT: Duration = Duration::from_secs(60);
 /// A notification still waiting this long after it was decided is dropped (counted as failed
 /// and logged): an alert about an outage an hour old is no longer news.
 pub const MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// How long a notification waits for its outbox row to be stored before it is sent anyway:
+/// writes take milliseconds, and a database down for longer must not hold alerts back.
+const OUTBOX_WAIT: Duration = Duration::from_secs(5);
 /// How long a stopping notifier waits for deliveries still queued or under way.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -83,6 +87,11 @@ struct Pending {
     seq: u64,
     /// When it was decided, for [`MAX_AGE`].
     decided: Instant,
+    /// The sequence number of its outbox row's write ([`Backlog::stored`]); None when the row
+    /// is known to be stored (resumed from the outbox) or there is none (a test message).
+    ///
+    /// [`Backlog::stored`]: super::persistence::Backlog::stored
+    outbox_write: Option<u64>,
 }
 
 /// The order of a channel's notifications: per asset in order, assets by when they became
@@ -118,7 +127,8 @@ enum Finished {
     /// Sent, or failed for good: the next notification of the asset may go.
     Done,
     /// To be sent again, from its place in the queue.
-    Again(Entry<Pending>),
+    /// Boxed: rare (a rate limit, a panic), and `Done` is the common case.
+    Again(Box<Entry<Pending>>),
 }
 
 impl Discipline<Pending> for QueueState {
@@ -144,7 +154,7 @@ impl Discipline<Pending> for QueueState {
 
     fn requeue(&mut self, entry: Entry<Pending>) {
         let asset_id = entry.item.notification.asset_id.clone();
-        self.finished(&asset_id, Finished::Again(entry));
+        self.finished(&asset_id, Finished::Again(Box::new(entry)));
     }
 
     fn done(&mut self, pending: &Pending) {
@@ -218,7 +228,7 @@ impl QueueState {
                 let seq = entry.item.seq;
                 let queue = self.waiting.entry(asset_id.to_string()).or_default();
                 let was_waiting = !queue.is_empty();
-                queue.push_front(entry);
+                queue.push_front(*entry);
                 self.waiting_count += 1;
                 if was_active || !was_waiting {
                     let head =
@@ -264,9 +274,15 @@ impl ChannelQueue {
     }
 
     /// Queues a notification (its outbox row is `id`) and wakes the notifier.
-    pub fn push(&self, id: Uuid, notification: Notification) {
+    pub fn push(&self, id: Uuid, notification: Notification, outbox_write: u64) {
         // The seq is set by the queue, under its lock, so that it follows arrival.
-        self.inbox.push(Pending { id, notification, seq: 0, decided: Instant::now() });
+        self.inbox.push(Pending {
+            id,
+            notification,
+            seq: 0,
+            decided: Instant::now(),
+            outbox_write: Some(outbox_write),
+        });
         self.inbox.wake();
     }
 
@@ -274,7 +290,13 @@ impl ChannelQueue {
     /// that [`MAX_AGE`] counts from its decision, not from the restart).
     pub fn resume(&self, entry: OutboxEntry, age: Duration) {
         let decided = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        self.inbox.push(Pending { id: entry.id, notification: entry.notification, seq: 0, decided });
+        self.inbox.push(Pending {
+            id: entry.id,
+            notification: entry.notification,
+            seq: 0,
+            decided,
+            outbox_write: None,
+        });
         self.inbox.wake();
     }
 
@@ -338,6 +360,18 @@ impl ChannelQueue {
     /// it back to its place in the queue.
     async fn deliver(self: &Arc<Self>, services: &Arc<Services>, lease: Lease<Pending, QueueState>) {
         let Some(pending) = lease.first() else { return };
+        // Sent only once its outbox row is stored: a replica taking the asset over, or statusd
+        // restarted, then finds the incident and the decision and sends nothing again. A
+        // database that cannot take the row within OUTBOX_WAIT does not hold alerts back.
+        if let Some(seq) = pending.outbox_write
+            && !services.directory.backlog().stored(seq, OUTBOX_WAIT).await
+        {
+            tracing::warn!(
+                actor = %self.actor, channel = %self.name, asset_id = %pending.notification.asset_id,
+                event = pending.notification.event.as_str(),
+                "the outbox row is not stored yet: sent anyway (a restart now may send it again)"
+            );
+        }
         let channel = Arc::clone(&self.channel.read());
         let notification = &pending.notification;
         let event = notification.event.as_str();
@@ -515,7 +549,7 @@ mod tests {
     impl QueueState {
         /// A notification decided at `now` arrives.
         fn arrive(&mut self, notification: Notification, now: Instant) {
-            let pending = Pending { id: Uuid::now_v7(), notification, seq: 0, decided: now };
+            let pending = Pending { id: Uuid::now_v7(), notification, seq: 0, decided: now, outbox_write: None };
             Discipline::push(self, Entry { item: pending, failures: 0 });
         }
     }
@@ -580,9 +614,9 @@ mod tests {
         assert_eq!(state.ready, ["d"]);
         // c and a are refused (rate limited), b goes through: a and c go back before d.
         let (c, a) = (under_way.remove(2), under_way.remove(0));
-        state.finished("c", Finished::Again(c));
+        state.finished("c", Finished::Again(Box::new(c)));
         state.finished("b", Finished::Done);
-        state.finished("a", Finished::Again(a));
+        state.finished("a", Finished::Again(Box::new(a)));
         assert_eq!(state.ready, ["a", "c", "d"]);
         assert_eq!(
             started(&mut state, 8),
@@ -627,8 +661,15 @@ mod tests {
     #[test]
     fn a_delivery_that_never_reports_back_gives_its_notification_back_to_its_place() {
         let inbox: Arc<Inbox<Pending, QueueState>> = Arc::new(Inbox::new(Bound::Unbounded));
-        let push =
-            |notification| inbox.push(Pending { id: Uuid::now_v7(), notification, seq: 0, decided: Instant::now() });
+        let push = |notification| {
+            inbox.push(Pending {
+                id: Uuid::now_v7(),
+                notification,
+                seq: 0,
+                decided: Instant::now(),
+                outbox_write: None,
+            })
+        };
         for asset in ["a", "b", "c"] {
             push(note(asset, Event::Down));
         }

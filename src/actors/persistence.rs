@@ -243,6 +243,12 @@ pub struct Backlog {
     /// The bound of `results`, for the log line.
     max_results: usize,
     changes: Arc<Inbox<StoreOp>>,
+    /// Changes accepted so far: a change's sequence number is this count once it is queued.
+    /// Under a lock with the push, so that numbers follow queue order.
+    changes_accepted: Mutex<u64>,
+    /// Changes written so far. Changes are written in queue order (one refused stops those
+    /// after it), so a change is stored once this reaches its sequence number.
+    changes_written: tokio::sync::watch::Sender<u64>,
     stats: Mutex<WriteStats>,
 }
 
@@ -283,6 +289,8 @@ impl Backlog {
             max_results: max_results.max(1),
             // Changes are never dropped: they are few (an incident opens or closes, a reload).
             changes: Arc::new(Inbox::new(Bound::Unbounded)),
+            changes_accepted: Mutex::new(0),
+            changes_written: tokio::sync::watch::Sender::new(0),
             stats: Mutex::new(WriteStats {
                 write_started: None,
                 written: 0,
@@ -367,10 +375,24 @@ impl Backlog {
         pushed.len
     }
 
-    /// Takes a change (never dropped) and wakes the actor to write it now.
-    pub fn accept_change(&self, change: StoreOp) {
-        self.changes.push(change);
+    /// Takes a change (never dropped) and wakes the actor to write it now; answers its
+    /// sequence number, for [`Backlog::stored`].
+    pub fn accept_change(&self, change: StoreOp) -> u64 {
+        let seq = {
+            let mut accepted = self.changes_accepted.lock();
+            *accepted += 1;
+            self.changes.push(change);
+            *accepted
+        };
         self.changes.wake();
+        seq
+    }
+
+    /// Waits until the change numbered `seq` (and every change before it) is in the database,
+    /// at most `within`; answers whether it is.
+    pub async fn stored(&self, seq: u64, within: Duration) -> bool {
+        let mut written = self.changes_written.subscribe();
+        tokio::time::timeout(within, written.wait_for(|written| *written >= seq)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Wakes the actor: a batch of results is due.
@@ -427,6 +449,7 @@ impl Backlog {
         }
         let results = batch.results.len();
         batch.changes.ack_first(changes);
+        self.changes_written.send_modify(|written| *written += changes as u64);
         batch.results.ack();
         let mut stats = self.stats.lock();
         stats.written += (results - rejected.len()) as u64;

@@ -18,6 +18,8 @@ use crate::probe::{Mark, ProbeResult, ProbeSpec};
 /// buffers; the API answers 503) than hanging while the database is away.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_CONNECTIONS: u32 = 10;
+/// How long [`PostgresStore::session`] waits for a server whose connection slots are all taken.
+const SESSION_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The store on PostgreSQL, following the primary of a multi-host URL.
 #[derive(Clone)]
@@ -139,11 +141,31 @@ impl PostgresStore {
 
     /// A session of its own on the host the pool uses, outside the pool: for what must live
     /// as long as the session does (advisory locks, LISTEN).
+    ///
+    /// A server with every connection slot taken (SQLSTATE 53300, `max_connections`) or not yet
+    /// taking connections (57P03) is asked again with backoff for up to [`SESSION_PATIENCE`]:
+    /// the pool's connections were just made, so the server is there, and slots free up as other
+    /// clients close theirs. Other errors answer at once.
     pub async fn session(&self) -> Result<PgConnection, StoreError> {
-        let options = &self.servers.hosts[self.current.load(Ordering::Relaxed) % self.servers.hosts.len()];
-        PgConnection::connect_with(options)
-            .await
-            .map_err(|source| StoreError::Connect { url: "(a session of its own, for the claim)".into(), source })
+        let deadline = tokio::time::Instant::now() + SESSION_PATIENCE;
+        let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        loop {
+            let options = &self.servers.hosts[self.current.load(Ordering::Relaxed) % self.servers.hosts.len()];
+            let delay = backoff.next_delay();
+            match PgConnection::connect_with(options).await {
+                Ok(session) => return Ok(session),
+                Err(sqlx::Error::Database(error))
+                    if matches!(error.code().as_deref(), Some("53300" | "57P03"))
+                        && tokio::time::Instant::now() + delay < deadline =>
+                {
+                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "no session to be had yet; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(source) => {
+                    return Err(StoreError::Connect { url: "(a session of its own, for the claim)".into(), source });
+                }
+            }
+        }
     }
 
     /// After a write failed because the database is unavailable: with several hosts, new

@@ -18,7 +18,9 @@ use tokio::time::Instant;
 
 use crate::e2e::harness::*;
 
-const WAIT: Duration = Duration::from_secs(20);
+/// A deadline, not a promise: three or four debug-built processes starting while the rest of
+/// the suite runs on two cores can take a while to join (takeover times are measured apart).
+const WAIT: Duration = Duration::from_secs(45);
 
 /// A second statusd's files, on the database of `first`.
 fn on_the_same_database(first: &Setup, assets: Value) -> Setup {
@@ -226,9 +228,12 @@ impl Replica {
         let process = Command::new(binary)
             .args(&args)
             .env("STATUSD_CLUSTER__LEASE_SECONDS", LEASE_SECONDS.to_string())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var("STATUSD_TEST_REPLICA_LOGS") {
+                // A directory to keep each replica's log (stdout) and errors (stderr) in, when debugging.
+                Ok(dir) => std::fs::File::create(format!("{dir}/{id}.err")).map_or(Stdio::null(), Stdio::from),
+                Err(_) => Stdio::null(),
+            })
             .stdout(match std::env::var("STATUSD_TEST_REPLICA_LOGS") {
-                // A directory to keep each replica's log in, when debugging.
                 Ok(dir) => std::fs::File::create(format!("{dir}/{id}.log")).map_or(Stdio::null(), Stdio::from),
                 Err(_) => Stdio::null(),
             })
@@ -270,6 +275,17 @@ impl Drop for Replica {
 
 const LEASE_SECONDS: u64 = 2;
 
+/// Replica processes running at once across this binary's tests. Each holds a dozen PostgreSQL
+/// connections (its pool, the claim's session, listeners) and the suite's other tests need
+/// theirs: without a bound, PostgreSQL's default `max_connections = 100` runs out ("too many
+/// clients") while they all run at once. Each test takes all the slots it needs at its start.
+static REPLICA_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(7);
+
+async fn replica_slots(processes: u32) -> tokio::sync::SemaphorePermit<'static> {
+    // Invariant: the semaphore is never closed.
+    REPLICA_SLOTS.acquire_many(processes).await.expect("the replica slots stay open")
+}
+
 fn replicas_ids(replicas: &[Replica]) -> Vec<&str> {
     replicas.iter().map(|replica| replica.id.as_str()).collect()
 }
@@ -308,15 +324,16 @@ async fn three_replica_processes_split_the_assets_and_take_over_a_killed_ones_wi
     if !crate::e2e::databases::postgres_available().await {
         return;
     }
+    let _slots = replica_slots(4).await;
     let target = LoggingTarget::start().await;
     let ids: Vec<String> = (0..ASSETS).map(|i| format!("asset-{i:02}")).collect();
     let all: BTreeSet<String> = ids.iter().cloned().collect();
     let assets: Vec<Value> = ids.iter().map(|id| http_asset(id, &target.url(id))).collect();
     let setup = Setup::new(Backend::Postgres, Value::Array(assets), no_channels()).await;
     let mut replicas = vec![
-        Replica::spawn(&setup, "replica-a").await,
-        Replica::spawn(&setup, "replica-b").await,
-        Replica::spawn(&setup, "replica-c").await,
+        Replica::spawn(&setup, "split-a").await,
+        Replica::spawn(&setup, "split-b").await,
+        Replica::spawn(&setup, "split-c").await,
     ];
 
     let sets = split(&replicas.iter().collect::<Vec<_>>(), &all).await;
@@ -398,6 +415,7 @@ async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery()
     if !crate::e2e::databases::postgres_available().await {
         return;
     }
+    let _slots = replica_slots(3).await;
     let quiet = LoggingTarget::start().await;
     let failing = Target::start().await;
     let receiver = Receiver::start().await;
@@ -481,6 +499,7 @@ async fn killing_the_incidents_role_holder_moves_the_role_and_sends_nothing_twic
     if !crate::e2e::databases::postgres_available().await {
         return;
     }
+    let _slots = replica_slots(3).await;
     let quiet = LoggingTarget::start().await;
     let failing = Target::start().await;
     let receiver = Receiver::start().await;
@@ -690,6 +709,7 @@ async fn an_asset_needing_two_locations_is_down_only_when_both_see_it_down() {
     if !crate::e2e::databases::postgres_available().await {
         return;
     }
+    let _slots = replica_slots(2).await;
     let eu: IpAddr = "127.0.0.2".parse().expect("an address");
     let us: IpAddr = "127.0.0.3".parse().expect("an address");
     let target = PathTarget::start().await;
@@ -777,6 +797,7 @@ async fn a_quorum_outage_survives_the_death_of_its_decider() {
     if !crate::e2e::databases::postgres_available().await {
         return;
     }
+    let _slots = replica_slots(3).await;
     let eu: IpAddr = "127.0.0.2".parse().expect("an address");
     let us: IpAddr = "127.0.0.3".parse().expect("an address");
     let target = PathTarget::start().await;
