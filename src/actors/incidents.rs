@@ -229,9 +229,9 @@ impl IncidentsMemory {
         let Resumed { open, degraded: degradations, connectivity } = resumed;
         let mut dispatcher = Dispatcher::new(policy.clone());
         let mut degraded = Dispatcher::new(policy.for_degraded());
-        let mut causes = Causes::new(graph);
-        let mut flaps = FlapBreaker::default();
-        let mut flapping_names = imbl::HashMap::new();
+        let causes = Causes::new(graph);
+        let flaps = FlapBreaker::default();
+        let flapping_names = imbl::HashMap::new();
         let now = Instant::now();
         let wall_clock = Utc::now();
         dispatcher.set_metadata(metadata, now);
@@ -253,44 +253,8 @@ impl IncidentsMemory {
             degraded.resume(notification, Some(0), false, open_for(since), now);
         }
         let network = NetworkWatch::resume(connectivity.clone(), open.iter().map(|incident| incident.asset_id.clone()));
-        for incident in &open {
-            // A connectivity asset's outage was never a DOWN (see `network.rs`): nothing is owed.
-            if network.is_down(&incident.asset_id) {
-                continue;
-            }
-            let asset_name = names.get(&incident.asset_id).cloned().unwrap_or_else(|| incident.asset_id.clone());
-            let down = Notification {
-                event: if incident.flapping { Event::Flapping } else { Event::Down },
-                asset_id: incident.asset_id.clone(),
-                asset_name,
-                timestamp: incident.started_at,
-                details: incident.summary.clone(),
-                incident_id: Some(incident.id),
-                group: Vec::new(),
-                tier: None,
-                since: Some(incident.started_at),
-            };
-            if incident.flapping {
-                // The breaker held it when statusd stopped: it goes on holding it, as if the
-                // state had just changed.
-                flaps.resume(&incident.asset_id, now);
-                flapping_names.insert(incident.asset_id.clone(), down.asset_name.clone());
-            }
-            match &incident.caused_by {
-                // Its DOWN was never sent: no RECOVERY is owed, and it may yet be its own outage.
-                Some(root) => causes.resume(down, root.clone()),
-                None => dispatcher.resume(
-                    down,
-                    incident.tier,
-                    incident.acknowledged_at.is_some(),
-                    open_for(incident.started_at),
-                    now,
-                ),
-            }
-        }
-        let open = open.into_iter().map(|i| (i.asset_id.clone(), i)).collect();
-        IncidentsMemory {
-            open,
+        let mut memory = IncidentsMemory {
+            open: imbl::HashMap::new(),
             dispatcher,
             grouper: Grouper::default(),
             flaps,
@@ -299,7 +263,12 @@ impl IncidentsMemory {
             degraded,
             network,
             held: imbl::OrdSet::new(),
+        };
+        for incident in open {
+            let asset_name = name_of(&incident.asset_id);
+            memory.resume_open(incident, asset_name, open_for, now);
         }
+        memory
     }
 }
 
@@ -310,8 +279,27 @@ impl IncidentsMemory {
         if self.open.get(&incident.asset_id).is_some_and(|known| known.id == incident.id) {
             return;
         }
-        let now = Instant::now();
-        let open_for = (Utc::now() - incident.started_at).to_std().unwrap_or_default();
+        tracing::info!(actor = "incidents", asset_id = %incident.asset_id, incident_id = %incident.id, "incident taken over from another replica");
+        let wall_clock = Utc::now();
+        self.resume_open(
+            incident,
+            asset_name,
+            |since| (wall_clock - since).to_std().unwrap_or_default(),
+            Instant::now(),
+        );
+    }
+
+    /// Goes on with an incident the store has open (at start, or taken over): its DOWN (or
+    /// FLAPPING) went out, so only later tiers and the RECOVERY are owed; `open_for` says how
+    /// long ago a time was on the wall clock.
+    fn resume_open(
+        &mut self,
+        incident: Incident,
+        asset_name: String,
+        open_for: impl Fn(DateTime<Utc>) -> std::time::Duration,
+        now: Instant,
+    ) {
+        // A connectivity asset's outage was never a DOWN (see `network.rs`): nothing is owed.
         if !self.network.is_down(&incident.asset_id) {
             let down = Notification {
                 event: if incident.flapping { Event::Flapping } else { Event::Down },
@@ -325,15 +313,23 @@ impl IncidentsMemory {
                 since: Some(incident.started_at),
             };
             if incident.flapping {
+                // The breaker held it when it was last decided: it goes on holding it, as if
+                // the state had just changed.
                 self.flaps.resume(&incident.asset_id, now);
                 self.flapping_names.insert(incident.asset_id.clone(), down.asset_name.clone());
             }
             match &incident.caused_by {
+                // Its DOWN was never sent: no RECOVERY is owed, and it may yet be its own outage.
                 Some(root) => self.causes.resume(down, root.clone()),
-                None => self.dispatcher.resume(down, incident.tier, incident.acknowledged_at.is_some(), open_for, now),
+                None => self.dispatcher.resume(
+                    down,
+                    incident.tier,
+                    incident.acknowledged_at.is_some(),
+                    open_for(incident.started_at),
+                    now,
+                ),
             }
         }
-        tracing::info!(actor = "incidents", asset_id = %incident.asset_id, incident_id = %incident.id, "incident taken over from another replica");
         self.open.insert(incident.asset_id.clone(), incident);
     }
 }
