@@ -155,7 +155,10 @@ fn register_series(name: &str, spec: &ChildSpec, per_asset: PerAsset) {
 }
 
 impl SupervisorState {
-    pub(super) async fn start_child(&mut self, myself: &ActorRef<SupervisorMsg>, spec: ChildSpec) {
+    /// Adds a child to the tree, not yet running, and lists it (even if its first start fails:
+    /// then as crashed); answers its name and whether it is parked (cluster mode: an asset
+    /// another replica owns is listed, not started).
+    fn add_child(&mut self, spec: ChildSpec) -> (String, bool) {
         let name = spec.name();
         register_series(&name, &spec, self.services.per_asset);
         self.order.push(name.clone());
@@ -174,8 +177,12 @@ impl SupervisorState {
                 failures: Restarts::new(Instant::now()),
             },
         );
-        // Listed even if its first start fails: then as crashed.
         self.index(&name);
+        (name, parked)
+    }
+
+    pub(super) async fn start_child(&mut self, myself: &ActorRef<SupervisorMsg>, spec: ChildSpec) {
+        let (name, parked) = self.add_child(spec);
         if parked {
             return;
         }
@@ -201,23 +208,7 @@ impl SupervisorState {
                 services: Arc::clone(&self.services),
                 memory: Arc::clone(memory),
             };
-            let name = spec.name();
-            register_series(&name, &spec, self.services.per_asset);
-            self.order.push(name.clone());
-            // Cluster mode: an asset another replica owns is listed, not started.
-            let parked = self.owned.as_ref().is_some_and(|owned| !owned.contains(&config.id));
-            self.children.insert(
-                name.clone(),
-                Child {
-                    spec,
-                    running: None,
-                    parked,
-                    restarts: 0,
-                    last_restart: None,
-                    failures: Restarts::new(Instant::now()),
-                },
-            );
-            self.index(&name);
+            let (name, parked) = self.add_child(spec);
             if parked {
                 continue;
             }
