@@ -18,31 +18,26 @@ pub fn payload(notification: &Notification) -> serde_json::Value {
     if let Some(tier) = notification.tier_text() {
         facts.push(json!({"title": "Escalation", "value": tier}));
     }
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": [
-                    {
-                        "type": "TextBlock",
-                        "text": notification.headline(),
-                        "weight": "Bolder",
-                        "size": "Large",
-                        "wrap": true,
-                    },
-                    {"type": "FactSet", "facts": facts},
-                ],
-            },
-        }],
-    })
+    card(json!([
+        {
+            "type": "TextBlock",
+            "text": notification.headline(),
+            "weight": "Bolder",
+            "size": "Large",
+            "wrap": true,
+        },
+        {"type": "FactSet", "facts": facts},
+    ]))
 }
 
 /// A template's text as the message: the card with one wrapped text block.
 pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
+    card(json!([{"type": "TextBlock", "text": text, "wrap": true}]))
+}
+
+/// A Teams message holding one Adaptive Card (schema 1.4) with `body`, as the Workflows
+/// webhook expects it (https://learn.microsoft.com/en-us/connectors/teams/#microsoft-teams-webhook).
+fn card(body: serde_json::Value) -> serde_json::Value {
     json!({
         "type": "message",
         "attachments": [{
@@ -51,7 +46,7 @@ pub fn text(_notification: &Notification, text: &str) -> serde_json::Value {
                 "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                 "type": "AdaptiveCard",
                 "version": "1.4",
-                "body": [{"type": "TextBlock", "text": text, "wrap": true}],
+                "body": body,
             },
         }],
     })
@@ -71,27 +66,16 @@ fn group_payload(notification: &Notification) -> serde_json::Value {
             json!({"title": n.asset_name, "value": details})
         })
         .collect();
-    json!({
-        "type": "message",
-        "attachments": [{
-            "contentType": "application/vnd.microsoft.card.adaptive",
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": "1.4",
-                "body": [
-                    {"type": "TextBlock", "text": notification.headline(), "weight": "Bolder", "size": "Large", "wrap": true},
-                    {
-                        "type": "TextBlock",
-                        "text": notification.timestamp.format("%a, %d %b %Y %H:%M:%S UTC").to_string(),
-                        "isSubtle": true,
-                        "wrap": true,
-                    },
-                    {"type": "FactSet", "facts": facts},
-                ],
-            },
-        }],
-    })
+    card(json!([
+        {"type": "TextBlock", "text": notification.headline(), "weight": "Bolder", "size": "Large", "wrap": true},
+        {
+            "type": "TextBlock",
+            "text": notification.timestamp.format("%a, %d %b %Y %H:%M:%S UTC").to_string(),
+            "isSubtle": true,
+            "wrap": true,
+        },
+        {"type": "FactSet", "facts": facts},
+    ]))
 }
 
 #[cfg(test)]
