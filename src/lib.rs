@@ -240,8 +240,9 @@ pub struct App {
     claim: Arc<store::claim::Claim>,
     /// The membership loop (cluster mode: heartbeats, leases), or the claim's keeper (alone).
     membership: Option<actors::AbortOnDrop<()>>,
-    /// Cluster mode: the quorum loop (assets with `locations`: verdicts reported and combined).
-    quorum: Option<actors::AbortOnDrop<()>>,
+    /// Cluster mode: the quorum loop (assets with `locations`: verdicts reported and combined)
+    /// and the relay (confirmed changes to the incidents role's holder).
+    coordination: Vec<actors::AbortOnDrop<()>>,
     view: Arc<actors::cluster::ClusterView>,
 }
 
@@ -335,6 +336,13 @@ impl App {
         .map_err(|e| Error::Actors(format!("building the probe clients failed: {e}")))??;
         services.cluster = Arc::clone(&view);
         let services = Arc::new(Services { per_asset: settings.metrics.per_asset, ..services });
+        // Cluster mode: confirmed changes are decided by the incidents role's holder alone. At
+        // start the holder's Incidents actor resumes from the store like an instance alone.
+        let relay = view.enabled.then(|| {
+            let relay = Arc::new(actors::relay::Relay::new(view.holds_incidents_role()));
+            services.directory.set_relay(Arc::clone(&relay));
+            relay
+        });
         let open: std::collections::HashSet<uuid::Uuid> = open_incidents.iter().map(|incident| incident.id).collect();
         services.directory.remember_decided(&open, decided);
         services.maintenance.configure(&config.manifest);
@@ -367,9 +375,18 @@ impl App {
         } else {
             tokio::spawn(actors::cluster::keep_alone(store.clone(), Arc::clone(&claim)))
         }));
-        let quorum = view
-            .enabled
-            .then(|| actors::AbortOnDrop(tokio::spawn(actors::quorum::run(store.clone(), Arc::clone(&services)))));
+        let mut coordination = Vec::new();
+        if view.enabled {
+            coordination
+                .push(actors::AbortOnDrop(tokio::spawn(actors::quorum::run(store.clone(), Arc::clone(&services)))));
+        }
+        if let Some(relay) = relay {
+            coordination.push(actors::AbortOnDrop(tokio::spawn(actors::relay::run(
+                store.clone(),
+                Arc::clone(&services),
+                relay,
+            ))));
+        }
         let lifecycle = Arc::new(Lifecycle::default());
         let router = api::routes::router(ApiState {
             supervisor: supervisor.clone(),
@@ -399,7 +416,7 @@ impl App {
             max_connections,
             claim,
             membership,
-            quorum,
+            coordination,
             view,
         })
     }
@@ -429,7 +446,7 @@ impl App {
             max_connections,
             claim,
             membership,
-            quorum,
+            coordination,
             view,
             ..
         } = self;
@@ -451,7 +468,7 @@ impl App {
         let _ = stop_api.send(());
         // No round may start an asset while they stop.
         drop(membership);
-        drop(quorum);
+        drop(coordination);
         let actors = async {
             let stopped = supervisor.call(SupervisorMsg::Shutdown, Some(ACTORS_STOP)).await;
             if !matches!(stopped, Ok(ractor::rpc::CallResult::Success(()))) {

@@ -126,17 +126,15 @@ pub enum IncidentEvent {
     },
     /// The manifest was reloaded: its `dependsOn` graph.
     Dependencies(Arc<DependencyGraph>),
-    /// Cluster mode: this replica now probes the asset, whose incident another replica opened
-    /// (and whose DOWN went out): it goes on as if this replica had opened it, as after a restart.
-    TakenOver {
-        incident: Incident,
-        asset_name: String,
+    /// Cluster mode: this replica just took the incidents role, and goes on with what the
+    /// store has open (`names`: every configured asset's name, by id).
+    RoleTaken {
+        resumed: Resumed,
+        names: HashMap<String, String>,
     },
-    /// Cluster mode: another replica probes the asset now and goes on with its incident; this
-    /// one forgets it without closing it or telling anyone.
-    HandedOver {
-        asset_id: String,
-    },
+    /// Cluster mode: this replica lost the incidents role: it forgets every incident, without
+    /// closing any or telling anyone (the next holder goes on with them).
+    RoleLost,
     /// statusd is stopping: whatever waits to be grouped goes out now (it was decided, and a
     /// restarted statusd knows it was). Sent last, so every event before it is handled first.
     Stopping,
@@ -226,15 +224,34 @@ impl IncidentsMemory {
         resumed: Resumed,
         names: &HashMap<String, String>,
     ) -> Self {
-        let Resumed { open, degraded: degradations, connectivity } = resumed;
+        let Resumed { open, degraded, connectivity } = resumed;
         let mut dispatcher = Dispatcher::new(policy.clone());
-        let mut degraded = Dispatcher::new(policy.for_degraded());
-        let causes = Causes::new(graph);
-        let flaps = FlapBreaker::default();
-        let flapping_names = imbl::HashMap::new();
+        dispatcher.set_metadata(metadata, Instant::now());
+        let mut memory = IncidentsMemory {
+            open: imbl::HashMap::new(),
+            dispatcher,
+            grouper: Grouper::default(),
+            flaps: FlapBreaker::default(),
+            flapping_names: imbl::HashMap::new(),
+            causes: Causes::new(graph),
+            degraded: Dispatcher::new(policy.for_degraded()),
+            network: NetworkWatch::resume(connectivity, std::iter::empty()),
+            held: imbl::OrdSet::new(),
+        };
+        memory.adopt(open, degraded, names);
+        memory
+    }
+
+    /// Goes on with what the store has open (at start, or on taking the cluster's incidents
+    /// role): each open incident not known yet, and each degradation.
+    fn adopt(
+        &mut self,
+        open: Vec<Incident>,
+        degradations: Vec<(String, DateTime<Utc>)>,
+        names: &HashMap<String, String>,
+    ) {
         let now = Instant::now();
         let wall_clock = Utc::now();
-        dispatcher.set_metadata(metadata, now);
         let name_of = |id: &String| names.get(id).cloned().unwrap_or_else(|| id.clone());
         let open_for = |since: DateTime<Utc>| (wall_clock - since).to_std().unwrap_or_default();
         for (asset_id, since) in degradations {
@@ -250,45 +267,22 @@ impl IncidentsMemory {
                 since: Some(since),
             };
             // DEGRADED has one tier (`onDegraded`), and it went out.
-            degraded.resume(notification, Some(0), false, open_for(since), now);
+            self.degraded.resume(notification, Some(0), false, open_for(since), now);
         }
-        let network = NetworkWatch::resume(connectivity.clone(), open.iter().map(|incident| incident.asset_id.clone()));
-        let mut memory = IncidentsMemory {
-            open: imbl::HashMap::new(),
-            dispatcher,
-            grouper: Grouper::default(),
-            flaps,
-            flapping_names,
-            causes,
-            degraded,
-            network,
-            held: imbl::OrdSet::new(),
-        };
+        let open: Vec<Incident> = open
+            .into_iter()
+            .filter(|incident| self.open.get(&incident.asset_id).is_none_or(|known| known.id != incident.id))
+            .collect();
+        // A connectivity asset down in the store was down when its outage was decided.
+        self.network = self.network.with_down(open.iter().map(|incident| incident.asset_id.clone()));
         for incident in open {
             let asset_name = name_of(&incident.asset_id);
-            memory.resume_open(incident, asset_name, open_for, now);
+            self.resume_open(incident, asset_name, open_for, now);
         }
-        memory
     }
 }
 
 impl IncidentsMemory {
-    /// One open incident taken over from another replica, resumed as [`IncidentsMemory::resume`]
-    /// resumes each at start: its DOWN went out, its later tiers are due by its age.
-    fn take_over(&mut self, incident: Incident, asset_name: String) {
-        if self.open.get(&incident.asset_id).is_some_and(|known| known.id == incident.id) {
-            return;
-        }
-        tracing::info!(actor = "incidents", asset_id = %incident.asset_id, incident_id = %incident.id, "incident taken over from another replica");
-        let wall_clock = Utc::now();
-        self.resume_open(
-            incident,
-            asset_name,
-            |since| (wall_clock - since).to_std().unwrap_or_default(),
-            Instant::now(),
-        );
-    }
-
     /// Goes on with an incident the store has open (at start, or taken over): its DOWN (or
     /// FLAPPING) went out, so only later tiers and the RECOVERY are owed; `open_for` says how
     /// long ago a time was on the wall clock.
@@ -448,10 +442,23 @@ impl IncidentsState {
             IncidentEvent::Down(down) => self.opened(down),
             IncidentEvent::Recovered(recovered) => self.recovered(recovered),
             IncidentEvent::Removed { asset_id } => self.removed(&asset_id),
-            IncidentEvent::TakenOver { incident, asset_name } => self.memory.take_over(incident, asset_name),
-            IncidentEvent::HandedOver { asset_id } => {
-                self.forget(&asset_id);
-                self.memory.open.remove(&asset_id);
+            IncidentEvent::RoleTaken { resumed, names } => {
+                let Resumed { open, degraded, .. } = resumed;
+                self.memory.adopt(open, degraded, &names);
+            }
+            IncidentEvent::RoleLost => {
+                let known: Vec<String> = self
+                    .memory
+                    .open
+                    .keys()
+                    .cloned()
+                    .chain(self.services.assets.all().into_iter().map(|entry| entry.config.id.clone()))
+                    .collect();
+                for asset_id in &known {
+                    self.forget(asset_id);
+                }
+                self.memory.open.clear();
+                self.memory.network = self.memory.network.all_up();
             }
             IncidentEvent::Panicked { actor, details } => {
                 let notification = Notification {
@@ -590,6 +597,12 @@ impl IncidentsState {
     fn opened(&mut self, down: AssetDown) {
         if let Some(known) = self.memory.open.get(&down.asset_id) {
             if known.id == down.incident.id {
+                return;
+            }
+            if self.services.cluster.enabled && !self.memory.flaps.is_flapping(&down.asset_id) {
+                // The asset moved to another replica before its outage was stored, so its new
+                // prober confirmed it down afresh: the same outage, already told.
+                tracing::info!(actor = "incidents", asset_id = %down.asset_id, incident_id = %known.id, "the open outage confirmed again by the asset's new prober");
                 return;
             }
             if !self.memory.flaps.is_flapping(&down.asset_id) {

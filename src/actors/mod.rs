@@ -25,6 +25,7 @@ pub mod notifier;
 pub mod persistence;
 pub mod policy;
 pub mod quorum;
+pub mod relay;
 pub mod schedule;
 pub mod services;
 pub mod supervisor;
@@ -62,6 +63,8 @@ pub struct Directory {
     /// The outbox keys decided so far ([`Notification::outbox_key`]): a notification whose key
     /// was decided before is neither written nor sent again.
     decided: Mutex<Decided>,
+    /// Cluster mode: where confirmed changes go when another replica decides (`relay.rs`).
+    relay: std::sync::OnceLock<Arc<relay::Relay>>,
 }
 
 /// Outbox keys by incident, kept while the incident is open and [`KEEP_AFTER_CLOSE`] after it
@@ -111,6 +114,7 @@ impl Directory {
             incidents_inbox: Arc::new(Inbox::new(Bound::Unbounded)),
             channels: RwLock::new(HashMap::new()),
             decided: Mutex::new(Decided::default()),
+            relay: std::sync::OnceLock::new(),
         }
     }
 
@@ -171,10 +175,43 @@ impl Directory {
         self.backlog.accept_change(change)
     }
 
+    /// Hands an event to the Incidents actor that decides it: this replica's, or in cluster
+    /// mode, for a confirmed change while another replica holds the incidents role, that
+    /// replica's through the relay (see `relay.rs`).
     pub fn incidents(&self, event: IncidentEvent) {
+        let event = match self.relay.get() {
+            Some(relay) if relay::Relayed::of(&event).is_some() => match relay.offer(event) {
+                Some(event) => event,
+                None => return,
+            },
+            _ => event,
+        };
+        self.incidents_here(event);
+    }
+
+    /// Hands an event to this replica's Incidents actor.
+    pub fn incidents_here(&self, event: IncidentEvent) {
         // Unbounded: events come from the configured assets, one transition at a time each.
         self.incidents_inbox.push(event);
         self.incidents_inbox.wake();
+    }
+
+    /// Cluster mode: confirmed changes go through `relay` from now on.
+    pub fn set_relay(&self, relay: Arc<relay::Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Queues a notification decided before and never delivered (by an instance that stopped,
+    /// or the replica that held the incidents role before this one) to its channel; one whose
+    /// channel is no longer configured is logged and left pending.
+    pub fn resume_undelivered(&self, entry: OutboxEntry) {
+        let age = (Utc::now() - entry.decided_at).to_std().unwrap_or_default();
+        match self.channels.read().get(&entry.channel) {
+            Some(queue) => queue.resume(entry, age),
+            None => {
+                tracing::warn!(channel = %entry.channel, asset_id = %entry.notification.asset_id, "an undelivered notification's channel is not configured here")
+            }
+        }
     }
 
     /// Hands a decided notification to its channel: first to the outbox (written before any

@@ -92,6 +92,17 @@ impl NetworkWatch {
         watch
     }
 
+    /// The watch with `down` confirmed down too, as if statusd had left it so (no
+    /// announcement: whoever decided them announced it).
+    pub fn with_down(&self, down: impl IntoIterator<Item = String>) -> NetworkWatch {
+        NetworkWatch::resume(self.members.clone(), self.down.iter().cloned().chain(down))
+    }
+
+    /// The watch with every member up, and nothing announced.
+    pub fn all_up(&self) -> NetworkWatch {
+        NetworkWatch::resume(self.members.clone(), std::iter::empty())
+    }
+
     pub fn is_member(&self, asset_id: &str) -> bool {
         self.members.contains(asset_id)
     }

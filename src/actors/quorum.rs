@@ -155,15 +155,14 @@ impl Decider {
         if !services.cluster.holds_incidents_role() {
             if self.holding {
                 // The role went with a lost session: the new holder goes on with these.
+                // Its Incidents actor forgets them too (see `relay.rs`).
                 tracing::warn!(actor = "quorum", incidents = self.open.len(), "no longer deciding for quorum assets");
-                for (asset_id, _) in self.open.drain() {
-                    services.directory.incidents(IncidentEvent::HandedOver { asset_id });
-                }
+                self.open.clear();
                 self.holding = false;
             }
             return;
         }
-        if !self.holding && !self.take_over(store, services, &assets).await {
+        if !self.holding && !self.take_over(store, &assets).await {
             return;
         }
         self.open.retain(|asset_id, _| verdicts.contains_key(asset_id));
@@ -212,7 +211,7 @@ impl Decider {
     /// The role was just taken: the open incidents of quorum assets in the store are this
     /// replica's to close now, their DOWN already sent. False if the store cannot say (the
     /// next pass tries again: deciding without them could open a second incident).
-    async fn take_over(&mut self, store: &Store, services: &Services, assets: &[Arc<AssetConfig>]) -> bool {
+    async fn take_over(&mut self, store: &Store, assets: &[Arc<AssetConfig>]) -> bool {
         let open = match store.open_incidents().await {
             Ok(open) => open,
             Err(error) => {
@@ -220,17 +219,11 @@ impl Decider {
                 return false;
             }
         };
-        let names: HashMap<&str, &str> =
-            assets.iter().map(|config| (config.id.as_str(), config.name.as_str())).collect();
-        for mut incident in open {
-            let Some(name) = names.get(incident.asset_id.as_str()) else { continue };
-            // Its DOWN went out: the holder stored the incident before telling anyone, but the
-            // tier it reached is written after the send, so a holder that died in between left
-            // none. Taken as sent rather than sent twice.
-            incident.tier = incident.tier.or(Some(0));
+        let quorum: std::collections::HashSet<&str> = assets.iter().map(|config| config.id.as_str()).collect();
+        // The Incidents actor goes on with them as the relay takes the role (`relay.rs`).
+        for incident in open.into_iter().filter(|incident| quorum.contains(incident.asset_id.as_str())) {
             let resumed = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
             self.open.insert(incident.asset_id.clone(), resumed);
-            services.directory.incidents(IncidentEvent::TakenOver { incident, asset_name: name.to_string() });
         }
         tracing::info!(actor = "quorum", resumed = self.open.len(), "deciding for quorum assets");
         self.holding = true;

@@ -7,6 +7,7 @@
 
 pub mod claim;
 pub mod cluster;
+pub mod incident_events;
 pub mod locations;
 mod postgres;
 pub mod rollup;

@@ -853,3 +853,131 @@ async fn a_quorum_outage_survives_the_death_of_its_decider() {
     assert_eq!(incidents.len(), 1, "one incident: {incidents:?}");
     assert!(incidents[0].1, "closed by the recovery: {incidents:?}");
 }
+
+/// The assets each replica probes itself, with the status it sees: until every asset is up on
+/// the replica that probes it.
+async fn all_up_where_probed(replicas: &[Replica], all: &BTreeSet<String>) {
+    eventually("every asset up on the replica probing it", WAIT, || async {
+        let mut up = BTreeSet::new();
+        for replica in replicas {
+            for asset in replica.get("/api/assets").await?.as_array()? {
+                if asset["error"].is_null() && asset["status"] == "up" {
+                    up.insert(asset["id"].as_str()?.to_string());
+                }
+            }
+        }
+        (up == *all).then_some(())
+    })
+    .await;
+}
+
+/// One Incidents actor for the whole cluster: an outage spread over three replicas reaches a
+/// chat channel as one grouped message, and dependants probed by other replicas than their
+/// parent are attributed to its outage rather than paged, as on a single instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_over_three_replicas_is_one_message_and_their_dependants_page_nobody() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let _slots = replica_slots(3).await;
+    let storm = Target::start().await;
+    let shared = Target::start().await;
+    let receiver = Receiver::start().await;
+    let gales: Vec<String> = (0..9).map(|i| format!("gale-{i}")).collect();
+    let spokes: Vec<String> = (0..6).map(|i| format!("spoke-{i}")).collect();
+    let mut assets: Vec<Value> = gales.iter().map(|id| http_asset(id, &format!("{}?{id}", storm.url()))).collect();
+    assets.push(http_asset("hub", &shared.url()));
+    for id in &spokes {
+        let mut spoke = http_asset(id, &format!("{}?{id}", shared.url()));
+        spoke["dependsOn"] = json!(["hub"]);
+        assets.push(spoke);
+    }
+    let all: BTreeSet<String> = assets.iter().filter_map(|a| a["id"].as_str().map(str::to_string)).collect();
+    let notifiers = json!({
+        "notifiers": {
+            "slack": {"type": "slack", "webhookUrl": receiver.url("slack")},
+            "webhook": {"type": "webhook", "url": receiver.url("webhook")},
+        },
+        "notificationPolicy": {
+            "onDown": ["slack", "webhook"], "onRecovery": ["slack", "webhook"], "throttleSeconds": 0,
+            "grouping": {"waitSeconds": 8, "minAssets": 3}
+        }
+    });
+    let setup = Setup::new(Backend::Postgres, Value::Array(assets), notifiers).await;
+    let replicas = vec![
+        Replica::spawn(&setup, "gale-a").await,
+        Replica::spawn(&setup, "gale-b").await,
+        Replica::spawn(&setup, "gale-c").await,
+    ];
+    let shares = split(&replicas.iter().collect::<Vec<_>>(), &all).await;
+    let with_hub = shares.iter().find(|share| share.contains("hub")).expect("the hub's prober");
+    assert!(
+        spokes.iter().any(|spoke| !with_hub.contains(spoke))
+            && shares.iter().filter(|share| gales.iter().any(|gale| share.contains(gale))).count() >= 2,
+        "the storm and the dependants are spread over the replicas: {shares:?}"
+    );
+    all_up_where_probed(&replicas, &all).await;
+
+    storm.set(Mode::Error);
+    shared.set(Mode::Error);
+    let downs = |receiver: &Receiver, event: &str| -> BTreeSet<String> {
+        let bodies = receiver.bodies("webhook");
+        bodies
+            .iter()
+            .filter(|b| b["event"] == event)
+            .filter_map(|b| b["assetId"].as_str().map(str::to_string))
+            .collect()
+    };
+    let paged: BTreeSet<String> = gales.iter().cloned().chain(["hub".to_string()]).collect();
+    eventually("a DOWN on the webhook for each gale and the hub", WAIT, || async {
+        (downs(&receiver, "DOWN") == paged).then_some(())
+    })
+    .await;
+    // The storm, from every replica, is one message; the hub's DOWN, which names its dependants
+    // (on any replica), its own.
+    let slack = |receiver: &Receiver, event: &str| -> Vec<String> {
+        let bodies = receiver.bodies("slack");
+        bodies.iter().filter_map(|b| b["text"].as_str()).filter(|t| t.contains(event)).map(str::to_string).collect()
+    };
+    let messages = eventually("two DOWN messages on Slack", WAIT, || async {
+        let downs = slack(&receiver, "DOWN");
+        (downs.len() >= 2).then_some(downs)
+    })
+    .await;
+    let grouped = messages.iter().find(|text| text.starts_with("🔴 9 assets - DOWN: "));
+    let named =
+        |text: &String| gales.iter().all(|gale| text.split(", ").any(|n| n.ends_with(&format!("Asset {gale}"))));
+    assert!(grouped.is_some_and(named), "one message for the storm of every replica: {messages:?}");
+    let hub = receiver.bodies("webhook").into_iter().find(|b| b["event"] == "DOWN" && b["assetId"] == "hub");
+    let details = hub.as_ref().and_then(|hub| hub["details"].as_str()).unwrap_or_default().to_string();
+    assert!(details.starts_with("HTTP 500 (expected 200); also affects 6: "), "{details}");
+    eventually("the spokes' outages attributed to the hub's", WAIT, || async {
+        let open = replicas[0].get("/api/incidents?state=open").await?;
+        let open = open.as_array()?;
+        let caused = open.iter().filter(|i| i["causedBy"] == "hub").count();
+        (open.len() == all.len() && caused == spokes.len()).then_some(())
+    })
+    .await;
+
+    storm.set(Mode::Ok);
+    shared.set(Mode::Ok);
+    eventually("a RECOVERY on the webhook for each gale and the hub", WAIT, || async {
+        (downs(&receiver, "RECOVERY") == paged).then_some(())
+    })
+    .await;
+    eventually("a grouped RECOVERY on Slack naming every gale", WAIT, || async {
+        slack(&receiver, "RECOVERY")
+            .iter()
+            .any(|text| text.contains("assets - RECOVERY: ") && named(text))
+            .then_some(())
+    })
+    .await;
+    eventually("every incident closed", WAIT, || async {
+        let open = replicas[1].get("/api/incidents?state=open").await?;
+        open.as_array()?.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(slack(&receiver, "DOWN").len(), 2, "no DOWN message but the storm's and the hub's");
+    assert_eq!(downs(&receiver, "DOWN"), paged, "no spoke was paged");
+    assert_eq!(receiver.bodies("webhook").len(), 2 * paged.len(), "nothing twice");
+}

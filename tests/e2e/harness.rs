@@ -291,7 +291,11 @@ impl Setup {
         let task = tokio::spawn(app.serve(async {
             let _ = stopped.await;
         }));
-        Statusd { addr, http: reqwest::Client::new(), stop: Some(stop), task }
+        // Idle connections are dropped before statusd's 10 s header-read timeout closes them:
+        // otherwise a request may go out on a connection the server is closing at that moment
+        // (hyper's `IncompleteMessage`).
+        let http = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(5)).build().expect("HTTP client");
+        Statusd { addr, http, stop: Some(stop), task }
     }
 
     /// Reads the database directly, as an operator would.

@@ -319,9 +319,9 @@ impl SupervisorState {
     }
 
     /// Cluster mode: runs exactly the `owned` assets. An asset given up is stopped and waited
-    /// for, and the Incidents actor forgets it (its new owner goes on with its incident); one
-    /// taken resumes from the store as after a restart: down with its open incident if it has
-    /// one, so that an outage moving between replicas is one incident and one DOWN.
+    /// for; one taken resumes from the store as after a restart: down with its open incident
+    /// if it has one, so that an outage moving between replicas is one incident and one DOWN
+    /// (the incident itself is the incidents role's holder's, wherever the asset is probed).
     pub(super) async fn own(&mut self, myself: &ActorRef<SupervisorMsg>, owned: HashSet<String>) {
         if self.shutting_down {
             return;
@@ -337,7 +337,7 @@ impl SupervisorState {
                 starting.push(name.clone());
             } else if !want && !child.parked {
                 child.parked = true;
-                handed_over.push((config.id.clone(), config.locations.is_some()));
+                handed_over.push(config.id.clone());
                 if let Some(running) = child.running.take() {
                     self.by_id.remove(&running.cell().get_id());
                     stopping.push(running.cell());
@@ -349,13 +349,9 @@ impl SupervisorState {
             stopping.iter().map(|cell| cell.stop_and_wait(Some("owned by another replica".into()), Some(STOP_ASSET))),
         )
         .await;
-        for (asset_id, quorum) in handed_over {
+        for asset_id in handed_over {
             // Listed as probed elsewhere from now on.
             self.index(&format!("asset:{asset_id}"));
-            // The incident of an asset with `locations` is the quorum's decider's, not its prober's.
-            if !quorum {
-                self.services.directory.incidents(IncidentEvent::HandedOver { asset_id });
-            }
         }
         let open = if starting.is_empty() { HashMap::new() } else { self.open_incidents().await };
         for name in &starting {
@@ -368,12 +364,9 @@ impl SupervisorState {
             if let Some(incident) = open.get(&config.id).filter(|_| config.locations.is_none()) {
                 let thresholds = Thresholds { failure: config.failure_threshold, success: config.success_threshold };
                 let resumed = OpenIncident { id: incident.id, started_at: incident.started_at, started: None };
+                // Its incident is the incidents role's holder's (see `relay.rs`): this replica
+                // only goes on confirming the outage, and its recovery.
                 fresh.health = Health::resume_down(resumed, thresholds);
-                // Before the asset runs: its first result finds the incident known.
-                self.services.directory.incidents(IncidentEvent::TakenOver {
-                    incident: incident.clone(),
-                    asset_name: config.name.clone(),
-                });
             }
             *memory = Arc::new(Mutex::new(fresh));
         }

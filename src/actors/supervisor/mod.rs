@@ -256,9 +256,10 @@ impl Actor for Supervisor {
         let graph = Arc::new(DependencyGraph::of(&config.manifest.assets));
         let connectivity = config.manifest.connectivity();
         state.services.connectivity.set_members(connectivity.iter().map(String::as_str));
-        // In a cluster a replica starts owning nothing: each incident is resumed by the replica
-        // that takes its asset (see `SupervisorState::own`).
-        let resumed = if args.cluster {
+        // In a cluster only the incidents role's holder decides (see `relay.rs`): it goes on
+        // with what the store has open; another replica's Incidents actor starts empty, and
+        // takes everything over if the role comes to it.
+        let resumed = if args.cluster && !state.services.cluster.holds_incidents_role() {
             Resumed { open: Vec::new(), degraded: Vec::new(), connectivity }
         } else {
             Resumed { open: args.open_incidents.clone(), degraded: args.degradations.clone(), connectivity }
