@@ -275,6 +275,17 @@ impl Drop for Replica {
 
 const LEASE_SECONDS: u64 = 2;
 
+/// Until the outbox has recorded every send. A replica killed between a send and its record
+/// leaves that notification pending, and the next holder of the incidents role sends it again
+/// (at least once, as a restart does; PagerDuty and Matrix deduplicate it by its key): the
+/// tests that kill the sender mid-outage kill it once its sends are recorded.
+async fn sends_recorded(replica: &Replica) {
+    eventually("every notification recorded as sent", WAIT, || async {
+        replica.get("/api/notifications?status=pending").await?.as_array()?.is_empty().then_some(())
+    })
+    .await;
+}
+
 /// Replica processes running at once across this binary's tests. Each holds a dozen PostgreSQL
 /// connections (its pool, the claim's session, listeners) and the suite's other tests need
 /// theirs: without a bound, PostgreSQL's default `max_connections = 100` runs out ("too many
@@ -429,9 +440,9 @@ async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery()
     });
     let setup = Setup::new(Backend::Postgres, Value::Array(assets), notifiers).await;
     let mut replicas = vec![
-        Replica::spawn(&setup, "replica-a").await,
-        Replica::spawn(&setup, "replica-b").await,
-        Replica::spawn(&setup, "replica-c").await,
+        Replica::spawn(&setup, "midway-a").await,
+        Replica::spawn(&setup, "midway-b").await,
+        Replica::spawn(&setup, "midway-c").await,
     ];
     split(&replicas.iter().collect::<Vec<_>>(), &all).await;
 
@@ -443,6 +454,7 @@ async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery()
             owner = Some(index);
         }
     }
+    sends_recorded(&replicas[0]).await;
     let mut victim = replicas.remove(owner.expect("an owner of the failing asset"));
     let killed = Instant::now();
     victim.kill();
@@ -515,9 +527,9 @@ async fn killing_the_incidents_role_holder_moves_the_role_and_sends_nothing_twic
     });
     let setup = Setup::new(Backend::Postgres, Value::Array(assets.clone()), notifiers).await;
     let mut replicas = vec![
-        Replica::spawn(&setup, "replica-a").await,
-        Replica::spawn(&setup, "replica-b").await,
-        Replica::spawn(&setup, "replica-c").await,
+        Replica::spawn(&setup, "role-a").await,
+        Replica::spawn(&setup, "role-b").await,
+        Replica::spawn(&setup, "role-c").await,
     ];
     split(&replicas.iter().collect::<Vec<_>>(), &all).await;
     let holder = eventually("an incidents-role holder", WAIT, || async {
@@ -540,6 +552,7 @@ async fn killing_the_incidents_role_holder_moves_the_role_and_sends_nothing_twic
     })
     .await;
 
+    sends_recorded(&replicas[0]).await;
     let victim_index = replicas.iter().position(|replica| replica.id == holder).expect("the holder is a replica");
     let mut victim = replicas.remove(victim_index);
     let killed = Instant::now();
@@ -827,6 +840,7 @@ async fn a_quorum_outage_survives_the_death_of_its_decider() {
 
     target.fail_from(&[eu, us]);
     eventually("one DOWN", WAIT, || async { (receiver.events("webhook") == ["DOWN"]).then_some(()) }).await;
+    sends_recorded(&decider).await;
     let killed = Instant::now();
     decider.kill();
     let holder = eventually("the incidents role to move", WAIT, || async {
