@@ -11,7 +11,8 @@
 //! assets whose leases it holds. A lease lasts as long as its owner's heartbeat is younger than
 //! `lease_seconds`, so the heartbeat renews them all and a steady round writes one row. A
 //! replica that dies stops beating: once its heartbeat is older than the lease the others take
-//! its assets at their next round, within 2 × lease.
+//! its assets at their next round, within 2 × lease. With several locations, an asset without
+//! `locations` is probed in one of them only, the home location ([`home_location`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -95,6 +96,21 @@ impl ClusterView {
 /// The member of `members` that asset `asset` belongs to: the highest rendezvous weight.
 pub fn owner_of<'m>(asset: &str, members: &'m [String]) -> Option<&'m String> {
     members.iter().max_by_key(|member| (weight(member, asset), member.as_str()))
+}
+
+/// The location that probes the assets without `locations`: the first by name that has a
+/// live replica (`mine` counts as live: its heartbeat was just written). One location, so that
+/// each such asset has one prober and one verdict; the first by name, so that every replica
+/// agrees with no leader, and if all its replicas die the next location takes those assets
+/// over as a replica takes over a dead one's, within 2 × lease.
+pub fn home_location<'m>(members: &'m [MemberRow], mine: &'m str) -> &'m str {
+    members
+        .iter()
+        .filter(|member| member.live && member.mode == "cluster")
+        .map(|member| member.location.as_str())
+        .chain([mine])
+        .min()
+        .unwrap_or(mine)
 }
 
 /// A stable 64-bit hash of (member, asset): FNV-1a, then splitmix64's finaliser to spread the
@@ -227,10 +243,11 @@ async fn one_round(
         live.push(view.me.clone());
     }
     metrics::gauge!(names::CLUSTER_MEMBERS).set(members.iter().filter(|m| m.live).count() as f64);
+    let home = home_location(&members, &view.location) == view.location;
     *view.members.lock() = members;
 
     let assets: Vec<String> =
-        ractor::call_t!(supervisor, SupervisorMsg::AssetIds, call_ms).map_err(supervisor_error)?;
+        ractor::call_t!(supervisor, SupervisorMsg::AssetIds, call_ms, home).map_err(supervisor_error)?;
     let mine: Vec<String> = assets.into_iter().filter(|id| owner_of(id, &live) == Some(&view.me)).collect();
     let wanted: HashSet<&String> = mine.iter().collect();
     let owned = view.owned.lock().clone();
@@ -271,6 +288,34 @@ async fn one_round(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(id: &str, location: &str, live: bool) -> MemberRow {
+        MemberRow {
+            id: id.into(),
+            host: "host".into(),
+            location: location.into(),
+            version: "test".into(),
+            mode: "cluster".into(),
+            roles: Vec::new(),
+            started_at: chrono::Utc::now(),
+            heartbeat_at: chrono::Utc::now(),
+            live,
+        }
+    }
+
+    /// Every replica agrees on one home location; when its replicas are all gone, the next one
+    /// is home; a location joining ahead by name becomes home.
+    #[test]
+    fn the_home_location_is_the_first_live_one_by_name() {
+        let members = [member("us-1", "us", true), member("eu-1", "eu", true), member("eu-2", "eu", true)];
+        assert_eq!(home_location(&members, "us"), "eu");
+        assert_eq!(home_location(&members, "eu"), "eu");
+        let eu_gone = [member("us-1", "us", true), member("eu-1", "eu", false), member("eu-2", "eu", false)];
+        assert_eq!(home_location(&eu_gone, "us"), "us");
+        assert_eq!(home_location(&[], "default"), "default", "its own heartbeat not read back yet");
+        let alone = [member("x", "ap", true)];
+        assert_eq!(home_location(&alone, "default"), "ap", "the first by name");
+    }
 
     #[test]
     fn a_join_or_a_leave_moves_only_its_share() {

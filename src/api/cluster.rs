@@ -55,7 +55,8 @@ pub async fn cluster(State(state): State<ApiState>) -> Result<Json<ClusterView>,
     let lease_seconds = if view.enabled { view.lease_seconds } else { 1 };
     let rows = state.store.members(lease_seconds).await?;
     let leases = state.store.leases_by_owner(lease_seconds).await?;
-    let assets = state.ask(SupervisorMsg::AssetIds).await?.len() as i64;
+    // Alone, the instance is its own home location: it probes every asset.
+    let assets = state.ask(|reply| SupervisorMsg::AssetIds(true, reply)).await?.len() as i64;
     let members: Vec<Member> = rows
         .into_iter()
         .map(|row| {

@@ -84,9 +84,9 @@ impl ProbeSpec {
         // what its own type needs.
         match self {
             ProbeSpec::Http(spec) => Box::pin(spec.check(address, has_conditions, context)).await,
-            ProbeSpec::Tcp(spec) => Box::pin(spec.check(address, has_conditions)).await,
+            ProbeSpec::Tcp(spec) => Box::pin(spec.check(address, has_conditions, context.source)).await,
             ProbeSpec::Dns(spec) => Box::pin(spec.check(address, &context.dns)).await,
-            ProbeSpec::Tls(spec) => Box::pin(spec.check(address, &context.tls)).await,
+            ProbeSpec::Tls(spec) => Box::pin(spec.check(address, &context.tls, context.source)).await,
             ProbeSpec::Icmp(spec) => Box::pin(spec.check(address, &context.icmp)).await,
             // A push asset is never probed: its actor waits for pushes (see `push.rs`).
             ProbeSpec::Push(_) => ProbeOutcome::down(None, "push assets are not probed"),
@@ -100,6 +100,8 @@ pub struct ProbeContext {
     dns: dns::Resolvers,
     tls: tls::Trust,
     icmp: icmp::Pingers,
+    /// `[probes] source_address`: the local address TCP-based probes (HTTP, TCP, TLS) connect from.
+    source: Option<std::net::IpAddr>,
 }
 
 impl ProbeContext {
@@ -114,6 +116,7 @@ impl ProbeContext {
             dns: dns::Resolvers::new(),
             tls: tls::Trust::new(),
             icmp: icmp::Pingers::new(),
+            source,
         })
     }
 }

@@ -1,9 +1,11 @@
 //! TCP probe: connect to `host:port` within the timeout; optionally `send` bytes and `expect` a
 //! substring of the reply (banner checks: SMTP's `220`, Redis' `PING` → `+PONG`).
 
+use std::net::{IpAddr, SocketAddr};
+
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use super::{Facts, ProbeDetail, ProbeOutcome, Timings, millis_since};
@@ -52,9 +54,18 @@ pub(super) fn host_of(address: &str) -> &str {
 /// Words an operator knows for a failed connect.
 /// Connects for a TCP-based probe, with what the connection tells conditions (`[CONNECTED]`,
 /// `[IP]`) and its time; a refused or failed connection is the probe's outcome.
-pub(super) async fn connect(address: &str) -> Result<(TcpStream, Facts, Timings), ProbeOutcome> {
+/// With `source` (`[probes] source_address`) the connection is made from that local address, to
+/// the host's addresses of the same family in turn.
+pub(super) async fn connect(
+    address: &str,
+    source: Option<IpAddr>,
+) -> Result<(TcpStream, Facts, Timings), ProbeOutcome> {
     let started = Instant::now();
-    let stream = TcpStream::connect(address).await.map_err(|error| {
+    let connected = match source {
+        None => TcpStream::connect(address).await,
+        Some(source) => connect_from(address, source).await,
+    };
+    let stream = connected.map_err(|error| {
         let facts = Facts { connected: Some(false), ..Facts::default() };
         ProbeOutcome::down(None, describe_connect_error(&error)).with_facts(facts)
     })?;
@@ -62,6 +73,27 @@ pub(super) async fn connect(address: &str) -> Result<(TcpStream, Facts, Timings)
     let facts =
         Facts { connected: Some(true), ip: stream.peer_addr().ok().map(|a| a.ip().to_string()), ..Facts::default() };
     Ok((stream, facts, timings))
+}
+
+/// Connects from `source` to the first of `address`'s addresses of its family that answers, as
+/// `TcpStream::connect` tries them all (tokio has no connect-from for a host name).
+async fn connect_from(address: &str, source: IpAddr) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for target in tokio::net::lookup_host(address).await?.filter(|target| target.is_ipv4() == source.is_ipv4()) {
+        let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.bind(SocketAddr::new(source, 0))?;
+        match socket.connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("no {family} address to reach from the source address {source}"),
+        )
+    }))
 }
 
 pub(super) fn describe_connect_error(error: &std::io::Error) -> String {
@@ -83,9 +115,9 @@ impl TcpSpec {
         }
     }
 
-    pub(super) async fn check(&self, address: &str, has_conditions: bool) -> ProbeOutcome {
+    pub(super) async fn check(&self, address: &str, has_conditions: bool, source: Option<IpAddr>) -> ProbeOutcome {
         let started = Instant::now();
-        let (mut stream, mut facts, mut timings) = match connect(address).await {
+        let (mut stream, mut facts, mut timings) = match connect(address, source).await {
             Ok(connected) => connected,
             Err(outcome) => return outcome,
         };

@@ -298,7 +298,7 @@ impl TlsSpec {
         }
     }
 
-    pub(super) async fn check(&self, address: &str, trust: &Trust) -> ProbeOutcome {
+    pub(super) async fn check(&self, address: &str, trust: &Trust, source: Option<std::net::IpAddr>) -> ProbeOutcome {
         let name = self.server_name.as_deref().unwrap_or_else(|| host_of(address));
         let server_name = match ServerName::try_from(name.to_string()) {
             Ok(server_name) => server_name,
@@ -309,7 +309,7 @@ impl TlsSpec {
             Err(problem) => return ProbeOutcome::down(None, problem),
         };
 
-        let (stream, mut facts, mut timings) = match connect(address).await {
+        let (stream, mut facts, mut timings) = match connect(address, source).await {
             Ok(connected) => connected,
             Err(outcome) => return outcome,
         };

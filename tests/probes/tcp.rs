@@ -132,3 +132,38 @@ fn addresses_are_checked_at_load() {
         ["assets[0].expect: must not be empty (leave it out to only connect)"]
     );
 }
+
+/// `[probes] source_address`: the TCP probe connects from that address (as the HTTP probe
+/// does), and one of the other family than the target's is a clear failure.
+#[tokio::test]
+async fn connects_from_the_source_address() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr").to_string();
+    let peers = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&peers);
+    tokio::spawn(async move {
+        while let Ok((_stream, peer)) = listener.accept().await {
+            seen.lock().push(peer.ip());
+        }
+    });
+    let asset = super::common::asset(json!({"assetType": "tcp", "address": address}));
+    let source: std::net::IpAddr = "127.0.0.7".parse().expect("an address");
+    let context = statusd::ProbeContext::sent_from(Some(source)).expect("probe clients");
+    let result = asset.check(&context).await;
+    assert!(result.success, "{result:?}");
+    // The listener records the peer as it accepts, which may come after the probe's connect.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while peers.lock().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the connection accepted");
+    assert_eq!(peers.lock().as_slice(), [source]);
+
+    let context = statusd::ProbeContext::sent_from(Some("::1".parse().expect("an address"))).expect("probe clients");
+    let result = asset.check(&context).await;
+    assert!(!result.success);
+    let message = result.message.unwrap_or_default();
+    assert!(message.contains("no IPv6 address to reach from the source address ::1"), "{message}");
+}

@@ -82,8 +82,10 @@ pub enum SupervisorMsg {
     Respawn {
         name: String,
     },
-    /// Cluster mode: the ids of the configured assets this replica's location probes.
-    AssetIds(RpcReplyPort<Vec<String>>),
+    /// Cluster mode: the ids of the configured assets this replica's location probes: those
+    /// whose `locations` include it, and the assets without `locations` if it is the cluster's
+    /// home location (the argument; see `cluster.rs`).
+    AssetIds(bool, RpcReplyPort<Vec<String>>),
     /// Cluster mode: run exactly these assets (those whose leases this replica holds); the
     /// others are stopped (and waited for) before the answer.
     Own(HashSet<String>, RpcReplyPort<()>),
@@ -344,7 +346,7 @@ impl Actor for Supervisor {
             SupervisorMsg::Reload(trigger, reply) => state.request_reload(&myself, trigger, reply),
             SupervisorMsg::Loaded(loaded) => state.apply_loaded(&myself, *loaded).await,
             SupervisorMsg::Respawn { name } => state.respawn(&myself, &name).await,
-            SupervisorMsg::AssetIds(reply) => {
+            SupervisorMsg::AssetIds(home, reply) => {
                 // An asset whose `locations` leave this replica's out is parked here.
                 let location = &state.services.cluster.location;
                 let ids = state
@@ -352,7 +354,7 @@ impl Actor for Supervisor {
                     .manifest
                     .assets
                     .iter()
-                    .filter(|asset| asset.locations.as_ref().is_none_or(|locations| locations.includes(location)))
+                    .filter(|asset| asset.locations.as_ref().map_or(home, |locations| locations.includes(location)))
                     .map(|asset| asset.id.clone())
                     .collect();
                 let _ = reply.send(ids);
