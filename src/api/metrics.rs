@@ -29,11 +29,15 @@ pub async fn scrape(State(state): State<ApiState>) -> Response {
     // on a blocking thread, so that the runtime's workers go on probing meanwhile.
     let rendered = tokio::task::spawn_blocking(move || {
         let mut text = state.metrics.render();
-        {
-            let retired = state.services.retired_assets.read();
-            if !retired.is_empty() {
-                text = crate::telemetry::without_assets(&text, &retired);
-            }
+        // Left out: the series of assets removed from the config, and in cluster mode those of
+        // assets this replica handed over to another (their owner exports them now: two
+        // replicas' values for one asset would contradict each other).
+        let mut hidden = state.services.retired_assets.read().clone();
+        if state.services.cluster.enabled {
+            hidden.extend(state.services.assets.all().into_iter().filter(|e| e.elsewhere).map(|e| e.config.id.clone()));
+        }
+        if !hidden.is_empty() {
+            text = crate::telemetry::without_assets(&text, &hidden);
         }
         if summary {
             per_asset_summary(&state.services.assets, &mut text);
@@ -68,6 +72,8 @@ fn per_asset_summary(index: &AssetIndex, text: &mut String) {
     let entries = index.all();
     let lines: Vec<(&str, Line)> = entries
         .iter()
+        // Cluster mode: another replica probes it, and exports its series.
+        .filter(|entry| !entry.elsewhere)
         .map(|entry| {
             let memory = entry.memory.lock();
             let up = match memory.health.name() {

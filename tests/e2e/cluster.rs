@@ -416,6 +416,22 @@ async fn three_replica_processes_split_the_assets_and_take_over_a_killed_ones_wi
     let sets = split(&replicas.iter().collect::<Vec<_>>(), &all).await;
     println!("after a join: {:?}", sets.iter().map(BTreeSet::len).collect::<Vec<_>>());
     probed_once_each(&target, &all, "after a join").await;
+    // Each replica exports the series of the assets it probes now, not of those it handed over
+    // (their new owner exports them).
+    for (replica, owned) in replicas.iter().zip(&sets) {
+        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", replica.port))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("the exposition");
+        let exported: BTreeSet<String> = text
+            .lines()
+            .filter(|line| line.starts_with("statusd_probe_total{"))
+            .filter_map(|line| line.split("asset=\"").nth(1)?.split('"').next().map(str::to_string))
+            .collect();
+        assert_eq!(&exported, owned, "{}: the probe counters of its own assets only", replica.id);
+    }
 }
 
 /// One outage is one incident, one DOWN and one RECOVERY, even when the replica probing the
