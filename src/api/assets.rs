@@ -490,3 +490,20 @@ pub async fn asset_uptime(
     let step = if step == Step::Hour { "1h" } else { "1d" };
     Ok(Json(UptimeAnswer::Series(UptimeSeries { asset_id: id, step: step.into(), from, to: now, points })))
 }
+
+#[cfg(test)]
+mod tests {
+    /// What a replica answers for an asset another one probes is documented: who reported the
+    /// state and when.
+    #[test]
+    fn the_reporter_of_a_mirrored_state_is_documented() {
+        let document = serde_json::to_value(super::super::openapi::document()).expect("serializes");
+        // Its own fields are the part of `allOf` with properties (the others are the flattened
+        // config and snapshot).
+        let view = &document["components"]["schemas"]["AssetView"];
+        let own = view["allOf"].as_array().and_then(|parts| parts.iter().find(|part| part["properties"].is_object()));
+        let properties = &own.expect("AssetView's own properties")["properties"];
+        assert!(properties["reportedBy"].is_object(), "{properties}");
+        assert!(properties["reportedAt"].is_object(), "{properties}");
+    }
+}

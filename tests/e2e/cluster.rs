@@ -679,7 +679,8 @@ async fn everyone_answers(replicas: &[Replica], id: &str, status: &str) -> Strin
 
 /// Every replica serves the whole API: an asset another replica probes is answered with the
 /// state its owner wrote to the store (`asset_states`), not `unknown`, so that any replica
-/// behind a load balancer answers the same; a change of status reaches them all.
+/// behind a load balancer answers the same; a change of status reaches them all, and so does
+/// the state of an asset taken over from a replica killed outright.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_replica_answers_the_live_state_of_every_asset() {
     if !crate::e2e::databases::postgres_available().await {
@@ -692,7 +693,7 @@ async fn every_replica_answers_the_live_state_of_every_asset() {
     let (down_id, up_id) = ("mirrored-failing", "mirrored-healthy");
     let assets = json!([http_asset(down_id, &failing.url()), http_asset(up_id, &healthy.url())]);
     let setup = Setup::new(Backend::Postgres, assets, no_channels()).await;
-    let replicas = vec![
+    let mut replicas = vec![
         Replica::spawn(&setup, "mirror-a").await,
         Replica::spawn(&setup, "mirror-b").await,
         Replica::spawn(&setup, "mirror-c").await,
@@ -738,8 +739,22 @@ async fn every_replica_answers_the_live_state_of_every_asset() {
     healthy.set(Mode::Error);
     let started = Instant::now();
     everyone_answers(&replicas, down_id, "up").await;
-    everyone_answers(&replicas, up_id, "down").await;
+    let owner = everyone_answers(&replicas, up_id, "down").await;
     println!("every replica answers both changes {:.2} s after the targets switched", started.elapsed().as_secs_f64());
+
+    // SIGKILL the replica probing the failing asset: the survivors stop answering its last word
+    // once its heartbeat is too old, and answer the heir's as soon as it has written it.
+    let index = replicas.iter().position(|replica| replica.id == owner).expect("the owner is a replica");
+    let mut victim = replicas.remove(index);
+    let killed = Instant::now();
+    victim.kill();
+    let heir = everyone_answers(&replicas, up_id, "down").await;
+    assert_ne!(heir, victim.id);
+    println!(
+        "after SIGKILL of {}, both survivors answer {up_id} down as {heir} reports it, {:.2} s later",
+        victim.id,
+        killed.elapsed().as_secs_f64()
+    );
 }
 
 /// The claim outlives its session: when the connection holding the lock dies (a database
