@@ -1009,7 +1009,7 @@ async fn all_up_where_probed(replicas: &[Replica], all: &BTreeSet<String>) {
         let mut up = BTreeSet::new();
         for replica in replicas {
             for asset in replica.get("/api/assets").await?.as_array()? {
-                if asset["error"].is_null() && asset["status"] == "up" {
+                if answered_by_itself(asset) && asset["error"].is_null() && asset["status"] == "up" {
                     up.insert(asset["id"].as_str()?.to_string());
                 }
             }
