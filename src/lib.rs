@@ -240,8 +240,9 @@ pub struct App {
     claim: Arc<store::claim::Claim>,
     /// The membership loop (cluster mode: heartbeats, leases), or the claim's keeper (alone).
     membership: Option<actors::AbortOnDrop<()>>,
-    /// Cluster mode: the quorum loop (assets with `locations`: verdicts reported and combined)
-    /// and the relay (confirmed changes to the incidents role's holder).
+    /// Cluster mode: the quorum loop (assets with `locations`: verdicts reported and combined),
+    /// the states loop (live states written for the others, theirs read) and the relay
+    /// (confirmed changes to the incidents role's holder).
     coordination: Vec<actors::AbortOnDrop<()>>,
     view: Arc<actors::cluster::ClusterView>,
 }
@@ -379,6 +380,8 @@ impl App {
         if view.enabled {
             coordination
                 .push(actors::AbortOnDrop(tokio::spawn(actors::quorum::run(store.clone(), Arc::clone(&services)))));
+            coordination
+                .push(actors::AbortOnDrop(tokio::spawn(actors::states::run(store.clone(), Arc::clone(&services)))));
         }
         if let Some(relay) = relay {
             coordination.push(actors::AbortOnDrop(tokio::spawn(actors::relay::run(

@@ -28,6 +28,7 @@ pub mod quorum;
 pub mod relay;
 pub mod schedule;
 pub mod services;
+pub mod states;
 pub mod supervisor;
 pub mod task;
 #[cfg(test)]

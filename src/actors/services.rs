@@ -64,6 +64,9 @@ pub struct Services {
     /// Cluster mode, assets with `locations`: this location's verdicts on their way to the
     /// store, and every such asset's combined verdict (see `quorum.rs`).
     pub locations: super::quorum::LocationBoard,
+    /// Cluster mode: the live state of every asset as the store has it, for the API to answer
+    /// those another replica probes (see `states.rs`).
+    pub states: super::states::StateMirror,
 }
 
 impl Services {
@@ -96,6 +99,7 @@ impl Services {
             cluster: Arc::default(),
             ticks: Ticks::default(),
             locations: super::quorum::LocationBoard::default(),
+            states: super::states::StateMirror::default(),
         })
     }
 

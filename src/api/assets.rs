@@ -48,20 +48,49 @@ pub struct AssetView {
     /// Why the live state is missing, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Cluster mode, an asset another replica probes: the replica whose report of the live
+    /// state this is (read from the store; absent when this replica probes the asset itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "web-2")]
+    reported_by: Option<String>,
+    /// With `reportedBy`: when that replica wrote it (the database's time). A change of status
+    /// is written within a third of `lease_seconds`, a new `lastProbe` alone within one lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reported_at: Option<DateTime<Utc>>,
+}
+
+/// An asset's live state as this replica answers it: what its actor checkpointed, or what its
+/// owner reported through the store.
+pub(super) struct Live {
+    pub snapshot: AssetSnapshot,
+    /// Why the live state is missing, when it is.
+    pub error: Option<String>,
+    /// Cluster mode, an asset another replica probes: who reported this state, and when.
+    pub reported: Option<(String, DateTime<Utc>)>,
 }
 
 fn view(state: &ApiState, entry: &AssetEntry) -> AssetView {
-    view_of(state, entry, live(state, entry))
+    view_of(state, entry, live_state(state, entry))
 }
 
-fn view_of(state: &ApiState, entry: &AssetEntry, (live, error): (AssetSnapshot, Option<String>)) -> AssetView {
+fn view_of(state: &ApiState, entry: &AssetEntry, live: Live) -> AssetView {
     let config = (*entry.config).clone();
     let address = config.shown_address();
     let locations = quorum(state, entry).then(|| {
         let verdict = state.services.locations.verdict(&entry.config.id);
         verdict.map(|verdict| verdict.locations).unwrap_or_default()
     });
-    AssetView { config, address, live, restarts: entry.restarts, locations, error }
+    let (reported_by, reported_at) = live.reported.unzip();
+    AssetView {
+        config,
+        address,
+        live: live.snapshot,
+        restarts: entry.restarts,
+        locations,
+        error: live.error,
+        reported_by,
+        reported_at,
+    }
 }
 
 /// Cluster mode and the asset has `locations`: its status is the locations' combined verdict.
@@ -69,10 +98,18 @@ fn quorum(state: &ApiState, entry: &AssetEntry) -> bool {
     state.services.cluster.enabled && entry.config.locations.is_some()
 }
 
+/// The asset's live state and why it is missing when it is: what the badges and the status
+/// page show (see [`live_state`]).
+pub(super) fn live(state: &ApiState, entry: &AssetEntry) -> (AssetSnapshot, Option<String>) {
+    let Live { snapshot, error, .. } = live_state(state, entry);
+    (snapshot, error)
+}
+
 /// The asset's live state, read from the memory its actor checkpoints after every message
 /// (see `actors/index.rs`), and why it is missing when it is (then the status is `crashed`);
-/// what `/api/assets`, the badges and the status page show.
-pub(super) fn live(state: &ApiState, entry: &AssetEntry) -> (AssetSnapshot, Option<String>) {
+/// in cluster mode, for an asset another replica probes, what that replica last wrote to the
+/// store (see `actors/states.rs`): the same answer on every replica. What `/api/assets` shows.
+pub(super) fn live_state(state: &ApiState, entry: &AssetEntry) -> Live {
     let snapshot = {
         let memory = entry.memory.lock();
         snapshot_of(&memory, &entry.config.id, &state.services, memory.probing)
@@ -86,20 +123,58 @@ pub(super) fn live(state: &ApiState, entry: &AssetEntry) -> (AssetSnapshot, Opti
             Some(Combined::Undecided) | None => StatusName::Unknown,
         };
         let probing = snapshot.probing && entry.actor.is_some();
-        return (AssetSnapshot { status, open_incident_id: None, probing, ..snapshot }, None);
+        let snapshot = AssetSnapshot { status, open_incident_id: None, probing, ..snapshot };
+        return Live { snapshot, error: None, reported: None };
     }
     match &entry.actor {
         // Cluster mode: its owner probes it; this replica runs no actor for it.
-        None if entry.elsewhere => (
-            AssetSnapshot { status: StatusName::Unknown, probing: false, ..snapshot },
-            Some("probed by another replica of the cluster".into()),
-        ),
-        None => (
-            AssetSnapshot { status: StatusName::Crashed, probing: false, ..snapshot },
-            Some("the asset's actor keeps failing and waits to be restarted".into()),
-        ),
-        Some(_) => (snapshot, None),
+        None if entry.elsewhere => elsewhere(state, entry),
+        None => Live {
+            snapshot: AssetSnapshot { status: StatusName::Crashed, probing: false, ..snapshot },
+            error: Some("the asset's actor keeps failing and waits to be restarted".into()),
+            reported: None,
+        },
+        Some(_) => Live { snapshot, error: None, reported: None },
     }
+}
+
+/// An asset another replica probes: the state its owner last wrote to the store, while that
+/// replica is alive. Once its heartbeat is older than the lease, the state is `unknown` (with
+/// the last report named in `error`) until the replica taking the asset over writes its own:
+/// a dead replica's last word may be a lease and more out of date, and the heir starts afresh.
+/// What this replica's own memory of the asset holds (from before it was handed over, if it
+/// ever ran it here) is never shown: every replica answers the same.
+fn elsewhere(state: &ApiState, entry: &AssetEntry) -> Live {
+    let Some(mirrored) = state.services.states.get(&entry.config.id) else {
+        let unknown = AssetSnapshot {
+            status: StatusName::Unknown,
+            since: None,
+            last_probe: None,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            open_incident_id: None,
+            probing: false,
+            skipped_ticks: 0,
+        };
+        return Live {
+            snapshot: unknown,
+            error: Some("probed by another replica of the cluster, which has not reported its state yet".into()),
+            reported: None,
+        };
+    };
+    let reported = Some((mirrored.owner.clone(), mirrored.reported_at));
+    if !state.services.states.is_live(&mirrored.owner) {
+        let error = format!(
+            "probed by another replica of the cluster: {}, which last reported it at {} and has stopped \
+             (no heartbeat within the lease); another replica takes it over",
+            mirrored.owner,
+            mirrored.reported_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        // Its last probe and open incident stay true of the past; the status no longer is.
+        let unknown = AssetSnapshot { status: StatusName::Unknown, since: None, ..mirrored.snapshot.clone() };
+        return Live { snapshot: unknown, error: Some(error), reported };
+    }
+    Live { snapshot: mirrored.snapshot.clone(), error: None, reported }
 }
 
 impl Choices for StatusName {
@@ -216,8 +291,8 @@ pub async fn list_assets(
             return true;
         }
         // The config is copied only for the assets kept.
-        let live = live(&state, entry);
-        let keep = Some(live.0.status) == status;
+        let live = live_state(&state, entry);
+        let keep = Some(live.snapshot.status) == status;
         if keep && views.len() < size {
             views.push(view_of(&state, entry, live));
         }
@@ -414,4 +489,21 @@ pub async fn asset_uptime(
     let points = series_of(from, length, usize::try_from(count).unwrap_or(0), &rollups);
     let step = if step == Step::Hour { "1h" } else { "1d" };
     Ok(Json(UptimeAnswer::Series(UptimeSeries { asset_id: id, step: step.into(), from, to: now, points })))
+}
+
+#[cfg(test)]
+mod tests {
+    /// What a replica answers for an asset another one probes is documented: who reported the
+    /// state and when.
+    #[test]
+    fn the_reporter_of_a_mirrored_state_is_documented() {
+        let document = serde_json::to_value(super::super::openapi::document()).expect("serializes");
+        // Its own fields are the part of `allOf` with properties (the others are the flattened
+        // config and snapshot).
+        let view = &document["components"]["schemas"]["AssetView"];
+        let own = view["allOf"].as_array().and_then(|parts| parts.iter().find(|part| part["properties"].is_object()));
+        let properties = &own.expect("AssetView's own properties")["properties"];
+        assert!(properties["reportedBy"].is_object(), "{properties}");
+        assert!(properties["reportedAt"].is_object(), "{properties}");
+    }
 }

@@ -155,7 +155,7 @@ impl ProbeOutcome {
 }
 
 /// What a probe measured beyond its verdict: shown live (`lastProbe` in the API), not stored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,7 +168,7 @@ pub struct ProbeDetail {
 }
 
 /// Where a probe's time went, per phase, in ms (the phases a probe can observe).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Timings {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,7 +185,7 @@ pub(crate) fn millis_since(started: Instant) -> u64 {
 }
 
 /// One stored probe: the row of `probe_events`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeResult {
     /// Made here, not by the database, so that retrying a write can never store a result twice.
@@ -207,7 +207,17 @@ pub struct ProbeResult {
 /// Why a result is not a plain up or down. Results marked `maintenance` or `inconclusive` are
 /// left out of uptime; `degraded` ones count as up.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, strum::IntoStaticStr, strum::EnumString,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]

@@ -13,6 +13,7 @@ mod postgres;
 pub mod rollup;
 mod sql;
 pub mod sqlite;
+pub mod states;
 
 use std::time::Duration;
 

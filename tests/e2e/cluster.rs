@@ -247,17 +247,11 @@ impl Replica {
         response.json().await.ok()
     }
 
-    /// The assets this replica probes itself (the others it reports as probed elsewhere).
+    /// The assets this replica probes itself (the others it answers as their owner reported
+    /// them, with `reportedBy`, or as probed elsewhere).
     async fn owned(&self) -> Option<BTreeSet<String>> {
         let assets = self.get("/api/assets").await?;
-        Some(
-            assets
-                .as_array()?
-                .iter()
-                .filter(|asset| asset["error"].as_str() != Some("probed by another replica of the cluster"))
-                .filter_map(|asset| asset["id"].as_str().map(str::to_string))
-                .collect(),
-        )
+        Some(assets.as_array()?.iter().filter(|asset| answered_by_itself(asset)).filter_map(asset_id).collect())
     }
 
     fn kill(&mut self) {
@@ -295,6 +289,17 @@ static REPLICA_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new
 async fn replica_slots(processes: u32) -> tokio::sync::SemaphorePermit<'static> {
     // Invariant: the semaphore is never closed.
     REPLICA_SLOTS.acquire_many(processes).await.expect("the replica slots stay open")
+}
+
+/// An asset as the API answers it from the replica that probes it: not a state another replica
+/// reported through the store (`reportedBy`), nor one it has yet to report.
+fn answered_by_itself(asset: &Value) -> bool {
+    asset["reportedBy"].is_null()
+        && !asset["error"].as_str().is_some_and(|error| error.starts_with("probed by another replica"))
+}
+
+fn asset_id(asset: &Value) -> Option<String> {
+    asset["id"].as_str().map(str::to_string)
 }
 
 fn replicas_ids(replicas: &[Replica]) -> Vec<&str> {
@@ -480,7 +485,11 @@ async fn an_outage_whose_replica_is_killed_midway_is_one_down_and_one_recovery()
     let (heir, stamp) = eventually("the failing asset taken over and probed", WAIT, || async {
         for replica in &replicas {
             let asset = replica.get("/api/assets/failing").await?;
-            if asset["error"].is_null() && asset["status"] == "down" && asset["lastProbe"].is_object() {
+            if answered_by_itself(&asset)
+                && asset["error"].is_null()
+                && asset["status"] == "down"
+                && asset["lastProbe"].is_object()
+            {
                 return Some((replica, asset["lastProbe"]["timestamp"].clone()));
             }
         }
@@ -591,7 +600,7 @@ async fn killing_the_incidents_role_holder_moves_the_role_and_sends_nothing_twic
         eventually(&format!("{id} probed again, still down"), WAIT, || async {
             for replica in &replicas {
                 let asset = replica.get(&format!("/api/assets/{id}")).await?;
-                if asset["error"].is_null() && asset["status"] == "down" {
+                if answered_by_itself(&asset) && asset["error"].is_null() && asset["status"] == "down" {
                     return Some(());
                 }
             }
@@ -637,6 +646,131 @@ async fn killing_the_incidents_role_holder_moves_the_role_and_sends_nothing_twic
         .expect("open incidents");
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents").fetch_one(&pool).await.expect("incidents");
     assert_eq!((open, total), (0, failing_ids.len() as i64), "one incident per failing asset, all closed");
+}
+
+/// What every replica answers for `id`: (status, whether lastProbe is there, reportedBy),
+/// from `GET /api/assets/{id}` and from the entry of `GET /api/assets`; None while a replica
+/// does not answer, has an error for it, or the two disagree.
+async fn answers(replicas: &[Replica], id: &str) -> Option<Vec<(String, bool, Option<String>)>> {
+    let mut answers = Vec::new();
+    for replica in replicas {
+        let one = replica.get(&format!("/api/assets/{id}")).await?;
+        let list = replica.get("/api/assets").await?;
+        let listed = list.as_array()?.iter().find(|asset| asset["id"] == id)?.clone();
+        let answer = |asset: &Value| {
+            asset["error"].is_null().then(|| {
+                let reported_by = asset["reportedBy"].as_str().map(str::to_string);
+                (asset["status"].as_str().unwrap_or_default().to_string(), asset["lastProbe"].is_object(), reported_by)
+            })
+        };
+        let (one, listed) = (answer(&one)?, answer(&listed)?);
+        if one.0 != listed.0 || one.1 != listed.1 {
+            return None;
+        }
+        answers.push(one);
+    }
+    Some(answers)
+}
+
+/// Waits until every replica answers `status` for `id`, with its last probe, and exactly one of
+/// them probes it (the others answer what it reported through the store, naming it); answers
+/// the owner's id.
+async fn everyone_answers(replicas: &[Replica], id: &str, status: &str) -> String {
+    eventually(&format!("every replica to answer {status} for {id}"), WAIT, || async {
+        let answers = answers(replicas, id).await?;
+        if !answers.iter().all(|(answered, probe, _)| answered == status && *probe) {
+            return None;
+        }
+        let owners: Vec<&str> = replicas
+            .iter()
+            .zip(&answers)
+            .filter(|(_, (_, _, reported_by))| reported_by.is_none())
+            .map(|(replica, _)| replica.id.as_str())
+            .collect();
+        let [owner] = owners[..] else { return None };
+        answers.iter().all(|(_, _, by)| by.as_deref().is_none_or(|by| by == owner)).then(|| owner.to_string())
+    })
+    .await
+}
+
+/// Every replica serves the whole API: an asset another replica probes is answered with the
+/// state its owner wrote to the store (`asset_states`), not `unknown`, so that any replica
+/// behind a load balancer answers the same; a change of status reaches them all, and so does
+/// the state of an asset taken over from a replica killed outright.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_replica_answers_the_live_state_of_every_asset() {
+    if !crate::e2e::databases::postgres_available().await {
+        return;
+    }
+    let _slots = replica_slots(3).await;
+    let failing = Target::start().await;
+    failing.set(Mode::Error);
+    let healthy = Target::start().await;
+    let (down_id, up_id) = ("mirrored-failing", "mirrored-healthy");
+    let assets = json!([http_asset(down_id, &failing.url()), http_asset(up_id, &healthy.url())]);
+    let setup = Setup::new(Backend::Postgres, assets, no_channels()).await;
+    let mut replicas = vec![
+        Replica::spawn(&setup, "mirror-a").await,
+        Replica::spawn(&setup, "mirror-b").await,
+        Replica::spawn(&setup, "mirror-c").await,
+    ];
+    let started = Instant::now();
+    let down_owner = everyone_answers(&replicas, down_id, "down").await;
+    let up_owner = everyone_answers(&replicas, up_id, "up").await;
+    println!(
+        "every replica answers {down_id} down (probed by {down_owner}) and {up_id} up (probed by {up_owner}) {:.2} s \
+         after the start",
+        started.elapsed().as_secs_f64()
+    );
+
+    // What the others answer is what the owner wrote, and only it.
+    let crate::e2e::databases::Inspect::Postgres(pool) = setup.inspect().await else { unreachable!("postgres") };
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT asset_id, owner, status FROM asset_states ORDER BY asset_id")
+            .fetch_all(&pool)
+            .await
+            .expect("asset_states");
+    assert_eq!(
+        rows,
+        [(down_id.into(), down_owner.clone(), "down".into()), (up_id.into(), up_owner.clone(), "up".into())],
+    );
+    // The answer of a replica that does not probe it: the owner's, with when it reported it.
+    let other = replicas.iter().find(|replica| replica.id != down_owner).expect("a replica that does not probe it");
+    let mirrored = other.get(&format!("/api/assets/{down_id}")).await.expect("the asset");
+    assert_eq!(mirrored["reportedBy"], down_owner.as_str(), "{mirrored}");
+    assert!(mirrored["reportedAt"].is_string() && mirrored["since"].is_string(), "{mirrored}");
+    assert_eq!(mirrored["probing"], false, "{mirrored}");
+    assert!(mirrored["consecutiveFailures"].as_u64().is_some_and(|n| n >= 1), "{mirrored}");
+    assert_eq!(mirrored["lastProbe"]["success"], false, "{mirrored}");
+    // A new probe alone reaches the others within a lease or so, not at every probe.
+    let first = mirrored["lastProbe"]["timestamp"].clone();
+    eventually("a newer lastProbe reported by the owner", WAIT, || async {
+        let now = other.get(&format!("/api/assets/{down_id}")).await?;
+        (now["lastProbe"]["timestamp"] != first).then_some(())
+    })
+    .await;
+
+    // Changes of status reach every replica.
+    failing.set(Mode::Ok);
+    healthy.set(Mode::Error);
+    let started = Instant::now();
+    everyone_answers(&replicas, down_id, "up").await;
+    let owner = everyone_answers(&replicas, up_id, "down").await;
+    println!("every replica answers both changes {:.2} s after the targets switched", started.elapsed().as_secs_f64());
+
+    // SIGKILL the replica probing the failing asset: the survivors stop answering its last word
+    // once its heartbeat is too old, and answer the heir's as soon as it has written it.
+    let index = replicas.iter().position(|replica| replica.id == owner).expect("the owner is a replica");
+    let mut victim = replicas.remove(index);
+    let killed = Instant::now();
+    victim.kill();
+    let heir = everyone_answers(&replicas, up_id, "down").await;
+    assert_ne!(heir, victim.id);
+    println!(
+        "after SIGKILL of {}, both survivors answer {up_id} down as {heir} reports it, {:.2} s later",
+        victim.id,
+        killed.elapsed().as_secs_f64()
+    );
 }
 
 /// The claim outlives its session: when the connection holding the lock dies (a database
@@ -902,7 +1036,7 @@ async fn all_up_where_probed(replicas: &[Replica], all: &BTreeSet<String>) {
         let mut up = BTreeSet::new();
         for replica in replicas {
             for asset in replica.get("/api/assets").await?.as_array()? {
-                if asset["error"].is_null() && asset["status"] == "up" {
+                if answered_by_itself(asset) && asset["error"].is_null() && asset["status"] == "up" {
                     up.insert(asset["id"].as_str()?.to_string());
                 }
             }
