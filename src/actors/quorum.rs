@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
 use super::Services;
@@ -107,25 +106,12 @@ pub async fn run(store: Store, services: Arc<Services>) {
         tokio::select! {
             () = tokio::time::sleep(round) => {}
             () = services.locations.wake.notified() => {}
-            failed = next_notification(&mut listener) => {
+            failed = crate::store::cluster::next_notification(&mut listener) => {
                 if failed {
                     tracing::warn!(actor = "quorum", "statusd_locations listener failed; it reconnects");
                 }
             }
         }
-    }
-}
-
-/// Waits for a notification on the listener (forever without one); whether receiving failed.
-async fn next_notification(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(listener) => {
-            let failed = listener.recv().await.is_err();
-            // Several replicas report at once in an outage: one pass serves them all.
-            while listener.next_buffered().is_some() {}
-            failed
-        }
-        None => std::future::pending().await,
     }
 }
 

@@ -25,7 +25,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -233,7 +232,7 @@ pub async fn run(store: Store, services: Arc<Services>, relay: Arc<Relay>) {
         tokio::select! {
             () = tokio::time::sleep(round) => {}
             () = relay.wake.notified() => {}
-            failed = next_notification(&mut listener) => {
+            failed = crate::store::cluster::next_notification(&mut listener) => {
                 if failed {
                     tracing::warn!(actor = "relay", "statusd_incident_events listener failed; it reconnects");
                     tokio::time::sleep(round).await;
@@ -310,19 +309,6 @@ async fn take_role(store: &Store, services: &Services) -> Result<(), StoreError>
         services.directory.resume_undelivered(entry);
     }
     Ok(())
-}
-
-/// Waits for a notification on the listener (forever without one); whether receiving failed.
-async fn next_notification(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(listener) => {
-            let failed = listener.recv().await.is_err();
-            // Several replicas queue at once in an outage: one pass serves them all.
-            while listener.next_buffered().is_some() {}
-            failed
-        }
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
+use sqlx::postgres::PgListener;
 
 use super::{Store, StoreError};
 
@@ -187,12 +188,34 @@ impl Store {
     }
 
     /// A listener on the cluster's channel, on PostgreSQL.
-    pub async fn cluster_listener(&self) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+    pub async fn cluster_listener(&self) -> Result<Option<PgListener>, StoreError> {
+        self.listener("statusd_cluster", "listening for the cluster").await
+    }
+
+    /// A connection of its own that listens on `channel` (`LISTEN`), on PostgreSQL; None on
+    /// SQLite, which has no cluster mode. `context` names it in errors.
+    pub(super) async fn listener(
+        &self,
+        channel: &str,
+        context: &'static str,
+    ) -> Result<Option<PgListener>, StoreError> {
         let Store::Postgres(postgres) = self else { return Ok(None) };
-        let mut listener = sqlx::postgres::PgListener::connect_with(&postgres.sql.pool)
-            .await
-            .map_err(query("listening for the cluster"))?;
-        listener.listen("statusd_cluster").await.map_err(query("listening for the cluster"))?;
+        let mut listener = PgListener::connect_with(&postgres.sql.pool).await.map_err(query(context))?;
+        listener.listen(channel).await.map_err(query(context))?;
         Ok(Some(listener))
+    }
+}
+
+/// Waits for the next notification on `listener` (forever without one), and drops those that
+/// came with it: several replicas notify at once in an outage, and one pass serves them all.
+/// Answers whether receiving failed (the listener then reconnects at its next use).
+pub async fn next_notification(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(listener) => {
+            let failed = listener.recv().await.is_err();
+            while listener.next_buffered().is_some() {}
+            failed
+        }
+        None => std::future::pending().await,
     }
 }

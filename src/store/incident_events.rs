@@ -59,11 +59,6 @@ impl Store {
 
     /// A listener on [`CHANNEL`], on PostgreSQL.
     pub async fn incident_events_listener(&self) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
-        let Store::Postgres(postgres) = self else { return Ok(None) };
-        let mut listener = sqlx::postgres::PgListener::connect_with(&postgres.sql.pool)
-            .await
-            .map_err(query("listening for incident events"))?;
-        listener.listen(CHANNEL).await.map_err(query("listening for incident events"))?;
-        Ok(Some(listener))
+        self.listener(CHANNEL, "listening for incident events").await
     }
 }

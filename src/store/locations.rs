@@ -99,11 +99,6 @@ impl Store {
 
     /// A listener on [`CHANNEL`], on PostgreSQL.
     pub async fn locations_listener(&self) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
-        let Store::Postgres(postgres) = self else { return Ok(None) };
-        let mut listener = sqlx::postgres::PgListener::connect_with(&postgres.sql.pool)
-            .await
-            .map_err(query("listening for location verdicts"))?;
-        listener.listen(CHANNEL).await.map_err(query("listening for location verdicts"))?;
-        Ok(Some(listener))
+        self.listener(CHANNEL, "listening for location verdicts").await
     }
 }
