@@ -16,8 +16,8 @@
 //! too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster mode instead of
 //! one, waits until their leases cover every asset, reports each replica's CPU and memory, and
 //! reads from PostgreSQL's statistics views how much database work the window cost and how
-//! much of it touched the coordination tables (`cluster_members`, `asset_leases`). Linux only:
-//! it reads `/proc`.
+//! much of it touched the coordination tables (`cluster_members`, `asset_leases`, `asset_states`,
+//! `incident_events`, `asset_location_states`). Linux only: it reads `/proc`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -318,7 +318,8 @@ async fn db_work(pool: &sqlx::PgPool) -> Result<DbWork, sqlx::Error> {
     let (scans, written): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::int8,
                 sum(n_tup_ins + n_tup_upd + n_tup_del)::int8
-         FROM pg_stat_user_tables WHERE relname IN ('cluster_members', 'asset_leases')",
+         FROM pg_stat_user_tables
+         WHERE relname IN ('cluster_members', 'asset_leases', 'asset_states', 'incident_events', 'asset_location_states')",
     )
     .fetch_one(pool)
     .await?;
