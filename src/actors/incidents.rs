@@ -129,7 +129,10 @@ pub enum IncidentEvent {
     /// Cluster mode: this replica just took the incidents role, and goes on with what the
     /// store has open (`names`: every configured asset's name, by id).
     RoleTaken {
-        resumed: Resumed,
+        /// The open incidents (their DOWN went out).
+        open: Vec<Incident>,
+        /// The assets confirmed degraded, and since when (their DEGRADED went out).
+        degraded: Vec<(String, DateTime<Utc>)>,
         names: HashMap<String, String>,
     },
     /// Cluster mode: this replica lost the incidents role: it forgets every incident, without
@@ -442,10 +445,7 @@ impl IncidentsState {
             IncidentEvent::Down(down) => self.opened(down),
             IncidentEvent::Recovered(recovered) => self.recovered(recovered),
             IncidentEvent::Removed { asset_id } => self.removed(&asset_id),
-            IncidentEvent::RoleTaken { resumed, names } => {
-                let Resumed { open, degraded, .. } = resumed;
-                self.memory.adopt(open, degraded, &names);
-            }
+            IncidentEvent::RoleTaken { open, degraded, names } => self.memory.adopt(open, degraded, &names),
             IncidentEvent::RoleLost => {
                 let known: Vec<String> = self
                     .memory

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use super::Services;
 use super::health::{OpenIncident, Recovery};
-use super::incidents::{AssetDegraded, AssetDown, AssetRecovered, IncidentEvent, Resumed};
+use super::incidents::{AssetDegraded, AssetDown, AssetRecovered, IncidentEvent};
 use crate::store::{Store, StoreError};
 
 /// Events taken off the queue in one statement; more are taken at once after.
@@ -301,10 +301,7 @@ async fn take_role(store: &Store, services: &Services) -> Result<(), StoreError>
         undelivered = outbox.len(),
         "this replica decides for the cluster from now on"
     );
-    services.directory.incidents_here(IncidentEvent::RoleTaken {
-        resumed: Resumed { open, degraded, connectivity: Default::default() },
-        names: configured,
-    });
+    services.directory.incidents_here(IncidentEvent::RoleTaken { open, degraded, names: configured });
     for entry in outbox {
         services.directory.resume_undelivered(entry);
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -156,16 +156,7 @@ impl LoggingTarget {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let log = Arc::clone(&server_log);
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buffer = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head);
-                    let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let Some(path) = request_path(&mut stream).await else { return };
                     log.lock().push((path, Instant::now()));
                     let _ =
                         stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
@@ -829,15 +820,7 @@ impl PathTarget {
             while let Ok((mut stream, peer)) = listener.accept().await {
                 let (failing, log) = (Arc::clone(&server_failing), Arc::clone(&server_log));
                 tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buffer = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    let path = String::from_utf8_lossy(&head).split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let Some(path) = request_path(&mut stream).await else { return };
                     log.lock().push((path, peer.ip()));
                     let status =
                         if failing.lock().contains(&peer.ip()) { "500 Internal Server Error" } else { "200 OK" };

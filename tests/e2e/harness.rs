@@ -94,17 +94,26 @@ impl Target {
     }
 }
 
-async fn answer(mut stream: TcpStream, mode: u8) {
-    if mode == Mode::Close as u8 {
-        return;
-    }
+/// Reads an HTTP request's head off `stream` and answers its path; None if the peer closed or
+/// failed first. Enough for the test targets, which answer every path alike.
+pub async fn request_path(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut buffer = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buffer[..n]),
         }
+    }
+    Some(String::from_utf8_lossy(&head).split_whitespace().nth(1).unwrap_or_default().to_string())
+}
+
+async fn answer(mut stream: TcpStream, mode: u8) {
+    if mode == Mode::Close as u8 {
+        return;
+    }
+    if request_path(&mut stream).await.is_none() {
+        return;
     }
     let response: &[u8] = match mode {
         m if m == Mode::Hang as u8 => {
