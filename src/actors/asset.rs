@@ -527,8 +527,9 @@ mod tests {
     use serde_json::json;
 
     const SECOND: Duration = Duration::from_secs(1);
-    /// Checks are aimed this far before or after an instant the actor acts at, never at it.
-    const JUST: Duration = Duration::from_millis(1);
+    /// Checks are aimed this far before or after an instant the actor acts at, never at it:
+    /// just past the timer's grid step, by which a tick may come late (`ticks.rs`).
+    const JUST: Duration = crate::actors::ticks::STEP.saturating_add(Duration::from_millis(1));
 
     struct Running {
         actor: ActorRef<AssetMsg>,

@@ -197,6 +197,19 @@ impl Statusd {
         response.text().await.map_err(|e| format!("GET {url}: reading the page: {e:?}"))
     }
 
+    /// The size of the `/metrics` page as Prometheus fetches it (`Accept-Encoding: gzip`), by a
+    /// client that leaves the body compressed; None if it fails.
+    async fn metrics_gzip_bytes(&self) -> Option<usize> {
+        let undecoding = reqwest::Client::builder().gzip(false).build().ok()?;
+        let response = undecoding
+            .get(format!("{}/metrics", self.base))
+            .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+            .send()
+            .await
+            .ok()?;
+        Some(response.bytes().await.ok()?.len())
+    }
+
     /// How many assets this statusd probes itself (in cluster mode, the leases it holds).
     async fn owned(&self, cluster: bool) -> Option<f64> {
         if !cluster {
@@ -457,6 +470,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scraped = Instant::now();
     let (metrics_after, counted_to): (Vec<String>, Vec<Instant>) = scrape_each(&statusds).await?.into_iter().unzip();
     let scrape_s = scraped.elapsed().as_secs_f64() / statusds.len() as f64;
+    let metrics_gzip_bytes = statusds[0].metrics_gzip_bytes().await;
     // Each replica's probe counters have a window of their own, from one reading to the other.
     let windows: Vec<f64> =
         counted_to.iter().zip(&counted_from).map(|(to, from)| to.duration_since(*from).as_secs_f64()).collect();
@@ -544,6 +558,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "api_page_samples": pages.len(),
         "metrics_scrape_s": (scrape_s * 1000.0).round() / 1000.0,
         "metrics_bytes": metrics_after[0].len(),
+        "metrics_gzip_bytes": metrics_gzip_bytes,
         "probes_skipped": delta("statusd_probes_skipped_total", None),
     });
     println!("{line}");

@@ -65,22 +65,25 @@ pub enum Encoding {
 impl Encoding {
     /// Brotli when accepted, else gzip, else none (a `q=0` refuses).
     pub fn preferred(accept_encoding: &str) -> Encoding {
-        let accepts = |name: &str| {
-            accept_encoding.split(',').any(|part| {
-                let mut pieces = part.split(';').map(str::trim);
-                let coding = pieces.next().unwrap_or_default();
-                let refused = pieces
-                    .any(|p| p.replace(' ', "").strip_prefix("q=").and_then(|q| q.parse::<f64>().ok()) == Some(0.0));
-                (coding.eq_ignore_ascii_case(name) || coding == "*") && !refused
-            })
-        };
-        if accepts("br") {
+        if Encoding::accepts(accept_encoding, "br") {
             Encoding::Brotli
-        } else if accepts("gzip") {
+        } else if Encoding::accepts(accept_encoding, "gzip") {
             Encoding::Gzip
         } else {
             Encoding::Identity
         }
+    }
+
+    /// Whether an `Accept-Encoding` value (RFC 9110, section 12.5.3) accepts the coding `name`,
+    /// by name or `*`, and not with `q=0`.
+    pub fn accepts(accept_encoding: &str, name: &str) -> bool {
+        accept_encoding.split(',').any(|part| {
+            let mut pieces = part.split(';').map(str::trim);
+            let coding = pieces.next().unwrap_or_default();
+            let refused =
+                pieces.any(|p| p.replace(' ', "").strip_prefix("q=").and_then(|q| q.parse::<f64>().ok()) == Some(0.0));
+            (coding.eq_ignore_ascii_case(name) || coding == "*") && !refused
+        })
     }
 
     /// The `Content-Encoding` value; None for identity.

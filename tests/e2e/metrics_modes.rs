@@ -76,5 +76,21 @@ async fn summary_metrics_keep_per_asset_up_and_counters_but_no_per_asset_histogr
     // Four lines for a healthy asset, against the dozens of a histogram; no error budget per
     // asset (GET /api/sla has it), no skipped ticks nor degraded at zero.
     assert_eq!(lines.len(), 4, "{lines:#?}");
+
+    // As Prometheus scrapes: gzip asked for, the page comes compressed and reads the same
+    // (by a client that leaves the body as it came).
+    let undecoding = reqwest::Client::builder().gzip(false).build().expect("client");
+    let response = undecoding
+        .get(summary.url("/metrics"))
+        .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.headers().get(reqwest::header::CONTENT_ENCODING).map(|v| v.as_bytes()), Some(&b"gzip"[..]));
+    let compressed = response.bytes().await.expect("body");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut text).expect("gzip");
+    assert!(compressed.len() * 3 < text.len(), "{} bytes for {} of text", compressed.len(), text.len());
+    assert!(text.contains("statusd_asset_up{asset=\"metrics-summary\"} 1"), "{text}");
     summary.stop().await;
 }
