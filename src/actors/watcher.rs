@@ -9,6 +9,7 @@
 //! report (network filesystems). Like vector's watcher, it sends a bare "reload": the
 //! Supervisor loads, validates and diffs.
 
+use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,13 +65,37 @@ fn fingerprint(files: &[PathBuf]) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// Whether a filesystem event may be an edit of the config files (`names`, their file names).
+///
+/// The directories are watched to catch a save by rename, so every file beside the config
+/// reports too: a SQLite database kept there writes its journal thousands of times a second
+/// under load, and each event used to restart the settle timer (a task spawned and aborted per
+/// event, and a reload held back while the writes went on). Left out, besides other files:
+/// opens and reads (the watcher's own reads of the files included), which edit nothing. Kept:
+/// events without a path (a rescan) and Kubernetes' swap of a ConfigMap's `..data` link.
+fn concerns(event: &notify::Event, names: &[OsString]) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match event.kind {
+        // `close` after writing ends an in-place save; other accesses change nothing.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(_) => return false,
+        _ => {}
+    }
+    event.paths.is_empty()
+        || event.paths.iter().any(|path| {
+            path.file_name()
+                .is_some_and(|name| names.iter().any(|ours| ours == name) || name.as_encoded_bytes().starts_with(b".."))
+        })
+}
+
 impl WatcherState {
     /// (Re)watches the directories and the files: after a rename-replace the old file's watch
     /// is gone with its inode.
     fn watch(&mut self, myself: &ActorRef<WatcherMsg>) {
         let actor = myself.clone();
+        let names: Vec<OsString> = self.files.iter().filter_map(|file| file.file_name().map(OsString::from)).collect();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            if event.is_ok_and(|event| concerns(&event, &names)) {
                 let _ = actor.cast(WatcherMsg::Touched);
             }
         });
@@ -153,5 +178,34 @@ impl Actor for ConfigWatcher {
             WatcherMsg::Panic(reason) => panic!("{reason}"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind, RenameMode};
+
+    use super::*;
+
+    fn event(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_events_that_may_edit_the_config_files_count() {
+        let names = [OsString::from("manifest.json"), OsString::from("notifiers.json")];
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        // Edits of the files: in place, closed after writing, renamed over, Kubernetes' swap.
+        assert!(concerns(&event(written, "/etc/statusd/manifest.json"), &names));
+        assert!(concerns(&event(EventKind::Access(AccessKind::Close(AccessMode::Write)), "/c/notifiers.json"), &names));
+        assert!(concerns(&event(EventKind::Modify(ModifyKind::Name(RenameMode::To)), "/c/manifest.json"), &names));
+        assert!(concerns(&event(EventKind::Create(CreateKind::Any), "/etc/statusd/..data"), &names));
+        // A rescan names no file: anything may have changed.
+        assert!(concerns(&notify::Event::new(EventKind::Other), &names));
+        // A database beside the config, an editor's swap file, and reads (the watcher's own).
+        assert!(!concerns(&event(written, "/c/statusd.db-wal"), &names));
+        assert!(!concerns(&event(EventKind::Create(CreateKind::File), "/c/.manifest.json.swp"), &names));
+        assert!(!concerns(&event(EventKind::Access(AccessKind::Open(AccessMode::Any)), "/c/manifest.json"), &names));
+        assert!(!concerns(&event(EventKind::Access(AccessKind::Close(AccessMode::Read)), "/c/manifest.json"), &names));
     }
 }
