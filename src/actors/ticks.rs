@@ -92,13 +92,10 @@ pub(crate) const STEP: Duration = Duration::from_millis(10);
 
 /// `at`, moved up to the next point of the grid that starts at `epoch`.
 fn on_grid(epoch: Instant, at: Instant) -> Instant {
-    let since = at.saturating_duration_since(epoch);
-    let steps = since.as_nanos().div_ceil(STEP.as_nanos());
-    // A u32 of 10 ms steps is over a year of uptime; past it, the grid is left (due time as is).
-    match u32::try_from(steps) {
-        Ok(steps) => epoch + STEP * steps,
-        Err(_) => at,
-    }
+    let step = STEP.as_nanos();
+    let since = at.saturating_duration_since(epoch).as_nanos().div_ceil(step) * step;
+    // u64 nanoseconds reach 584 years past the timer's start; beyond, the due time as it is.
+    u64::try_from(since).map_or(at, |since| epoch + Duration::from_nanos(since))
 }
 
 /// Fires what is due, then sleeps until the grid point of the next due time, or until a

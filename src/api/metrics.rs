@@ -48,7 +48,8 @@ pub async fn scrape(State(state): State<ApiState>, request: HeaderMap) -> Respon
         if summary {
             per_asset_summary(&state.services.assets, &mut text);
         }
-        if gzip { compressed(&text).unwrap_or_else(|| text.into_bytes()) } else { text.into_bytes() }
+        // The fastest level: a scrape is made once and read once.
+        if gzip { crate::statuspage::gzip(text.as_bytes(), flate2::Compression::fast()) } else { text.into_bytes() }
     })
     .await;
     match rendered {
@@ -66,15 +67,6 @@ pub async fn scrape(State(state): State<ApiState>, request: HeaderMap) -> Respon
             ApiError::Unavailable("rendering the metrics failed".into()).into_response()
         }
     }
-}
-
-/// The page gzipped at the fastest level (a scrape is made once and read once: speed matters
-/// more than the last percent); None if the encoder fails, then the page goes uncompressed.
-fn compressed(text: &str) -> Option<Vec<u8>> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 8), flate2::Compression::fast());
-    encoder.write_all(text.as_bytes()).ok()?;
-    encoder.finish().ok()
 }
 
 /// With `[metrics] per_asset = "summary"`: per asset, up, last latency and the probe counters,

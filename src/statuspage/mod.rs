@@ -110,7 +110,7 @@ impl EncodedPage {
         match encoding {
             Encoding::Identity => self.html.clone(),
             Encoding::Brotli => self.brotli.get_or_init(|| brotli(&self.html)).clone(),
-            Encoding::Gzip => self.gzip.get_or_init(|| gzip(&self.html)).clone(),
+            Encoding::Gzip => self.gzip.get_or_init(|| gzip(&self.html, flate2::Compression::best()).into()).clone(),
         }
     }
 }
@@ -125,11 +125,13 @@ fn brotli(input: &[u8]) -> Bytes {
     output.into()
 }
 
-fn gzip(input: &[u8]) -> Bytes {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(input.len() / 10), flate2::Compression::best());
+/// `input` gzipped (RFC 1952) at `level`: the page at the best level, made once and served
+/// many times; `/metrics` at the fastest, made for one scrape.
+pub fn gzip(input: &[u8], level: flate2::Compression) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(input.len() / 10), level);
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(input);
-    encoder.finish().unwrap_or_default().into()
+    encoder.finish().unwrap_or_default()
 }
 
 impl StatusPage {
