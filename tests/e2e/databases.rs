@@ -260,7 +260,7 @@ impl PgCluster {
             return None;
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let port = crate::e2e::harness::free_port();
         let cluster = PgCluster { dir, bin, port };
         if is_root() {
             let chown = Command::new("chown").args(["-R", "postgres"]).arg(cluster.dir.path()).status().expect("chown");

@@ -38,6 +38,32 @@ where
     }
 }
 
+/// A loopback port that is free now, for a server a test starts later (a child process, a
+/// PostgreSQL server stopped and started again). It is taken below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`): a port from `bind(0)` is in that range, where any outgoing
+/// connection of the suite (thousands of probes) may take it as its local port, or hold it in
+/// TIME_WAIT, before the server binds it, and the server then fails with "address in use".
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(12_000).max(1024);
+    let span = ephemeral_low - low;
+    // Spread by process id, so that two test binaries running at once start apart.
+    let start = std::process::id() * 7919;
+    for _ in 0..span {
+        let candidate = low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        // Invariant: candidate < ephemeral_low <= 65535.
+        let port = u16::try_from(candidate).expect("a port number");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{ephemeral_low}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // A target that can be switched between healthy, failing, hanging and closing connections.
 

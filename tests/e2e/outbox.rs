@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::e2e::harness::{Mode, Receiver, Setup, Target, binary, eventually, http_asset};
+use crate::e2e::harness::{Mode, Receiver, Setup, Target, binary, eventually, free_port, http_asset};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -185,11 +185,6 @@ async fn get(port: u16, path: &str) -> Option<Value> {
     response.json().await.ok()
 }
 
-async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_send_cut_by_sigkill_goes_out_once_after_the_restart_and_a_sent_one_never_again() {
     let Some(backend) = crate::backend().await else { return };
@@ -201,7 +196,7 @@ async fn a_send_cut_by_sigkill_goes_out_once_after_the_restart_and_a_sent_one_ne
     });
     let setup = Setup::new(backend, json!([http_asset("killed", &target.url())]), notifiers).await;
     target.set(Mode::Error);
-    let port = free_port().await;
+    let port = free_port();
     let mut first = spawn_statusd(&setup, port);
 
     // The DOWN is decided, written as pending, and its send is under way (held by the receiver).
@@ -215,7 +210,7 @@ async fn a_send_cut_by_sigkill_goes_out_once_after_the_restart_and_a_sent_one_ne
     first.wait().expect("reaped");
     assert!(receiver.answered().is_empty(), "nothing was answered before the kill");
 
-    let port = free_port().await;
+    let port = free_port();
     let mut second = spawn_statusd(&setup, port);
     eventually("the DOWN sent after the restart", WAIT, || async {
         let sent = get(port, "/api/notifications?status=sent").await?;
@@ -228,7 +223,7 @@ async fn a_send_cut_by_sigkill_goes_out_once_after_the_restart_and_a_sent_one_ne
     second.wait().expect("reaped");
 
     // A completed send is never repeated: a third start sends nothing until the recovery.
-    let port = free_port().await;
+    let port = free_port();
     let mut third = spawn_statusd(&setup, port);
     eventually("the third statusd up and probing", WAIT, || async {
         let asset = get(port, "/api/assets/killed").await?;
