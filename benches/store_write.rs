@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 const ASSETS: usize = 1000;
 
-fn assets() -> Vec<AssetConfig> {
+fn assets() -> Vec<std::sync::Arc<AssetConfig>> {
     (0..ASSETS)
         .map(|i| {
             serde_json::from_value(

@@ -5,6 +5,7 @@
 //! itself, cycles), so the walks here may assume it is acyclic.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::asset::AssetConfig;
 
@@ -26,7 +27,7 @@ pub struct DependencyProblem {
 
 impl DependencyGraph {
     /// The graph of valid assets (ids assumed unique).
-    pub fn of(assets: &[AssetConfig]) -> DependencyGraph {
+    pub fn of(assets: &[Arc<AssetConfig>]) -> DependencyGraph {
         let mut graph = DependencyGraph::default();
         for asset in assets.iter().filter(|asset| !asset.depends_on.is_empty()) {
             graph.parents.insert(asset.id.clone(), asset.depends_on.clone());
@@ -103,7 +104,7 @@ impl DependencyGraph {
 
     /// Checks every `dependsOn` of `assets`: each names another configured asset, and no
     /// chain of them leads back to where it started.
-    pub fn check(assets: &[AssetConfig]) -> Vec<DependencyProblem> {
+    pub fn check(assets: &[Arc<AssetConfig>]) -> Vec<DependencyProblem> {
         let index: HashMap<&str, usize> = assets.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
         let mut problems = Vec::new();
         for (i, asset) in assets.iter().enumerate() {
@@ -176,7 +177,7 @@ mod tests {
 
     use super::*;
 
-    fn assets(edges: &[(&str, &[&str])]) -> Vec<AssetConfig> {
+    fn assets(edges: &[(&str, &[&str])]) -> Vec<Arc<AssetConfig>> {
         edges
             .iter()
             .map(|(id, parents)| {

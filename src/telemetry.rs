@@ -96,20 +96,29 @@ pub struct LogGuard {
     _writer: tracing_appender::non_blocking::WorkerGuard,
 }
 
+/// Lines the log writer's buffer holds before it drops them. Its ring of slots is allocated
+/// and written in full at start: `tracing-appender`'s default, 128,000 lines, keeps 4 MB
+/// resident for good. 16,384 lines are still more than a second and a half of one line per
+/// probe at 10,000 probes a second, while the writer thread empties it in milliseconds.
+const LOG_BUFFER_LINES: usize = 16_384;
+
 /// Installs the log subscriber and the panic hook, once per process; the guard comes back to
 /// the caller that installed the subscriber (None for later callers in the same process).
 ///
 /// Lines are handed to a writer thread (`tracing-appender`'s non-blocking writer), so logging
 /// never blocks a runtime thread on `write(2)`: at 10,000 probes a second that would be 10,000
-/// blocking writes. If the thread falls behind by more than its buffer (128,000 lines), lines
-/// are dropped rather than slowing statusd down.
+/// blocking writes. If the thread falls behind by more than its buffer ([`LOG_BUFFER_LINES`]),
+/// lines are dropped rather than slowing statusd down.
 pub fn init_logging(format: LogFormat, level: &str) -> Result<Option<LogGuard>, TelemetryError> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
     let filter = log_filter(level)?;
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .lossy(true)
+        .finish(std::io::stdout());
     let output = tracing_subscriber::fmt::layer().with_writer(writer);
     let installed = match format {
         LogFormat::Pretty => tracing_subscriber::registry().with(filter).with(output.with_target(false)).try_init(),

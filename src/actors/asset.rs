@@ -762,7 +762,7 @@ mod tests {
         let hour = chrono::TimeDelta::hours(1);
         let window = json!({"id": "fix", "assets": ["fixing"], "start": now - hour, "end": now + hour});
         let window = crate::maintenance::read_stored(&window.to_string()).expect("a window");
-        let manifest = |maintenance| crate::config::Manifest { assets: vec![(*config).clone()], maintenance };
+        let manifest = |maintenance| crate::config::Manifest { assets: vec![Arc::clone(&config)], maintenance };
         asset.services.maintenance.configure(&manifest(vec![window]));
 
         // Three failures, where two confirm an outage: kept, marked, and nobody is told.

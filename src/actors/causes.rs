@@ -234,7 +234,7 @@ mod tests {
 
     /// router ← db ← api ← web; unrelated stands alone.
     fn causes() -> Causes {
-        let assets: Vec<AssetConfig> =
+        let assets: Vec<Arc<AssetConfig>> =
             [("router", vec![]), ("db", vec!["router"]), ("api", vec!["db"]), ("web", vec!["api"])]
                 .into_iter()
                 .chain([("unrelated", vec![])])

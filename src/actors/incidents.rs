@@ -147,7 +147,7 @@ pub enum IncidentEvent {
 }
 
 /// Every asset's metadata, by id, for the routes.
-pub fn metadata_of(assets: &[AssetConfig]) -> Arc<AssetsMetadata> {
+pub fn metadata_of(assets: &[Arc<AssetConfig>]) -> Arc<AssetsMetadata> {
     Arc::new(assets.iter().map(|asset| (asset.id.clone(), asset.metadata.clone())).collect())
 }
 
@@ -1011,7 +1011,11 @@ impl Actor for Incidents {
 /// Incidents left open for assets that are no longer configured are closed as removed, when
 /// `close` (alone on the database, or holding the cluster's incidents role: another replica may
 /// run a config with more assets); the rest are returned so their assets resume as down.
-pub async fn close_orphaned(store: &Store, assets: &[AssetConfig], close: bool) -> Result<Vec<Incident>, StoreError> {
+pub async fn close_orphaned(
+    store: &Store,
+    assets: &[Arc<AssetConfig>],
+    close: bool,
+) -> Result<Vec<Incident>, StoreError> {
     let configured: HashMap<&str, ()> = assets.iter().map(|a| (a.id.as_str(), ())).collect();
     let (open, orphaned): (Vec<_>, Vec<_>) = store
         .open_incidents()
@@ -1062,7 +1066,10 @@ pub fn tiers_from_outbox(open: &mut [Incident], outbox: &[OutboxEntry]) {
 
 /// Degradations stored for assets that are still configured; those of assets no longer
 /// configured are deleted.
-pub async fn degradations(store: &Store, assets: &[AssetConfig]) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+pub async fn degradations(
+    store: &Store,
+    assets: &[Arc<AssetConfig>],
+) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
     let configured: HashMap<&str, ()> = assets.iter().map(|a| (a.id.as_str(), ())).collect();
     let (kept, orphaned): (Vec<_>, Vec<_>) =
         store.degradations().await?.into_iter().partition(|(asset_id, _)| configured.contains_key(asset_id.as_str()));

@@ -83,7 +83,7 @@ const MIN_BUFFERED_RESULTS: usize = 10_000;
 /// How many probe results the backlog holds while the database is away: `max_buffered` when
 /// set, otherwise ten minutes of probe results of `assets` at their intervals, and never less
 /// than 10,000.
-pub fn buffer_capacity(settings: &PersistenceSettings, assets: &[AssetConfig]) -> usize {
+pub fn buffer_capacity(settings: &PersistenceSettings, assets: &[Arc<AssetConfig>]) -> usize {
     settings.max_buffered.unwrap_or_else(|| {
         let per_window: u64 = assets.iter().map(|asset| DEFAULT_BUFFER_SECONDS / asset.interval_seconds.max(1)).sum();
         usize::try_from(per_window).unwrap_or(usize::MAX).max(MIN_BUFFERED_RESULTS)

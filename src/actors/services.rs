@@ -104,7 +104,7 @@ impl Services {
     }
 
     /// What templates may say of `assets` (as [`AssetFacts`]), in place of what they knew.
-    pub fn set_template_assets(&self, assets: &[crate::asset::AssetConfig]) {
+    pub fn set_template_assets(&self, assets: &[Arc<crate::asset::AssetConfig>]) {
         let facts = assets
             .iter()
             .map(|asset| {

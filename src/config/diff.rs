@@ -2,6 +2,7 @@
 //! equal, field by field; anything equal is left alone, so its actor never notices the reload.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -12,9 +13,9 @@ use crate::notify::ChannelConfig;
 /// The difference between the running config and a new one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigDiff {
-    pub added_assets: Vec<AssetConfig>,
+    pub added_assets: Vec<Arc<AssetConfig>>,
     pub removed_assets: Vec<String>,
-    pub changed_assets: Vec<AssetConfig>,
+    pub changed_assets: Vec<Arc<AssetConfig>>,
     pub unchanged_assets: usize,
     pub added_channels: BTreeMap<String, ChannelConfig>,
     pub removed_channels: Vec<String>,
@@ -29,8 +30,8 @@ pub struct ConfigDiff {
 
 impl ConfigDiff {
     pub fn between(old: &Config, new: &Config) -> ConfigDiff {
-        let before: HashMap<&str, &AssetConfig> = old.manifest.assets.iter().map(|a| (a.id.as_str(), a)).collect();
-        let after: HashMap<&str, &AssetConfig> = new.manifest.assets.iter().map(|a| (a.id.as_str(), a)).collect();
+        let before: HashMap<&str, &Arc<AssetConfig>> = old.manifest.assets.iter().map(|a| (a.id.as_str(), a)).collect();
+        let after: HashMap<&str, &Arc<AssetConfig>> = new.manifest.assets.iter().map(|a| (a.id.as_str(), a)).collect();
         let mut diff = ConfigDiff {
             added_assets: Vec::new(),
             removed_assets: old
@@ -53,7 +54,10 @@ impl ConfigDiff {
         for asset in &new.manifest.assets {
             match before.get(asset.id.as_str()) {
                 None => diff.added_assets.push(asset.clone()),
-                Some(previous) if *previous != asset => diff.changed_assets.push(asset.clone()),
+                // The same allocation (see `Manifest::share_unchanged`) is the same asset.
+                Some(previous) if !Arc::ptr_eq(previous, asset) && ***previous != **asset => {
+                    diff.changed_assets.push(asset.clone())
+                }
                 Some(_) => diff.unchanged_assets += 1,
             }
         }
@@ -137,7 +141,7 @@ mod tests {
 
     fn config(assets: Vec<AssetConfig>, channels: &[(&str, &str)], throttle: u64) -> Config {
         Config {
-            manifest: Manifest { assets, maintenance: Vec::new() },
+            manifest: Manifest { assets: assets.into_iter().map(Arc::new).collect(), maintenance: Vec::new() },
             notifiers: NotifiersConfig {
                 notifiers: channels.iter().map(|(n, u)| (n.to_string(), channel(u))).collect(),
                 policy: NotificationPolicy { throttle_seconds: throttle, ..NotificationPolicy::default() },
@@ -160,6 +164,18 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_keeps_one_copy_of_each_unchanged_asset() {
+        let running = config(vec![asset("kept", 60), asset("edited", 60)], &[], 300);
+        let mut loaded = config(vec![asset("kept", 60), asset("edited", 30), asset("new", 60)], &[], 300);
+        loaded.manifest.share_unchanged(&running.manifest);
+        let [kept, edited, _] = &loaded.manifest.assets[..] else { panic!("three assets") };
+        assert!(Arc::ptr_eq(kept, &running.manifest.assets[0]), "the running copy is shared");
+        assert!(!Arc::ptr_eq(edited, &running.manifest.assets[1]));
+        let diff = ConfigDiff::between(&running, &loaded);
+        assert_eq!((diff.unchanged_assets, diff.changed_assets.len(), diff.added_assets.len()), (1, 1, 1));
+    }
+
+    #[test]
     fn assets_and_channels_are_matched_by_id_and_name() {
         let old = config(
             vec![asset("a", 60), asset("b", 60), asset("c", 60)],
@@ -173,8 +189,8 @@ mod tests {
         );
         let diff = ConfigDiff::between(&old, &new);
         assert_eq!(diff.removed_assets, ["a"]);
-        assert_eq!(diff.added_assets, [asset("d", 60)]);
-        assert_eq!(diff.changed_assets, [asset("c", 30)]);
+        assert_eq!(diff.added_assets, [Arc::new(asset("d", 60))]);
+        assert_eq!(diff.changed_assets, [Arc::new(asset("c", 30))]);
         assert_eq!(diff.unchanged_assets, 1);
         assert_eq!(diff.removed_channels, ["x"]);
         assert_eq!(diff.added_channels.keys().collect::<Vec<_>>(), ["z"]);

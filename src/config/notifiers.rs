@@ -344,7 +344,7 @@ impl NotificationPolicy {
     }
 
     /// Warns about route keys that no asset's metadata has: such a route never matches.
-    pub fn check_routes(&self, assets: &[crate::asset::AssetConfig], report: &mut Report<'_>) {
+    pub fn check_routes(&self, assets: &[std::sync::Arc<crate::asset::AssetConfig>], report: &mut Report<'_>) {
         for (i, route) in self.routes.iter().enumerate() {
             for key in route.matcher.keys() {
                 if !assets.iter().any(|asset| asset.metadata.contains_key(key)) {
@@ -789,7 +789,7 @@ mod tests {
     fn a_route_key_no_asset_has_is_a_warning() {
         let policy: NotificationPolicy =
             serde_json::from_value(json!({"routes": [{"match": {"team": "db", "tier": "gold"}}]})).expect("policy");
-        let assets: Vec<crate::asset::AssetConfig> = serde_json::from_value(json!([
+        let assets: Vec<std::sync::Arc<crate::asset::AssetConfig>> = serde_json::from_value(json!([
             {"id": "a", "assetType": "http", "address": "http://localhost/", "metadata": {"team": "db"}}
         ]))
         .expect("assets");

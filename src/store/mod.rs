@@ -15,6 +15,7 @@ mod sql;
 pub mod sqlite;
 pub mod states;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -81,7 +82,7 @@ impl Store {
     /// Makes the `assets` table mirror the config: upserts every asset and, with
     /// `mark_removed`, marks the others removed (their history stays). Only an instance alone on
     /// the database, or the cluster's `incidents` role holder, may say what is removed.
-    pub async fn sync_assets(&self, assets: &[AssetConfig], mark_removed: bool) -> Result<(), StoreError> {
+    pub async fn sync_assets(&self, assets: &[Arc<AssetConfig>], mark_removed: bool) -> Result<(), StoreError> {
         forward!(self, s => s.sync_assets(assets, mark_removed).await)
     }
 
@@ -452,7 +453,7 @@ impl CloseReason {
 pub enum StoreOp {
     /// Make `assets` mirror a (reloaded) config; before the results of any new asset. The flag
     /// says whether assets left out are marked removed (see [`Store::sync_assets`]).
-    SyncAssets(std::sync::Arc<Vec<AssetConfig>>, bool),
+    SyncAssets(std::sync::Arc<Vec<std::sync::Arc<AssetConfig>>>, bool),
     Incident(IncidentWrite),
     Degradation(DegradationWrite),
     Notification(NotificationWrite),

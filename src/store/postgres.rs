@@ -254,7 +254,11 @@ impl Dialect for Postgres {
 
     /// One statement for any number of assets; status codes travel as array literals
     /// ("{200,301}") because UNNEST cannot take arrays of arrays of different lengths.
-    async fn sync_assets(tx: &mut PgConnection, assets: &[AssetConfig], mark_removed: bool) -> Result<(), StoreError> {
+    async fn sync_assets(
+        tx: &mut PgConnection,
+        assets: &[Arc<AssetConfig>],
+        mark_removed: bool,
+    ) -> Result<(), StoreError> {
         let codes: Vec<Option<String>> = assets
             .iter()
             .map(|asset| match &asset.probe {
@@ -277,7 +281,7 @@ impl Dialect for Postgres {
             .bind(assets.iter().map(|a| a.id.clone()).collect::<Vec<_>>())
             .bind(assets.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
             // As the API shows it: the address as written may hold credentials.
-            .bind(assets.iter().map(AssetConfig::shown_address).collect::<Vec<_>>())
+            .bind(assets.iter().map(|asset| asset.shown_address()).collect::<Vec<_>>())
             .bind(assets.iter().map(|a| a.asset_type().to_string()).collect::<Vec<_>>())
             .bind(assets.iter().map(|a| i32::try_from(a.interval_seconds).unwrap_or(i32::MAX)).collect::<Vec<_>>())
             .bind(assets.iter().map(|a| i32::try_from(a.timeout_seconds).unwrap_or(i32::MAX)).collect::<Vec<_>>())

@@ -7,6 +7,7 @@
 //! named parameters and sqlx binds by their number.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use sqlx::migrate::{Migrate, Migrator};
@@ -65,7 +66,7 @@ pub trait Dialect: Database {
     /// (setting [`UPSERT_ASSET`]) and, with `mark_removed`, marks the others removed.
     fn sync_assets(
         tx: &mut Self::Connection,
-        assets: &[AssetConfig],
+        assets: &[Arc<AssetConfig>],
         mark_removed: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -134,7 +135,7 @@ where
     for<'t> Uuid: Encode<'t, DB> + Type<DB>,
     for<'r> Uuid: Decode<'r, DB>,
 {
-    pub async fn sync_assets(&self, assets: &[AssetConfig], mark_removed: bool) -> Result<(), StoreError> {
+    pub async fn sync_assets(&self, assets: &[Arc<AssetConfig>], mark_removed: bool) -> Result<(), StoreError> {
         transaction(&self.pool, "syncing assets", async |tx| DB::sync_assets(tx, assets, mark_removed).await).await
     }
 

@@ -1,6 +1,7 @@
 //! SQLite backend: the embedded default, one file next to the binary, WAL mode.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -122,7 +123,7 @@ impl Dialect for Sqlite {
 
     async fn sync_assets(
         tx: &mut SqliteConnection,
-        assets: &[AssetConfig],
+        assets: &[Arc<AssetConfig>],
         mark_removed: bool,
     ) -> Result<(), StoreError> {
         let now = Utc::now().timestamp_millis();

@@ -257,7 +257,7 @@ async fn runs(case: Case, target: &Target, has_extreme: bool) {
     // A result from three hours ago: its hour is rolled up by the retention pass.
     let store = Store::connect(&setup.db_url()).await.expect("store");
     let watched: AssetConfig = serde_json::from_value(http_asset("watched", &target.url())).expect("asset");
-    store.sync_assets(&[watched], true).await.expect("sync");
+    store.sync_assets(&[std::sync::Arc::new(watched)], true).await.expect("sync");
     let at = Utc::now() - TimeDelta::hours(3);
     let old = ProbeResult {
         id: statusd::event_id(at),

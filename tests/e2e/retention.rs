@@ -27,7 +27,7 @@ async fn old_events_are_pruned_in_batches_while_probing_goes_on_and_rollups_stay
     // Forty days ago, this asset was probed 1,200 times, 1,100 of them successfully.
     let store = Store::connect(&setup.db_url()).await.expect("store");
     let config: AssetConfig = serde_json::from_value(asset).expect("asset");
-    store.sync_assets(&[config], true).await.expect("sync");
+    store.sync_assets(&[std::sync::Arc::new(config)], true).await.expect("sync");
     let start = Utc::now() - TimeDelta::days(40);
     let old: Vec<ProbeResult> = (0..OLD)
         .map(|i| {

@@ -8,6 +8,7 @@ use statusd::{
     OutboxEntry, Store, StoreOp, TimelineEntry, TimelineKind,
 };
 use statusd::{Mark, ProbeResult};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::e2e::databases::TestDb;
@@ -19,7 +20,7 @@ async fn open() -> Option<(TestDb, Store)> {
     Some((db, store))
 }
 
-fn asset(id: &str) -> AssetConfig {
+fn asset(id: &str) -> Arc<AssetConfig> {
     serde_json::from_value(json!({
         "id": id, "assetType": "http", "name": format!("Asset {id}"), "address": "http://localhost/",
         "expectedStatusCodes": [200], "metadata": {"team": "ops", "tier": 1}
@@ -209,7 +210,7 @@ async fn assets_mirror_the_config_and_removed_ones_keep_their_history() {
     assert_eq!(store.probe_events("b", &recent(10)).await.expect("history").len(), 1);
     assert!(!store.asset_exists("c").await.expect("lookup"));
     let mut changed = asset("b");
-    changed.name = "Renamed".into();
+    Arc::make_mut(&mut changed).name = "Renamed".into();
     store.sync_assets(&[asset("a"), changed], true).await.expect("b back");
     store.write(&[], &[result("b", hour(1), true, 5)]).await.expect("write");
     assert_eq!(store.probe_events("b", &recent(10)).await.expect("history").len(), 2);

@@ -11,7 +11,7 @@ pub fn asset(fields: Value) -> AssetConfig {
         asset[key] = value.clone();
     }
     match Manifest::from_value(&json!({"assets": [asset]}), "test") {
-        Ok(mut manifest) => manifest.assets.remove(0),
+        Ok(mut manifest) => std::sync::Arc::unwrap_or_clone(manifest.assets.remove(0)),
         Err(problems) => panic!("invalid asset: {problems}"),
     }
 }

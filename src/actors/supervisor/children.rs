@@ -34,19 +34,38 @@ const WATCH_POLL: Duration = Duration::from_secs(5);
 /// each spawn waits for its actor's `pre_start`.
 const SPAWN_AT_ONCE: usize = 256;
 
+pub(super) struct PersistenceSpec {
+    pub(super) store: Store,
+    pub(super) settings: PersistenceSettings,
+    pub(super) retention: RetentionSettings,
+    pub(super) backlog: Arc<Backlog>,
+}
+
 /// What a child needs to be spawned again, with the state it keeps across restarts.
 pub(super) enum ChildSpec {
-    Persistence { store: Store, settings: PersistenceSettings, retention: RetentionSettings, backlog: Arc<Backlog> },
-    Incidents { inbox: Arc<Inbox<IncidentEvent>>, memory: Arc<Mutex<IncidentsMemory>> },
-    Notifier { queue: Arc<ChannelQueue> },
-    Asset { config: Arc<AssetConfig>, memory: Arc<Mutex<AssetMemory>> },
-    Watcher { files: Vec<PathBuf>, seen: Arc<Mutex<Option<u64>>> },
+    /// Boxed: one child among thousands, it would size every asset's entry to its own.
+    Persistence(Box<PersistenceSpec>),
+    Incidents {
+        inbox: Arc<Inbox<IncidentEvent>>,
+        memory: Arc<Mutex<IncidentsMemory>>,
+    },
+    Notifier {
+        queue: Arc<ChannelQueue>,
+    },
+    Asset {
+        config: Arc<AssetConfig>,
+        memory: Arc<Mutex<AssetMemory>>,
+    },
+    Watcher {
+        files: Vec<PathBuf>,
+        seen: Arc<Mutex<Option<u64>>>,
+    },
 }
 
 impl ChildSpec {
     pub(super) fn name(&self) -> String {
         match self {
-            ChildSpec::Persistence { .. } => "persistence".into(),
+            ChildSpec::Persistence(_) => "persistence".into(),
             ChildSpec::Incidents { .. } => "incidents".into(),
             ChildSpec::Notifier { queue } => format!("notifier:{}", queue.name()),
             ChildSpec::Asset { config, .. } => format!("asset:{}", config.id),
@@ -56,7 +75,7 @@ impl ChildSpec {
 
     pub(super) fn kind(&self) -> &'static str {
         match self {
-            ChildSpec::Persistence { .. } => "persistence",
+            ChildSpec::Persistence(_) => "persistence",
             ChildSpec::Incidents { .. } => "incidents",
             ChildSpec::Notifier { .. } => "notifier",
             ChildSpec::Asset { .. } => "asset",
@@ -66,7 +85,7 @@ impl ChildSpec {
 
     pub(super) fn mailbox(&self) -> Option<usize> {
         match self {
-            ChildSpec::Persistence { backlog, .. } => Some(backlog.len()),
+            ChildSpec::Persistence(spec) => Some(spec.backlog.len()),
             ChildSpec::Incidents { inbox, .. } => Some(inbox.len()),
             ChildSpec::Notifier { queue } => Some(queue.len()),
             ChildSpec::Asset { .. } | ChildSpec::Watcher { .. } => None,
@@ -131,7 +150,7 @@ fn register_series(name: &str, spec: &ChildSpec, per_asset: PerAsset) {
     }
     metrics::counter!(names::ACTOR_RESTARTS_TOTAL, "actor" => name.to_string()).increment(0);
     let tasks: &[TaskKind] = match spec {
-        ChildSpec::Persistence { .. } => &[TaskKind::Write, TaskKind::Retention],
+        ChildSpec::Persistence(_) => &[TaskKind::Write, TaskKind::Retention],
         ChildSpec::Notifier { .. } => &[TaskKind::Delivery],
         ChildSpec::Asset { .. } => &[TaskKind::Probe],
         ChildSpec::Incidents { .. } | ChildSpec::Watcher { .. } => &[],
@@ -240,13 +259,13 @@ impl SupervisorState {
         let services = Arc::clone(&self.services);
         let supervisor = myself.get_cell();
         let running = match &child.spec {
-            ChildSpec::Persistence { store, settings, retention, backlog } => {
+            ChildSpec::Persistence(spec) => {
                 let args = PersistenceArgs {
-                    store: store.clone(),
+                    store: spec.store.clone(),
                     services: Arc::clone(&services),
-                    settings: *settings,
-                    retention: *retention,
-                    backlog: Arc::clone(backlog),
+                    settings: spec.settings,
+                    retention: spec.retention,
+                    backlog: Arc::clone(&spec.backlog),
                 };
                 let (actor, _) = Actor::spawn_linked(None, Persistence, args, supervisor).await?;
                 ChildRef::Persistence(actor)
@@ -383,7 +402,7 @@ impl SupervisorState {
     /// assets then start afresh, as they did before the takeover was resumed.
     async fn open_incidents(&self) -> HashMap<String, Incident> {
         let store = self.children.values().find_map(|child| match &child.spec {
-            ChildSpec::Persistence { store, .. } => Some(store.clone()),
+            ChildSpec::Persistence(spec) => Some(spec.store.clone()),
             _ => None,
         });
         let Some(store) = store else { return HashMap::new() };

@@ -40,7 +40,7 @@ use crate::dependencies::DependencyGraph;
 use crate::settings::{RetentionSettings, Settings};
 use crate::store::{Incident, NotificationWrite, OutboxEntry, Store, StoreOp};
 use crate::telemetry::names;
-use children::{Child, ChildRef, ChildSpec};
+use children::{Child, ChildRef, ChildSpec, PersistenceSpec};
 pub use intensity::RestartIntensity;
 use reload::Reloads;
 pub use reload::{Loaded, ReloadError, ReloadReport, ReloadTrigger};
@@ -221,12 +221,12 @@ impl Actor for Supervisor {
         let open_by_asset: HashMap<&str, &Incident> =
             args.open_incidents.iter().map(|i| (i.asset_id.as_str(), i)).collect();
 
-        let persistence = ChildSpec::Persistence {
+        let persistence = ChildSpec::Persistence(Box::new(PersistenceSpec {
             store: args.store,
             settings: state.services.persistence,
             retention: args.retention,
             backlog: Arc::clone(state.services.directory.backlog()),
-        };
+        }));
         state.start_child(&myself, persistence).await;
         let mut outbox: HashMap<String, Vec<OutboxEntry>> = HashMap::new();
         // In a cluster the replicas start together, and the outbox is the database's: only the
@@ -296,7 +296,7 @@ impl Actor for Supervisor {
             if let Some(since) = degraded_since.get(asset.id.as_str()) {
                 memory.degradation = Degradation::resume(*since);
             }
-            specs.push(ChildSpec::Asset { config: Arc::new(asset), memory: Arc::new(Mutex::new(memory)) });
+            specs.push(ChildSpec::Asset { config: asset, memory: Arc::new(Mutex::new(memory)) });
         }
         state.start_assets(&myself, specs).await;
         Ok(state)

@@ -165,6 +165,8 @@ impl SupervisorState {
                 Err(error) => restart_required.push(format!("log_level: {error}")),
             }
         }
+        let mut config = config;
+        config.manifest.share_unchanged(&self.config.manifest);
         let diff = ConfigDiff::between(&self.config, &config);
         self.apply(myself, &diff, &config).await;
         self.config = config;
@@ -207,7 +209,7 @@ impl SupervisorState {
         }
         for asset in &diff.changed_assets {
             let name = format!("asset:{}", asset.id);
-            let config = Arc::new(asset.clone());
+            let config = Arc::clone(asset);
             if let Some(child) = self.children.get_mut(&name) {
                 if let ChildSpec::Asset { config: spec, .. } = &mut child.spec {
                     *spec = Arc::clone(&config);
@@ -264,7 +266,7 @@ impl SupervisorState {
         let added = diff
             .added_assets
             .iter()
-            .map(|asset| ChildSpec::Asset { config: Arc::new(asset.clone()), memory: Arc::default() })
+            .map(|asset| ChildSpec::Asset { config: Arc::clone(asset), memory: Arc::default() })
             .collect();
         self.start_assets(myself, added).await;
         // Keep the listing in config order.
