@@ -25,6 +25,7 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
         "cpu_ms_per_1000_probes",
         "rss_peak_mib",
         "rss_final_mib",
+        "rss_anon_final_mib",
         "gap_deviation_p50_ms",
         "gap_deviation_p99_ms",
         "schedule_lag_p99_s",
@@ -38,6 +39,7 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
     assert!(number("probes_done") > 0.0 && number("probes_ok") > 0.0, "{line}");
     assert!(number("probes_ok") < number("probes_done"), "half the targets failed half-way: {line}");
     assert!(number("rss_peak_mib") > 0.0 && number("rows_stored") > 0.0, "{line}");
+    assert!(number("rss_anon_final_mib") > 0.0 && number("rss_anon_final_mib") <= number("rss_final_mib"), "{line}");
 }
 
 /// `--replicas`: several statusd in cluster mode on one PostgreSQL database, each one's CPU and

@@ -124,10 +124,12 @@ fn cpu_seconds(pid: i32) -> Option<f64> {
     Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
-/// (resident now, peak resident) in MiB.
-fn rss_mib(pid: i32) -> Option<(f64, f64)> {
+/// (resident now, peak resident, anonymous resident now) in MiB. The rest of the resident
+/// set is file pages, mostly the binary's own code, shared and reclaimable (proc(5): RssAnon,
+/// RssFile).
+fn rss_mib(pid: i32) -> Option<(f64, f64, f64)> {
     let status = procfs::process::Process::new(pid).ok()?.status().ok()?;
-    Some((status.vmrss? as f64 / 1024.0, status.vmhwm? as f64 / 1024.0))
+    Some((status.vmrss? as f64 / 1024.0, status.vmhwm? as f64 / 1024.0, status.rssanon? as f64 / 1024.0))
 }
 
 /// The sum of a metric's series (all label sets).
@@ -475,12 +477,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let windows: Vec<f64> =
         counted_to.iter().zip(&counted_from).map(|(to, from)| to.duration_since(*from).as_secs_f64()).collect();
     let elapsed = windows.iter().sum::<f64>() / windows.len() as f64;
-    let (mut written_after, mut rss_final, mut rss_peak) = (0.0, Vec::new(), Vec::new());
+    let (mut written_after, mut rss_final, mut rss_peak, mut rss_anon) = (0.0, Vec::new(), Vec::new(), Vec::new());
     for statusd in &statusds {
         written_after += statusd.written().await;
-        let (now, peak) = rss_mib(statusd.pid).ok_or("reading statusd's memory")?;
+        let (now, peak, anon) = rss_mib(statusd.pid).ok_or("reading statusd's memory")?;
         rss_final.push((now * 10.0).round() / 10.0);
         rss_peak.push((peak * 10.0).round() / 10.0);
+        rss_anon.push((anon * 10.0).round() / 10.0);
     }
     sampling.store(false, Ordering::Relaxed);
     let (mut api, mut pages) = sampler.await?;
@@ -546,6 +549,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         "rss_peak_mib": one_or_each(&rss_peak),
         "rss_final_mib": one_or_each(&rss_final),
+        "rss_anon_final_mib": one_or_each(&rss_anon),
         "database": db_line,
         "gap_deviation_p50_ms": ms(percentile(&mut deviations, 0.50)),
         "gap_deviation_p99_ms": ms(percentile(&mut deviations, 0.99)),
