@@ -425,20 +425,17 @@ async fn three_replica_processes_split_the_assets_and_take_over_a_killed_ones_wi
     // (their new owner exports them). Compared with what it answers as its own at the same
     // moment: on a loaded machine a late lease renewal may still move an asset meanwhile.
     for replica in &replicas {
-        let mut last = None;
-        let consistent = tokio::time::timeout(WAIT, async {
-            loop {
-                let owned = replica.owned().await;
-                let exported = replica.exported_probe_counters().await;
-                if owned.is_some() && owned == exported {
-                    return;
-                }
-                last = Some((owned, exported));
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let what = format!("{}: the probe counters of its own assets only", replica.id);
+        eventually(&what, WAIT, || async {
+            let owned = replica.owned().await?;
+            let exported = replica.exported_probe_counters().await?;
+            if owned != exported {
+                // Shown with the test's output if it fails.
+                println!("{what}: owns {owned:?}, exports {exported:?}");
             }
+            (owned == exported).then_some(())
         })
         .await;
-        assert!(consistent.is_ok(), "{}: the probe counters of its own assets only: {last:?}", replica.id);
     }
 }
 

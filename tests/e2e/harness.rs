@@ -51,10 +51,11 @@ pub fn free_port() -> u16 {
         .unwrap_or(32768);
     let low = ephemeral_low.saturating_sub(12_000).max(1024);
     let span = ephemeral_low - low;
-    // Spread by process id, so that two test binaries running at once start apart.
-    let start = std::process::id() * 7919;
+    // Spread by process id, so that two test binaries running at once start apart (wrapping:
+    // a pid may be as large as 2^22, its product past u32).
+    let start = std::process::id().wrapping_mul(7919);
     for _ in 0..span {
-        let candidate = low + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let candidate = low + start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
         // Invariant: candidate < ephemeral_low <= 65535.
         let port = u16::try_from(candidate).expect("a port number");
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {

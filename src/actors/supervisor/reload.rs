@@ -155,7 +155,7 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         trigger: ReloadTrigger,
         settings: Settings,
-        config: Config,
+        mut config: Config,
     ) -> ReloadReport {
         config.log_warnings();
         let mut restart_required = self.settings.needs_restart(&settings);
@@ -165,7 +165,6 @@ impl SupervisorState {
                 Err(error) => restart_required.push(format!("log_level: {error}")),
             }
         }
-        let mut config = config;
         config.manifest.share_unchanged(&self.config.manifest);
         let diff = ConfigDiff::between(&self.config, &config);
         self.apply(myself, &diff, &config).await;
