@@ -119,7 +119,7 @@ pub struct Flags {
 /// The `[probes]` flags, serialized nested like [`ClusterFlags`].
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct ProbesFlags {
-    /// Local address outgoing HTTP, TCP and TLS probes connect from (`[probes] source_address`)
+    /// Local address every probe (HTTP, TCP, TLS, DNS, ICMP) is sent from (`[probes] source_address`)
     #[arg(long, global = true, value_name = "IP")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_address: Option<std::net::IpAddr>,
@@ -335,9 +335,10 @@ pub struct SlaSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbesSettings {
-    /// The local address HTTP, TCP and TLS probes connect from (`--source-address`,
-    /// `STATUSD_PROBES__SOURCE_ADDRESS`; blackbox_exporter's `source_ip_address`): on a host
-    /// with several addresses or uplinks, which one the targets see. None: the system picks.
+    /// The local address every probe is sent from: HTTP, TCP and TLS connections, DNS queries
+    /// (UDP and TCP) and ICMP echoes (`--source-address`, `STATUSD_PROBES__SOURCE_ADDRESS`;
+    /// blackbox_exporter's `source_ip_address`): on a host with several addresses or uplinks,
+    /// which one the targets see. None: the system picks.
     pub source_address: Option<std::net::IpAddr>,
 }
 

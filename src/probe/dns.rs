@@ -28,6 +28,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError, NoRecords};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::system_conf::read_system_conf;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use strum::{IntoEnumIterator, VariantNames};
@@ -263,11 +264,16 @@ impl FromStr for Nameserver {
     }
 }
 
-/// One resolver per name server (and one for the system's configuration), built on first use
-/// and shared: a resolver holds connections and a runtime handle, too much to build per probe.
+/// One resolver per name server (and one for the system's configuration) and source address,
+/// built on first use and shared: a resolver holds connections and a runtime handle, too much
+/// to build per probe.
 pub struct Resolvers {
-    built: Mutex<HashMap<Option<Nameserver>, TokioResolver>>,
+    built: Mutex<HashMap<ResolverKey, TokioResolver>>,
 }
+
+/// A resolver's name server (None: the system's) and `[probes] source_address`: a resolver sends
+/// from the address it was built with.
+type ResolverKey = (Option<Nameserver>, Option<IpAddr>);
 
 impl Resolvers {
     pub fn new() -> Self {
@@ -275,15 +281,13 @@ impl Resolvers {
     }
 
     /// A failure to build is not remembered, so fixing `/etc/resolv.conf` needs no restart.
-    fn get(&self, nameserver: Option<Nameserver>) -> Result<TokioResolver, String> {
-        if let Some(resolver) = self.built.lock().get(&nameserver) {
+    fn get(&self, nameserver: Option<Nameserver>, source: Option<IpAddr>) -> Result<TokioResolver, String> {
+        let key = (nameserver, source);
+        if let Some(resolver) = self.built.lock().get(&key) {
             return Ok(resolver.clone());
         }
-        let resolver = build_resolver(nameserver).map_err(|error| match nameserver {
-            Some(server) => format!("cannot set up a resolver for {server}: {error}"),
-            None => format!("cannot read the system's DNS configuration: {error}"),
-        })?;
-        Ok(self.built.lock().entry(nameserver).or_insert(resolver).clone())
+        let resolver = build_resolver(nameserver, source)?;
+        Ok(self.built.lock().entry(key).or_insert(resolver).clone())
     }
 }
 
@@ -293,8 +297,10 @@ impl Default for Resolvers {
     }
 }
 
-fn build_resolver(nameserver: Option<Nameserver>) -> Result<TokioResolver, NetError> {
-    let mut builder = match nameserver {
+/// A resolver asking `nameserver` (the system's name servers when None), from `source` when
+/// there is one; the error is the probe's message.
+fn build_resolver(nameserver: Option<Nameserver>, source: Option<IpAddr>) -> Result<TokioResolver, String> {
+    let (mut config, system_options) = match nameserver {
         Some(server) => {
             let mut connections = if server.tcp {
                 vec![ConnectionConfig::tcp()]
@@ -308,11 +314,25 @@ fn build_resolver(nameserver: Option<Nameserver>) -> Result<TokioResolver, NetEr
             }
             let config =
                 ResolverConfig::from_name_servers(vec![NameServerConfig::new(server.address.ip(), true, connections)]);
-            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            (config, None)
         }
-        None => TokioResolver::builder_tokio()?,
+        None => {
+            let (config, options) =
+                read_system_conf().map_err(|error| format!("cannot read the system's DNS configuration: {error}"))?;
+            (config, Some(options))
+        }
     };
+    if let Some(source) = source {
+        config = sent_from(config, source).ok_or_else(|| {
+            let servers = nameserver.map_or_else(|| "the system's name servers".to_string(), |s| s.to_string());
+            format!("cannot query {servers}: {}", super::no_address_from(source))
+        })?;
+    }
+    let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
     let options = builder.options_mut();
+    if let Some(system_options) = system_options {
+        *options = system_options;
+    }
     // A monitor must see what the server says now, not what it said a TTL ago.
     options.cache_size = 0;
     // One attempt: a retry would hide a server that drops queries, and the probe's timeout
@@ -320,7 +340,25 @@ fn build_resolver(nameserver: Option<Nameserver>) -> Result<TokioResolver, NetEr
     options.attempts = 0;
     options.timeout = RESOLVER_TIMEOUT;
     options.use_hosts_file = ResolveHosts::Never;
-    builder.build()
+    builder.build().map_err(|error| match nameserver {
+        Some(server) => format!("cannot set up a resolver for {server}: {error}"),
+        None => format!("cannot read the system's DNS configuration: {error}"),
+    })
+}
+
+/// `config` with every query sent from `source`: only its name servers of the source's family
+/// (one of the other family would fail every query), None when it has none.
+fn sent_from(config: ResolverConfig, source: IpAddr) -> Option<ResolverConfig> {
+    let (domain, search, mut servers) = config.into_parts();
+    servers.retain(|server| server.ip.is_ipv4() == source.is_ipv4());
+    if servers.is_empty() {
+        return None;
+    }
+    for connection in servers.iter_mut().flat_map(|server| server.connections.iter_mut()) {
+        // Port 0: hickory picks a random source port per query, as it does unbound.
+        connection.bind_addr = Some(SocketAddr::new(source, 0));
+    }
+    Some(ResolverConfig::from_parts(domain, search, servers))
 }
 
 /// The name to query: the address, fully qualified (see the module comment).
@@ -410,7 +448,8 @@ impl DnsSpec {
         }
     }
 
-    pub(super) async fn check(&self, address: &str, resolvers: &Resolvers) -> ProbeOutcome {
+    /// With `source` (`[probes] source_address`) every query is sent from that local address.
+    pub(super) async fn check(&self, address: &str, resolvers: &Resolvers, source: Option<IpAddr>) -> ProbeOutcome {
         // All validated at load; a failure here is still reported, never a panic.
         let (Some(record_type), Some(expected)) = (self.record_type.record_type(), self.expected_rcode.response_code())
         else {
@@ -424,7 +463,7 @@ impl DnsSpec {
             Ok(name) => name,
             Err(message) => return ProbeOutcome::down(None, message),
         };
-        let resolver = match resolvers.get(nameserver) {
+        let resolver = match resolvers.get(nameserver, source) {
             Ok(resolver) => resolver,
             Err(message) => return ProbeOutcome::down(None, message),
         };
@@ -602,6 +641,34 @@ mod tests {
         assert!(nameserver("10.0.0.1:0").is_err_and(|e| e.contains("not a port")));
         assert!(nameserver("https://10.0.0.1").is_err_and(|e| e.contains("unsupported protocol")));
         assert!(nameserver("").is_err_and(|e| e.contains("must not be empty")));
+    }
+
+    /// The system's name servers (no `nameserver`) are asked from the source too, those of its
+    /// family only; none of its family is the probe's failure.
+    #[cfg(unix)]
+    #[test]
+    fn the_system_name_servers_of_the_source_family_are_asked_from_it() {
+        let (config, _) =
+            hickory_resolver::system_conf::parse_resolv_conf("nameserver 10.0.0.53\nnameserver fd00::53\n")
+                .expect("a resolv.conf");
+        let bound = |source: &str| {
+            let source: IpAddr = source.parse().expect("an address");
+            sent_from(config.clone(), source).map(|config| {
+                let servers = config.name_servers();
+                let binds: Vec<_> = servers.iter().flat_map(|s| s.connections.iter().map(|c| c.bind_addr)).collect();
+                (servers.iter().map(|s| s.ip.to_string()).collect::<Vec<_>>(), binds)
+            })
+        };
+        let (servers, binds) = bound("127.0.0.2").expect("an IPv4 server");
+        assert_eq!(servers, ["10.0.0.53"]);
+        assert!(!binds.is_empty() && binds.iter().all(|b| *b == Some("127.0.0.2:0".parse().expect("an address"))));
+        let (servers, binds) = bound("::1").expect("an IPv6 server");
+        assert_eq!(servers, ["fd00::53"]);
+        assert!(!binds.is_empty() && binds.iter().all(|b| *b == Some("[::1]:0".parse().expect("an address"))));
+
+        let (v4_only, _) =
+            hickory_resolver::system_conf::parse_resolv_conf("nameserver 10.0.0.53\n").expect("a resolv.conf");
+        assert!(sent_from(v4_only, "::1".parse().expect("an address")).is_none());
     }
 
     #[test]

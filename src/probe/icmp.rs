@@ -2,7 +2,8 @@
 //! needs CAP_NET_RAW (raw socket) or a group within `net.ipv4.ping_group_range` (datagram
 //! socket); without either the asset says so on every probe instead of going silently down.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -20,26 +21,33 @@ const PAYLOAD: &[u8] = b"statusd";
 #[serde(rename_all = "camelCase")]
 pub struct IcmpSpec {}
 
-/// One socket per address family, opened on first use and shared by every ICMP asset; a
-/// failure to open is not remembered, so granting the permission later needs no restart.
+/// One socket per address family and source address, opened on first use and shared by every
+/// ICMP asset; a failure to open is not remembered, so granting the permission later needs no
+/// restart.
 pub struct Pingers {
-    v4: Mutex<Option<Client>>,
-    v6: Mutex<Option<Client>>,
+    /// Keyed by (IPv4?, `[probes] source_address`): a socket bound to one source cannot send
+    /// from another.
+    clients: Mutex<HashMap<(bool, Option<IpAddr>), Client>>,
 }
 
 impl Pingers {
     pub fn new() -> Self {
-        Pingers { v4: Mutex::new(None), v6: Mutex::new(None) }
+        Pingers { clients: Mutex::new(HashMap::new()) }
     }
 
-    fn client(&self, ip: IpAddr) -> std::io::Result<Client> {
-        let (slot, kind) = if ip.is_ipv4() { (&self.v4, ICMP::V4) } else { (&self.v6, ICMP::V6) };
-        let mut slot = slot.lock();
-        if let Some(client) = slot.as_ref() {
+    /// The socket to ping `ip` with, bound to `source` when there is one (the caller has checked
+    /// that both are of one family).
+    fn client(&self, ip: IpAddr, source: Option<IpAddr>) -> std::io::Result<Client> {
+        let mut clients = self.clients.lock();
+        if let Some(client) = clients.get(&(ip.is_ipv4(), source)) {
             return Ok(client.clone());
         }
-        let client = Client::new(&Config::builder().kind(kind).build())?;
-        *slot = Some(client.clone());
+        let mut config = Config::builder().kind(if ip.is_ipv4() { ICMP::V4 } else { ICMP::V6 });
+        if let Some(source) = source {
+            config = config.bind(SocketAddr::new(source, 0));
+        }
+        let client = Client::new(&config.build())?;
+        clients.insert((ip.is_ipv4(), source), client.clone());
         Ok(client)
     }
 }
@@ -70,16 +78,28 @@ impl IcmpSpec {
         }
     }
 
-    pub(super) async fn check(&self, address: &str, pingers: &Pingers) -> ProbeOutcome {
+    /// With `source` (`[probes] source_address`) the echo is sent from that local address, to
+    /// the host's first address of its family.
+    pub(super) async fn check(&self, address: &str, pingers: &Pingers, source: Option<IpAddr>) -> ProbeOutcome {
         let ip = match literal_ip(address) {
             Some(ip) => ip,
-            None => match tokio::net::lookup_host((address, 0)).await.map(|mut found| found.next()) {
-                Ok(Some(found)) => found.ip(),
-                Ok(None) => return ProbeOutcome::down(None, format!("DNS error: no address for {address}")),
+            None => match tokio::net::lookup_host((address, 0)).await.map(|found| found.collect::<Vec<_>>()) {
+                // The first address of the source's family, as the TCP probe connects to.
+                Ok(found) => {
+                    match found.iter().find(|f| source.is_none_or(|s| s.is_ipv4() == f.is_ipv4())).or(found.first()) {
+                        Some(found) => found.ip(),
+                        None => return ProbeOutcome::down(None, format!("DNS error: no address for {address}")),
+                    }
+                }
                 Err(error) => return ProbeOutcome::down(None, format!("DNS error: {error}")),
             },
         };
-        let client = match pingers.client(ip) {
+        if let Some(source) = source
+            && source.is_ipv4() != ip.is_ipv4()
+        {
+            return ProbeOutcome::down(None, super::no_address_from(source));
+        }
+        let client = match pingers.client(ip, source) {
             Ok(client) => client,
             Err(error) => return ProbeOutcome::down(None, describe_socket_error(&error)),
         };

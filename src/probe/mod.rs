@@ -85,9 +85,9 @@ impl ProbeSpec {
         match self {
             ProbeSpec::Http(spec) => Box::pin(spec.check(address, has_conditions, context)).await,
             ProbeSpec::Tcp(spec) => Box::pin(spec.check(address, has_conditions, context.source)).await,
-            ProbeSpec::Dns(spec) => Box::pin(spec.check(address, &context.dns)).await,
+            ProbeSpec::Dns(spec) => Box::pin(spec.check(address, &context.dns, context.source)).await,
             ProbeSpec::Tls(spec) => Box::pin(spec.check(address, &context.tls, context.source)).await,
-            ProbeSpec::Icmp(spec) => Box::pin(spec.check(address, &context.icmp)).await,
+            ProbeSpec::Icmp(spec) => Box::pin(spec.check(address, &context.icmp, context.source)).await,
             // A push asset is never probed: its actor waits for pushes (see `push.rs`).
             ProbeSpec::Push(_) => ProbeOutcome::down(None, "push assets are not probed"),
         }
@@ -100,7 +100,8 @@ pub struct ProbeContext {
     dns: dns::Resolvers,
     tls: tls::Trust,
     icmp: icmp::Pingers,
-    /// `[probes] source_address`: the local address TCP-based probes (HTTP, TCP, TLS) connect from.
+    /// `[probes] source_address`: the local address every probe that sends (HTTP, TCP, TLS, DNS,
+    /// ICMP) is sent from.
     source: Option<std::net::IpAddr>,
 }
 
@@ -119,6 +120,13 @@ impl ProbeContext {
             source,
         })
     }
+}
+
+/// Why a probe sent from `source` (`[probes] source_address`) cannot reach its target: the target
+/// has no address of the source's family. One wording for every probe type.
+pub(crate) fn no_address_from(source: std::net::IpAddr) -> String {
+    let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
+    format!("no {family} address to reach from the source address {source}")
 }
 
 /// A probe's verdict, before it is stamped with time and asset.

@@ -87,13 +87,8 @@ async fn connect_from(address: &str, source: IpAddr) -> std::io::Result<TcpStrea
             Err(error) => last = Some(error),
         }
     }
-    Err(last.unwrap_or_else(|| {
-        let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
-        std::io::Error::new(
-            std::io::ErrorKind::AddrNotAvailable,
-            format!("no {family} address to reach from the source address {source}"),
-        )
-    }))
+    Err(last
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, super::no_address_from(source))))
 }
 
 pub(super) fn describe_connect_error(error: &std::io::Error) -> String {

@@ -8,7 +8,7 @@
 //! - any other name: NXDOMAIN.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -31,6 +31,8 @@ struct DnsServer {
     port: u16,
     /// Queries received, by lower-case name without the trailing dot.
     queries: Arc<Mutex<HashMap<String, usize>>>,
+    /// The address each query came from (over TCP, each connection), in order.
+    peers: Arc<Mutex<Vec<IpAddr>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -52,9 +54,12 @@ impl DnsServer {
                 continue;
             };
             let queries = Arc::new(Mutex::new(HashMap::new()));
-            let tasks =
-                vec![tokio::spawn(serve_udp(udp, queries.clone())), tokio::spawn(serve_tcp(tcp, queries.clone()))];
-            return DnsServer { port, queries, tasks };
+            let peers = Arc::new(Mutex::new(Vec::new()));
+            let tasks = vec![
+                tokio::spawn(serve_udp(udp, queries.clone(), peers.clone())),
+                tokio::spawn(serve_tcp(tcp, queries.clone(), peers.clone())),
+            ];
+            return DnsServer { port, queries, peers, tasks };
         }
         panic!("no port free for both UDP and TCP");
     }
@@ -72,23 +77,25 @@ impl DnsServer {
     }
 }
 
-async fn serve_udp(socket: UdpSocket, queries: Arc<Mutex<HashMap<String, usize>>>) {
+async fn serve_udp(socket: UdpSocket, queries: Arc<Mutex<HashMap<String, usize>>>, peers: Arc<Mutex<Vec<IpAddr>>>) {
     let mut buffer = vec![0u8; 4096];
     loop {
         let Ok((length, peer)) = socket.recv_from(&mut buffer).await else {
             return;
         };
+        peers.lock().push(peer.ip());
         if let Some(reply) = answer(&buffer[..length], false, &queries) {
             let _ = socket.send_to(&reply, peer).await;
         }
     }
 }
 
-async fn serve_tcp(listener: TcpListener, queries: Arc<Mutex<HashMap<String, usize>>>) {
+async fn serve_tcp(listener: TcpListener, queries: Arc<Mutex<HashMap<String, usize>>>, peers: Arc<Mutex<Vec<IpAddr>>>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             return;
         };
+        peers.lock().push(peer.ip());
         tokio::spawn(serve_tcp_connection(stream, queries.clone()));
     }
 }
@@ -367,6 +374,33 @@ async fn every_probe_asks_the_server_again() {
         assert!(result.success, "{:?}", result.message);
     }
     assert_eq!(server.queries_for("svc.test"), 3, "a cached answer was used");
+}
+
+/// `[probes] source_address`: queries leave from that address, over UDP and over TCP (the
+/// server records where each came from; it answers only after receiving, so the record is
+/// there once the probe has its answer), and a name server of the other family is a clear
+/// failure, as a TCP target is.
+#[tokio::test]
+async fn queries_are_sent_from_the_source_address() {
+    let server = DnsServer::start().await;
+    let source: IpAddr = "127.0.0.2".parse().expect("an address");
+    let context = ProbeContext::sent_from(Some(source)).expect("probe clients");
+    for nameserver in [server.udp(), server.tcp()] {
+        let settings = json!({"nameserver": nameserver, "expectedValues": ["10.0.0.1"]});
+        let result = asset(dns_asset(&server, "svc.test", settings)).check(&context).await;
+        assert!(result.success, "{nameserver}: {:?}", result.message);
+    }
+    let peers = server.peers.lock().clone();
+    assert_eq!(peers, [source, source], "queries came from {peers:?}");
+
+    let context = ProbeContext::sent_from(Some("::1".parse().expect("an address"))).expect("probe clients");
+    let result = asset(dns_asset(&server, "svc.test", json!({}))).check(&context).await;
+    assert!(!result.success);
+    assert_eq!(
+        result.message,
+        Some(format!("cannot query {}: no IPv6 address to reach from the source address ::1", server.udp()))
+    );
+    assert_eq!(server.peers.lock().len(), 2, "a query was sent");
 }
 
 #[tokio::test]

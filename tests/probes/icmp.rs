@@ -1,10 +1,13 @@
 //! The ICMP probe against 127.0.0.1, where this process may open an ICMP socket; where it may
 //! not, the asset must say what it needs.
 
-use serde_json::json;
-use statusd::PERMISSION_HINT;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
 
-use super::common::{probe_once, problems};
+use serde_json::json;
+use statusd::{PERMISSION_HINT, ProbeContext};
+
+use super::common::{asset, probe_once, problems};
 
 /// Whether this process may open an ICMP socket of either kind, asked of the kernel directly.
 fn icmp_permitted() -> bool {
@@ -81,4 +84,92 @@ async fn a_bracketed_ipv6_address_is_a_host_wherever_a_host_is_expected() {
     });
     let result = probe_once(json!({"assetType": "tcp", "address": format!("[::1]:{port}")})).await;
     assert!(result.success, "{result:?}");
+}
+
+/// A raw ICMP socket: the kernel hands it a copy of every ICMP packet this host receives, echo
+/// requests on the loopback included, IP header first. None when this process may not open one.
+struct IcmpCapture(libc::c_int);
+
+impl IcmpCapture {
+    fn open() -> Option<IcmpCapture> {
+        // SAFETY: socket(2) with constant arguments; the descriptor is owned by the capture.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+        if fd < 0 {
+            return None;
+        }
+        // Each read waits at most this long, so that `echo_requests_to` keeps to its deadline.
+        let wait = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        // SAFETY: fd is open; the option value is a timeval of the size given.
+        let set = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const wait).cast(),
+                libc::socklen_t::try_from(size_of::<libc::timeval>()).expect("a small size"),
+            )
+        };
+        assert_eq!(set, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+        Some(IcmpCapture(fd))
+    }
+
+    /// The source addresses of the echo requests to `target` received so far, waiting up to
+    /// `deadline` for at least one.
+    fn echo_requests_to(&self, target: Ipv4Addr, deadline: Duration) -> Vec<Ipv4Addr> {
+        let started = Instant::now();
+        let mut sources = Vec::new();
+        let mut packet = [0u8; 65536];
+        while started.elapsed() < deadline {
+            // SAFETY: fd is open and the buffer is as long as said.
+            let read = unsafe { libc::recv(self.0, packet.as_mut_ptr().cast(), packet.len(), 0) };
+            let Ok(length) = usize::try_from(read) else {
+                if sources.is_empty() {
+                    continue; // timed out, or interrupted: try again until the deadline
+                }
+                break; // nothing more queued
+            };
+            let header = usize::from(packet[0] & 0x0f) * 4;
+            let to = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+            // ICMP type 8: echo request.
+            if length > header && packet[header] == 8 && to == target {
+                sources.push(Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]));
+            }
+        }
+        sources
+    }
+}
+
+impl Drop for IcmpCapture {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is owned by the capture and closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// `[probes] source_address`: the echo request leaves from that address (seen by a raw socket
+/// on the loopback), and a target of the other family is a clear failure, as a TCP one is.
+#[tokio::test]
+async fn pings_from_the_source_address() {
+    // Addresses no other test pings, so the capture sees only this test's echo.
+    let target = Ipv4Addr::new(127, 0, 83, 3);
+    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 83, 2));
+    let Some(capture) = IcmpCapture::open() else {
+        eprintln!("skipped: no raw ICMP socket (needs CAP_NET_RAW)");
+        return;
+    };
+    let context = ProbeContext::sent_from(Some(source)).expect("probe clients");
+    let result = asset(json!({"assetType": "icmp", "address": target.to_string()})).check(&context).await;
+    assert!(result.success, "{result:?}");
+    let sources = tokio::task::spawn_blocking(move || capture.echo_requests_to(target, Duration::from_secs(5)))
+        .await
+        .expect("the capture");
+    assert_eq!(sources, [source], "echo requests to {target} came from {sources:?}");
+
+    let result = asset(json!({"assetType": "icmp", "address": "::1"})).check(&context).await;
+    assert!(!result.success);
+    assert_eq!(result.message.as_deref(), Some("no IPv4 address to reach from the source address 127.0.83.2"));
+    let context = ProbeContext::sent_from(Some("::1".parse().expect("an address"))).expect("probe clients");
+    let result = asset(json!({"assetType": "icmp", "address": "127.0.0.1"})).check(&context).await;
+    assert!(!result.success);
+    assert_eq!(result.message.as_deref(), Some("no IPv6 address to reach from the source address ::1"));
 }
