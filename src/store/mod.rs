@@ -86,8 +86,10 @@ impl Store {
         forward!(self, s => s.sync_assets(assets, mark_removed).await)
     }
 
-    /// Applies changes, in order, then stores probe results, in one transaction. Doing any of
-    /// it again is harmless, so a batch whose commit was not acknowledged can be retried.
+    /// Applies changes, in order, then stores probe results, in one transaction (on SQLite the
+    /// results commit alone, after the changes: `Dialect::RESULTS_COMMIT_ALONE` in `sql.rs`). Doing
+    /// any of it again is harmless, so a batch whose commit was not acknowledged, or that failed
+    /// half-way, can be retried whole.
     pub async fn write(&self, changes: &[StoreOp], results: &[ProbeResult]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(sqlite) => sqlite.write(changes, results).await,
@@ -711,15 +713,37 @@ async fn transaction<DB, T>(
 where
     DB: sqlx::Database,
 {
+    on_connection(pool, context, async |connection| in_transaction::<DB, T>(connection, context, work).await).await
+}
+
+/// Runs `work` in a transaction on `connection` and commits it.
+async fn in_transaction<DB, T>(
+    connection: &mut DB::Connection,
+    context: &'static str,
+    work: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError>
+where
+    DB: sqlx::Database,
+{
     use sqlx::Connection;
+    let mut tx = connection.begin().await.map_err(StoreError::query(context))?;
+    let value = work(&mut tx).await?;
+    tx.commit().await.map_err(StoreError::query(context))?;
+    Ok(value)
+}
+
+/// Runs `work` on a connection of its own, each statement committing alone (autocommit); a
+/// connection that failed for any reason but refused data is closed, as in [`transaction`].
+async fn on_connection<DB, T>(
+    pool: &sqlx::Pool<DB>,
+    context: &'static str,
+    work: impl AsyncFnOnce(&mut DB::Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError>
+where
+    DB: sqlx::Database,
+{
     let mut connection = pool.acquire().await.map_err(StoreError::query(context))?;
-    let outcome = async {
-        let mut tx = connection.begin().await.map_err(StoreError::query(context))?;
-        let value = work(&mut tx).await?;
-        tx.commit().await.map_err(StoreError::query(context))?;
-        Ok(value)
-    }
-    .await;
+    let outcome = work(&mut connection).await;
     if outcome.as_ref().is_err_and(|error: &StoreError| error.failure() != Failure::Rejected) {
         connection.close_on_drop();
     }

@@ -212,6 +212,7 @@ impl Dialect for Postgres {
     const HOUR_OF_TIMESTAMP: &'static str = "date_trunc('hour', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'";
     const DAY_OF_HOUR: &'static str = "date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'";
     const LOCK_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const RESULTS_COMMIT_ALONE: bool = false;
 
     fn time(at: DateTime<Utc>) -> DateTime<Utc> {
         at

@@ -3,7 +3,8 @@
 //! over a year are read from a few thousand rows instead of millions.
 //!
 //! A rollup is always computed from the raw events of its hour, never added up write by write:
-//! writes only mark their hour *pending* (in the same transaction), and the Persistence actor
+//! writes only mark their hour *pending* (before storing them, in the same transaction on
+//! PostgreSQL, in a statement of its own on SQLite), and the Persistence actor
 //! rolls each completed pending hour up in one pass over its events, which are found by their
 //! ids (UUIDv7, made from the probe time, so an hour is a range of the primary key). Reads
 //! aggregate pending hours (the current one included) from the raw events on the fly. So

@@ -85,6 +85,7 @@ impl Dialect for Sqlite {
     const DAY_OF_HOUR: &'static str = "(hour / 86400000) * 86400000";
     // SQLite has no row locks: its writers take turns on the whole database.
     const LOCK_SKIP_LOCKED: &'static str = "";
+    const RESULTS_COMMIT_ALONE: bool = true;
 
     fn time(at: DateTime<Utc>) -> i64 {
         at.timestamp_millis()

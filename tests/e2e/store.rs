@@ -217,17 +217,38 @@ async fn assets_mirror_the_config_and_removed_ones_keep_their_history() {
     store.close().await;
 }
 
+/// A batch is written in two parts at most, each all or nothing: its changes (incidents,
+/// notifications, the asset list) in one transaction, its probe results in one statement.
+/// PostgreSQL commits both together; SQLite commits the results alone, after the changes
+/// (inside the changes' transaction it would keep a statement journal of every page the insert
+/// touches). Either way a retry of the whole batch stores everything once.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_batch_is_all_or_nothing() {
+async fn a_batch_s_changes_and_its_results_are_each_all_or_nothing() {
     let Some((_db, store)) = open().await else { return };
+    let results_commit_alone = matches!(store, Store::Sqlite(_));
     store.sync_assets(&[asset("a")], true).await.expect("sync");
     let opened = incident("a", hour(0));
-    // One result names an asset the store never heard of: the whole transaction fails.
+    let open = || [StoreOp::Incident(IncidentWrite::Open(opened.clone()))];
+    let open_ids = async || store.open_incidents().await.expect("read").iter().map(|i| i.id).collect::<Vec<_>>();
+
+    // One result names an asset the store never heard of: none of the results is stored.
     let batch = [result("a", hour(0), true, 5), result("ghost", hour(0), true, 5)];
-    assert!(store.write(&[StoreOp::Incident(IncidentWrite::Open(opened))], &batch).await.is_err());
+    assert!(store.write(&open(), &batch).await.is_err());
     assert!(store.probe_events("a", &recent(10)).await.expect("read").is_empty());
-    assert!(store.open_incidents().await.expect("read").is_empty());
     assert!(store.rollups("a", hour(0), hour(1)).await.expect("rollups").is_empty());
+    let expected: Vec<Uuid> = if results_commit_alone { vec![opened.id] } else { vec![] };
+    assert_eq!(open_ids().await, expected, "the changes commit alone only where the results do");
+
+    // One change names an unknown asset: none of the changes, and no result, is stored.
+    let ghost = [StoreOp::Incident(IncidentWrite::Open(incident("ghost", hour(0))))];
+    assert!(store.write(&ghost, &[result("a", hour(0), true, 7)]).await.is_err());
+    assert!(store.probe_events("a", &recent(10)).await.expect("read").is_empty());
+
+    // The first batch again without the ghost result: everything once.
+    store.write(&open(), &batch[..1]).await.expect("retry");
+    store.write(&open(), &batch[..1]).await.expect("retry again");
+    assert_eq!(store.probe_events("a", &recent(10)).await.expect("read").len(), 1);
+    assert_eq!(open_ids().await, vec![opened.id]);
     store.close().await;
 }
 
