@@ -153,23 +153,25 @@ async fn pings_from_the_source_address() {
     // Addresses no other test pings, so the capture sees only this test's echo.
     let target = Ipv4Addr::new(127, 0, 83, 3);
     let source = IpAddr::V4(Ipv4Addr::new(127, 0, 83, 2));
+    let context = ProbeContext::sent_from(Some(source)).expect("probe clients");
+
+    // A target of the other family fails before any socket is needed.
+    let result = asset(json!({"assetType": "icmp", "address": "::1"})).check(&context).await;
+    assert!(!result.success);
+    assert_eq!(result.message.as_deref(), Some("no IPv4 address to reach from the source address 127.0.83.2"));
+    let v6 = ProbeContext::sent_from(Some("::1".parse().expect("an address"))).expect("probe clients");
+    let result = asset(json!({"assetType": "icmp", "address": "127.0.0.1"})).check(&v6).await;
+    assert!(!result.success);
+    assert_eq!(result.message.as_deref(), Some("no IPv6 address to reach from the source address ::1"));
+
     let Some(capture) = IcmpCapture::open() else {
-        eprintln!("skipped: no raw ICMP socket (needs CAP_NET_RAW)");
+        eprintln!("skipped the capture: no raw ICMP socket (needs CAP_NET_RAW)");
         return;
     };
-    let context = ProbeContext::sent_from(Some(source)).expect("probe clients");
     let result = asset(json!({"assetType": "icmp", "address": target.to_string()})).check(&context).await;
     assert!(result.success, "{result:?}");
     let sources = tokio::task::spawn_blocking(move || capture.echo_requests_to(target, Duration::from_secs(5)))
         .await
         .expect("the capture");
     assert_eq!(sources, [source], "echo requests to {target} came from {sources:?}");
-
-    let result = asset(json!({"assetType": "icmp", "address": "::1"})).check(&context).await;
-    assert!(!result.success);
-    assert_eq!(result.message.as_deref(), Some("no IPv4 address to reach from the source address 127.0.83.2"));
-    let context = ProbeContext::sent_from(Some("::1".parse().expect("an address"))).expect("probe clients");
-    let result = asset(json!({"assetType": "icmp", "address": "127.0.0.1"})).check(&context).await;
-    assert!(!result.success);
-    assert_eq!(result.message.as_deref(), Some("no IPv6 address to reach from the source address ::1"));
 }
