@@ -127,7 +127,7 @@ pub struct Rejected {
     error: String,
 }
 
-/// Writes a batch in one transaction; if the database refuses part of it, takes the batch apart
+/// Writes a batch ([`Store::write`]); if the database refuses part of it, takes the batch apart
 /// so that everything it accepts is written: the changes one at a time, in order, up to the first
 /// refused one (changes are never dropped), and the results by bisection, so `k` bad rows among
 /// `n` cost about `2k·log n` extra statements. Every write is idempotent, so parts committed
