@@ -133,8 +133,23 @@ pub(crate) mod port {
     impl<T> PortReceiver<T> {
         /// The next message, or `None` once every sender is gone (or the port is closed) and
         /// nothing is queued. Cancel-safe, as tokio's: dropping the future loses nothing.
+        ///
+        /// Spends the task's budget as tokio's own channels do (the wrapper that
+        /// `tokio::task::coop::cooperative`'s documentation gives for futures' channels): an
+        /// actor whose mailbox stays full yields to the scheduler every 128 messages instead
+        /// of holding its worker thread until the mailbox is empty.
         pub(crate) async fn recv(&mut self) -> Option<T> {
-            self.0.recv().await.ok()
+            #[cfg(all(
+                feature = "tokio_runtime",
+                not(all(target_arch = "wasm32", target_os = "unknown"))
+            ))]
+            let received = tokio::task::coop::cooperative(self.0.recv()).await;
+            #[cfg(not(all(
+                feature = "tokio_runtime",
+                not(all(target_arch = "wasm32", target_os = "unknown"))
+            )))]
+            let received = self.0.recv().await;
+            received.ok()
         }
 
         /// A queued message without waiting.
