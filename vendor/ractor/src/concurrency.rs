@@ -103,7 +103,7 @@ pub(crate) use target_specific::SystemTime;
 /// cache-padded state when it is created, ≈ 1.3 KB per channel for messages and ≈ 3 KB for
 /// supervision events, two channels per actor, most of them never used (an actor without
 /// children never receives a supervision event). futures' channel allocates one node per
-/// message in flight and ≈ 0.2 KB of state.
+/// message in flight and ≈ 0.1 KB of state.
 pub(crate) mod port {
     use futures::channel::mpsc;
 
