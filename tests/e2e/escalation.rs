@@ -83,7 +83,12 @@ async fn an_escalation_reaches_tier_2_stops_at_ack_and_restarts_change_nothing_d
         open.as_array()?.iter().find(|i| i["id"] == id.as_str() && i["tier"] == 1).map(|_| ())
     })
     .await;
-    assert_eq!(count(&events(&receiver, "t1", "api"), "DOWN"), 1);
+    // A tier is stored when it is decided (the outbox), its delivery follows: wait for it.
+    eventually("tiers 0 and 1 delivered", WAIT, || async {
+        let delivered = |channel| count(&events(&receiver, channel, "api"), "DOWN");
+        (delivered("t0") == 1 && delivered("t1") == 1).then_some(())
+    })
+    .await;
     statusd.stop().await;
 
     // Restarted: tier 2 goes out once, 6 s after the incident opened; tiers 0 and 1 are not
