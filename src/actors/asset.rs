@@ -211,7 +211,7 @@ impl AssetState {
                 return;
             };
             let lag = Instant::now().saturating_duration_since(due);
-            metrics::histogram!(names::SCHEDULE_LAG_SECONDS).record(lag.as_secs_f64());
+            services.schedule_lag.record(lag.as_secs_f64());
             services.lateness.started(lag);
             let probe = config.check(&services.probes);
             // A panicking probe still answers: as a failed result, so the schedule goes on.

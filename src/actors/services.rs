@@ -21,6 +21,7 @@ use super::{Directory, task};
 use crate::notify::AssetFacts;
 use crate::probe::ProbeContext;
 use crate::settings::{PerAsset, PersistenceSettings};
+use crate::telemetry::names;
 
 /// What every actor of one statusd instance shares.
 pub struct Services {
@@ -57,6 +58,10 @@ pub struct Services {
     pub per_asset: PerAsset,
     /// Probes started late and ticks skipped over the last minute: whether statusd keeps up.
     pub lateness: Lateness,
+    /// `statusd_schedule_lag_seconds`, registered once: looking the series up by name on every
+    /// probe (hashing its key, finding it in the recorder's map) was ≈ 0.5 % of statusd's CPU at
+    /// 1,000 probes a second.
+    pub schedule_lag: metrics::Histogram,
     /// Cluster mode: which replica this is, what it owns, whether it holds the incidents role.
     pub cluster: Arc<super::cluster::ClusterView>,
     /// The one timer every asset's ticks wait in.
@@ -91,6 +96,7 @@ impl Services {
             assets: AssetIndex::default(),
             per_asset: PerAsset::Full,
             lateness: Lateness::default(),
+            schedule_lag: metrics::histogram!(names::SCHEDULE_LAG_SECONDS),
             flaps: FlapRegistry::default(),
             retired_assets: RwLock::new(HashSet::new()),
             maintenance: Board::default(),
