@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::error::ErrorBody;
+use super::error::{ErrorBody, json_error};
 use super::query::{Bounded, Choice, Choices, Limit, Params, Timestamp, limit};
 use super::{ApiError, ApiState};
 use crate::actors::asset::{AssetSnapshot, snapshot_of};
@@ -302,15 +302,31 @@ pub async fn list_assets(
         views = page.entries.iter().map(|entry| view(&state, entry)).collect();
     }
     let next_cursor = page.more.then(|| page.entries.last().map(|entry| cursor_of(&entry.config.id))).flatten();
+    let capacity = views.len().saturating_mul(VIEW_BYTES);
     if !paged && next_cursor.is_none() {
-        return Ok(Json(AssetsAnswer::All(views)).into_response());
+        return Ok(json_sized(&AssetsAnswer::All(views), capacity));
     }
     let link = next_cursor.as_ref().map(|cursor| next_link(cursor, size, query.as_deref()));
-    let mut response = Json(AssetsAnswer::Page(AssetPage { assets: views, next_cursor })).into_response();
+    let mut response = json_sized(&AssetsAnswer::Page(AssetPage { assets: views, next_cursor }), capacity);
     if let Some(link) = link.and_then(|link| HeaderValue::from_str(&link).ok()) {
         response.headers_mut().insert(header::LINK, link);
     }
     Ok(response)
+}
+
+/// About what one asset's view takes as JSON, to size a list's buffer at once.
+const VIEW_BYTES: usize = 1024;
+
+/// `value` as an `application/json` answer, written into a buffer of `capacity` bytes to start
+/// with. axum's `Json` starts from 128 bytes in a `BytesMut`: a page of 100 assets (≈ 100 KB)
+/// grew through ten copies, with a capacity check per token serde writes, ≈ 2 % of statusd's CPU
+/// while a dashboard polls a page 20 times a second.
+fn json_sized<T: Serialize>(value: &T, capacity: usize) -> Response {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the answer: {e}")),
+    }
 }
 
 /// `Link: </api/assets?...&cursor=...>; rel="next"`: the same query, the next cursor.
