@@ -260,8 +260,40 @@ fn write_config(dir: &Path, args: &Args, port: u16) -> std::io::Result<()> {
     std::fs::write(dir.join("statusd.toml"), "")
 }
 
-async fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port())
+/// The port a started statusd listens on. It is started on `127.0.0.1:0` and picks one
+/// itself, so no other program can take the port between the tool choosing it and statusd
+/// binding it (as with a port found free beforehand). Read from `/proc`: the listening TCP
+/// socket on loopback among the file descriptors of the child or of a process it started (a
+/// `--statusd` wrapper script that runs statusd under valgrind or heaptrack); None until then.
+fn listening_port(pid: i32) -> Option<u16> {
+    use procfs::net::TcpState;
+    use procfs::process::{FDTarget, Process, all_processes};
+    let parents: Vec<(i32, i32)> =
+        all_processes().ok()?.filter_map(|p| p.ok()?.stat().ok()).map(|stat| (stat.pid, stat.ppid)).collect();
+    let mut family = vec![pid];
+    let mut next = 0;
+    while let Some(&parent) = family.get(next) {
+        family.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        next += 1;
+    }
+    let sockets: std::collections::HashSet<u64> = family
+        .iter()
+        .filter_map(|&pid| Process::new(pid).ok()?.fd().ok())
+        .flatten()
+        .filter_map(|fd| match fd.ok()?.target {
+            FDTarget::Socket(inode) => Some(inode),
+            _ => None,
+        })
+        .collect();
+    Process::new(pid)
+        .ok()?
+        .tcp()
+        .ok()?
+        .into_iter()
+        .find(|entry| {
+            entry.state == TcpState::Listen && entry.local_address.ip().is_loopback() && sockets.contains(&entry.inode)
+        })
+        .map(|entry| entry.local_address.port())
 }
 
 /// Starts one statusd on the files of `dir`, as replica `replica` of `replicas`.
@@ -272,22 +304,35 @@ async fn spawn(
     replica: usize,
     replicas: usize,
 ) -> Result<Statusd, Box<dyn std::error::Error>> {
-    let api_port = free_port().await?;
     let path = |name: &str| dir.join(name).display().to_string();
     let mut command = Command::new(binary);
     command
         .args(["--config", &path("statusd.toml"), "--manifest", &path("manifest.json")])
         .args(["--notifiers", &path("notifiers.json"), "--db", db])
-        .args(["--listen", &format!("127.0.0.1:{api_port}"), "--log-level", "warn"]);
+        .args(["--listen", "127.0.0.1:0", "--log-level", "warn"]);
     if replicas > 1 {
         command.args(["--cluster", "--instance-id", &format!("load-replica-{replica}")]);
     }
-    let child = command
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting {}: {e}", binary.display()))?;
     let pid = i32::try_from(child.id())?;
+    let waited = Instant::now();
+    let api_port = loop {
+        if let Some(port) = listening_port(pid) {
+            break port;
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("{} exited ({status}) before it listened", binary.display()).into());
+        }
+        if waited.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            return Err(format!("{} did not listen within 180 s", binary.display()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     // Idle connections are dropped before statusd's own 10 s header-read timeout closes them
     // under a request sent at that very moment (hyper: IncompleteMessage).
     let http = reqwest::Client::builder()
