@@ -294,13 +294,15 @@ impl AssetConfig {
         let timestamp = Utc::now();
         let started = Instant::now();
         let timeout = asset.timeout();
-        let mut outcome =
-            match tokio::time::timeout(timeout, asset.probe.check(&asset.address, asset.has_conditions(), context))
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
-            };
+        let mut outcome = match tokio::time::timeout(
+            timeout,
+            asset.probe.check(&asset.address, asset.has_conditions(), timeout, context),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => ProbeOutcome::down(None, format!("timeout after {}s", asset.timeout_seconds)),
+        };
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let mut mark = None;
         if outcome.success && asset.has_conditions() {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -54,24 +55,28 @@ pub struct HttpSpec {
     parsed: ParsedUrl,
 }
 
-/// The address of an HTTP asset parsed once, at its first probe, and kept with the spec (≈ 96
-/// bytes per HTTP asset): given a string, reqwest parses it on every request, IDNA mapping of
-/// the host included. That was one of three URL parses per probe, which together took ≈ 3 % of
-/// statusd's CPU at 1,000 probes a second (perf); reqwest's redirect policy and its response
-/// make the other two, which statusd cannot reach.
+/// The address of an HTTP asset parsed once, at its first probe, and kept with the spec: given
+/// a string, reqwest parses it on every request, IDNA mapping of the host included. That was one
+/// of three URL parses per probe, which together took ≈ 3 % of statusd's CPU at 1,000 probes a
+/// second (perf); reqwest's redirect policy and its response make the other two, which statusd
+/// cannot reach.
 ///
-/// An asset's config is shared behind an `Arc` once loaded and never changed, so the address a
-/// spec is probed with is the one it was parsed from. A clone starts empty, so that a config
-/// copied and then edited (tests, the reload diff) cannot inherit another address. It takes no
-/// part in comparing configs: it is derived from the address, which is compared.
+/// It keeps the text it parsed and answers only for that text, so a spec probed with another
+/// address (an edited copy of a config) is never sent to the first one. A clone starts empty. It
+/// takes no part in comparing configs: it is derived from the address, which is compared.
+///
+/// Boxed, as it costs every asset's config the size of its largest probe type: 16 bytes inline
+/// (112 unboxed), and for an HTTP asset once probed 104 bytes on the heap and the address's text
+/// twice.
 #[derive(Default)]
-struct ParsedUrl(std::sync::OnceLock<Option<reqwest::Url>>);
+struct ParsedUrl(std::sync::OnceLock<Box<(Box<str>, Option<reqwest::Url>)>>);
 
 impl ParsedUrl {
     /// `address` parsed, or None if it is no URL (validation refuses such a config; reqwest then
-    /// reports the error as before).
+    /// reports the error as before) or not the address parsed first.
     fn of(&self, address: &str) -> Option<&reqwest::Url> {
-        self.0.get_or_init(|| reqwest::Url::parse(address).ok()).as_ref()
+        let (parsed, url) = &**self.0.get_or_init(|| Box::new((address.into(), reqwest::Url::parse(address).ok())));
+        if **parsed == *address { url.as_ref() } else { None }
     }
 }
 
@@ -100,6 +105,10 @@ fn default_true() -> bool {
     true
 }
 
+/// How long reqwest's TCP settings take to give up on a peer that vanished: its user timeout
+/// (unacknowledged data) is 30 s, its keepalive (15 s idle, then 3 probes 15 s apart) 60 s.
+const DEAD_PEER_SECONDS: u64 = 30;
+
 /// The settings that need a client of their own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
@@ -107,6 +116,10 @@ struct ClientKey {
     insecure_skip_verify: bool,
     keep_alive: bool,
     ca_file: Option<PathBuf>,
+    /// TCP keepalive and user timeout on each connection: for connections kept between probes,
+    /// and for probes whose timeout is longer than [`DEAD_PEER_SECONDS`], where they notice a
+    /// peer that vanished before the probe's own timeout does.
+    dead_peer_checks: bool,
 }
 
 /// One client per distinct client setting, built on first use and shared: building a client
@@ -120,8 +133,13 @@ pub struct Clients {
 impl Clients {
     pub fn new(source: Option<IpAddr>) -> Result<Clients, reqwest::Error> {
         // The common case is built now, so that a broken TLS setup stops statusd at start.
-        let default =
-            ClientKey { follow_redirects: true, insecure_skip_verify: false, keep_alive: false, ca_file: None };
+        let default = ClientKey {
+            follow_redirects: true,
+            insecure_skip_verify: false,
+            keep_alive: false,
+            ca_file: None,
+            dead_peer_checks: false,
+        };
         let client = build(&default, Vec::new(), source)?;
         Ok(Clients { built: Mutex::new(HashMap::from([(default, client)])), source })
     }
@@ -169,15 +187,17 @@ fn build(
         .http1_ignore_invalid_headers_in_responses(true)
         .http2_max_header_list_size(u32::try_from(MAX_RESPONSE_HEAD_BYTES).unwrap_or(u32::MAX));
     if !key.keep_alive {
-        // A connection that lives for one probe needs no TCP keepalive nor user timeout: the
-        // probe's own timeout bounds it. reqwest sets all four (15 s, 15 s, 3, 30 s), five
-        // `setsockopt` calls per probe that change nothing for a connection closed within it.
-        builder = builder
-            .pool_max_idle_per_host(0)
-            .tcp_keepalive(None)
-            .tcp_keepalive_interval(None)
-            .tcp_keepalive_retries(None)
-            .tcp_user_timeout(None);
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    if !key.dead_peer_checks {
+        // A connection closed within DEAD_PEER_SECONDS by the probe's timeout never lives long
+        // enough for reqwest's keepalive (15 s, 15 s, 3 probes) or user timeout (30 s) to act:
+        // five `setsockopt` calls per probe saved.
+        builder = builder.tcp_keepalive(None).tcp_keepalive_interval(None).tcp_keepalive_retries(None);
+        #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+        {
+            builder = builder.tcp_user_timeout(None);
+        }
     }
     for der in extra_roots {
         builder = builder.add_root_certificate(reqwest::Certificate::from_der(&der)?);
@@ -237,12 +257,14 @@ impl HttpSpec {
         }
     }
 
-    fn client_key(&self) -> ClientKey {
+    /// The client for this spec, probing with `timeout`.
+    fn client_key(&self, timeout: Duration) -> ClientKey {
         ClientKey {
             follow_redirects: self.follow_redirects,
             insecure_skip_verify: self.insecure_skip_verify,
             keep_alive: self.keep_alive,
             ca_file: self.ca_file.clone(),
+            dead_peer_checks: self.keep_alive || timeout > Duration::from_secs(DEAD_PEER_SECONDS),
         }
     }
 
@@ -262,8 +284,14 @@ impl HttpSpec {
         request
     }
 
-    pub(super) async fn check(&self, address: &str, has_conditions: bool, context: &ProbeContext) -> ProbeOutcome {
-        let client = match context.http.get(self.client_key()) {
+    pub(super) async fn check(
+        &self,
+        address: &str,
+        has_conditions: bool,
+        timeout: Duration,
+        context: &ProbeContext,
+    ) -> ProbeOutcome {
+        let client = match context.http.get(self.client_key(timeout)) {
             Ok(client) => client,
             Err(problem) => return ProbeOutcome::down(None, problem),
         };
@@ -449,8 +477,24 @@ mod tests {
         // A copy starts over, so a copy given another address never probes the first one.
         let copy = probed.clone();
         assert_eq!(copy.parsed.of("http://b.example/").map(reqwest::Url::as_str), Some("http://b.example/"));
-        assert_eq!(probed.parsed.of("http://b.example/").map(reqwest::Url::as_str), Some("http://a.example/health"));
+        // The same spec asked for another address answers nothing: reqwest then parses the text.
+        assert_eq!(probed.parsed.of("http://b.example/"), None);
+        assert_eq!(
+            probed.parsed.of("http://a.example/health").map(reqwest::Url::as_str),
+            Some("http://a.example/health")
+        );
         assert!(spec().parsed.of("not a url").is_none(), "reqwest reports what is no URL");
+    }
+
+    #[test]
+    fn tcp_dead_peer_checks_are_left_off_only_where_the_probe_timeout_comes_first() {
+        let short = spec().client_key(Duration::from_secs(DEAD_PEER_SECONDS));
+        assert!(!short.dead_peer_checks, "a probe over within 30 s never lets them act");
+        let long = spec().client_key(Duration::from_secs(DEAD_PEER_SECONDS + 1));
+        assert!(long.dead_peer_checks, "a longer probe hears of a vanished peer from TCP first");
+        let kept: HttpSpec = serde_json::from_value(serde_json::json!({"keepAlive": true})).expect("a spec");
+        assert!(kept.client_key(Duration::from_secs(5)).dead_peer_checks, "pooled connections outlive a probe");
+        assert_ne!(short, long, "each gets a client of its own");
     }
 
     #[test]

@@ -72,10 +72,17 @@ impl ProbeSpec {
         }
     }
 
-    /// Probes `address` once, without a deadline (the caller sets one). `has_conditions`: the
-    /// asset has conditions, so the probe must collect what they read (an HTTP body, a TCP
-    /// banner) even when nothing else asks for it.
-    pub(crate) async fn check(&self, address: &str, has_conditions: bool, context: &ProbeContext) -> ProbeOutcome {
+    /// Probes `address` once, without a deadline: the caller sets one, `timeout`, which the
+    /// HTTP probe reads to choose its client (see `http.rs`). `has_conditions`: the asset has
+    /// conditions, so the probe must collect what they read (an HTTP body, a TCP banner) even
+    /// when nothing else asks for it.
+    pub(crate) async fn check(
+        &self,
+        address: &str,
+        has_conditions: bool,
+        timeout: std::time::Duration,
+        context: &ProbeContext,
+    ) -> ProbeOutcome {
         // Each arm's future is boxed: unboxed, this future is as large as the largest probe
         // type's (4.7 KB in a debug build), and a probe task's future is copied whole when it
         // is spawned, when it finishes and when its handle is dropped. Those copies were half
@@ -83,7 +90,7 @@ impl ProbeSpec {
         // callgrind counts `rep movsb` byte by byte); boxed, a probe allocates and copies only
         // what its own type needs.
         match self {
-            ProbeSpec::Http(spec) => Box::pin(spec.check(address, has_conditions, context)).await,
+            ProbeSpec::Http(spec) => Box::pin(spec.check(address, has_conditions, timeout, context)).await,
             ProbeSpec::Tcp(spec) => Box::pin(spec.check(address, has_conditions, context.source)).await,
             ProbeSpec::Dns(spec) => Box::pin(spec.check(address, &context.dns, context.source)).await,
             ProbeSpec::Tls(spec) => Box::pin(spec.check(address, &context.tls, context.source)).await,
