@@ -60,7 +60,8 @@ pub struct Services {
     pub lateness: Lateness,
     /// `statusd_schedule_lag_seconds`, registered once: looking the series up by name on every
     /// probe (hashing its key, finding it in the recorder's map) was ≈ 0.5 % of statusd's CPU at
-    /// 1,000 probes a second.
+    /// 1,000 probes a second. Registered with the recorder in force when `Services` are built:
+    /// `run()` installs statusd's (`telemetry::metrics_handle`) before that.
     pub schedule_lag: metrics::Histogram,
     /// Cluster mode: which replica this is, what it owns, whether it holds the incidents role.
     pub cluster: Arc<super::cluster::ClusterView>,
