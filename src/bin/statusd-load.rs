@@ -296,14 +296,31 @@ fn listening_port(pid: i32) -> Option<u16> {
         .map(|entry| entry.local_address.port())
 }
 
+/// A statusd started, its API port not known yet.
+struct Starting {
+    /// Taken by [`Starting::listening`] into the `Statusd`; stopped here if it never gets there.
+    child: Option<Child>,
+    pid: i32,
+    binary: PathBuf,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts one statusd on the files of `dir`, as replica `replica` of `replicas`.
-async fn spawn(
+fn spawn(
     binary: &Path,
     dir: &Path,
     db: &str,
     replica: usize,
     replicas: usize,
-) -> Result<Statusd, Box<dyn std::error::Error>> {
+) -> Result<Starting, Box<dyn std::error::Error>> {
     let path = |name: &str| dir.join(name).display().to_string();
     let mut command = Command::new(binary);
     command
@@ -313,33 +330,45 @@ async fn spawn(
     if replicas > 1 {
         command.args(["--cluster", "--instance-id", &format!("load-replica-{replica}")]);
     }
-    let mut child = command
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting {}: {e}", binary.display()))?;
     let pid = i32::try_from(child.id())?;
-    let waited = Instant::now();
-    let api_port = loop {
-        if let Some(port) = listening_port(pid) {
-            break port;
-        }
-        if let Some(status) = child.try_wait()? {
-            return Err(format!("{} exited ({status}) before it listened", binary.display()).into());
-        }
-        if waited.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            return Err(format!("{} did not listen within 180 s", binary.display()).into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    // Idle connections are dropped before statusd's own 10 s header-read timeout closes them
-    // under a request sent at that very moment (hyper: IncompleteMessage).
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build()?;
-    Ok(Statusd { child, pid, base: format!("http://127.0.0.1:{api_port}"), http })
+    Ok(Starting { child: Some(child), pid, binary: binary.to_path_buf() })
+}
+
+impl Starting {
+    /// Waits (up to 180 s) until statusd listens; then it is reached on that port.
+    async fn listening(mut self) -> Result<Statusd, Box<dyn std::error::Error>> {
+        let binary = self.binary.display().to_string();
+        let waited = Instant::now();
+        let api_port = loop {
+            if let Some(port) = listening_port(self.pid) {
+                break port;
+            }
+            if let Some(status) = self.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+                return Err(format!("{binary} exited ({status}) before it listened").into());
+            }
+            if waited.elapsed() > Duration::from_secs(180) {
+                return Err(format!(
+                    "{binary} did not listen within 180 s, or its port could not be read from /proc \
+                     (another network namespace, /proc/PID/fd not readable)"
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // Idle connections are dropped before statusd's own 10 s header-read timeout closes them
+        // under a request sent at that very moment (hyper: IncompleteMessage).
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()?;
+        let child = self.child.take().ok_or("the child was already taken")?;
+        Ok(Statusd { child, pid: self.pid, base: format!("http://127.0.0.1:{api_port}"), http })
+    }
 }
 
 /// Every statusd's `/metrics`, one after the other (rendering takes seconds at tens of
@@ -427,8 +456,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let started = Instant::now();
     let mut statusds = Vec::new();
+    // All started before any is waited for, so replicas come up together as they did.
+    let mut starting = Vec::new();
     for replica in 0..replicas {
-        statusds.push(spawn(&binary, &dir, &db, replica, replicas).await?);
+        starting.push(spawn(&binary, &dir, &db, replica, replicas)?);
+    }
+    for replica in starting {
+        statusds.push(replica.listening().await?);
     }
     let cluster = replicas > 1;
 
