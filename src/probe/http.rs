@@ -62,8 +62,10 @@ pub struct HttpSpec {
 /// cannot reach.
 ///
 /// It keeps the text it parsed and answers only for that text, so a spec probed with another
-/// address (an edited copy of a config) is never sent to the first one. A clone starts empty. It
-/// takes no part in comparing configs: it is derived from the address, which is compared.
+/// address (an edited copy of a config) is never sent to the first one. A clone starts empty:
+/// the copies of a config that the API makes for its answers are never probed, and copying the
+/// parsed URL would cost each of them three allocations. It takes no part in comparing configs:
+/// it is derived from the address, which is compared.
 ///
 /// Boxed, as it costs every asset's config the size of its largest probe type: 16 bytes inline
 /// (112 unboxed), and for an HTTP asset once probed 104 bytes on the heap and the address's text
@@ -474,7 +476,7 @@ mod tests {
         assert_eq!(asked.as_deref(), Some("http://a.example/health"));
         // The reload diff compares configs: a probed asset must still equal its config as loaded.
         assert_eq!(probed, spec(), "a spec that was probed equals the same spec freshly loaded");
-        // A copy starts over, so a copy given another address never probes the first one.
+        // A copy starts over (and would answer only for its own text anyway).
         let copy = probed.clone();
         assert_eq!(copy.parsed.of("http://b.example/").map(reqwest::Url::as_str), Some("http://b.example/"));
         // The same spec asked for another address answers nothing: reqwest then parses the text.
