@@ -58,8 +58,8 @@ pub struct HttpSpec {
 /// The address of an HTTP asset parsed once, at its first probe, and kept with the spec: given
 /// a string, reqwest parses it on every request, IDNA mapping of the host included. That was one
 /// of three URL parses per probe, which together took ≈ 3 % of statusd's CPU at 1,000 probes a
-/// second (perf); reqwest's redirect policy and its response make the other two, which statusd
-/// cannot reach.
+/// second (perf); reqwest's redirect policy and its response made the other two, which the
+/// patched reqwest skips unless a redirect was followed (`vendor/README.md`).
 ///
 /// It keeps the text it parsed and answers only for that text, so a spec probed with another
 /// address (an edited copy of a config) is never sent to the first one. A clone starts empty:

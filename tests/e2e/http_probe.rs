@@ -207,6 +207,43 @@ async fn a_status_after_a_followed_redirect_says_so() {
     assert_eq!(result.message.as_deref(), Some("HTTP 200 (expected 204)"));
 }
 
+/// An app that says which `Authorization` it was sent (`/who`), and redirects to its own `/who`
+/// (`/here`) or to `elsewhere` (`/away`).
+async fn credentials_server(elsewhere: Option<String>) -> String {
+    use axum::routing::get;
+    async fn who(headers: axum::http::HeaderMap) -> String {
+        let sent = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("none");
+        format!("authorization: {sent}")
+    }
+    let away = elsewhere.unwrap_or_default();
+    let app = axum::Router::new()
+        .route("/who", get(who))
+        .route("/here", get(|| async { axum::response::Redirect::temporary("/who") }))
+        .route("/away", get(move || async move { axum::response::Redirect::temporary(&away) }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// The credentials an asset sends go where its address points and follow a redirect on the same
+/// origin, but never to another one (another port is another origin, RFC 6454), as curl and
+/// browsers behave.
+#[tokio::test]
+async fn a_redirect_to_another_origin_does_not_carry_the_credentials() {
+    let other = credentials_server(None).await;
+    let base = credentials_server(Some(format!("{other}/who"))).await;
+    let headers = json!({"authorization": "Bearer s3cret"});
+    for (path, expected) in [("/who", "Bearer s3cret"), ("/here", "Bearer s3cret"), ("/away", "none")] {
+        let result = probe_once(
+            &format!("{base}{path}"),
+            json!({"headers": headers, "bodyContains": format!("authorization: {expected}")}),
+        )
+        .await;
+        assert!(result.success, "{path}: {result:?}");
+    }
+}
+
 #[tokio::test]
 async fn reports_the_time_to_the_first_byte() {
     let target = Target::start().await;
