@@ -14,9 +14,9 @@
 //!
 //! hyper (`vendor/hyper`): an HTTP probe reads heads of up to 1,000 header lines
 //! (`http1_max_headers`), and published hyper 1.12.0 wrote the 2 × 32,000 bytes of room it
-//! reserves for them before every parse, ≈ 12,000 instructions of a probe's ≈ 64,000 (callgrind,
-//! 2026-12-02). The third test marks large blocks when they are allocated and sees, when they
-//! are freed, that the room was left as it was.
+//! reserves for them before every parse, ≈ 12,000 instructions per probe (callgrind,
+//! 2026-12-02). The third test marks the blocks of that size when they are allocated and sees,
+//! when they are freed, that the room was left as it was.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
