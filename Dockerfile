@@ -18,6 +18,10 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /build/recipe.json recipe.json
+# The crates Cargo.toml's [patch.crates-io] builds from vendor/ (vendor/README.md) are
+# dependencies too, but the recipe carries only the root manifest: without them here, cook
+# fails to load them.
+COPY vendor/ vendor/
 RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
 # Baked into the binary: GET /api/version and statusd_build_info{commit}. Images are built
