@@ -154,6 +154,11 @@ async fn echo_server() -> String {
         .route("/moved", get(|| async { axum::response::Redirect::temporary("/final") }))
         .route("/final", get(|| async { "you found the final page" }))
         .route("/health.json", get(|| async { axum::Json(json!({"status": "UP", "data": [{"id": 1}], "items": []})) }));
+    serve(app).await
+}
+
+/// Serves `app` on a free loopback port; its base URL.
+async fn serve(app: axum::Router) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -220,10 +225,7 @@ async fn credentials_server(elsewhere: Option<String>) -> String {
         .route("/who", get(who))
         .route("/here", get(|| async { axum::response::Redirect::temporary("/who") }))
         .route("/away", get(move || async move { axum::response::Redirect::temporary(&away) }));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve(app).await
 }
 
 /// The credentials an asset sends go where its address points and follow a redirect on the same
