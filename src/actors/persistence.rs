@@ -43,7 +43,9 @@ use crate::telemetry::names;
 /// This actor's name, in logs, metrics and panic reports.
 const ACTOR: &str = "persistence";
 
-/// Rows per write when catching up on a backlog.
+/// Rows per write when catching up on a backlog, unless `batch_size` is larger: a write takes
+/// at least a whole batch, or with a larger batch size a flush interval would write only this
+/// much, and above this many results a second a whole batch would stay behind for good.
 const MAX_ROWS_PER_WRITE: usize = 5000;
 /// Waits before writing again after a failed write: 200 ms, doubling up to 5 s.
 const RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
@@ -419,9 +421,10 @@ impl Backlog {
     }
 
     /// Takes the front of the queues for a write: every change, and results up to a write's
-    /// worth. None when nothing waits.
-    fn begin_write(&self) -> Option<Batch> {
-        let batch = Batch { changes: self.changes.take(usize::MAX), results: self.results.take(MAX_ROWS_PER_WRITE) };
+    /// worth (`batch_size` or [`MAX_ROWS_PER_WRITE`], the larger). None when nothing waits.
+    fn begin_write(&self, batch_size: usize) -> Option<Batch> {
+        let results = self.results.take(batch_size.max(MAX_ROWS_PER_WRITE));
+        let batch = Batch { changes: self.changes.take(usize::MAX), results };
         if batch.changes.is_empty() && batch.results.is_empty() {
             return None;
         }
@@ -521,7 +524,11 @@ impl PersistenceState {
             return;
         }
         let force = force || std::mem::take(&mut self.flush_owed);
-        let batch = if self.backlog.due(force, self.settings.batch_size) { self.backlog.begin_write() } else { None };
+        let batch = if self.backlog.due(force, self.settings.batch_size) {
+            self.backlog.begin_write(self.settings.batch_size)
+        } else {
+            None
+        };
         let store = self.store.clone();
         let services = Arc::clone(&self.services);
         let myself = myself.clone();
@@ -713,7 +720,7 @@ impl Actor for Persistence {
         let mut backoff = RETRY;
         while Instant::now() < deadline {
             // Nothing left to take (what is still in hand, if anything, is not ours to write).
-            let Some(batch) = state.backlog.begin_write() else { break };
+            let Some(batch) = state.backlog.begin_write(state.settings.batch_size) else { break };
             let write = write_batch(&state.store, batch.changes.items(), batch.results.items());
             let outcome = tokio::time::timeout_at(deadline, write)
                 .await
@@ -787,12 +794,27 @@ mod tests {
     }
 
     #[test]
+    fn a_write_takes_a_whole_batch_when_the_batch_size_is_above_the_catch_up_size() {
+        let batch_size = MAX_ROWS_PER_WRITE + 3000;
+        let backlog = Backlog::new(2 * batch_size);
+        for n in 0..batch_size + 10 {
+            backlog.accept(result(u32::try_from(n).expect("a few thousand")));
+        }
+        // Were a write capped below the batch size, a timed flush would write only part of
+        // what waits, and at a high rate a whole batch would stay behind for good.
+        let batch = backlog.begin_write(batch_size).expect("results wait");
+        assert_eq!(batch.results.len(), batch_size);
+        assert_eq!(backlog.begin_write(batch_size).map(|rest| rest.results.len()), Some(10), "the rest is next");
+        drop(batch);
+    }
+
+    #[test]
     fn results_under_write_are_never_dropped_and_leave_only_on_commit() {
         let backlog = Backlog::new(3);
         for n in 0..3 {
             backlog.accept(result(n));
         }
-        let batch = backlog.begin_write().expect("results wait");
+        let batch = backlog.begin_write(1).expect("results wait");
         assert_eq!(batch.results.len(), 3);
         backlog.accept(result(3));
         backlog.accept(result(4));
@@ -811,7 +833,7 @@ mod tests {
         for n in 0..3 {
             backlog.accept(result(n));
         }
-        let batch = backlog.begin_write().expect("results wait");
+        let batch = backlog.begin_write(1).expect("results wait");
         backlog.accept(result(3));
         drop(batch); // the actor panicked and its write task was aborted
         assert_eq!(ids(&backlog), ["a0", "a1", "a2", "a3"]);
@@ -822,7 +844,7 @@ mod tests {
         let stall = Duration::from_secs(3);
         let backlog = Backlog::new(10);
         backlog.accept(result(0));
-        let batch = backlog.begin_write().expect("a result waits");
+        let batch = backlog.begin_write(1).expect("a result waits");
         assert_eq!(backlog.write_health(stall), Ok(()));
         tokio::time::advance(Duration::from_secs(4)).await;
         let error = backlog.write_health(stall).expect_err("a write waited too long");
@@ -834,7 +856,7 @@ mod tests {
         failing(&backlog);
         let error = backlog.write_health(stall).expect_err("failing");
         assert!(error.starts_with("writes have failed for 0s and nothing was written for 4s"), "{error}");
-        let batch = backlog.begin_write().expect("the result is back");
+        let batch = backlog.begin_write(1).expect("the result is back");
         backlog.commit(batch, 0, &[]);
         assert_eq!(backlog.write_health(stall), Ok(()));
         failing(&backlog);
@@ -851,7 +873,7 @@ mod tests {
         for n in 0..4 {
             backlog.accept(result(n));
         }
-        let batch = backlog.begin_write().expect("results wait");
+        let batch = backlog.begin_write(1).expect("results wait");
         backlog.commit(batch, 0, &[Rejected { index: 1, error: "CHECK constraint failed".into() }]);
         assert!(backlog.is_empty());
         assert_eq!(counts(&backlog), (4, 3, 0, 1));
@@ -870,12 +892,12 @@ mod tests {
         let backlog = Backlog::new(10);
         backlog.accept(result(0));
         backlog.accept_change(close());
-        let batch = backlog.begin_write().expect("a result and a change wait");
+        let batch = backlog.begin_write(1).expect("a result and a change wait");
         batch.changes.retry();
         batch.results.retry();
         backlog.abandon_write();
         assert_eq!(backlog.len(), 2);
-        let batch = backlog.begin_write().expect("both are back");
+        let batch = backlog.begin_write(1).expect("both are back");
         assert_eq!((batch.changes.len(), batch.results.len()), (1, 1));
     }
 
@@ -885,9 +907,9 @@ mod tests {
         for _ in 0..3 {
             backlog.accept_change(close());
         }
-        let batch = backlog.begin_write().expect("changes wait");
+        let batch = backlog.begin_write(1).expect("changes wait");
         backlog.commit(batch, 1, &[]);
         assert_eq!(backlog.len(), 2);
-        assert_eq!(backlog.begin_write().map(|batch| batch.changes.len()), Some(2));
+        assert_eq!(backlog.begin_write(1).map(|batch| batch.changes.len()), Some(2));
     }
 }
