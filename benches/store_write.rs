@@ -68,7 +68,8 @@ async fn direct(store: &Store, batch: usize, total: usize) -> f64 {
 async fn through_the_actor(store: &Store, total: usize) -> f64 {
     let backlog = Arc::new(Backlog::new(total));
     let settings = PersistenceSettings {
-        batch_size: 500,
+        // The defaults.
+        batch_size: 5000,
         flush_interval_ms: 1000,
         max_buffered: None,
         connect_timeout_seconds: 30,

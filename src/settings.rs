@@ -213,7 +213,11 @@ impl std::fmt::Debug for Source {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceSettings {
-    /// Flush as soon as this many results wait.
+    /// Flush as soon as this many results wait (default 5,000). Large by default because each
+    /// write of the results costs the database a page per asset it touches, whatever the
+    /// number of rows: on SQLite at 10,000 probes/s, writes of 5,000 results took 40 % less of
+    /// its thread than writes of 500 (README, Benchmarks). Below 5,000 probes/s the flush
+    /// interval writes first, so results reach the store at most that late either way.
     pub batch_size: usize,
     pub flush_interval_ms: u64,
     /// Probe results held while the database is unreachable; by default ten minutes of
@@ -414,7 +418,7 @@ impl Default for Settings {
             max_connections: 1024,
             watch_config: true,
             persistence: PersistenceSettings {
-                batch_size: 500,
+                batch_size: 5000,
                 flush_interval_ms: 1000,
                 max_buffered: None,
                 connect_timeout_seconds: 30,
