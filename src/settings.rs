@@ -214,8 +214,8 @@ impl std::fmt::Debug for Source {
 #[serde(deny_unknown_fields)]
 pub struct PersistenceSettings {
     /// Flush as soon as this many results wait (default 5,000). Large by default because each
-    /// write of the results costs the database a page per asset it touches, whatever the
-    /// number of rows: on SQLite at 10,000 probes/s, writes of 5,000 results took 40 % less of
+    /// write of the results costs the database a page per asset it touches, whatever the number
+    /// of rows: on SQLite at 10,000 probes/s, writes of 5,000 results took 35 to 40 % less of
     /// its thread than writes of 500 (README, Benchmarks). Below 5,000 probes/s the flush
     /// interval writes first, so results reach the store at most that late either way.
     pub batch_size: usize,
