@@ -10,7 +10,7 @@ use serde_json::Value;
 fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
     let output = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
         .args(["--assets", "20", "--interval", "1", "--duration", "3", "--addresses", "2", "--fail-fraction", "0.5"])
-        .args(["--statusd", env!("CARGO_BIN_EXE_statusd")])
+        .args(["--history", "30", "--statusd", env!("CARGO_BIN_EXE_statusd")])
         .output()
         .expect("run statusd-load");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -32,6 +32,7 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
         "rows_stored",
         "time_to_ready_s",
         "api_asset_p99_ms",
+        "sqlite_cpu_s",
     ] {
         assert!(line.get(field).is_some_and(|v| !v.is_null()), "{field} in {line}");
     }
@@ -40,6 +41,10 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
     assert!(number("probes_ok") < number("probes_done"), "half the targets failed half-way: {line}");
     assert!(number("rss_peak_mib") > 0.0 && number("rows_stored") > 0.0, "{line}");
     assert!(number("rss_anon_final_mib") > 0.0 && number("rss_anon_final_mib") <= number("rss_final_mib"), "{line}");
+    // 30 s of history, one result a second for each of the 20 assets, stored before the start.
+    assert_eq!(line["history_rows"], 600, "{line}");
+    // SQLite's threads are part of statusd (60 rows may take less than a clock tick of them).
+    assert!(number("sqlite_cpu_s") >= 0.0 && number("sqlite_cpu_s") <= number("cpu_s"), "{line}");
 }
 
 /// `--replicas`: several statusd in cluster mode on one PostgreSQL database, each one's CPU and
@@ -58,7 +63,7 @@ async fn the_load_tool_runs_replicas_on_postgres_and_reports_each_and_the_databa
     sqlx::query(sqlx::AssertSqlSafe(create)).execute(&pool).await.expect("create the database");
     let server = admin.rsplit_once('/').map_or(admin.as_str(), |(server, _)| server);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_statusd-load"))
-        .args(["--assets", "30", "--interval", "1", "--duration", "3", "--replicas", "2"])
+        .args(["--assets", "30", "--interval", "1", "--duration", "3", "--replicas", "2", "--history", "10"])
         .args(["--db", &format!("{server}/{database}")])
         .args(["--statusd", env!("CARGO_BIN_EXE_statusd")])
         .output()
@@ -75,6 +80,7 @@ async fn the_load_tool_runs_replicas_on_postgres_and_reports_each_and_the_databa
         assert!(each.len() == 2 && each.iter().all(|v| v.as_f64().is_some_and(|v| v > 0.0)), "{field} in {line}");
     }
     assert!(line["probes_ok"].as_f64().is_some_and(|ok| ok > 0.0), "{line}");
+    assert_eq!(line["history_rows"], 300, "10 s of history for 30 assets: {line}");
     // Heartbeats and lease renewals run through the window.
     assert!(line["database"]["coordination_scans_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
     assert!(line["database"]["transactions_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");

@@ -17,7 +17,9 @@
 //! one, waits until their leases cover every asset, reports each replica's CPU and memory, and
 //! reads from PostgreSQL's statistics views how much database work the window cost and how
 //! much of it touched the coordination tables (`cluster_members`, `asset_leases`, `asset_states`,
-//! `incident_events`, `asset_location_states`). Linux only: it reads `/proc`.
+//! `incident_events`, `asset_location_states`). `--history S` stores S seconds of results for
+//! every asset before statusd starts, so that the window measures a database in use rather than
+//! a fresh one. Linux only: it reads `/proc`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,10 @@ struct Args {
     /// statusd processes sharing the assets in cluster mode (more than 1 needs a PostgreSQL --db).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
+    /// Seconds of results to store for every asset (one per interval) before statusd starts, as
+    /// a database that has been in use that long holds: a fresh one takes writes more cheaply.
+    #[arg(long, default_value_t = 0)]
+    history: u64,
 }
 
 /// What the target saw: per asset, when it was last probed, and how far each gap was from the
@@ -122,6 +128,90 @@ async fn serve(target: Arc<Target>, addresses: u8) -> std::io::Result<u16> {
 fn cpu_seconds(pid: i32) -> Option<f64> {
     let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
     Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
+}
+
+/// CPU seconds (user + system) of the process's threads named `sqlx-sqlite-worker` (truncated to
+/// 15 bytes by the kernel): SQLite's own work, each connection's statements run on its thread.
+fn sqlite_cpu_seconds(pid: i32) -> Option<f64> {
+    let ticks: u64 = procfs::process::Process::new(pid)
+        .ok()?
+        .tasks()
+        .ok()?
+        .filter_map(|task| task.ok()?.stat().ok())
+        .filter(|stat| stat.comm.starts_with("sqlx-sqlite"))
+        .map(|stat| stat.utime + stat.stime)
+        .sum();
+    Some(ticks as f64 / procfs::ticks_per_second() as f64)
+}
+
+/// Stores `history` of results for every asset of the manifest in `dir` (one per `interval`,
+/// each asset at its own offset in the interval, all in the past), as statusd would have stored
+/// them; returns how many. The schema is statusd's own: its migrations run first and its assets
+/// are synced, as at its start. The hours filled are not marked for the hourly rollup, which a
+/// running statusd does once an hour, not for hours at a time at its start.
+async fn fill_history(
+    db: &str,
+    dir: &Path,
+    interval: Duration,
+    history: Duration,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let config = statusd::Config::load(&dir.join("manifest.json"), &dir.join("notifiers.json"))
+        .map_err(|problems| format!("the load manifest: {problems}"))?;
+    let assets = i64::try_from(config.manifest.assets.len())?;
+    let store = statusd::Store::connect(db).await?;
+    store.sync_assets(&config.manifest.assets, false).await?;
+    drop(store);
+    let step = i64::try_from(interval.as_millis())?;
+    let steps = i64::try_from(history.as_millis())? / step;
+    let now = chrono::Utc::now().timestamp_millis();
+    // Rows by time, every asset in turn, as statusd writes them, so that the index pages split as
+    // in use. The id is a UUIDv7 of the row's time (RFC 9562, section 5.7: 48 bits of Unix
+    // milliseconds, version 7, random bits, variant 10), which retention and rollups read as time.
+    let rows = if db.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db).await?;
+        sqlx::query(
+            "INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message)
+             SELECT (lpad(to_hex(t), 12, '0') || '7' || substr(md5(random()::text), 1, 3) || '8'
+                     || substr(md5(random()::text), 1, 15))::uuid,
+                    'load-' || i, to_timestamp(t / 1000.0), true, 1, 200, NULL
+             FROM generate_series($1::int8, 1, -1) AS k, generate_series(0, $2::int8 - 1) AS i,
+                  LATERAL (SELECT $3::int8 - k * $4::int8 + i * $4::int8 / $2::int8 AS t) AS row_time
+             ORDER BY k DESC, i",
+        )
+        .bind(steps)
+        .bind(assets)
+        .bind(now)
+        .bind(step)
+        .execute(&pool)
+        .await?
+        .rows_affected()
+    } else {
+        use sqlx::Connection;
+        let mut connection = sqlx::SqliteConnection::connect(db).await?;
+        // A page cache of up to 4 GiB for this one connection: the rows go in by time,
+        // each to its asset's place in the index, which a small cache would read back each time.
+        sqlx::query("PRAGMA cache_size = -4194304").execute(&mut connection).await?;
+        let rows = sqlx::query(
+            "WITH RECURSIVE step(k) AS (SELECT $1 UNION ALL SELECT k - 1 FROM step WHERE k > 1),
+                            asset(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM asset WHERE i + 1 < $2),
+                            result(t, i) AS (SELECT $3 - k * $4 + i * $4 / $2, i FROM step, asset)
+             INSERT INTO probe_events (id, asset_id, timestamp, success, latency_ms, code, message, mark)
+             SELECT unhex(printf('%012x', t) || '7' || substr(hex(randomblob(2)), 2) || '8'
+                          || substr(hex(randomblob(8)), 2)),
+                    'load-' || i, t, 1, 1, 200, NULL, NULL
+             FROM result WHERE true",
+        )
+        .bind(steps)
+        .bind(assets)
+        .bind(now)
+        .bind(step)
+        .execute(&mut connection)
+        .await?
+        .rows_affected();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut connection).await?;
+        rows
+    };
+    Ok(rows)
 }
 
 /// (resident now, peak resident, anonymous resident now) in MiB. The rest of the resident
@@ -454,6 +544,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if replicas > 1 && !db.starts_with("postgres") {
         return Err(format!("--replicas {replicas}: cluster mode needs a PostgreSQL --db").into());
     }
+    let history_rows = match args.history {
+        0 => 0,
+        seconds => fill_history(&db, &dir, interval, Duration::from_secs(seconds)).await?,
+    };
     let started = Instant::now();
     let mut statusds = Vec::new();
     // All started before any is waited for, so replicas come up together as they did.
@@ -537,6 +631,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for statusd in &statusds {
         cpu_before.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")?);
     }
+    let sqlite_before: Option<f64> = statusds.iter().map(|s| sqlite_cpu_seconds(s.pid)).sum();
     target.measuring.store(true, Ordering::Relaxed);
     let window = Duration::from_secs(args.duration.max(1));
     let window_start = Instant::now();
@@ -549,6 +644,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (statusd, before) in statusds.iter().zip(&cpu_before) {
         cpu.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")? - before);
     }
+    let sqlite_after: Option<f64> = statusds.iter().map(|s| sqlite_cpu_seconds(s.pid)).sum();
     let cpu_window = cpu_from.elapsed().as_secs_f64();
     let db_after = match &pool {
         Some(pool) => Some(db_work(pool).await?),
@@ -619,6 +715,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "addresses": args.addresses,
         "db": if args.db.is_some() { "given" } else { "sqlite" },
         "fail_fraction": args.fail_fraction,
+        "history_s": args.history,
+        "history_rows": history_rows,
         "time_to_ready_s": (ready_s * 100.0).round() / 100.0,
         "probes_expected": expected.round(),
         "probes_done": done,
@@ -626,6 +724,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "probes_per_s": rate.round(),
         "replicas": replicas,
         "cpu_s": one_or_each(&cpu_each),
+        // Of which SQLite's threads (on PostgreSQL, 0: its work is the server's).
+        "sqlite_cpu_s": sqlite_before.zip(sqlite_after).map(|(before, after)| ((after - before) * 1000.0).round() / 1000.0),
         // CPU over its own window, per probe at the rate of the counters' window.
         "cpu_ms_per_1000_probes": if done > 0.0 {
             (cpu_total * 1_000_000.0 / (rate * cpu_window) * 10.0).round() / 10.0
