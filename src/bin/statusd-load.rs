@@ -164,8 +164,8 @@ async fn fill_history(
     let step = i64::try_from(interval.as_millis())?;
     let steps = i64::try_from(history.as_millis())? / step;
     let now = chrono::Utc::now().timestamp_millis();
-    // Rows by time, every asset in turn, as statusd writes them, so that the index pages split as
-    // in use. The id is a UUIDv7 of the row's time (RFC 9562, section 5.7: 48 bits of Unix
+    // Rows by time, every asset in turn, as results come to statusd, so that the index pages split
+    // as in use. The id is a UUIDv7 of the row's time (RFC 9562, section 5.7: 48 bits of Unix
     // milliseconds, version 7, random bits, variant 10), which retention and rollups read as time.
     let rows = if db.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(db).await?;
