@@ -45,6 +45,36 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
     assert_eq!(line["history_rows"], 600, "{line}");
     // SQLite's threads are part of statusd (60 rows may take less than a clock tick of them).
     assert!(number("sqlite_cpu_s") >= 0.0 && number("sqlite_cpu_s") <= number("cpu_s"), "{line}");
+    // Stopped with SIGTERM, statusd exits 0 on its own (a profile-guided build's training needs
+    // that exit to write its counts: scripts/pgo-build).
+    assert_eq!(line["stopped_cleanly"], true, "{line}");
+    assert!(number("stop_s") >= 0.0, "{line}");
+}
+
+/// `--asset-type tcp`: every asset a TCP probe of the target's addresses, all of them up. The
+/// target cannot tell TCP assets apart, so it times no gaps and cannot fail one.
+#[test]
+fn the_load_tool_loads_statusd_with_tcp_assets() {
+    let output = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
+        .args(["--asset-type", "tcp", "--assets", "20", "--interval", "1", "--duration", "2", "--addresses", "2"])
+        .args(["--statusd", env!("CARGO_BIN_EXE_statusd")])
+        .output()
+        .expect("run statusd-load");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(line["asset_type"], "tcp", "{line}");
+    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
+    assert!(number("probes_done") > 0.0 && number("probes_ok") == number("probes_done"), "{line}");
+    assert!(line["gap_deviation_p99_ms"].is_null(), "no HTTP request to time: {line}");
+    assert_eq!(line["stopped_cleanly"], true, "{line}");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
+        .args(["--asset-type", "tcp", "--fail-fraction", "0.5", "--statusd", env!("CARGO_BIN_EXE_statusd")])
+        .output()
+        .expect("run statusd-load");
+    assert!(!refused.status.success(), "TCP assets cannot be made to fail");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--fail-fraction"), "{refused:?}");
 }
 
 /// `--replicas`: several statusd in cluster mode on one PostgreSQL database, each one's CPU and
@@ -81,6 +111,7 @@ async fn the_load_tool_runs_replicas_on_postgres_and_reports_each_and_the_databa
     }
     assert!(line["probes_ok"].as_f64().is_some_and(|ok| ok > 0.0), "{line}");
     assert_eq!(line["history_rows"], 300, "10 s of history for 30 assets: {line}");
+    assert_eq!(line["stopped_cleanly"], true, "both replicas exit 0 on SIGTERM: {line}");
     // Heartbeats and lease renewals run through the window.
     assert!(line["database"]["coordination_scans_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
     assert!(line["database"]["transactions_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");

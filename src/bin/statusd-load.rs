@@ -38,9 +38,12 @@ use tokio::net::TcpListener;
 #[derive(Debug, Parser)]
 #[command(name = "statusd-load", about = "Puts statusd under a known load and prints one JSON line of measurements")]
 struct Args {
-    /// HTTP assets to watch.
+    /// Assets to watch.
     #[arg(long, default_value_t = 1000)]
     assets: usize,
+    /// The probe every asset uses.
+    #[arg(long, value_enum, default_value_t = AssetType::Http)]
+    asset_type: AssetType,
     /// Each asset's intervalSeconds.
     #[arg(long, default_value_t = 1)]
     interval: u64,
@@ -66,6 +69,26 @@ struct Args {
     /// a database that has been in use that long holds: a fresh one takes writes more cheaply.
     #[arg(long, default_value_t = 0)]
     history: u64,
+}
+
+/// The probe the load tool's assets use, as the manifest's `assetType` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum AssetType {
+    /// `GET http://127.0.0.K:PORT/a/N`, 200 expected: the target times each asset's gaps and
+    /// can fail any of them (`--fail-fraction`).
+    Http,
+    /// A TCP connection to `127.0.0.K:PORT`, closed once open: the target cannot tell the assets
+    /// apart, so the gap fields stay empty and `--fail-fraction` does not apply.
+    Tcp,
+}
+
+impl AssetType {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+        }
+    }
 }
 
 /// What the target saw: per asset, when it was last probed, and how far each gap was from the
@@ -324,21 +347,61 @@ impl Statusd {
 
 impl Drop for Statusd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// How a statusd ended when the load tool stopped it.
+struct Stopped {
+    /// Exited with status 0 after SIGTERM, within [`STOP_GRACE`]: it wrote what it held and
+    /// returned from `main` (an instrumented build writes its profile only then:
+    /// `scripts/pgo-build`). False when it had ended before, failed, or had to be killed.
+    clean: bool,
+    /// From SIGTERM to its exit, in seconds.
+    seconds: f64,
+}
+
+/// How long statusd gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Stops statusd as an operator would: SIGTERM, then SIGKILL if it is still running after
+/// [`STOP_GRACE`]. Stopping one already stopped changes nothing.
+fn stop(child: &mut Child) -> Stopped {
+    let asked = Instant::now();
+    let ended = |clean: bool| Stopped { clean, seconds: asked.elapsed().as_secs_f64() };
+    if !matches!(child.try_wait(), Ok(None)) {
+        return ended(false);
+    }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) takes two integers and touches no memory of this process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        while asked.elapsed() < STOP_GRACE {
+            match child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(Some(status)) => return ended(status.success()),
+                Err(_) => return ended(false),
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    ended(false)
 }
 
 fn write_config(dir: &Path, args: &Args, port: u16) -> std::io::Result<()> {
     let assets: Vec<Value> = (0..args.assets)
         .map(|i| {
             let host = (i % usize::from(args.addresses.max(1))) + 1;
-            json!({
-                "id": format!("load-{i}"), "assetType": "http",
-                "address": format!("http://127.0.0.{host}:{port}/a/{i}"),
+            let mut asset = json!({
+                "id": format!("load-{i}"), "assetType": args.asset_type.name(),
+                "address": format!("127.0.0.{host}:{port}"),
                 "intervalSeconds": args.interval, "timeoutSeconds": args.interval.clamp(1, 5),
-                "expectedStatusCodes": [200]
-            })
+            });
+            if args.asset_type == AssetType::Http {
+                asset["address"] = json!(format!("http://127.0.0.{host}:{port}/a/{i}"));
+                asset["expectedStatusCodes"] = json!([200]);
+            }
+            asset
         })
         .collect();
     std::fs::write(dir.join("manifest.json"), json!({ "assets": assets }).to_string())?;
@@ -397,8 +460,7 @@ struct Starting {
 impl Drop for Starting {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(child);
         }
     }
 }
@@ -514,6 +576,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if !(0.0..=1.0).contains(&args.fail_fraction) {
         return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction).into());
+    }
+    if args.fail_fraction > 0.0 && args.asset_type != AssetType::Http {
+        return Err("--fail-fraction: only HTTP assets can be made to fail (--asset-type http)".into());
     }
     let interval = Duration::from_secs(args.interval.max(1));
     let target = Arc::new(Target {
@@ -708,8 +773,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu_each: Vec<f64> = cpu.iter().map(|c| (c * 1000.0).round() / 1000.0).collect();
     let mut deviations = std::mem::take(&mut *target.deviations.lock());
     let ms = |micros: Option<u64>| micros.map(|m| m as f64 / 1000.0);
-    let line = json!({
+    let mut line = json!({
         "assets": args.assets,
+        "asset_type": args.asset_type.name(),
         "interval_s": args.interval,
         "window_s": (elapsed * 10.0).round() / 10.0,
         "addresses": args.addresses,
@@ -750,6 +816,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "metrics_gzip_bytes": metrics_gzip_bytes,
         "probes_skipped": delta("statusd_probes_skipped_total", None),
     });
+    let stopped: Vec<Stopped> = statusds.iter_mut().map(|statusd| stop(&mut statusd.child)).collect();
+    let stop_s: Vec<f64> = stopped.iter().map(|s| (s.seconds * 100.0).round() / 100.0).collect();
+    line["stop_s"] = one_or_each(&stop_s);
+    line["stopped_cleanly"] = json!(stopped.iter().all(|s| s.clean));
     println!("{line}");
     drop(statusds);
     let _ = std::fs::remove_dir_all(&dir);
