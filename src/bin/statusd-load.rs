@@ -72,7 +72,8 @@ struct Args {
 }
 
 /// The probe the load tool's assets use, as the manifest's `assetType` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 enum AssetType {
     /// `GET http://127.0.0.K:PORT/a/N`, 200 expected: the target times each asset's gaps and
     /// can fail any of them (`--fail-fraction`).
@@ -80,15 +81,6 @@ enum AssetType {
     /// A TCP connection to `127.0.0.K:PORT`, closed once open: the target cannot tell the assets
     /// apart, so the gap fields stay empty and `--fail-fraction` does not apply.
     Tcp,
-}
-
-impl AssetType {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Tcp => "tcp",
-        }
-    }
 }
 
 /// What the target saw: per asset, when it was last probed, and how far each gap was from the
@@ -393,13 +385,15 @@ fn write_config(dir: &Path, args: &Args, port: u16) -> std::io::Result<()> {
         .map(|i| {
             let host = (i % usize::from(args.addresses.max(1))) + 1;
             let mut asset = json!({
-                "id": format!("load-{i}"), "assetType": args.asset_type.name(),
-                "address": format!("127.0.0.{host}:{port}"),
+                "id": format!("load-{i}"), "assetType": <&str>::from(args.asset_type),
                 "intervalSeconds": args.interval, "timeoutSeconds": args.interval.clamp(1, 5),
             });
-            if args.asset_type == AssetType::Http {
-                asset["address"] = json!(format!("http://127.0.0.{host}:{port}/a/{i}"));
-                asset["expectedStatusCodes"] = json!([200]);
+            match args.asset_type {
+                AssetType::Http => {
+                    asset["address"] = json!(format!("http://127.0.0.{host}:{port}/a/{i}"));
+                    asset["expectedStatusCodes"] = json!([200]);
+                }
+                AssetType::Tcp => asset["address"] = json!(format!("127.0.0.{host}:{port}")),
             }
             asset
         })
@@ -775,7 +769,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ms = |micros: Option<u64>| micros.map(|m| m as f64 / 1000.0);
     let mut line = json!({
         "assets": args.assets,
-        "asset_type": args.asset_type.name(),
+        "asset_type": <&str>::from(args.asset_type),
         "interval_s": args.interval,
         "window_s": (elapsed * 10.0).round() / 10.0,
         "addresses": args.addresses,
