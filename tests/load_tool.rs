@@ -33,6 +33,7 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
         "time_to_ready_s",
         "api_asset_p99_ms",
         "sqlite_cpu_s",
+        "tool_cpu_s",
     ] {
         assert!(line.get(field).is_some_and(|v| !v.is_null()), "{field} in {line}");
     }
@@ -75,6 +76,26 @@ fn the_load_tool_loads_statusd_with_tcp_assets() {
         .expect("run statusd-load");
     assert!(!refused.status.success(), "TCP assets cannot be made to fail");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--fail-fraction"), "{refused:?}");
+}
+
+/// `--asset-type dns`: every asset an A query to the tool's own name server over UDP, which
+/// times each asset's gaps from the name asked and answers SERVFAIL for the failing share.
+#[test]
+fn the_load_tool_loads_statusd_with_dns_assets() {
+    let output = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
+        .args(["--asset-type", "dns", "--assets", "20", "--interval", "1", "--duration", "3", "--addresses", "2"])
+        .args(["--fail-fraction", "0.5", "--statusd", env!("CARGO_BIN_EXE_statusd")])
+        .output()
+        .expect("run statusd-load");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(line["asset_type"], "dns", "{line}");
+    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
+    assert!(number("probes_ok") > 0.0, "the name server answers what the assets expect: {line}");
+    assert!(number("probes_ok") < number("probes_done"), "half the names failed half-way: {line}");
+    assert!(number("gap_deviation_p99_ms") >= 0.0, "the name server times each asset's gaps: {line}");
+    assert_eq!(line["stopped_cleanly"], true, "{line}");
 }
 
 /// `--replicas`: several statusd in cluster mode on one PostgreSQL database, each one's CPU and

@@ -11,9 +11,11 @@
 //! {"assets":1000,"interval_s":1,…,"probes_done":60012,"probes_ok":60012,"cpu_ms_per_1000_probes":231.4,…}
 //! ```
 //!
-//! `--fail-fraction F` turns that share of the targets to 500 half-way through the window, so the
-//! incident and notification path (one webhook channel, served by the same target) is loaded
-//! too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster mode instead of
+//! `--asset-type tcp|dns` makes every asset a TCP probe of the target's addresses, or a DNS
+//! query to a name server the tool serves on the same addresses (UDP).
+//! `--fail-fraction F` turns that share of the targets to 500 (DNS: SERVFAIL) half-way through
+//! the window, so the incident and notification path (one webhook channel, served by the same
+//! target) is loaded too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster mode instead of
 //! one, waits until their leases cover every asset, reports each replica's CPU and memory, and
 //! reads from PostgreSQL's statistics views how much database work the window cost and how
 //! much of it touched the coordination tables (`cluster_members`, `asset_leases`, `asset_states`,
@@ -56,7 +58,8 @@ struct Args {
     /// Loopback addresses the target listens on (127.0.0.1 … 127.0.0.K).
     #[arg(long, default_value_t = 1)]
     addresses: u8,
-    /// Share of the targets (0 to 1) that answer 500 from half-way through the window.
+    /// Share of the targets (0 to 1) that answer 500 (DNS: SERVFAIL) from half-way through the
+    /// window.
     #[arg(long, default_value_t = 0.0)]
     fail_fraction: f64,
     /// The statusd binary (default: the one next to this tool).
@@ -81,6 +84,10 @@ enum AssetType {
     /// A TCP connection to `127.0.0.K:PORT`, closed once open: the target cannot tell the assets
     /// apart, so the gap fields stay empty and `--fail-fraction` does not apply.
     Tcp,
+    /// An A query for `aN.load.test` over UDP to the target's name server on `127.0.0.K`, which
+    /// answers `127.0.0.1` (the value the asset expects): it times each asset's gaps from its
+    /// name and can fail any of them (SERVFAIL), as for HTTP.
+    Dns,
 }
 
 /// What the target saw: per asset, when it was last probed, and how far each gap was from the
@@ -94,23 +101,27 @@ struct Target {
     notifications: AtomicU64,
 }
 
-async fn probe(State(target): State<Arc<Target>>, UrlPath(index): UrlPath<usize>) -> StatusCode {
-    let now = Instant::now();
-    if let Some(slot) = target.last.get(index) {
-        let previous = slot.lock().replace(now);
-        if let Some(previous) = previous
-            && target.measuring.load(Ordering::Relaxed)
-        {
-            let gap = now.duration_since(previous);
-            let deviation = gap.abs_diff(target.interval).as_micros();
-            target.deviations.lock().push(u64::try_from(deviation).unwrap_or(u64::MAX));
+impl Target {
+    /// Times the gap since asset `index`'s previous probe (while the window is open); false when
+    /// the asset is among those made to fail.
+    fn probed(&self, index: usize) -> bool {
+        let now = Instant::now();
+        if let Some(slot) = self.last.get(index) {
+            let previous = slot.lock().replace(now);
+            if let Some(previous) = previous
+                && self.measuring.load(Ordering::Relaxed)
+            {
+                let gap = now.duration_since(previous);
+                let deviation = gap.abs_diff(self.interval).as_micros();
+                self.deviations.lock().push(u64::try_from(deviation).unwrap_or(u64::MAX));
+            }
         }
+        (index as u64) >= self.failing_below.load(Ordering::Relaxed)
     }
-    if (index as u64) < target.failing_below.load(Ordering::Relaxed) {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::OK
-    }
+}
+
+async fn probe(State(target): State<Arc<Target>>, UrlPath(index): UrlPath<usize>) -> StatusCode {
+    if target.probed(index) { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }
 }
 
 async fn hook(State(target): State<Arc<Target>>) -> StatusCode {
@@ -137,6 +148,57 @@ async fn serve(target: Arc<Target>, addresses: u8) -> std::io::Result<u16> {
         });
     }
     Ok(port)
+}
+
+/// The address every DNS asset expects its name to resolve to.
+const DNS_ANSWER: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
+
+/// Serves DNS over UDP on 127.0.0.1 … 127.0.0.K, all on the same port; returns the port.
+async fn serve_dns(target: Arc<Target>, addresses: u8) -> std::io::Result<u16> {
+    let first = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let port = first.local_addr()?.port();
+    let mut sockets = vec![first];
+    for k in 2..=addresses {
+        sockets.push(tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, k], port))).await?);
+    }
+    for socket in sockets {
+        let target = Arc::clone(&target);
+        tokio::spawn(async move {
+            // A query is at most 512 bytes over UDP without EDNS (RFC 1035, section 2.3.4);
+            // EDNS lets the client offer more, and statusd's resolver offers 1,232.
+            let mut buffer = vec![0u8; 4096];
+            loop {
+                let Ok((length, peer)) = socket.recv_from(&mut buffer).await else {
+                    continue;
+                };
+                if let Some(reply) = dns_reply(&target, &buffer[..length]) {
+                    let _ = socket.send_to(&reply, peer).await;
+                }
+            }
+        });
+    }
+    Ok(port)
+}
+
+/// The answer to a query for `aN.load.test`: `DNS_ANSWER`, or SERVFAIL when asset N is made to
+/// fail; None (no reply) for what is not such a query.
+fn dns_reply(target: &Target, query: &[u8]) -> Option<Vec<u8>> {
+    use hickory_resolver::proto::op::{Message, OpCode, ResponseCode};
+    use hickory_resolver::proto::rr::{RData, Record, rdata::A};
+    let query = Message::from_vec(query).ok()?;
+    let question = query.queries.first()?.clone();
+    let label = question.name().iter().next()?;
+    let index: usize = std::str::from_utf8(label).ok()?.strip_prefix('a')?.parse().ok()?;
+    let mut reply = Message::response(query.metadata.id, OpCode::Query);
+    reply.metadata.authoritative = true;
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.add_query(question.clone());
+    if target.probed(index) {
+        reply.add_answer(Record::from_rdata(question.name().clone(), 60, RData::A(A(DNS_ANSWER))));
+    } else {
+        reply.metadata.response_code = ResponseCode::ServFail;
+    }
+    reply.to_vec().ok()
 }
 
 /// CPU seconds (user + system) the process has used.
@@ -380,7 +442,7 @@ fn stop(child: &mut Child) -> Stopped {
     ended(false)
 }
 
-fn write_config(dir: &Path, args: &Args, port: u16) -> std::io::Result<()> {
+fn write_config(dir: &Path, args: &Args, port: u16, dns_port: u16) -> std::io::Result<()> {
     let assets: Vec<Value> = (0..args.assets)
         .map(|i| {
             let host = (i % usize::from(args.addresses.max(1))) + 1;
@@ -394,6 +456,11 @@ fn write_config(dir: &Path, args: &Args, port: u16) -> std::io::Result<()> {
                     asset["expectedStatusCodes"] = json!([200]);
                 }
                 AssetType::Tcp => asset["address"] = json!(format!("127.0.0.{host}:{port}")),
+                AssetType::Dns => {
+                    asset["address"] = json!(format!("a{i}.load.test"));
+                    asset["nameserver"] = json!(format!("127.0.0.{host}:{dns_port}"));
+                    asset["expectedValues"] = json!([DNS_ANSWER.to_string()]);
+                }
             }
             asset
         })
@@ -571,8 +638,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !(0.0..=1.0).contains(&args.fail_fraction) {
         return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction).into());
     }
-    if args.fail_fraction > 0.0 && args.asset_type != AssetType::Http {
-        return Err("--fail-fraction: only HTTP assets can be made to fail (--asset-type http)".into());
+    if args.fail_fraction > 0.0 && args.asset_type == AssetType::Tcp {
+        return Err("--fail-fraction: TCP assets cannot be made to fail (--asset-type http or dns)".into());
     }
     let interval = Duration::from_secs(args.interval.max(1));
     let target = Arc::new(Target {
@@ -584,10 +651,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         notifications: AtomicU64::new(0),
     });
     let target_port = serve(Arc::clone(&target), args.addresses.max(1)).await?;
+    let dns_port = match args.asset_type {
+        AssetType::Dns => serve_dns(Arc::clone(&target), args.addresses.max(1)).await?,
+        AssetType::Http | AssetType::Tcp => 0,
+    };
 
     let dir = std::env::temp_dir().join(format!("statusd-load-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    write_config(&dir, &args, target_port)?;
+    write_config(&dir, &args, target_port, dns_port)?;
     // The database in a directory of its own, as in the default layout (`config/` beside
     // `statusd.db`) and the container's (`/app/config`, `/app/data`): the config watcher listens
     // to its directory, and every write beside the config files would wake it (≈ 5 % of
@@ -691,6 +762,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu_before.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")?);
     }
     let sqlite_before: Option<f64> = statusds.iter().map(|s| sqlite_cpu_seconds(s.pid)).sum();
+    let own_pid = i32::try_from(std::process::id())?;
+    let tool_before = cpu_seconds(own_pid).ok_or("reading the tool's own CPU time")?;
     target.measuring.store(true, Ordering::Relaxed);
     let window = Duration::from_secs(args.duration.max(1));
     let window_start = Instant::now();
@@ -704,6 +777,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")? - before);
     }
     let sqlite_after: Option<f64> = statusds.iter().map(|s| sqlite_cpu_seconds(s.pid)).sum();
+    let tool_cpu = cpu_seconds(own_pid).ok_or("reading the tool's own CPU time")? - tool_before;
     let cpu_window = cpu_from.elapsed().as_secs_f64();
     let db_after = match &pool {
         Some(pool) => Some(db_work(pool).await?),
@@ -792,6 +866,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             0.0
         },
+        // The tool's own (its target, its name server, its API sampling): the machine's other
+        // load, which on a machine of few cores may be the limit rather than statusd.
+        "tool_cpu_s": (tool_cpu * 1000.0).round() / 1000.0,
         "rss_peak_mib": one_or_each(&rss_peak),
         "rss_final_mib": one_or_each(&rss_final),
         "rss_anon_final_mib": one_or_each(&rss_anon),
