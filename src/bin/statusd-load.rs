@@ -15,13 +15,13 @@
 //! query to a name server the tool serves on the same addresses (UDP).
 //! `--fail-fraction F` turns that share of the targets to 500 (DNS: SERVFAIL) half-way through
 //! the window, so the incident and notification path (one webhook channel, served by the same
-//! target) is loaded too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster mode instead of
-//! one, waits until their leases cover every asset, reports each replica's CPU and memory, and
-//! reads from PostgreSQL's statistics views how much database work the window cost and how
-//! much of it touched the coordination tables (`cluster_members`, `asset_leases`, `asset_states`,
-//! `incident_events`, `asset_location_states`). `--history S` stores S seconds of results for
-//! every asset before statusd starts, so that the window measures a database in use rather than
-//! a fresh one. Linux only: it reads `/proc`.
+//! target) is loaded too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster
+//! mode instead of one, waits until their leases cover every asset, reports each replica's CPU
+//! and memory, and reads from PostgreSQL's statistics views how much database work the window
+//! cost and how much of it touched the coordination tables (`cluster_members`, `asset_leases`,
+//! `asset_states`, `incident_events`, `asset_location_states`). `--history S` stores S seconds
+//! of results for every asset before statusd starts, so that the window measures a database in
+//! use rather than a fresh one. Linux only: it reads `/proc`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -168,8 +168,10 @@ async fn serve_dns(target: Arc<Target>, addresses: u8) -> std::io::Result<u16> {
             // EDNS lets the client offer more, and statusd's resolver offers 1,232.
             let mut buffer = vec![0u8; 4096];
             loop {
+                // An unconnected UDP socket reports no peer's ICMP errors (udp(7)): an error here
+                // would be this socket's own, and the server ends as the HTTP target would.
                 let Ok((length, peer)) = socket.recv_from(&mut buffer).await else {
-                    continue;
+                    return;
                 };
                 if let Some(reply) = dns_reply(&target, &buffer[..length]) {
                     let _ = socket.send_to(&reply, peer).await;
