@@ -6,18 +6,24 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
-fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
+/// Runs the tool with `args` (split at spaces) against this build's statusd; its one JSON line,
+/// once it exited 0.
+fn run_load_tool(args: &str) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
-        .args(["--assets", "20", "--interval", "1", "--duration", "3", "--addresses", "2", "--fail-fraction", "0.5"])
-        .args(["--history", "30", "--statusd", env!("CARGO_BIN_EXE_statusd")])
+        .args(args.split_whitespace())
+        .args(["--statusd", env!("CARGO_BIN_EXE_statusd")])
         .output()
         .expect("run statusd-load");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one JSON line: {stdout}");
-    let line: Value = serde_json::from_str(lines[0]).expect("JSON");
+    serde_json::from_str(lines[0]).expect("JSON")
+}
+
+#[test]
+fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
+    let line = run_load_tool("--assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5 --history 30");
     for field in [
         "probes_expected",
         "probes_done",
@@ -56,14 +62,7 @@ fn the_load_tool_runs_statusd_and_prints_one_line_of_measurements() {
 /// target cannot tell TCP assets apart, so it times no gaps and cannot fail one.
 #[test]
 fn the_load_tool_loads_statusd_with_tcp_assets() {
-    let output = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
-        .args(["--asset-type", "tcp", "--assets", "20", "--interval", "1", "--duration", "2", "--addresses", "2"])
-        .args(["--statusd", env!("CARGO_BIN_EXE_statusd")])
-        .output()
-        .expect("run statusd-load");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let line = run_load_tool("--asset-type tcp --assets 20 --interval 1 --duration 2 --addresses 2");
     assert_eq!(line["asset_type"], "tcp", "{line}");
     let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
     assert!(number("probes_done") > 0.0 && number("probes_ok") == number("probes_done"), "{line}");
@@ -82,14 +81,8 @@ fn the_load_tool_loads_statusd_with_tcp_assets() {
 /// times each asset's gaps from the name asked and answers SERVFAIL for the failing share.
 #[test]
 fn the_load_tool_loads_statusd_with_dns_assets() {
-    let output = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
-        .args(["--asset-type", "dns", "--assets", "20", "--interval", "1", "--duration", "3", "--addresses", "2"])
-        .args(["--fail-fraction", "0.5", "--statusd", env!("CARGO_BIN_EXE_statusd")])
-        .output()
-        .expect("run statusd-load");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let line: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let line =
+        run_load_tool("--asset-type dns --assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5");
     assert_eq!(line["asset_type"], "dns", "{line}");
     let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
     assert!(number("probes_ok") > 0.0, "the name server answers what the assets expect: {line}");
