@@ -91,6 +91,35 @@ fn the_load_tool_loads_statusd_with_dns_assets() {
     assert_eq!(line["stopped_cleanly"], true, "{line}");
 }
 
+/// `--asset-type tls`: every asset a TLS probe sending its own server name to the tool's TLS
+/// listener, whose certificate (from a CA the tool made, trusted through `caFile`) is judged;
+/// the listener times each asset's gaps from that name and refuses the failing share's
+/// handshakes.
+#[test]
+fn the_load_tool_loads_statusd_with_tls_assets() {
+    let line =
+        run_load_tool("--asset-type tls --assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5");
+    assert_eq!(line["asset_type"], "tls", "{line}");
+    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
+    assert!(number("probes_ok") > 0.0, "the certificate is trusted and names the asset: {line}");
+    assert!(number("probes_ok") < number("probes_done"), "half the handshakes refused half-way: {line}");
+    assert!(number("gap_deviation_p99_ms") >= 0.0, "the listener times each asset's gaps: {line}");
+    assert_eq!(line["stopped_cleanly"], true, "{line}");
+}
+
+/// `--asset-type https`: the HTTP probe through the same TLS listener, by IP address.
+#[test]
+fn the_load_tool_loads_statusd_with_https_assets() {
+    let line =
+        run_load_tool("--asset-type https --assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5");
+    assert_eq!(line["asset_type"], "https", "{line}");
+    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
+    assert!(number("probes_ok") > 0.0, "the certificate names the loopback addresses: {line}");
+    assert!(number("probes_ok") < number("probes_done"), "half the targets answer 500 half-way: {line}");
+    assert!(number("gap_deviation_p99_ms") >= 0.0, "the handler times each asset's gaps: {line}");
+    assert_eq!(line["stopped_cleanly"], true, "{line}");
+}
+
 /// `--replicas`: several statusd in cluster mode on one PostgreSQL database, each one's CPU and
 /// memory, and the database work the coordination costs. Skipped without PostgreSQL, unless
 /// `STATUSD_REQUIRE_POSTGRES` says it must run.

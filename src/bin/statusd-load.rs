@@ -11,10 +11,12 @@
 //! {"assets":1000,"interval_s":1,…,"probes_done":60012,"probes_ok":60012,"cpu_ms_per_1000_probes":231.4,…}
 //! ```
 //!
-//! `--asset-type tcp|dns` makes every asset a TCP probe of the target's addresses, or a DNS
-//! query to a name server the tool serves on the same addresses (UDP).
-//! `--fail-fraction F` turns that share of the targets to 500 (DNS: SERVFAIL) half-way through
-//! the window, so the incident and notification path (one webhook channel, served by the same
+//! `--asset-type tcp|dns|tls|https` makes every asset a TCP probe of the target's addresses, a
+//! DNS query to a name server the tool serves on the same addresses (UDP), a TLS probe of a TLS
+//! listener there (a certificate of a CA the tool makes, trusted through `caFile`), or an HTTP
+//! probe of the same target over that TLS listener.
+//! `--fail-fraction F` turns that share of the targets to 500 (DNS: SERVFAIL; TLS: a refused
+//! handshake) half-way through the window, so the incident and notification path (one webhook channel, served by the same
 //! target) is loaded too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster
 //! mode instead of one, waits until their leases cover every asset, reports each replica's CPU
 //! and memory, and reads from PostgreSQL's statistics views how much database work the window
@@ -88,6 +90,23 @@ enum AssetType {
     /// answers `127.0.0.1` (the value the asset expects): it times each asset's gaps from its
     /// name and can fail any of them (SERVFAIL), as for HTTP.
     Dns,
+    /// A TLS handshake with `127.0.0.K:PORT` sending `aN.load.test` as its server name (SNI),
+    /// and the certificate judged against the tool's CA: the listener times each asset's gaps
+    /// from that name and fails any of them by refusing the handshake.
+    Tls,
+    /// `GET https://127.0.0.K:PORT/a/N` through the same TLS listener (a certificate for the
+    /// loopback addresses), 200 expected: timed and failed as for HTTP.
+    Https,
+}
+
+impl AssetType {
+    /// The manifest's `assetType` for these assets: HTTPS is the HTTP probe.
+    fn manifest_type(self) -> &'static str {
+        match self {
+            AssetType::Https => "http",
+            other => other.into(),
+        }
+    }
 }
 
 /// What the target saw: per asset, when it was last probed, and how far each gap was from the
@@ -129,12 +148,16 @@ async fn hook(State(target): State<Arc<Target>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// Serves the target on 127.0.0.1 … 127.0.0.K, all on the same port; returns the port.
-async fn serve(target: Arc<Target>, addresses: u8) -> std::io::Result<u16> {
-    let app = axum::Router::new()
+/// The target's routes: `GET /a/N` for asset N, `POST /hook` for the notifications.
+fn app(target: Arc<Target>) -> axum::Router {
+    axum::Router::new()
         .route("/a/{index}", axum::routing::get(probe))
         .route("/hook", axum::routing::post(hook))
-        .with_state(target);
+        .with_state(target)
+}
+
+/// Serves the target on 127.0.0.1 … 127.0.0.K, all on the same port; returns the port.
+async fn serve(app: axum::Router, addresses: u8) -> std::io::Result<u16> {
     let first = TcpListener::bind("127.0.0.1:0").await?;
     let port = first.local_addr()?.port();
     let mut listeners = vec![first];
@@ -145,6 +168,94 @@ async fn serve(target: Arc<Target>, addresses: u8) -> std::io::Result<u16> {
         let app = app.clone();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
+        });
+    }
+    Ok(port)
+}
+
+/// The asset a name `aN.load.test` (or its first label `aN`) stands for.
+fn asset_of_name(name: &str) -> Option<usize> {
+    name.split('.').next()?.strip_prefix('a')?.parse().ok()
+}
+
+/// The TLS side of the target: a CA the assets trust (its PEM in `ca_file`, for `caFile`) and
+/// one certificate it signed for `*.load.test` and 127.0.0.1 … 127.0.0.K, served with every
+/// handshake. The handshake is where TLS assets are told apart (by their server name) and
+/// timed, and where a failing one is refused; HTTPS assets send no server name (an IP address
+/// is not one, RFC 6066 section 3) and are timed by the HTTP handler behind it.
+struct TlsTarget {
+    target: Arc<Target>,
+    certified: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsTarget")
+    }
+}
+
+impl rustls::server::ResolvesServerCert for TlsTarget {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        match hello.server_name().and_then(asset_of_name) {
+            // No certificate: rustls ends the handshake with a handshake_failure alert.
+            Some(index) if !self.target.probed(index) => None,
+            _ => Some(Arc::clone(&self.certified)),
+        }
+    }
+}
+
+impl TlsTarget {
+    fn new(target: Arc<Target>, addresses: u8, ca_file: &Path) -> Result<TlsTarget, Box<dyn std::error::Error>> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate()?;
+        let mut ca = CertificateParams::new(Vec::<String>::new())?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        ca.distinguished_name.push(DnType::CommonName, "statusd-load CA");
+        std::fs::write(ca_file, ca.self_signed(&ca_key)?.pem())?;
+        let issuer = Issuer::new(ca, ca_key);
+        // rcgen takes a name that parses as an IP address as an IP address SAN.
+        let names: Vec<String> =
+            std::iter::once("*.load.test".to_string()).chain((1..=addresses).map(|k| format!("127.0.0.{k}"))).collect();
+        let key = KeyPair::generate()?;
+        let leaf = CertificateParams::new(names)?.signed_by(&key, &issuer)?;
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)?;
+        let certified = Arc::new(rustls::sign::CertifiedKey::new(vec![leaf.der().clone()], signing));
+        Ok(TlsTarget { target, certified })
+    }
+}
+
+/// Serves the target's routes over TLS on 127.0.0.1 … 127.0.0.K, all on the same port; returns
+/// the port. Each connection is handshaken and served on a task of its own, so a slow client
+/// holds up no other.
+async fn serve_tls(tls: TlsTarget, app: axum::Router, addresses: u8) -> std::io::Result<u16> {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(tls));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let first = TcpListener::bind("127.0.0.1:0").await?;
+    let port = first.local_addr()?.port();
+    let mut listeners = vec![first];
+    for k in 2..=addresses {
+        listeners.push(TcpListener::bind(SocketAddr::from(([127, 0, 0, k], port))).await?);
+    }
+    for listener in listeners {
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            // An accept error is the listener's own (as for the HTTP target, which ends on one).
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
         });
     }
     Ok(port)
@@ -189,8 +300,7 @@ fn dns_reply(target: &Target, query: &[u8]) -> Option<Vec<u8>> {
     use hickory_resolver::proto::rr::{RData, Record, rdata::A};
     let query = Message::from_vec(query).ok()?;
     let question = query.queries.first()?.clone();
-    let label = question.name().iter().next()?;
-    let index: usize = std::str::from_utf8(label).ok()?.strip_prefix('a')?.parse().ok()?;
+    let index = asset_of_name(std::str::from_utf8(question.name().iter().next()?).ok()?)?;
     let mut reply = Message::response(query.metadata.id, OpCode::Query);
     reply.metadata.authoritative = true;
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
@@ -444,12 +554,26 @@ fn stop(child: &mut Child) -> Stopped {
     ended(false)
 }
 
-fn write_config(dir: &Path, args: &Args, port: u16, dns_port: u16) -> std::io::Result<()> {
+/// Where the target listens: HTTP (always: the notifications' webhook is there too), and the
+/// name server and TLS listener when the assets use them (0 when not served).
+struct Ports {
+    http: u16,
+    dns: u16,
+    tls: u16,
+}
+
+/// The tool's CA certificate (PEM), in the run's directory, for the TLS and HTTPS assets'
+/// `caFile`.
+const CA_FILE: &str = "ca.pem";
+
+fn write_config(dir: &Path, args: &Args, ports: &Ports) -> std::io::Result<()> {
+    let ca_file = dir.join(CA_FILE);
+    let port = ports.http;
     let assets: Vec<Value> = (0..args.assets)
         .map(|i| {
             let host = (i % usize::from(args.addresses.max(1))) + 1;
             let mut asset = json!({
-                "id": format!("load-{i}"), "assetType": <&str>::from(args.asset_type),
+                "id": format!("load-{i}"), "assetType": args.asset_type.manifest_type(),
                 "intervalSeconds": args.interval, "timeoutSeconds": args.interval.clamp(1, 5),
             });
             match args.asset_type {
@@ -460,8 +584,18 @@ fn write_config(dir: &Path, args: &Args, port: u16, dns_port: u16) -> std::io::R
                 AssetType::Tcp => asset["address"] = json!(format!("127.0.0.{host}:{port}")),
                 AssetType::Dns => {
                     asset["address"] = json!(format!("a{i}.load.test"));
-                    asset["nameserver"] = json!(format!("127.0.0.{host}:{dns_port}"));
+                    asset["nameserver"] = json!(format!("127.0.0.{host}:{}", ports.dns));
                     asset["expectedValues"] = json!([DNS_ANSWER.to_string()]);
+                }
+                AssetType::Tls => {
+                    asset["address"] = json!(format!("127.0.0.{host}:{}", ports.tls));
+                    asset["serverName"] = json!(format!("a{i}.load.test"));
+                    asset["caFile"] = json!(ca_file);
+                }
+                AssetType::Https => {
+                    asset["address"] = json!(format!("https://127.0.0.{host}:{}/a/{i}", ports.tls));
+                    asset["expectedStatusCodes"] = json!([200]);
+                    asset["caFile"] = json!(ca_file);
                 }
             }
             asset
@@ -641,7 +775,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction).into());
     }
     if args.fail_fraction > 0.0 && args.asset_type == AssetType::Tcp {
-        return Err("--fail-fraction: TCP assets cannot be made to fail (--asset-type http or dns)".into());
+        return Err("--fail-fraction: TCP assets cannot be made to fail (--asset-type http, dns, tls or https)".into());
     }
     let interval = Duration::from_secs(args.interval.max(1));
     let target = Arc::new(Target {
@@ -652,15 +786,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         deviations: Mutex::new(Vec::new()),
         notifications: AtomicU64::new(0),
     });
-    let target_port = serve(Arc::clone(&target), args.addresses.max(1)).await?;
-    let dns_port = match args.asset_type {
-        AssetType::Dns => serve_dns(Arc::clone(&target), args.addresses.max(1)).await?,
-        AssetType::Http | AssetType::Tcp => 0,
-    };
-
     let dir = std::env::temp_dir().join(format!("statusd-load-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
-    write_config(&dir, &args, target_port, dns_port)?;
+    let addresses = args.addresses.max(1);
+    let ports = Ports {
+        http: serve(app(Arc::clone(&target)), addresses).await?,
+        dns: match args.asset_type {
+            AssetType::Dns => serve_dns(Arc::clone(&target), addresses).await?,
+            _ => 0,
+        },
+        tls: match args.asset_type {
+            AssetType::Tls | AssetType::Https => {
+                let tls = TlsTarget::new(Arc::clone(&target), addresses, &dir.join(CA_FILE))?;
+                serve_tls(tls, app(Arc::clone(&target)), addresses).await?
+            }
+            _ => 0,
+        },
+    };
+    write_config(&dir, &args, &ports)?;
     // The database in a directory of its own, as in the default layout (`config/` beside
     // `statusd.db`) and the container's (`/app/config`, `/app/data`): the config watcher listens
     // to its directory, and every write beside the config files would wake it (≈ 5 % of
