@@ -77,18 +77,26 @@ fn the_load_tool_loads_statusd_with_tcp_assets() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--fail-fraction"), "{refused:?}");
 }
 
+/// Runs 20 assets of `asset_type` over 2 addresses for 3 s with half the targets failing
+/// half-way, and checks what every target that tells its assets apart shows: some probes OK,
+/// the failures seen, each asset's gaps timed, statusd stopped cleanly.
+fn run_with_half_failing(asset_type: &str) {
+    let line = run_load_tool(&format!(
+        "--asset-type {asset_type} --assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5"
+    ));
+    assert_eq!(line["asset_type"], asset_type, "{line}");
+    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
+    assert!(number("probes_ok") > 0.0, "the target answers what the assets expect: {line}");
+    assert!(number("probes_ok") < number("probes_done"), "half the targets failed half-way: {line}");
+    assert!(number("gap_deviation_p99_ms") >= 0.0, "the target times each asset's gaps: {line}");
+    assert_eq!(line["stopped_cleanly"], true, "{line}");
+}
+
 /// `--asset-type dns`: every asset an A query to the tool's own name server over UDP, which
 /// times each asset's gaps from the name asked and answers SERVFAIL for the failing share.
 #[test]
 fn the_load_tool_loads_statusd_with_dns_assets() {
-    let line =
-        run_load_tool("--asset-type dns --assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5");
-    assert_eq!(line["asset_type"], "dns", "{line}");
-    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
-    assert!(number("probes_ok") > 0.0, "the name server answers what the assets expect: {line}");
-    assert!(number("probes_ok") < number("probes_done"), "half the names failed half-way: {line}");
-    assert!(number("gap_deviation_p99_ms") >= 0.0, "the name server times each asset's gaps: {line}");
-    assert_eq!(line["stopped_cleanly"], true, "{line}");
+    run_with_half_failing("dns");
 }
 
 /// `--asset-type tls`: every asset a TLS probe sending its own server name to the tool's TLS
@@ -97,27 +105,14 @@ fn the_load_tool_loads_statusd_with_dns_assets() {
 /// handshakes.
 #[test]
 fn the_load_tool_loads_statusd_with_tls_assets() {
-    let line =
-        run_load_tool("--asset-type tls --assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5");
-    assert_eq!(line["asset_type"], "tls", "{line}");
-    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
-    assert!(number("probes_ok") > 0.0, "the certificate is trusted and names the asset: {line}");
-    assert!(number("probes_ok") < number("probes_done"), "half the handshakes refused half-way: {line}");
-    assert!(number("gap_deviation_p99_ms") >= 0.0, "the listener times each asset's gaps: {line}");
-    assert_eq!(line["stopped_cleanly"], true, "{line}");
+    run_with_half_failing("tls");
 }
 
-/// `--asset-type https`: the HTTP probe through the same TLS listener, by IP address.
+/// `--asset-type https`: the HTTP probe through the same TLS listener, by IP address (the
+/// certificate names the loopback addresses); the failing share answers 500.
 #[test]
 fn the_load_tool_loads_statusd_with_https_assets() {
-    let line =
-        run_load_tool("--asset-type https --assets 20 --interval 1 --duration 3 --addresses 2 --fail-fraction 0.5");
-    assert_eq!(line["asset_type"], "https", "{line}");
-    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
-    assert!(number("probes_ok") > 0.0, "the certificate names the loopback addresses: {line}");
-    assert!(number("probes_ok") < number("probes_done"), "half the targets answer 500 half-way: {line}");
-    assert!(number("gap_deviation_p99_ms") >= 0.0, "the handler times each asset's gaps: {line}");
-    assert_eq!(line["stopped_cleanly"], true, "{line}");
+    run_with_half_failing("https");
 }
 
 /// `--replicas`: several statusd in cluster mode on one PostgreSQL database, each one's CPU and

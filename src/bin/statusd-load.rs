@@ -156,14 +156,21 @@ fn app(target: Arc<Target>) -> axum::Router {
         .with_state(target)
 }
 
-/// Serves the target on 127.0.0.1 … 127.0.0.K, all on the same port; returns the port.
-async fn serve(app: axum::Router, addresses: u8) -> std::io::Result<u16> {
+/// TCP listeners on 127.0.0.1 … 127.0.0.K, all on the same port (the first one's, picked by
+/// the system), and that port.
+async fn listen_on_all(addresses: u8) -> std::io::Result<(u16, Vec<TcpListener>)> {
     let first = TcpListener::bind("127.0.0.1:0").await?;
     let port = first.local_addr()?.port();
     let mut listeners = vec![first];
     for k in 2..=addresses {
         listeners.push(TcpListener::bind(SocketAddr::from(([127, 0, 0, k], port))).await?);
     }
+    Ok((port, listeners))
+}
+
+/// Serves the target on 127.0.0.1 … 127.0.0.K, all on the same port; returns the port.
+async fn serve(app: axum::Router, addresses: u8) -> std::io::Result<u16> {
+    let (port, listeners) = listen_on_all(addresses).await?;
     for listener in listeners {
         let app = app.clone();
         tokio::spawn(async move {
@@ -236,12 +243,7 @@ async fn serve_tls(tls: TlsTarget, app: axum::Router, addresses: u8) -> std::io:
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(tls));
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let first = TcpListener::bind("127.0.0.1:0").await?;
-    let port = first.local_addr()?.port();
-    let mut listeners = vec![first];
-    for k in 2..=addresses {
-        listeners.push(TcpListener::bind(SocketAddr::from(([127, 0, 0, k], port))).await?);
-    }
+    let (port, listeners) = listen_on_all(addresses).await?;
     for listener in listeners {
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
