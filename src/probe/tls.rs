@@ -83,6 +83,41 @@ struct Setup {
     /// The verifier's roots, to find the path it accepted (and the expiry of its root).
     roots: Arc<Roots>,
     algorithms: WebPkiSupportedAlgorithms,
+    /// The chains this setup trusted, by the server name they were judged for.
+    trusted: Mutex<HashMap<String, TrustedChain>>,
+}
+
+/// A chain judged trusted for a server name, and the earliest expiry on the path accepted.
+///
+/// A server serves the same chain at every handshake, and judging it again (two WebPKI path
+/// builds, each verifying every signature on the path) was a quarter of statusd's CPU at 1,000
+/// TLS assets × 1 s (perf; the handshake's own signature, which proves the server holds the
+/// key, is verified at every probe all the same). The verdict cannot change while the chain,
+/// the name and the roots are the same and every certificate on the path is still within its
+/// validity: this setup's roots never change, revocation is not checked, and a chain already
+/// valid stays valid until the earliest `notAfter` on its path, the expiry kept here (it may be
+/// the root's, which is earlier still: judged again from then on). As Chromium's
+/// `CachingCertVerifier` keeps verdicts by chain and host name.
+struct TrustedChain {
+    /// SHA-256 over the chain as served (each certificate's length, then its DER): another chain
+    /// for the name is judged afresh.
+    digest: [u8; 32],
+    expiry: Expiry,
+}
+
+/// Names whose verdict a setup keeps: one per TLS asset that uses it. Past it, the oldest
+/// verdicts are not told apart from the newest: all are dropped and judged again, which costs
+/// a path build each, not a wrong verdict.
+const TRUSTED_NAMES: usize = 100_000;
+
+fn chain_digest(chain: &[CertificateDer<'_>]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for cert in chain {
+        hasher.update((cert.len() as u64).to_be_bytes());
+        hasher.update(cert.as_ref());
+    }
+    hasher.finalize().into()
 }
 
 /// Trusted roots, and the expiry of each: a trust anchor keeps only a root's name and key.
@@ -189,6 +224,7 @@ impl Trust {
             verifier,
             roots,
             algorithms: self.provider.signature_verification_algorithms,
+            trusted: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -396,17 +432,38 @@ impl Setup {
         chain: &[CertificateDer<'static>],
         server_name: &ServerName<'_>,
     ) -> Result<Option<Expiry>, Untrusted> {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return Err(Untrusted::Other("the server sent no certificate".into()));
+        };
+        let name = server_name.to_str();
+        let digest = chain_digest(chain);
+        if let Some(known) = self.trusted.lock().get(name.as_ref())
+            && known.digest == digest
+            && Utc::now() < known.expiry.at
+        {
+            return Ok(Some(known.expiry.clone()));
+        }
         let verifier = self
             .verifier
             .as_ref()
             .map_err(|problem| Untrusted::Other(format!("certificate not trusted: {problem}")))?;
-        let Some((end_entity, intermediates)) = chain.split_first() else {
-            return Err(Untrusted::Other("the server sent no certificate".into()));
-        };
         let now = UnixTime::now();
         match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], now) {
-            Ok(_) => Ok(self.verified_path_expiry(end_entity, intermediates, now)),
-            Err(error) => Err(describe_untrusted(&error)),
+            Ok(_) => {
+                let expiry = self.verified_path_expiry(end_entity, intermediates, now);
+                if let Some(expiry) = &expiry {
+                    let mut trusted = self.trusted.lock();
+                    if trusted.len() >= TRUSTED_NAMES {
+                        trusted.clear();
+                    }
+                    trusted.insert(name.into_owned(), TrustedChain { digest, expiry: expiry.clone() });
+                }
+                Ok(expiry)
+            }
+            Err(error) => {
+                self.trusted.lock().remove(name.as_ref());
+                Err(describe_untrusted(&error))
+            }
         }
     }
 
@@ -597,6 +654,63 @@ mod tests {
         assert_eq!(plain_name("DnsName(\"other.example\")"), "other.example");
         assert_eq!(plain_name("IpAddress(127.0.0.1)"), "127.0.0.1");
         assert_eq!(plain_name("DirectoryName"), "DirectoryName");
+    }
+
+    /// A setup trusting a fresh CA (and no system root), and a chain that CA signed for `name`.
+    fn setup_and_chain(name: &str) -> (Setup, Vec<CertificateDer<'static>>, tempfile::NamedTempFile) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).expect("CA certificate").pem();
+        let ca_file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(ca_file.path(), ca_pem).expect("write the CA");
+        let key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec![name.to_string()])
+            .expect("leaf params")
+            .signed_by(&key, &Issuer::new(ca, ca_key))
+            .expect("leaf certificate");
+        let trust = Trust {
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            system_roots: Roots::empty(),
+            setups: Mutex::new(HashMap::new()),
+        };
+        let setup = trust.build(Some(ca_file.path())).expect("setup");
+        (setup, vec![leaf.der().clone()], ca_file)
+    }
+
+    fn name(text: &str) -> ServerName<'static> {
+        ServerName::try_from(text.to_string()).expect("a server name")
+    }
+
+    /// The verdict on a chain served again is the one already reached: no verifier is asked
+    /// (here there is none left to ask).
+    #[test]
+    fn a_trusted_chain_served_again_is_not_judged_again() {
+        let (mut setup, chain, _ca) = setup_and_chain("a.example");
+        let first = setup.judge(&chain, &name("a.example")).ok().flatten().expect("trusted, with an expiry");
+        setup.verifier = Err("gone".into());
+        let again = setup.judge(&chain, &name("a.example")).ok().flatten().expect("the verdict kept");
+        assert_eq!(again.at, first.at);
+        assert!(setup.judge(&chain, &name("b.example")).is_err(), "another name is judged afresh");
+    }
+
+    /// Another chain for the name, or the kept verdict past the path's expiry, is judged
+    /// afresh; an untrusted chain forgets the verdict.
+    #[test]
+    fn another_chain_or_an_expired_verdict_is_judged_afresh() {
+        let (setup, chain, _ca) = setup_and_chain("a.example");
+        let (_, other, _other_ca) = setup_and_chain("a.example");
+        assert!(setup.judge(&chain, &name("a.example")).is_ok());
+        assert!(setup.judge(&other, &name("a.example")).is_err(), "another CA's chain for the same name");
+        assert!(!setup.trusted.lock().contains_key("a.example"), "the untrusted chain forgot the verdict");
+
+        assert!(setup.judge(&chain, &name("a.example")).is_ok());
+        let digest = chain_digest(&chain);
+        let past = Expiry { at: Utc::now() - chrono::Duration::seconds(1), chain_subject: None };
+        setup.trusted.lock().insert("a.example".into(), TrustedChain { digest, expiry: past });
+        let judged = setup.judge(&chain, &name("a.example")).ok().flatten().expect("trusted");
+        assert!(judged.at > Utc::now(), "judged again, not the kept past expiry: {}", judged.at);
     }
 
     #[test]
