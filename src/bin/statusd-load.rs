@@ -11,19 +11,19 @@
 //! {"assets":1000,"interval_s":1,…,"probes_done":60012,"probes_ok":60012,"cpu_ms_per_1000_probes":231.4,…}
 //! ```
 //!
-//! `--asset-type tcp|dns|tls|https` makes every asset a TCP probe of the target's addresses, a
-//! DNS query to a name server the tool serves on the same addresses (UDP), a TLS probe of a TLS
+//! `--asset-type tcp|dns|tls|https` makes every asset a TCP probe of the target's addresses, a DNS
+//! query to a name server the tool serves on the same addresses (UDP), a TLS probe of a TLS
 //! listener there (a certificate of a CA the tool makes, trusted through `caFile`), or an HTTP
-//! probe of the same target over that TLS listener.
-//! `--fail-fraction F` turns that share of the targets to 500 (DNS: SERVFAIL; TLS: a refused
-//! handshake) half-way through the window, so the incident and notification path (one webhook channel, served by the same
-//! target) is loaded too. `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster
-//! mode instead of one, waits until their leases cover every asset, reports each replica's CPU
-//! and memory, and reads from PostgreSQL's statistics views how much database work the window
-//! cost and how much of it touched the coordination tables (`cluster_members`, `asset_leases`,
-//! `asset_states`, `incident_events`, `asset_location_states`). `--history S` stores S seconds
-//! of results for every asset before statusd starts, so that the window measures a database in
-//! use rather than a fresh one. Linux only: it reads `/proc`.
+//! probe of the same target over that TLS listener. `--fail-fraction F` turns that share of the
+//! targets to 500 (DNS: SERVFAIL; TLS: a refused handshake) half-way through the window, so the
+//! incident and notification path (one webhook channel, served by the same target) is loaded too.
+//! `--replicas R` (with a PostgreSQL `--db`) starts R statusd in cluster mode instead of one, waits
+//! until their leases cover every asset, reports each replica's CPU and memory, and reads from
+//! PostgreSQL's statistics views how much database work the window cost and how much of it touched
+//! the coordination tables (`cluster_members`, `asset_leases`, `asset_states`, `incident_events`,
+//! `asset_location_states`). `--history S` stores S seconds of results for every asset before
+//! statusd starts, so that the window measures a database in use rather than a fresh one. Linux
+//! only: it reads `/proc`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

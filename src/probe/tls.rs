@@ -426,7 +426,8 @@ impl Untrusted {
 
 impl Setup {
     /// The verdict a normal client would have reached on this chain and, when it trusts it, the
-    /// earliest expiry on the path it accepted (None if that path cannot be rebuilt).
+    /// earliest expiry on the path it accepted (None if that path cannot be rebuilt). A verdict
+    /// of trust is kept for the name ([`TrustedChain`]) and given again for the same chain.
     fn judge(
         &self,
         chain: &[CertificateDer<'static>],
