@@ -133,8 +133,8 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(source: Option<IpAddr>) -> Result<Clients, reqwest::Error> {
-        // The common case is built now, so that a broken TLS setup stops statusd at start.
+    /// Clients whose `https://` requests judge certificates with `trust`'s roots and verdicts.
+    pub fn new(source: Option<IpAddr>, trust: &tls::Trust) -> Result<Clients, reqwest::Error> {
         let default = ClientKey {
             follow_redirects: true,
             insecure_skip_verify: false,
@@ -142,19 +142,21 @@ impl Clients {
             ca_file: None,
             dead_peer_checks: false,
         };
-        let client = build(&default, Vec::new(), source)?;
-        Ok(Clients { built: Mutex::new(HashMap::from([(default, client)])), source })
+        let mut built = HashMap::new();
+        // The common case is built now, so that a client reqwest refuses stops statusd at start.
+        // Without `caFile` there is no file to read: the TLS config is only a file's problem.
+        if let Ok(tls) = trust.https_config(None, false) {
+            built.insert(default.clone(), build(&default, tls, source)?);
+        }
+        Ok(Clients { built: Mutex::new(built), source })
     }
 
-    fn get(&self, key: ClientKey) -> Result<reqwest::Client, String> {
+    fn get(&self, key: ClientKey, trust: &tls::Trust) -> Result<reqwest::Client, String> {
         if let Some(client) = self.built.lock().get(&key) {
             return Ok(client.clone());
         }
-        let roots = match &key.ca_file {
-            Some(path) => tls::read_ca_file(path).map_err(|problem| format!("caFile: {problem}"))?,
-            None => Vec::new(),
-        };
-        let client = build(&key, roots, self.source).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let tls = trust.https_config(key.ca_file.as_deref(), key.insecure_skip_verify)?;
+        let client = build(&key, tls, self.source).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         self.built.lock().insert(key, client.clone());
         Ok(client)
     }
@@ -162,19 +164,20 @@ impl Clients {
 
 fn build(
     key: &ClientKey,
-    extra_roots: Vec<Vec<u8>>,
+    tls: rustls::ClientConfig,
     source: Option<IpAddr>,
 ) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
         .local_address(source)
         .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
+        // Roots, `caFile`, `insecureSkipVerify` and no session resumption: `Trust::https_config`.
+        .tls_backend_preconfigured(tls)
         .tls_info(true)
         .redirect(if key.follow_redirects {
             reqwest::redirect::Policy::limited(MAX_REDIRECTS)
         } else {
             reqwest::redirect::Policy::none()
         })
-        .danger_accept_invalid_certs(key.insecure_skip_verify)
         // Asked for (Accept-Encoding) and decoded, as browsers do: many CDNs compress whatever
         // the client accepts, and keywords are looked for in the decoded body.
         .gzip(true)
@@ -200,9 +203,6 @@ fn build(
         {
             builder = builder.tcp_user_timeout(None);
         }
-    }
-    for der in extra_roots {
-        builder = builder.add_root_certificate(reqwest::Certificate::from_der(&der)?);
     }
     builder.build()
 }
@@ -293,7 +293,7 @@ impl HttpSpec {
         timeout: Duration,
         context: &ProbeContext,
     ) -> ProbeOutcome {
-        let client = match context.http.get(self.client_key(timeout)) {
+        let client = match context.http.get(self.client_key(timeout), &context.tls) {
             Ok(client) => client,
             Err(problem) => return ProbeOutcome::down(None, problem),
         };

@@ -119,10 +119,11 @@ impl ProbeContext {
 
     /// Probes sent from `source` (`[probes] source_address`), or from where the system picks.
     pub fn sent_from(source: Option<std::net::IpAddr>) -> Result<ProbeContext, reqwest::Error> {
+        let tls = tls::Trust::new();
         Ok(ProbeContext {
-            http: http::Clients::new(source)?,
+            http: http::Clients::new(source, &tls)?,
             dns: dns::Resolvers::new(),
-            tls: tls::Trust::new(),
+            tls,
             icmp: icmp::Pingers::new(),
             source,
         })

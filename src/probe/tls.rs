@@ -110,7 +110,7 @@ struct TrustedChain {
 /// a path build each, not a wrong verdict.
 const TRUSTED_NAMES: usize = 100_000;
 
-fn chain_digest(chain: &[CertificateDer<'_>]) -> [u8; 32] {
+fn chain_digest<'a>(chain: impl IntoIterator<Item = &'a CertificateDer<'a>>) -> [u8; 32] {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     for cert in chain {
@@ -207,25 +207,54 @@ impl Trust {
                     }
                     other => other.to_string(),
                 });
-        let capture = CaptureChain {
-            inner: verifier.as_ref().ok().cloned(),
-            algorithms: self.provider.signature_verification_algorithms,
-        };
-        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(capture))
-            .with_no_client_auth();
-        // A resumed session skips the certificate: every probe must see the chain served now.
-        config.resumption = rustls::client::Resumption::disabled();
+        let capture = CaptureChain { algorithms: self.provider.signature_verification_algorithms };
         Ok(Setup {
-            config: Arc::new(config),
+            config: Arc::new(self.client_config(Arc::new(capture))?),
             verifier,
             roots,
             algorithms: self.provider.signature_verification_algorithms,
             trusted: Mutex::new(HashMap::new()),
         })
+    }
+}
+
+impl Trust {
+    /// The rustls client config of the HTTP probe's `https://` requests, given to reqwest: the
+    /// roots, `caFile` and kept verdicts of the `tls` probe, ALPN `h2` then `http/1.1` (what
+    /// reqwest offers on its own), and no session resumption.
+    ///
+    /// reqwest's own config resumes the sessions a server offers (RFC 8446 section 2.2), and a
+    /// resumed handshake presents no certificate: a server that starts serving an expired,
+    /// untrusted or wrong-name certificate kept passing the HTTP probe until its tickets lapsed
+    /// (5 minutes on nginx's defaults, up to 7 days), while every new visitor was refused. Go's
+    /// client, which blackbox_exporter runs, keeps no sessions either. With `insecureSkipVerify`
+    /// any chain is accepted; the handshake's signature is still verified.
+    ///
+    /// Errors: `caFile` cannot be read or holds no usable certificate (the message starts with
+    /// `caFile: `).
+    pub fn https_config(&self, ca_file: Option<&Path>, insecure_skip_verify: bool) -> Result<ClientConfig, String> {
+        let setup = self.setup(ca_file)?;
+        let verifier: Arc<dyn ServerCertVerifier> = if insecure_skip_verify {
+            Arc::new(CaptureChain { algorithms: setup.algorithms })
+        } else {
+            Arc::new(KeptVerdict(setup))
+        };
+        let mut config = self.client_config(verifier)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// TLS 1.2 and 1.3 with this provider and `verifier`, no client certificate, no resumption:
+    /// a resumed session skips the certificate, and every probe must see the chain served now.
+    fn client_config(&self, verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConfig, String> {
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(config)
     }
 }
 
@@ -250,10 +279,10 @@ fn load_system_roots() -> Roots {
 
 /// Lets every handshake finish so that the chain can be judged (and its expiry reported) after
 /// it; the chain is judged after the handshake, because a verifier shared by concurrent probes
-/// has no per-connection place to leave its verdict. Signatures are checked as WebPki does.
+/// has no per-connection place to leave its verdict. Handshake signatures are checked with the
+/// provider's algorithms, as rustls' WebPki verifier checks them.
 #[derive(Debug)]
 struct CaptureChain {
-    inner: Option<Arc<WebPkiServerVerifier>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -275,10 +304,7 @@ impl ServerCertVerifier for CaptureChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        match &self.inner {
-            Some(inner) => inner.verify_tls12_signature(message, cert, dss),
-            None => rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms),
-        }
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -287,17 +313,62 @@ impl ServerCertVerifier for CaptureChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        match &self.inner {
-            Some(inner) => inner.verify_tls13_signature(message, cert, dss),
-            None => rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms),
-        }
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        match &self.inner {
-            Some(inner) => inner.supported_verify_schemes(),
-            None => self.algorithms.supported_schemes(),
-        }
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The HTTP probe's verifier for `https://` addresses: the chain is judged during the handshake,
+/// as any client judges it, by the setup's WebPki verifier and with its kept verdicts
+/// ([`TrustedChain`]), so a `tls` and an `http` asset of the same server share them.
+struct KeptVerdict(Arc<Setup>);
+
+impl std::fmt::Debug for KeptVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeptVerdict")
+    }
+}
+
+impl ServerCertVerifier for KeptVerdict {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verifier = self
+            .0
+            .verifier
+            .as_ref()
+            .map_err(|problem| rustls::Error::General(format!("certificate not trusted: {problem}")))?;
+        self.0.verify(verifier, end_entity, intermediates, server_name).map(|_| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.algorithms.supported_schemes()
     }
 }
 
@@ -426,8 +497,7 @@ impl Untrusted {
 
 impl Setup {
     /// The verdict a normal client would have reached on this chain and, when it trusts it, the
-    /// earliest expiry on the path it accepted (None if that path cannot be rebuilt). A verdict
-    /// of trust is kept for the name ([`TrustedChain`]) and given again for the same chain.
+    /// earliest expiry on the path it accepted (None if that path cannot be rebuilt).
     fn judge(
         &self,
         chain: &[CertificateDer<'static>],
@@ -436,18 +506,31 @@ impl Setup {
         let Some((end_entity, intermediates)) = chain.split_first() else {
             return Err(Untrusted::Other("the server sent no certificate".into()));
         };
+        let verifier = self
+            .verifier
+            .as_ref()
+            .map_err(|problem| Untrusted::Other(format!("certificate not trusted: {problem}")))?;
+        self.verify(verifier, end_entity, intermediates, server_name).map_err(|error| describe_untrusted(&error))
+    }
+
+    /// `verifier`'s verdict on the chain for `server_name` and, when it trusts it, the earliest
+    /// expiry on the path it accepted. A verdict of trust is kept for the name
+    /// ([`TrustedChain`]) and given again for the same chain; a refusal forgets it.
+    fn verify(
+        &self,
+        verifier: &WebPkiServerVerifier,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+    ) -> Result<Option<Expiry>, rustls::Error> {
         let name = server_name.to_str();
-        let digest = chain_digest(chain);
+        let digest = chain_digest(std::iter::once(end_entity).chain(intermediates));
         if let Some(known) = self.trusted.lock().get(name.as_ref())
             && known.digest == digest
             && Utc::now() < known.expiry.at
         {
             return Ok(Some(known.expiry.clone()));
         }
-        let verifier = self
-            .verifier
-            .as_ref()
-            .map_err(|problem| Untrusted::Other(format!("certificate not trusted: {problem}")))?;
         let now = UnixTime::now();
         match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], now) {
             Ok(_) => {
@@ -463,7 +546,7 @@ impl Setup {
             }
             Err(error) => {
                 self.trusted.lock().remove(name.as_ref());
-                Err(describe_untrusted(&error))
+                Err(error)
             }
         }
     }

@@ -12,7 +12,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use serde_json::json;
+use statusd::ProbeContext;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -139,7 +142,10 @@ async fn serve_with(acceptor: TlsAcceptor) -> Server {
 
 /// An HTTPS server answering 200 to everything.
 async fn serve_https(leaf: &Leaf) -> u16 {
-    let acceptor = acceptor(leaf);
+    serve_https_with(acceptor(leaf)).await
+}
+
+async fn serve_https_with(acceptor: TlsAcceptor) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
@@ -417,6 +423,73 @@ async fn a_running_statusd_exports_the_days_left_as_a_metric() {
     assert!((seconds_left - expected).abs() < 30.0, "{seconds_left} vs {expected}");
     let _ = stop.send(());
     let _ = running.await;
+}
+
+/// The certificate a server serves, which the test can replace while the server runs and keeps
+/// its TLS sessions, as a server that reloads its certificate does (Caddy's, nginx's reload with
+/// `ssl_session_ticket_key`).
+#[derive(Debug)]
+struct Serving(Mutex<Arc<CertifiedKey>>);
+
+impl Serving {
+    fn key(leaf: &Leaf) -> Arc<CertifiedKey> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
+        let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).expect("a signing key");
+        Arc::new(CertifiedKey::new(vec![leaf.der.clone()], signing))
+    }
+
+    fn set(&self, leaf: &Leaf) {
+        *self.0.lock() = Serving::key(leaf);
+    }
+}
+
+impl ResolvesServerCert for Serving {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.lock().clone())
+    }
+}
+
+/// An HTTPS server with one TLS config (and so one session store and ticket key) for its life,
+/// serving `leaf` until told otherwise.
+async fn serve_https_switchable(leaf: &Leaf) -> (u16, Arc<Serving>) {
+    let serving = Arc::new(Serving(Mutex::new(Serving::key(leaf))));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_cert_resolver(serving.clone());
+    (serve_https_with(TlsAcceptor::from(Arc::new(config))).await, serving)
+}
+
+#[tokio::test]
+async fn https_judges_the_certificate_served_now_not_a_resumed_session() {
+    let ca = Ca::new("statusd test CA");
+    let (port, serving) = serve_https_switchable(&ca.leaf(&["localhost"], 90 * DAY)).await;
+    let asset =
+        asset(json!({"assetType": "http", "address": format!("https://localhost:{port}/"), "caFile": ca.path()}));
+    // One context for every probe, as a running statusd has: its clients outlive a probe.
+    let context = ProbeContext::new().expect("probe clients");
+    let first = asset.check(&context).await;
+    assert!(first.success, "{:?}", first.message);
+
+    // The server now serves a certificate of a CA nobody trusts, and would resume the session
+    // the first probe got (rustls' server issues TLS 1.3 tickets and keeps them).
+    let other = Ca::new("a CA statusd does not trust");
+    let untrusted = other.leaf(&["localhost"], 90 * DAY);
+    serving.set(&untrusted);
+    let second = asset.check(&context).await;
+    assert!(!second.success, "the certificate served now must be judged");
+    let message = second.message.expect("a message");
+    assert!(message.starts_with("TLS error: ") && message.contains("UnknownIssuer"), "{message}");
+
+    // And a certificate renewed by the trusted CA is reported with its own expiry.
+    let renewed = ca.leaf(&["localhost"], 60 * DAY);
+    serving.set(&renewed);
+    let third = asset.check(&context).await;
+    assert!(third.success, "{:?}", third.message);
+    assert_eq!(third.detail.certificate_expires_at, Some(renewed.not_after));
+    let fourth = asset.check(&context).await;
+    assert_eq!(fourth.detail.certificate_expires_at, Some(renewed.not_after), "{:?}", fourth.message);
 }
 
 /// An HTTPS server speaking HTTP/2 (chosen by ALPN) whose answer carries a 64 KiB header.
