@@ -101,6 +101,8 @@ fn chain_acceptor(chain: Vec<CertificateDer<'static>>, key: &[u8]) -> TlsAccepto
 struct Server {
     port: u16,
     sni: Arc<Mutex<Vec<Option<String>>>>,
+    /// The cipher suite of each handshake, in the same order.
+    suites: Arc<Mutex<Vec<Option<rustls::CipherSuite>>>>,
 }
 
 impl Server {
@@ -124,20 +126,23 @@ async fn serve_with(acceptor: TlsAcceptor) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let sni = Arc::new(Mutex::new(Vec::new()));
-    let seen = sni.clone();
+    let suites = Arc::new(Mutex::new(Vec::new()));
+    let (seen, suites_seen) = (sni.clone(), suites.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
-            let seen = seen.clone();
+            let (seen, suites_seen) = (seen.clone(), suites_seen.clone());
             tokio::spawn(async move {
                 if let Ok(mut tls) = acceptor.accept(stream).await {
-                    seen.lock().push(tls.get_ref().1.server_name().map(str::to_string));
+                    let connection = tls.get_ref().1;
+                    suites_seen.lock().push(connection.negotiated_cipher_suite().map(|suite| suite.suite()));
+                    seen.lock().push(connection.server_name().map(str::to_string));
                     let _ = tls.shutdown().await;
                 }
             });
         }
     });
-    Server { port, sni }
+    Server { port, sni, suites }
 }
 
 /// An HTTPS server answering 200 to everything.
@@ -188,6 +193,16 @@ async fn a_valid_certificate_succeeds_and_reports_its_expiry() {
     assert!(timings.connect_ms.is_some() && timings.tls_ms.is_some(), "{timings:?}");
     // SNI is the address' host.
     assert_eq!(server.sni(1).await, [Some("localhost".to_string())]);
+}
+
+#[tokio::test]
+async fn a_server_that_follows_the_client_negotiates_aes_128_gcm_as_with_browsers() {
+    let ca = Ca::new("statusd test CA");
+    let server = serve(&ca.leaf(&["localhost"], 90 * DAY)).await;
+    let result = probe_once(tls_asset(format!("localhost:{}", server.port), json!({"caFile": ca.path()}))).await;
+    assert!(result.success, "{:?}", result.message);
+    assert_eq!(server.sni(1).await.len(), 1);
+    assert_eq!(*server.suites.lock(), [Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)]);
 }
 
 #[tokio::test]
