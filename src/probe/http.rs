@@ -144,7 +144,7 @@ impl Clients {
         };
         let mut built = HashMap::new();
         // The common case is built now, so that a client reqwest refuses stops statusd at start.
-        // Without `caFile` there is no file to read: the TLS config is only a file's problem.
+        // The TLS config fails only on a `caFile` it cannot read, and this one has none.
         if let Ok(tls) = trust.https_config(None, false) {
             built.insert(default.clone(), build(&default, tls, source)?);
         }

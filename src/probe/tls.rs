@@ -216,9 +216,7 @@ impl Trust {
             trusted: Mutex::new(HashMap::new()),
         })
     }
-}
 
-impl Trust {
     /// The rustls client config of the HTTP probe's `https://` requests, given to reqwest: the
     /// roots, `caFile` and kept verdicts of the `tls` probe, ALPN `h2` then `http/1.1` (what
     /// reqwest offers on its own), and no session resumption.
@@ -237,7 +235,8 @@ impl Trust {
         let verifier: Arc<dyn ServerCertVerifier> = if insecure_skip_verify {
             Arc::new(CaptureChain { algorithms: setup.algorithms })
         } else {
-            Arc::new(KeptVerdict(setup))
+            let signatures = CaptureChain { algorithms: setup.algorithms };
+            Arc::new(KeptVerdict { setup, signatures })
         };
         let mut config = self.client_config(verifier)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -344,7 +343,11 @@ impl ServerCertVerifier for CaptureChain {
 /// The HTTP probe's verifier for `https://` addresses: the chain is judged during the handshake,
 /// as any client judges it, by the setup's WebPki verifier and with its kept verdicts
 /// ([`TrustedChain`]), so a `tls` and an `http` asset of the same server share them.
-struct KeptVerdict(Arc<Setup>);
+struct KeptVerdict {
+    setup: Arc<Setup>,
+    /// Handshake signatures, checked as the `tls` probe checks them.
+    signatures: CaptureChain,
+}
 
 impl std::fmt::Debug for KeptVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -361,12 +364,13 @@ impl ServerCertVerifier for KeptVerdict {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verifier = self
-            .0
-            .verifier
-            .as_ref()
-            .map_err(|problem| rustls::Error::General(format!("certificate not trusted: {problem}")))?;
-        self.0.verify(verifier, end_entity, intermediates, server_name).map(|_| ServerCertVerified::assertion())
+        match self.setup.verify(end_entity, intermediates, server_name) {
+            Ok(_) => Ok(ServerCertVerified::assertion()),
+            Err(Refusal::NoRoots(problem)) => {
+                Err(rustls::Error::General(format!("certificate not trusted: {problem}")))
+            }
+            Err(Refusal::Refused(error)) => Err(error),
+        }
     }
 
     fn verify_tls12_signature(
@@ -375,7 +379,7 @@ impl ServerCertVerifier for KeptVerdict {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.algorithms)
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -384,11 +388,11 @@ impl ServerCertVerifier for KeptVerdict {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.algorithms)
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.algorithms.supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
@@ -515,6 +519,14 @@ impl Untrusted {
     }
 }
 
+/// Why [`Setup::verify`] does not trust a chain.
+enum Refusal {
+    /// There is no root to judge it against; why.
+    NoRoots(String),
+    /// rustls' WebPki verifier refused it.
+    Refused(rustls::Error),
+}
+
 impl Setup {
     /// The verdict a normal client would have reached on this chain and, when it trusts it, the
     /// earliest expiry on the path it accepted (None if that path cannot be rebuilt).
@@ -526,23 +538,22 @@ impl Setup {
         let Some((end_entity, intermediates)) = chain.split_first() else {
             return Err(Untrusted::Other("the server sent no certificate".into()));
         };
-        let verifier = self
-            .verifier
-            .as_ref()
-            .map_err(|problem| Untrusted::Other(format!("certificate not trusted: {problem}")))?;
-        self.verify(verifier, end_entity, intermediates, server_name).map_err(|error| describe_untrusted(&error))
+        self.verify(end_entity, intermediates, server_name).map_err(|refusal| match refusal {
+            Refusal::NoRoots(problem) => Untrusted::Other(format!("certificate not trusted: {problem}")),
+            Refusal::Refused(error) => describe_untrusted(&error),
+        })
     }
 
-    /// `verifier`'s verdict on the chain for `server_name` and, when it trusts it, the earliest
-    /// expiry on the path it accepted. A verdict of trust is kept for the name
-    /// ([`TrustedChain`]) and given again for the same chain; a refusal forgets it.
+    /// The WebPki verifier's verdict on the chain for `server_name` and, when it trusts it, the
+    /// earliest expiry on the path it accepted. A verdict of trust is kept for the name
+    /// ([`TrustedChain`]) and given again for the same chain, before any verifier is asked; a
+    /// refusal forgets it.
     fn verify(
         &self,
-        verifier: &WebPkiServerVerifier,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-    ) -> Result<Option<Expiry>, rustls::Error> {
+    ) -> Result<Option<Expiry>, Refusal> {
         let name = server_name.to_str();
         let digest = chain_digest(std::iter::once(end_entity).chain(intermediates));
         if let Some(known) = self.trusted.lock().get(name.as_ref())
@@ -551,6 +562,7 @@ impl Setup {
         {
             return Ok(Some(known.expiry.clone()));
         }
+        let verifier = self.verifier.as_ref().map_err(|problem| Refusal::NoRoots(problem.clone()))?;
         let now = UnixTime::now();
         match verifier.verify_server_cert(end_entity, intermediates, server_name, &[], now) {
             Ok(_) => {
@@ -566,7 +578,7 @@ impl Setup {
             }
             Err(error) => {
                 self.trusted.lock().remove(name.as_ref());
-                Err(error)
+                Err(Refusal::Refused(error))
             }
         }
     }
