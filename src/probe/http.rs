@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -127,7 +128,9 @@ struct ClientKey {
 /// One client per distinct client setting, built on first use and shared: building a client
 /// costs more than a probe (see STACK.md).
 pub struct Clients {
-    built: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    /// Each with the TLS setup it was built on: a client whose `caFile` has changed since is
+    /// built again.
+    built: Mutex<HashMap<ClientKey, (reqwest::Client, Arc<tls::Setup>)>>,
     /// `[probes] source_address`: the local address every probe is sent from.
     source: Option<IpAddr>,
 }
@@ -144,20 +147,26 @@ impl Clients {
         };
         let mut built = HashMap::new();
         // The common case is built now, so that a client reqwest refuses stops statusd at start.
-        // The TLS config fails only on a `caFile` it cannot read, and this one has none.
-        if let Ok(tls) = trust.https_config(None, false) {
-            built.insert(default.clone(), build(&default, tls, source)?);
+        // Its TLS setup has no `caFile` to read, and a TLS config fails only on a provider
+        // without TLS 1.2 and 1.3.
+        if let Ok(setup) = trust.setup(None)
+            && let Ok(tls) = trust.https_config(&setup, false)
+        {
+            built.insert(default.clone(), (build(&default, tls, source)?, setup));
         }
         Ok(Clients { built: Mutex::new(built), source })
     }
 
     fn get(&self, key: ClientKey, trust: &tls::Trust) -> Result<reqwest::Client, String> {
-        if let Some(client) = self.built.lock().get(&key) {
+        let setup = trust.setup(key.ca_file.as_deref())?;
+        if let Some((client, built_on)) = self.built.lock().get(&key)
+            && Arc::ptr_eq(built_on, &setup)
+        {
             return Ok(client.clone());
         }
-        let tls = trust.https_config(key.ca_file.as_deref(), key.insecure_skip_verify)?;
+        let tls = trust.https_config(&setup, key.insecure_skip_verify)?;
         let client = build(&key, tls, self.source).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        self.built.lock().insert(key, client.clone());
+        self.built.lock().insert(key, (client.clone(), setup));
         Ok(client)
     }
 }

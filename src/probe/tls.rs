@@ -76,7 +76,10 @@ pub struct Trust {
 }
 
 /// A client config whose handshake accepts any chain, and the verifier that judges the chain.
-struct Setup {
+pub(super) struct Setup {
+    /// The `caFile` as it was read: a file rewritten since (its modification time or length
+    /// changed, as when an internal CA is rotated) is read again at the next probe.
+    ca_file_stamp: Option<FileStamp>,
     config: Arc<ClientConfig>,
     /// Err when there is no root at all to build a verifier from: every chain is then untrusted.
     verifier: Result<Arc<WebPkiServerVerifier>, String>,
@@ -179,9 +182,16 @@ impl Trust {
         trust
     }
 
-    fn setup(&self, ca_file: Option<&Path>) -> Result<Arc<Setup>, String> {
+    /// The setup for `caFile` (or for the system's roots alone), built again when the file has
+    /// changed since it was read. Errors: the file cannot be read or holds no usable certificate
+    /// (`caFile: …`).
+    pub(super) fn setup(&self, ca_file: Option<&Path>) -> Result<Arc<Setup>, String> {
         let key = ca_file.map(Path::to_path_buf);
-        if let Some(setup) = self.setups.lock().get(&key) {
+        // One `stat` per probe of an asset with `caFile`: a microsecond beside a TLS handshake.
+        let stamp = ca_file.and_then(file_stamp);
+        if let Some(setup) = self.setups.lock().get(&key)
+            && setup.ca_file_stamp == stamp
+        {
             return Ok(setup.clone());
         }
         // Built outside the lock: two probes racing here build twice, and nothing waits on a file read.
@@ -191,6 +201,8 @@ impl Trust {
     }
 
     fn build(&self, ca_file: Option<&Path>) -> Result<Setup, String> {
+        // Taken before the read: a rewrite during it is noticed at the next probe.
+        let ca_file_stamp = ca_file.and_then(file_stamp);
         let mut roots = self.system_roots.clone();
         if let Some(path) = ca_file {
             for der in read_ca_file(path).map_err(|problem| format!("caFile: {problem}"))? {
@@ -209,6 +221,7 @@ impl Trust {
                 });
         let capture = CaptureChain { algorithms: self.provider.signature_verification_algorithms };
         Ok(Setup {
+            ca_file_stamp,
             config: Arc::new(self.client_config(Arc::new(capture))?),
             verifier,
             roots,
@@ -228,10 +241,9 @@ impl Trust {
     /// client, which blackbox_exporter runs, keeps no sessions either. With `insecureSkipVerify`
     /// any chain is accepted; the handshake's signature is still verified.
     ///
-    /// Errors: `caFile` cannot be read or holds no usable certificate (the message starts with
-    /// `caFile: `).
-    pub fn https_config(&self, ca_file: Option<&Path>, insecure_skip_verify: bool) -> Result<ClientConfig, String> {
-        let setup = self.setup(ca_file)?;
+    /// Errors: only if the provider supports neither TLS 1.2 nor 1.3 (aws-lc-rs supports both).
+    pub(super) fn https_config(&self, setup: &Arc<Setup>, insecure_skip_verify: bool) -> Result<ClientConfig, String> {
+        let setup = setup.clone();
         let verifier: Arc<dyn ServerCertVerifier> = if insecure_skip_verify {
             Arc::new(CaptureChain { algorithms: setup.algorithms })
         } else {
@@ -255,6 +267,14 @@ impl Trust {
         config.resumption = rustls::client::Resumption::disabled();
         Ok(config)
     }
+}
+
+/// A file's modification time and length, or None if it cannot be read.
+type FileStamp = (std::time::SystemTime, u64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.modified().ok()?, metadata.len()))
 }
 
 /// aws-lc-rs with AES-128-GCM offered first, as Chrome, Firefox and Go's client offer it, where

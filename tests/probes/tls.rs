@@ -507,6 +507,39 @@ async fn https_judges_the_certificate_served_now_not_a_resumed_session() {
     assert_eq!(fourth.detail.certificate_expires_at, Some(renewed.not_after), "{:?}", fourth.message);
 }
 
+/// A `caFile` rewritten while statusd runs (an internal CA rotated) is read again at the next
+/// probe, by the `tls` probe and by HTTPS alike, in the context both probes keep.
+#[tokio::test]
+async fn a_rewritten_ca_file_is_read_again() {
+    let (old, new) = (Ca::new("the old internal CA"), Ca::new("the new internal CA"));
+    let leaf = new.leaf(&["localhost"], 90 * DAY);
+    let tls_port = serve(&leaf).await.port;
+    let https_port = serve_https(&leaf).await;
+    let ca_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::copy(old.path(), ca_file.path()).expect("the old CA in place");
+    let ca_path = ca_file.path().display().to_string();
+    let assets = [
+        asset(tls_asset(format!("localhost:{tls_port}"), json!({"caFile": ca_path}))),
+        asset(json!({"assetType": "http", "address": format!("https://localhost:{https_port}/"), "caFile": ca_path})),
+    ];
+    let context = ProbeContext::new().expect("probe clients");
+    for asset in &assets {
+        let result = asset.check(&context).await;
+        assert!(!result.success, "a certificate of a CA the file does not hold: {:?}", result.message);
+    }
+
+    std::fs::copy(new.path(), ca_file.path()).expect("the new CA in place");
+    // A rewrite within the file system's timestamp granularity, of the same length, would look
+    // unchanged; a rotation a moment later does not.
+    let later = SystemTime::now() + Duration::from_secs(1);
+    std::fs::File::options().write(true).open(ca_file.path()).and_then(|f| f.set_modified(later)).expect("mtime");
+    for asset in &assets {
+        let result = asset.check(&context).await;
+        assert!(result.success, "{:?}", result.message);
+        assert_eq!(result.detail.certificate_expires_at, Some(leaf.not_after));
+    }
+}
+
 /// An HTTPS server speaking HTTP/2 (chosen by ALPN) whose answer carries a 64 KiB header.
 async fn serve_h2_with_a_long_header(leaf: &Leaf) -> u16 {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key.clone()));
