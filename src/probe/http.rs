@@ -158,12 +158,21 @@ impl Clients {
     }
 
     fn get(&self, key: ClientKey, trust: &tls::Trust) -> Result<reqwest::Client, String> {
-        let setup = trust.setup(key.ca_file.as_deref())?;
+        // Only a `caFile` can change under a client (`Trust::setup` reads it again once
+        // rewritten); the system's roots are read once, so most probes skip the lookup.
+        let current = match &key.ca_file {
+            Some(path) => Some(trust.setup(Some(path))?),
+            None => None,
+        };
         if let Some((client, built_on)) = self.built.lock().get(&key)
-            && Arc::ptr_eq(built_on, &setup)
+            && current.as_ref().is_none_or(|setup| Arc::ptr_eq(built_on, setup))
         {
             return Ok(client.clone());
         }
+        let setup = match current {
+            Some(setup) => setup,
+            None => trust.setup(None)?,
+        };
         let tls = trust.https_config(&setup, key.insecure_skip_verify)?;
         let client = build(&key, tls, self.source).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         self.built.lock().insert(key, (client.clone(), setup));

@@ -219,7 +219,7 @@ impl Trust {
                     }
                     other => other.to_string(),
                 });
-        let capture = CaptureChain { algorithms: self.provider.signature_verification_algorithms };
+        let capture = HandshakeVerifier { algorithms: self.provider.signature_verification_algorithms, judge: None };
         Ok(Setup {
             ca_file_stamp,
             config: Arc::new(self.client_config(Arc::new(capture))?),
@@ -243,21 +243,15 @@ impl Trust {
     ///
     /// Errors: only if the provider supports neither TLS 1.2 nor 1.3 (aws-lc-rs supports both).
     pub(super) fn https_config(&self, setup: &Arc<Setup>, insecure_skip_verify: bool) -> Result<ClientConfig, String> {
-        let setup = setup.clone();
-        let verifier: Arc<dyn ServerCertVerifier> = if insecure_skip_verify {
-            Arc::new(CaptureChain { algorithms: setup.algorithms })
-        } else {
-            let signatures = CaptureChain { algorithms: setup.algorithms };
-            Arc::new(KeptVerdict { setup, signatures })
-        };
-        let mut config = self.client_config(verifier)?;
+        let judge = (!insecure_skip_verify).then(|| setup.clone());
+        let mut config = self.client_config(Arc::new(HandshakeVerifier { algorithms: setup.algorithms, judge }))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
 
     /// TLS 1.2 and 1.3 with this provider and `verifier`, no client certificate, no resumption:
     /// a resumed session skips the certificate, and every probe must see the chain served now.
-    fn client_config(&self, verifier: Arc<dyn ServerCertVerifier>) -> Result<ClientConfig, String> {
+    fn client_config(&self, verifier: Arc<HandshakeVerifier>) -> Result<ClientConfig, String> {
         let mut config = ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("cannot set up TLS: {e}"))?
@@ -316,25 +310,46 @@ fn load_system_roots() -> Roots {
     roots
 }
 
-/// Lets every handshake finish so that the chain can be judged (and its expiry reported) after
-/// it; the chain is judged after the handshake, because a verifier shared by concurrent probes
-/// has no per-connection place to leave its verdict. Handshake signatures are checked with the
-/// provider's algorithms, as rustls' WebPki verifier checks them.
-#[derive(Debug)]
-struct CaptureChain {
+/// The verifier of every handshake a probe makes. Handshake signatures are always checked, with
+/// the provider's algorithms as rustls' WebPki verifier checks them: a server must prove it
+/// holds the key of the certificate it presents. The chain:
+/// - `judge: None` (the `tls` probe, and `insecureSkipVerify`): any chain is accepted, so that
+///   the handshake finishes and an untrusted or expired chain is still seen and its expiry
+///   reported; the `tls` probe judges it after the handshake, because a verifier shared by
+///   concurrent probes has no per-connection place to leave its verdict;
+/// - `judge: Some(setup)` (the HTTP probe's `https://` requests): judged during the handshake,
+///   as any client judges it, by the setup's WebPki verifier with its kept verdicts
+///   ([`TrustedChain`]), so a `tls` and an `http` asset of the same server share them.
+struct HandshakeVerifier {
     algorithms: WebPkiSupportedAlgorithms,
+    judge: Option<Arc<Setup>>,
 }
 
-impl ServerCertVerifier for CaptureChain {
+impl std::fmt::Debug for HandshakeVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeVerifier").field("judge", &self.judge.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for HandshakeVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(setup) = &self.judge else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match setup.verify(end_entity, intermediates, server_name) {
+            Ok(_) => Ok(ServerCertVerified::assertion()),
+            Err(Refusal::NoRoots(problem)) => {
+                Err(rustls::Error::General(format!("certificate not trusted: {problem}")))
+            }
+            Err(Refusal::Refused(error)) => Err(error),
+        }
     }
 
     fn verify_tls12_signature(
@@ -357,62 +372,6 @@ impl ServerCertVerifier for CaptureChain {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// The HTTP probe's verifier for `https://` addresses: the chain is judged during the handshake,
-/// as any client judges it, by the setup's WebPki verifier and with its kept verdicts
-/// ([`TrustedChain`]), so a `tls` and an `http` asset of the same server share them.
-struct KeptVerdict {
-    setup: Arc<Setup>,
-    /// Handshake signatures, checked as the `tls` probe checks them.
-    signatures: CaptureChain,
-}
-
-impl std::fmt::Debug for KeptVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeptVerdict")
-    }
-}
-
-impl ServerCertVerifier for KeptVerdict {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.setup.verify(end_entity, intermediates, server_name) {
-            Ok(_) => Ok(ServerCertVerified::assertion()),
-            Err(Refusal::NoRoots(problem)) => {
-                Err(rustls::Error::General(format!("certificate not trusted: {problem}")))
-            }
-            Err(Refusal::Refused(error)) => Err(error),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.signatures.supported_verify_schemes()
     }
 }
 
