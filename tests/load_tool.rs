@@ -154,3 +154,44 @@ async fn the_load_tool_runs_replicas_on_postgres_and_reports_each_and_the_databa
     assert!(line["database"]["coordination_scans_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
     assert!(line["database"]["transactions_per_s"].as_f64().is_some_and(|n| n > 0.0), "{line}");
 }
+
+/// Whether `name` is a file in a directory of `PATH`.
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
+
+/// `--monitor blackbox`: the same load on Prometheus scraping blackbox_exporter, measured the
+/// same way, so that the README's comparison can be run again beside statusd's. `.ci/run`
+/// installs both from Debian's packages; where they are not installed, this test says SKIPPED.
+#[test]
+fn the_load_tool_measures_prometheus_and_blackbox_exporter_on_the_same_load() {
+    if !on_path("prometheus") || !(on_path("blackbox_exporter") || on_path("prometheus-blackbox-exporter")) {
+        eprintln!(
+            "SKIPPED: prometheus or blackbox_exporter not on PATH (apt-get install prometheus \
+             prometheus-blackbox-exporter); the comparison's test did not run"
+        );
+        return;
+    }
+    let line =
+        run_load_tool("--monitor blackbox --assets 20 --interval 1 --duration 4 --addresses 2 --fail-fraction 0.5");
+    assert_eq!(line["monitor"], "prometheus+blackbox_exporter", "{line}");
+    let number = |field: &str| line[field].as_f64().unwrap_or_else(|| panic!("{field} in {line}"));
+    // Every asset scraped once per second of the window (Prometheus keeps its interval exactly).
+    assert!(number("probes_done") >= 0.9 * number("probes_expected"), "{line}");
+    assert!(number("probes_ok") > 0.0, "the target answers 200: {line}");
+    assert!(number("probes_ok") < number("probes_done"), "half the targets failed half-way: {line}");
+    assert!(number("gap_deviation_p99_ms") >= 0.0, "the target times each asset's gaps: {line}");
+    for program in ["prometheus", "blackbox_exporter"] {
+        assert!(line["cpu_s_each"][program].as_f64().is_some_and(|cpu| cpu > 0.0), "{program}'s CPU: {line}");
+        assert!(line["rss_final_mib_each"][program].as_f64().is_some_and(|rss| rss > 0.0), "{program}: {line}");
+    }
+    assert!(number("cpu_ms_per_1000_probes") > 0.0 && number("rss_final_mib") > 0.0, "{line}");
+    assert_eq!(line["stopped_cleanly"], true, "{line}");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
+        .args(["--monitor", "blackbox", "--asset-type", "dns"])
+        .output()
+        .expect("run statusd-load");
+    assert!(!refused.status.success(), "only HTTP assets are compared");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--monitor blackbox"), "{refused:?}");
+}

@@ -39,6 +39,8 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+mod peer;
+
 #[derive(Debug, Parser)]
 #[command(name = "statusd-load", about = "Puts statusd under a known load and prints one JSON line of measurements")]
 struct Args {
@@ -67,6 +69,17 @@ struct Args {
     /// The statusd binary (default: the one next to this tool).
     #[arg(long)]
     statusd: Option<PathBuf>,
+    /// What is measured: statusd, or Prometheus scraping blackbox_exporter (the stack statusd is
+    /// compared with) on the same target and window (HTTP assets only).
+    #[arg(long, value_enum, default_value_t = Monitor::Statusd)]
+    monitor: Monitor,
+    /// The prometheus binary for `--monitor blackbox` (default: `prometheus` on PATH).
+    #[arg(long)]
+    prometheus: Option<PathBuf>,
+    /// The blackbox_exporter binary for `--monitor blackbox` (default: `blackbox_exporter` or
+    /// Debian's `prometheus-blackbox-exporter` on PATH).
+    #[arg(long)]
+    blackbox_exporter: Option<PathBuf>,
     /// statusd processes sharing the assets in cluster mode (more than 1 needs a PostgreSQL --db).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
@@ -74,6 +87,16 @@ struct Args {
     /// a database that has been in use that long holds: a fresh one takes writes more cheaply.
     #[arg(long, default_value_t = 0)]
     history: u64,
+}
+
+/// The program under load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Monitor {
+    /// statusd (`--statusd`, default the binary next to this tool).
+    Statusd,
+    /// Prometheus scraping blackbox_exporter's `/probe` once per asset and interval
+    /// (`peer.rs`).
+    Blackbox,
 }
 
 /// The probe the load tool's assets use, as the manifest's `assetType` names it.
@@ -776,6 +799,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !(0.0..=1.0).contains(&args.fail_fraction) {
         return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction).into());
     }
+    if args.monitor == Monitor::Blackbox
+        && (args.asset_type != AssetType::Http || args.db.is_some() || args.replicas > 1 || args.history > 0)
+    {
+        return Err("--monitor blackbox: HTTP assets only, without --db, --replicas or --history".into());
+    }
     if args.fail_fraction > 0.0 && args.asset_type == AssetType::Tcp {
         return Err("--fail-fraction: TCP assets cannot be made to fail (--asset-type http, dns, tls or https)".into());
     }
@@ -805,6 +833,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => 0,
         },
     };
+    if args.monitor == Monitor::Blackbox {
+        let line = peer::measure(&args, &target, ports.http, &dir).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        println!("{}", line?);
+        return Ok(());
+    }
     write_config(&dir, &args, &ports)?;
     // The database in a directory of its own, as in the default layout (`config/` beside
     // `statusd.db`) and the container's (`/app/config`, `/app/data`): the config watcher listens
