@@ -22,8 +22,10 @@
 //! PostgreSQL's statistics views how much database work the window cost and how much of it touched
 //! the coordination tables (`cluster_members`, `asset_leases`, `asset_states`, `incident_events`,
 //! `asset_location_states`). `--history S` stores S seconds of results for every asset before
-//! statusd starts, so that the window measures a database in use rather than a fresh one. Linux
-//! only: it reads `/proc`.
+//! statusd starts, so that the window measures a database in use rather than a fresh one.
+//! `--monitor blackbox` measures Prometheus scraping blackbox_exporter under the same load instead
+//! of statusd (`peer.rs`), so that the comparison can be run again beside statusd's. Linux only:
+//! it reads `/proc`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
