@@ -195,3 +195,49 @@ fn the_load_tool_measures_prometheus_and_blackbox_exporter_on_the_same_load() {
     assert!(!refused.status.success(), "only HTTP assets are compared");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--monitor blackbox"), "{refused:?}");
 }
+
+/// Stopped by SIGTERM in the middle of a run (an operator, a CI job's timeout), the tool stops
+/// the statusd it started and removes the run's directory before it exits: nothing of the run
+/// is left running.
+#[test]
+fn the_load_tool_stopped_by_a_signal_stops_what_it_started() {
+    let temp = tempfile::tempdir().expect("a directory for the run's files");
+    let tool = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
+        .args(["--assets", "5", "--duration", "60", "--statusd", env!("CARGO_BIN_EXE_statusd")])
+        .env("TMPDIR", temp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run statusd-load");
+    let tool_pid = i32::try_from(tool.id()).expect("a pid");
+    // The tool's child that is statusd, once it has opened a socket (running, not starting).
+    let statusd = || {
+        procfs::process::all_processes()
+            .expect("/proc")
+            .filter_map(|p| p.ok()?.stat().ok())
+            .find(|stat| stat.ppid == tool_pid && stat.comm == "statusd")
+            .filter(|stat| {
+                let fds = procfs::process::Process::new(stat.pid).and_then(|p| p.fd()).into_iter().flatten();
+                fds.filter_map(Result::ok).any(|fd| matches!(fd.target, procfs::process::FDTarget::Socket(_)))
+            })
+    };
+    let waited = std::time::Instant::now();
+    let statusd = loop {
+        if let Some(stat) = statusd() {
+            break stat;
+        }
+        assert!(waited.elapsed() < std::time::Duration::from_secs(60), "statusd was not started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // SAFETY: kill(2) takes two integers and touches no memory of this process.
+    unsafe { libc::kill(tool_pid, libc::SIGTERM) };
+    let output = tool.wait_with_output().expect("the tool exits");
+    assert!(!output.status.success(), "a run cut short is not a measurement");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("stopped by SIGTERM"), "{output:?}");
+    assert!(output.stdout.is_empty(), "no JSON line for a run cut short: {output:?}");
+    // The same process (pid and start time) is gone, not left running as an orphan.
+    let left = procfs::process::Process::new(statusd.pid).ok().and_then(|p| p.stat().ok());
+    assert!(left.is_none_or(|stat| stat.starttime != statusd.starttime), "statusd ({}) still runs", statusd.pid);
+    let files: Vec<_> = std::fs::read_dir(temp.path()).expect("read the temp dir").collect();
+    assert!(files.is_empty(), "the run's directory is removed: {files:?}");
+}

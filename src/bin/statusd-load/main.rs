@@ -96,8 +96,7 @@ struct Args {
 enum Monitor {
     /// statusd (`--statusd`, default the binary next to this tool).
     Statusd,
-    /// Prometheus scraping blackbox_exporter's `/probe` once per asset and interval
-    /// (`peer.rs`).
+    /// Prometheus scraping blackbox_exporter's `/probe` once per asset and interval.
     Blackbox,
 }
 
@@ -796,8 +795,41 @@ async fn db_work(pool: &sqlx::PgPool) -> Result<DbWork, sqlx::Error> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("statusd-load-{}", uuid::Uuid::now_v7()));
+    // Stopped by a signal, the run is dropped: every program it started is stopped by its
+    // `Drop` (SIGTERM, then SIGKILL), and the run's directory is removed below, as after a run.
+    let outcome = tokio::select! {
+        outcome = run(args, &dir) => outcome,
+        signal = stop_signal() => Err(format!("stopped by {signal}").into()),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("statusd-load: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The name of the first SIGINT or SIGTERM the tool receives (never, if they cannot be
+/// listened for).
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
+}
+
+/// One run, its files in `dir` (created here, removed by the caller).
+async fn run(args: Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     if !(0.0..=1.0).contains(&args.fail_fraction) {
         return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction).into());
     }
@@ -818,8 +850,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         deviations: Mutex::new(Vec::new()),
         notifications: AtomicU64::new(0),
     });
-    let dir = std::env::temp_dir().join(format!("statusd-load-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(dir)?;
+    let dir = dir.to_path_buf();
     let addresses = args.addresses.max(1);
     let ports = Ports {
         http: serve(app(Arc::clone(&target)), addresses).await?,
@@ -836,9 +868,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     };
     if args.monitor == Monitor::Blackbox {
-        let line = peer::measure(&args, &target, ports.http, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
-        println!("{}", line?);
+        println!("{}", peer::measure(&args, &target, ports.http, &dir).await?);
         return Ok(());
     }
     write_config(&dir, &args, &ports)?;
@@ -1076,6 +1106,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     line["stopped_cleanly"] = json!(stopped.iter().all(|s| s.clean));
     println!("{line}");
     drop(statusds);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -33,6 +33,23 @@ struct Program {
     name: &'static str,
     child: Child,
     pid: i32,
+    /// Where its output goes, read back into the error when it fails.
+    log: PathBuf,
+}
+
+impl Program {
+    /// An error if it has exited, with what it logged.
+    fn exited(&mut self, before: &str) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited ({status}) {before}; it logged:\n{}", self.name, self.said())),
+            Err(error) => Err(format!("{}: {error}", self.name)),
+        }
+    }
+
+    fn said(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Program {
@@ -76,24 +93,25 @@ async fn start(
         .stdout(Stdio::null())
         .stderr(output)
         .spawn()
-        .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        .map_err(|e| format!("starting {name} ({}): {e}", binary.display()))?;
     let pid = i32::try_from(child.id())?;
-    let mut program = Program { name, child, pid };
+    let mut program = Program { name, child, pid, log: log.to_path_buf() };
     let waited = Instant::now();
     loop {
         if let Some(port) = listening_port(pid) {
             return Ok((program, port));
         }
-        let failed = match program.child.try_wait()? {
-            Some(status) => Some(format!("exited ({status})")),
-            None if waited.elapsed() > Duration::from_secs(60) => Some("did not listen within 60 s".to_string()),
-            None => None,
-        };
-        if let Some(failed) = failed {
-            let said = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(format!("{} {failed}; its log ({}):\n{said}", binary.display(), log.display()).into());
+        program.exited(&format!("before it listened ({})", binary.display()))?;
+        if waited.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "{name} ({}) did not listen within 60 s; it logged:\n{}",
+                binary.display(),
+                program.said()
+            )
+            .into());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Reading /proc for every process costs CPU: not faster than this.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -218,6 +236,8 @@ pub async fn measure(
         if query(&http, &base, &ready, unix_now()).await.is_ok_and(|scraped| scraped >= args.assets as f64) {
             break;
         }
+        prometheus.exited("before every asset was scraped")?;
+        blackbox.exited("before every asset was scraped")?;
         if started.elapsed() > Duration::from_secs(180) {
             return Err(format!("prometheus had not scraped every asset within 180 s ({ready})").into());
         }
