@@ -163,6 +163,21 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The measured window (`--duration`): the target times gaps through it, and turns the
+    /// `--fail-fraction` share of the assets to failing half-way through.
+    async fn hold_window(&self, args: &Args) {
+        self.measuring.store(true, Ordering::Relaxed);
+        let window = Duration::from_secs(args.duration.max(1));
+        let window_start = Instant::now();
+        tokio::time::sleep(window / 2).await;
+        let failing = (args.assets as f64 * args.fail_fraction).round() as u64;
+        self.failing_below.store(failing, Ordering::Relaxed);
+        tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
+        self.measuring.store(false, Ordering::Relaxed);
+    }
+}
+
 async fn probe(State(target): State<Arc<Target>>, UrlPath(index): UrlPath<usize>) -> StatusCode {
     if target.probed(index) { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR }
 }
@@ -672,6 +687,32 @@ fn listening_port(pid: i32) -> Option<u16> {
         .map(|entry| entry.local_address.port())
 }
 
+/// Why a started program has no port to be reached on.
+enum NotListening {
+    Exited(std::process::ExitStatus),
+    /// Its state could not be read (`waitpid` failed).
+    Unwaitable(std::io::Error),
+    TimedOut,
+}
+
+/// The port `child` (process `pid`) listens on, once it does (read from `/proc` every 20 ms),
+/// within `limit`.
+async fn port_once_listening(child: &mut Child, pid: i32, limit: Duration) -> Result<u16, NotListening> {
+    let waited = Instant::now();
+    loop {
+        if let Some(port) = listening_port(pid) {
+            return Ok(port);
+        }
+        if let Some(status) = child.try_wait().map_err(NotListening::Unwaitable)? {
+            return Err(NotListening::Exited(status));
+        }
+        if waited.elapsed() > limit {
+            return Err(NotListening::TimedOut);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A statusd started, its API port not known yet.
 struct Starting {
     /// Taken by [`Starting::listening`] into the `Statusd`; stopped here if it never gets there.
@@ -718,22 +759,20 @@ impl Starting {
     /// Waits (up to 180 s) until statusd listens; then it is reached on that port.
     async fn listening(mut self) -> Result<Statusd, Box<dyn std::error::Error>> {
         let binary = self.binary.display().to_string();
-        let waited = Instant::now();
-        let api_port = loop {
-            if let Some(port) = listening_port(self.pid) {
-                break port;
-            }
-            if let Some(status) = self.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+        let child = self.child.as_mut().ok_or("the child was already taken")?;
+        let api_port = match port_once_listening(child, self.pid, Duration::from_secs(180)).await {
+            Ok(port) => port,
+            Err(NotListening::Exited(status)) => {
                 return Err(format!("{binary} exited ({status}) before it listened").into());
             }
-            if waited.elapsed() > Duration::from_secs(180) {
+            Err(NotListening::Unwaitable(error)) => return Err(format!("{binary}: {error}").into()),
+            Err(NotListening::TimedOut) => {
                 return Err(format!(
                     "{binary} did not listen within 180 s, or its port could not be read from /proc \
                      (another network namespace, /proc/PID/fd not readable)"
                 )
                 .into());
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         // Idle connections are dropped before statusd's own 10 s header-read timeout closes them
         // under a request sent at that very moment (hyper: IncompleteMessage).
@@ -977,14 +1016,7 @@ async fn run(args: Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let sqlite_before: Option<f64> = statusds.iter().map(|s| sqlite_cpu_seconds(s.pid)).sum();
     let own_pid = i32::try_from(std::process::id())?;
     let tool_before = cpu_seconds(own_pid).ok_or("reading the tool's own CPU time")?;
-    target.measuring.store(true, Ordering::Relaxed);
-    let window = Duration::from_secs(args.duration.max(1));
-    let window_start = Instant::now();
-    tokio::time::sleep(window / 2).await;
-    let failing = (args.assets as f64 * args.fail_fraction).round() as u64;
-    target.failing_below.store(failing, Ordering::Relaxed);
-    tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
-    target.measuring.store(false, Ordering::Relaxed);
+    target.hold_window(&args).await;
     let mut cpu = Vec::new();
     for (statusd, before) in statusds.iter().zip(&cpu_before) {
         cpu.push(cpu_seconds(statusd.pid).ok_or("reading statusd's CPU time")? - before);

@@ -14,12 +14,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{Args, Target, cpu_seconds, listening_port, percentile, rss_mib, stop};
+use super::{Args, NotListening, Target, cpu_seconds, percentile, port_once_listening, rss_mib, stop};
 
 /// The module every asset's scrape names: a GET whose answer must be 200, over IPv4 (the
 /// target listens on 127.0.0.K), as statusd's assets of the load expect.
@@ -96,22 +95,17 @@ async fn start(
         .map_err(|e| format!("starting {name} ({}): {e}", binary.display()))?;
     let pid = i32::try_from(child.id())?;
     let mut program = Program { name, child, pid, log: log.to_path_buf() };
-    let waited = Instant::now();
-    loop {
-        if let Some(port) = listening_port(pid) {
-            return Ok((program, port));
+    let binary = binary.display();
+    match port_once_listening(&mut program.child, pid, Duration::from_secs(60)).await {
+        Ok(port) => Ok((program, port)),
+        Err(NotListening::Exited(status)) => {
+            Err(format!("{name} ({binary}) exited ({status}) before it listened; it logged:\n{}", program.said())
+                .into())
         }
-        program.exited(&format!("before it listened ({})", binary.display()))?;
-        if waited.elapsed() > Duration::from_secs(60) {
-            return Err(format!(
-                "{name} ({}) did not listen within 60 s; it logged:\n{}",
-                binary.display(),
-                program.said()
-            )
-            .into());
+        Err(NotListening::Unwaitable(error)) => Err(format!("{name} ({binary}): {error}").into()),
+        Err(NotListening::TimedOut) => {
+            Err(format!("{name} ({binary}) did not listen within 60 s; it logged:\n{}", program.said()).into())
         }
-        // Reading /proc for every process costs CPU: not faster than this.
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -252,13 +246,8 @@ pub async fn measure(
     let cpu_before: Vec<f64> = programs.iter().map(|p| cpu_of(p)).collect::<Result<_, _>>()?;
     let own_pid = i32::try_from(std::process::id())?;
     let tool_before = cpu_seconds(own_pid).ok_or("reading the tool's own CPU time")?;
-    let window = Duration::from_secs(args.duration.max(1));
     let (window_start, from) = (Instant::now(), unix_now());
-    target.measuring.store(true, Ordering::Relaxed);
-    tokio::time::sleep(window / 2).await;
-    target.failing_below.store((args.assets as f64 * args.fail_fraction).round() as u64, Ordering::Relaxed);
-    tokio::time::sleep(window.saturating_sub(window_start.elapsed())).await;
-    target.measuring.store(false, Ordering::Relaxed);
+    target.hold_window(args).await;
     let to = unix_now();
     let cpu_window = window_start.elapsed().as_secs_f64();
     let cpu_after: Vec<f64> = programs.iter().map(|p| cpu_of(p)).collect::<Result<_, _>>()?;
