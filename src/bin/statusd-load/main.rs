@@ -839,9 +839,10 @@ async fn main() -> std::process::ExitCode {
     let dir = std::env::temp_dir().join(format!("statusd-load-{}", uuid::Uuid::now_v7()));
     // Stopped by a signal, the run is dropped: every program it started is stopped by its
     // `Drop` (SIGTERM, then SIGKILL), and the run's directory is removed below, as after a run.
+    let stopped = stop_signal();
     let outcome = tokio::select! {
         outcome = run(args, &dir) => outcome,
-        signal = stop_signal() => Err(format!("stopped by {signal}").into()),
+        signal = stopped => Err(format!("stopped by {signal}").into()),
     };
     let _ = std::fs::remove_dir_all(&dir);
     match outcome {
@@ -854,16 +855,19 @@ async fn main() -> std::process::ExitCode {
 }
 
 /// The name of the first SIGINT or SIGTERM the tool receives (never, if they cannot be
-/// listened for).
-async fn stop_signal() -> &'static str {
+/// listened for). Listened for from the call, not from the first poll: a signal that comes
+/// before the run has been polled once is caught too.
+fn stop_signal() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
+    let listening = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = listening else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
     }
 }
 
