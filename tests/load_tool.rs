@@ -6,14 +6,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs the tool with `args` (split at spaces) against this build's statusd; its one JSON line,
-/// once it exited 0.
+/// Runs the tool with `args` (split at spaces) against this build's statusd (unless it measures
+/// the peer); its one JSON line, once it exited 0.
 fn run_load_tool(args: &str) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
-        .args(args.split_whitespace())
-        .args(["--statusd", env!("CARGO_BIN_EXE_statusd")])
-        .output()
-        .expect("run statusd-load");
+    let mut tool = Command::new(env!("CARGO_BIN_EXE_statusd-load"));
+    tool.args(args.split_whitespace());
+    if !args.contains("--monitor blackbox") {
+        tool.args(["--statusd", env!("CARGO_BIN_EXE_statusd")]);
+    }
+    let output = tool.output().expect("run statusd-load");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
@@ -187,13 +188,34 @@ fn the_load_tool_measures_prometheus_and_blackbox_exporter_on_the_same_load() {
     }
     assert!(number("cpu_ms_per_1000_probes") > 0.0 && number("rss_final_mib") > 0.0, "{line}");
     assert_eq!(line["stopped_cleanly"], true, "{line}");
+}
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_statusd-load"))
-        .args(["--monitor", "blackbox", "--asset-type", "dns"])
-        .output()
-        .expect("run statusd-load");
-    assert!(!refused.status.success(), "only HTTP assets are compared");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--monitor blackbox"), "{refused:?}");
+/// Options that cannot go together are refused before anything starts, each by a message that
+/// names the option given and its value, with exit status 1 and nothing on stdout: an option
+/// that would be ignored (a `--prometheus` without `--monitor blackbox`) is refused too, so that
+/// nobody reads a line measured otherwise than they asked.
+#[test]
+fn the_load_tool_refuses_options_that_cannot_go_together_naming_the_one_given() {
+    let cases = [
+        ("--monitor blackbox --asset-type dns", "--asset-type dns: --monitor blackbox"),
+        ("--monitor blackbox --db postgres://localhost/x", "--db postgres://localhost/x: --monitor blackbox"),
+        ("--monitor blackbox --replicas 2", "--replicas 2: --monitor blackbox"),
+        ("--monitor blackbox --history 60", "--history 60: --monitor blackbox"),
+        ("--monitor blackbox --statusd /usr/bin/statusd", "--statusd /usr/bin/statusd: --monitor blackbox"),
+        ("--prometheus /usr/bin/prometheus", "--prometheus: only with --monitor blackbox"),
+        ("--blackbox-exporter /usr/bin/blackbox_exporter", "--blackbox-exporter: only with --monitor blackbox"),
+        ("--replicas 2", "--replicas 2: cluster mode needs a PostgreSQL --db"),
+        ("--fail-fraction 1.5", "--fail-fraction 1.5: must be from 0 to 1"),
+        ("--asset-type tcp --fail-fraction 0.5", "--fail-fraction: TCP assets cannot be made to fail"),
+    ];
+    for (args, message) in cases {
+        let refused =
+            Command::new(env!("CARGO_BIN_EXE_statusd-load")).args(args.split_whitespace()).output().expect("run");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{args}: {stderr}");
+        assert!(stderr.starts_with(&format!("statusd-load: {message}")), "{args}: {stderr}");
+        assert!(refused.stdout.is_empty(), "{args}: no line of measurements");
+    }
 }
 
 /// Stopped by SIGTERM in the middle of a run (an operator, a CI job's timeout), the tool stops

@@ -871,19 +871,57 @@ fn stop_signal() -> impl std::future::Future<Output = &'static str> {
     }
 }
 
-/// One run, its files in `dir` (created here, removed by the caller).
-async fn run(args: Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// Options that cannot go together, refused before anything starts: the message names the
+/// option given (`--db: …`), not every option the rule covers, and says what to use instead.
+fn refuse(args: &Args) -> Result<(), String> {
     if !(0.0..=1.0).contains(&args.fail_fraction) {
-        return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction).into());
-    }
-    if args.monitor == Monitor::Blackbox
-        && (args.asset_type != AssetType::Http || args.db.is_some() || args.replicas > 1 || args.history > 0)
-    {
-        return Err("--monitor blackbox: HTTP assets only, without --db, --replicas or --history".into());
+        return Err(format!("--fail-fraction {}: must be from 0 to 1", args.fail_fraction));
     }
     if args.fail_fraction > 0.0 && args.asset_type == AssetType::Tcp {
         return Err("--fail-fraction: TCP assets cannot be made to fail (--asset-type http, dns, tls or https)".into());
     }
+    let postgres = args.db.as_deref().is_some_and(|db| db.starts_with("postgres"));
+    match args.monitor {
+        Monitor::Statusd => {
+            if args.replicas > 1 && !postgres {
+                return Err(format!("--replicas {}: cluster mode needs a PostgreSQL --db", args.replicas));
+            }
+            let peer_only = [
+                ("--prometheus", args.prometheus.is_some()),
+                ("--blackbox-exporter", args.blackbox_exporter.is_some()),
+            ];
+            if let Some((option, _)) = peer_only.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{option}: only with --monitor blackbox (it names a program of the peer, not of statusd)"
+                ));
+            }
+        }
+        Monitor::Blackbox => {
+            let why = "--monitor blackbox measures Prometheus scraping blackbox_exporter";
+            if args.asset_type != AssetType::Http {
+                let given: &str = args.asset_type.into();
+                return Err(format!("--asset-type {given}: {why} with HTTP assets only"));
+            }
+            if let Some(db) = &args.db {
+                return Err(format!("--db {db}: {why}, which keep no results in a database of statusd's"));
+            }
+            if args.replicas > 1 {
+                return Err(format!("--replicas {}: {why}, one of each", args.replicas));
+            }
+            if args.history > 0 {
+                return Err(format!("--history {}: {why}, which have no stored history to start from", args.history));
+            }
+            if let Some(statusd) = &args.statusd {
+                return Err(format!("--statusd {}: {why}, not statusd", statusd.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One run, its files in `dir` (created here, removed by the caller).
+async fn run(args: Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    refuse(&args)?;
     let interval = Duration::from_secs(args.interval.max(1));
     let target = Arc::new(Target {
         failing_below: AtomicU64::new(0),
@@ -927,9 +965,6 @@ async fn run(args: Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         None => std::env::current_exe()?.with_file_name("statusd"),
     };
     let replicas = args.replicas.max(1);
-    if replicas > 1 && !db.starts_with("postgres") {
-        return Err(format!("--replicas {replicas}: cluster mode needs a PostgreSQL --db").into());
-    }
     let history_rows = match args.history {
         0 => 0,
         seconds => fill_history(&db, &dir, interval, Duration::from_secs(seconds)).await?,
