@@ -295,6 +295,16 @@ impl HttpSpec {
             Some(url) => client.request(method, url.clone()),
             None => client.request(method, address),
         };
+        // A probe that does not keep its connection says so (RFC 9112, section 9.6: a client
+        // that does not keep connections MUST send `close`), as blackbox_exporter and Gatus do.
+        // The server then closes first, so the connection's TIME_WAIT (60 s on Linux) is the
+        // server's: statusd's side holds no local port for it, and probing one address:port
+        // (say, many paths behind one load balancer) is not capped at ≈ 470 connections a
+        // second by the ephemeral ports that TIME_WAIT would hold. A `Connection` header of the
+        // asset's own is sent instead. HTTP/2 has no such header (hyper leaves it out there).
+        if !self.keep_alive && !self.headers.keys().any(|name| name.eq_ignore_ascii_case("connection")) {
+            request = request.header(reqwest::header::CONNECTION, reqwest::header::HeaderValue::from_static("close"));
+        }
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.expose());
         }

@@ -504,3 +504,75 @@ async fn a_head_statusd_cannot_read_is_named_as_such() {
         Some("invalid HTTP status line: statusd reads a 3-digit code between single spaces (HTTP/1.1 200 OK)")
     );
 }
+
+/// Connections in TIME_WAIT on IPv4 loopback whose local port is `port` (the server's side)
+/// and whose remote port is `port` (the client's side), read from `/proc/net/tcp`.
+fn time_wait_sides(port: u16) -> (usize, usize) {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port_of = |address: &str| address.rsplit(':').next().and_then(|hex| u16::from_str_radix(hex, 16).ok());
+    let (mut server, mut client) = (0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // sl, local_address, rem_address, st (06 is TIME_WAIT), …
+        if fields.len() > 3 && fields[3] == "06" {
+            server += usize::from(port_of(fields[1]) == Some(port));
+            client += usize::from(port_of(fields[2]) == Some(port));
+        }
+    }
+    (server, client)
+}
+
+/// A probe that does not keep its connection asks the server to close it (`Connection: close`,
+/// RFC 9112 section 9.6), so the server closes first and the TIME_WAIT is the server's: statusd
+/// holds no local port for 60 s per probe, which would cap probes of one address:port at about
+/// 470 a second off loopback. A kept connection sends no such header, and an asset's own
+/// `Connection` header is sent instead of statusd's.
+#[tokio::test]
+async fn a_probe_without_keep_alive_asks_the_server_to_close_and_keeps_no_port_waiting() {
+    use axum::routing::get;
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorder = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/",
+        get(move |headers: axum::http::HeaderMap| async move {
+            let connection = headers.get("connection").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            recorder.lock().push(connection.to_string());
+            "ok"
+        }),
+    );
+    let base = serve(app).await;
+    let port: u16 = base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let context = ProbeContext::new().expect("clients");
+    let asset = |extra: Value| {
+        let mut asset = json!({"id": "p", "assetType": "http", "address": format!("{base}/"), "intervalSeconds": 5,
+                               "timeoutSeconds": 2});
+        for (key, value) in extra.as_object().into_iter().flatten() {
+            asset[key] = value.clone();
+        }
+        serde_json::from_value::<AssetConfig>(asset).expect("asset")
+    };
+
+    let fresh = asset(json!({}));
+    const PROBES: usize = 20;
+    for _ in 0..PROBES {
+        let result = fresh.check(&context).await;
+        assert!(result.success, "{result:?}");
+    }
+    assert_eq!(*seen.lock(), vec!["close"; PROBES]);
+    // Each connection reaches TIME_WAIT on the side that closed it first; wait until all have.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (server, client) = loop {
+        let (server, client) = time_wait_sides(port);
+        if server + client >= PROBES || tokio::time::Instant::now() > deadline {
+            break (server, client);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // A close that crosses the server's on the wire leaves both sides waiting: rare, allowed.
+    assert!(server >= PROBES && client <= PROBES / 4, "TIME_WAIT: server's side {server}, statusd's {client}");
+
+    seen.lock().clear();
+    assert!(asset(json!({"keepAlive": true})).check(&context).await.success);
+    assert!(asset(json!({"headers": {"Connection": "keep-alive"}})).check(&context).await.success);
+    assert_eq!(*seen.lock(), vec!["-", "keep-alive"], "a kept connection, then the asset's own header");
+}
