@@ -27,7 +27,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
@@ -36,10 +37,41 @@ use super::{ProbeDetail, ProbeOutcome, millis_since};
 use crate::report::{Bound, Report};
 
 const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
-/// How long a polite close (close_notify) may take before the connection is simply dropped.
+/// How long the server has to answer `close_notify` by closing before the probe resets the
+/// connection (see [`close_after_the_server`]).
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// Names listed in a name-mismatch message; a certificate may carry hundreds.
 const NAMES_SHOWN: usize = 3;
+
+/// Ends a probe's TLS connection: `close_notify` (RFC 8446, section 6.1), then the server's
+/// own closing awaited before statusd closes, so that the server closes the TCP connection
+/// first and holds its TIME_WAIT. Closing first, statusd would hold its local port for 60 s,
+/// and off loopback (`net.ipv4.tcp_tw_reuse` 0, the default) the 28,232 ephemeral ports then
+/// last ≈ 470 probes a second to one address and port (README, Benchmarks). A server that has
+/// not closed within [`CLOSE_GRACE`] (one that does not read its socket, or waits for more) is
+/// reset instead (`SO_LINGER` 0, as HAProxy ends its checks): its handshake finished long
+/// before, so it sees a reset connection, not a failed handshake, which a reset sent at once
+/// could make of a handshake the server had not yet read to its end.
+async fn close_after_the_server(tls: tokio_rustls::client::TlsStream<TcpStream>) {
+    let (mut tcp, mut connection) = tls.into_inner();
+    connection.send_close_notify();
+    let closed = tokio::time::timeout(CLOSE_GRACE, async {
+        let mut alert = Vec::new();
+        while connection.wants_write() {
+            connection.write_tls(&mut alert)?;
+        }
+        tcp.write_all(&alert).await?;
+        // What still comes (session tickets, the server's close_notify) is read past, up to
+        // the end of the stream: the server has closed.
+        let mut rest = [0u8; 1024];
+        while tcp.read(&mut rest).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+    if !matches!(closed, Ok(Ok(()))) {
+        let _ = tcp.set_zero_linger();
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -426,7 +458,7 @@ impl TlsSpec {
 
         let handshake_started = Instant::now();
         let connector = TlsConnector::from(setup.config.clone());
-        let mut tls = match connector.connect(server_name.clone(), stream).await {
+        let tls = match connector.connect(server_name.clone(), stream).await {
             Ok(tls) => tls,
             Err(error) => {
                 let detail = ProbeDetail { timings: Some(timings), ..ProbeDetail::default() };
@@ -438,9 +470,7 @@ impl TlsSpec {
         timings.tls_ms = Some(millis_since(handshake_started));
         let chain: Vec<CertificateDer<'static>> =
             tls.get_ref().1.peer_certificates().unwrap_or_default().iter().map(|c| c.clone().into_owned()).collect();
-        // Politely, but a server that does not read its socket must not hold the probe.
-        let _ = tokio::time::timeout(CLOSE_GRACE, tls.shutdown()).await;
-        drop(tls);
+        close_after_the_server(tls).await;
 
         let mut detail = ProbeDetail { timings: Some(timings), ..ProbeDetail::default() };
         let trusted = if self.insecure_skip_verify { Ok(None) } else { setup.judge(&chain, &server_name) };

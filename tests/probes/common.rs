@@ -34,3 +34,37 @@ pub async fn probe_once(fields: Value) -> ProbeResult {
     let context = ProbeContext::new().expect("probe clients");
     asset.check(&context).await
 }
+
+/// The TCP connections on IPv4 loopback with a local or remote port of `port`, from
+/// `/proc/net/tcp`: (local port, remote port, state in the kernel's hex, `06` for TIME_WAIT).
+fn sockets_of(port: u16) -> Vec<(u16, u16, String)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let port_of = |address: &str| address.rsplit(':').next().and_then(|hex| u16::from_str_radix(hex, 16).ok());
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sl, local_address, rem_address, st, …
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote) = (port_of(fields.get(1)?)?, port_of(fields.get(2)?)?);
+            let state = fields.get(3)?.to_string();
+            (local == port || remote == port).then_some((local, remote, state))
+        })
+        .collect()
+}
+
+/// Connections in TIME_WAIT on IPv4 loopback on the side of the server listening on `port`
+/// and on the side of its clients: (server's, clients').
+pub fn time_wait_sides(port: u16) -> (usize, usize) {
+    let waiting = sockets_of(port).into_iter().filter(|(_, _, state)| state == "06");
+    waiting.fold(
+        (0, 0),
+        |(server, client), (local, _, _)| if local == port { (server + 1, client) } else { (server, client + 1) },
+    )
+}
+
+/// The states (the kernel's hex) of the client sockets still open or waiting towards the
+/// server listening on `port`.
+pub fn client_sockets_to(port: u16) -> Vec<String> {
+    sockets_of(port).into_iter().filter(|(local, _, _)| *local != port).map(|(_, _, state)| state).collect()
+}

@@ -6,7 +6,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::common::{probe_once, problems};
+use super::common::{client_sockets_to, probe_once, problems};
 
 /// A listener that runs `serve` on every connection; returns its address.
 async fn server<F, Fut>(serve: F) -> String
@@ -166,4 +166,34 @@ async fn connects_from_the_source_address() {
     assert!(!result.success);
     let message = result.message.unwrap_or_default();
     assert!(message.contains("no IPv6 address to reach from the source address ::1"), "{message}");
+}
+
+/// A probe ends its connection with a reset, as HAProxy ends its TCP checks, so nothing of it is
+/// left on statusd's side once it returns: closed with a FIN, the probe's socket would wait in
+/// FIN_WAIT and then TIME_WAIT for 60 s, holding its local port, and off loopback that caps
+/// probes of one address:port at about 470 a second. With a reply read, the same.
+#[tokio::test]
+async fn a_probe_leaves_no_socket_waiting_on_statusds_side() {
+    // The server closes on end of stream, as servers do; the probe closes first either way.
+    let address = server(|mut stream| async move {
+        let mut buffer = [0u8; 64];
+        let _ = stream.write_all(b"220 ready\r\n").await;
+        while let Ok(n) = stream.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    let port: u16 = address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    for fields in [
+        json!({"assetType": "tcp", "address": address}),
+        json!({"assetType": "tcp", "address": address, "expect": "220"}),
+    ] {
+        for _ in 0..5 {
+            let result = probe_once(fields.clone()).await;
+            assert!(result.success, "{result:?}");
+            assert_eq!(client_sockets_to(port), Vec::<String>::new(), "statusd's side after {fields}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::common::{asset, probe_once, problems};
+use super::common::{asset, client_sockets_to, probe_once, problems};
 
 const DAY: i64 = 24 * 60 * 60;
 
@@ -677,4 +677,36 @@ async fn the_trusted_root_expiry_counts_on_the_verified_path() {
     let result = probe_once(tls_asset(format!("localhost:{}", server.port), json!({"caFile": ca_file}))).await;
     assert!(result.success, "{:?}", result.message);
     assert_eq!(result.detail.certificate_expires_at, Some(expiry_of(&pki.root)));
+}
+
+/// The TLS probe says `close_notify` and waits for the server to close first, so nothing of
+/// the connection is left on statusd's side once it returns (closing first, it would wait in
+/// FIN_WAIT and then TIME_WAIT for 60 s, holding a local port): against a server that closes
+/// after its handshake, one that waits for a request (and closes at `close_notify`), and one
+/// that holds the connection without reading, which is reset once the grace has passed.
+#[tokio::test]
+async fn a_probe_leaves_no_socket_waiting_on_statusds_side() {
+    let ca = Ca::new("statusd test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"], 90 * DAY);
+    let holding = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let acceptor = acceptor(&leaf);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    held.push(tls);
+                }
+            }
+        });
+        port
+    };
+    for port in [serve(&leaf).await.port, serve_https(&leaf).await, holding] {
+        for _ in 0..3 {
+            let result = probe_once(tls_asset(format!("127.0.0.1:{port}"), json!({"caFile": ca.path()}))).await;
+            assert!(result.success, "{:?}", result.message);
+            assert_eq!(client_sockets_to(port), Vec::<String>::new(), "statusd's side");
+        }
+    }
 }
