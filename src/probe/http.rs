@@ -210,7 +210,10 @@ fn build(
         .http1_ignore_invalid_headers_in_responses(true)
         .http2_max_header_list_size(u32::try_from(MAX_RESPONSE_HEAD_BYTES).unwrap_or(u32::MAX));
     if !key.keep_alive {
-        builder = builder.pool_max_idle_per_host(0);
+        // Over HTTP/2 the server cannot be asked to close first (see `HttpSpec::request`), so
+        // the connection is reset when statusd closes it, as HAProxy ends its checks: no local
+        // port held in TIME_WAIT for 60 s per probe (vendored reqwest's `http2_reset_on_close`).
+        builder = builder.pool_max_idle_per_host(0).http2_reset_on_close(true);
     }
     if !key.dead_peer_checks {
         // A connection closed within DEAD_PEER_SECONDS by the probe's timeout never lives long
@@ -301,7 +304,8 @@ impl HttpSpec {
         // server's: statusd's side holds no local port for it, and probing one address:port
         // (say, many paths behind one load balancer) is not capped at ≈ 470 connections a
         // second by the ephemeral ports that TIME_WAIT would hold. A `Connection` header of the
-        // asset's own is sent instead. HTTP/2 has no such header (hyper leaves it out there).
+        // asset's own is sent instead. HTTP/2 has no such header (hyper leaves it out there):
+        // such a connection is reset instead (`build`).
         if !self.keep_alive && !self.headers.keys().any(|name| name.eq_ignore_ascii_case("connection")) {
             request = request.header(reqwest::header::CONNECTION, reqwest::header::HeaderValue::from_static("close"));
         }

@@ -78,6 +78,9 @@ pub(crate) struct ConnectorBuilder {
     tls_info: bool,
     #[cfg(feature = "__tls")]
     user_agent: Option<HeaderValue>,
+    // statusd's patch (its `vendor/README.md`): see `ClientBuilder::http2_reset_on_close`.
+    #[cfg(feature = "__tls")]
+    http2_reset_on_close: bool,
     #[cfg(feature = "socks")]
     resolver: Option<DynResolver>,
     #[cfg(unix)]
@@ -100,6 +103,8 @@ where {
             tls_info: self.tls_info,
             #[cfg(feature = "__tls")]
             user_agent: self.user_agent,
+            #[cfg(feature = "__tls")]
+            http2_reset_on_close: self.http2_reset_on_close,
             simple_timeout: None,
             #[cfg(feature = "socks")]
             resolver: self.resolver.unwrap_or_else(DynResolver::gai),
@@ -325,6 +330,7 @@ where {
             nodelay,
             tls_info,
             user_agent,
+            http2_reset_on_close: false,
             timeout: None,
             #[cfg(feature = "socks")]
             resolver: None,
@@ -400,6 +406,7 @@ where {
             nodelay,
             tls_info,
             user_agent,
+            http2_reset_on_close: false,
             timeout: None,
             #[cfg(feature = "socks")]
             resolver: None,
@@ -416,6 +423,12 @@ where {
 
     pub(crate) fn set_verbose(&mut self, enabled: bool) {
         self.verbose.0 = enabled;
+    }
+
+    // statusd's patch (its `vendor/README.md`): see `ClientBuilder::http2_reset_on_close`.
+    #[cfg(feature = "__tls")]
+    pub(crate) fn set_http2_reset_on_close(&mut self, enabled: bool) {
+        self.http2_reset_on_close = enabled;
     }
 
     pub(crate) fn set_keepalive(&mut self, dur: Option<Duration>) {
@@ -496,6 +509,8 @@ pub(crate) struct ConnectorService {
     tls_info: bool,
     #[cfg(feature = "__tls")]
     user_agent: Option<HeaderValue>,
+    #[cfg(feature = "__tls")]
+    http2_reset_on_close: bool,
     #[cfg(feature = "socks")]
     resolver: DynResolver,
     /// If set, this always takes priority over TCP.
@@ -581,7 +596,7 @@ impl ConnectorService {
                         .await?;
                     let io = TokioIo::new(io);
                     return Ok(Conn {
-                        inner: self.verbose.wrap(RustlsTlsConn { inner: io }),
+                        inner: self.verbose.wrap(RustlsTlsConn { inner: io, reset_on_close: false }),
                         is_proxy: false,
                         tls_info: false,
                     });
@@ -679,8 +694,15 @@ impl ConnectorService {
                         let (io, _) = stream.inner().get_ref();
                         io.inner().inner().set_nodelay(false)?;
                     }
+                    // statusd's patch (its `vendor/README.md`): see
+                    // `ClientBuilder::http2_reset_on_close`.
+                    let reset_on_close = self.http2_reset_on_close
+                        && stream.inner().get_ref().1.alpn_protocol() == Some(b"h2");
+                    if reset_on_close {
+                        stream.inner().get_ref().0.inner().inner().set_zero_linger()?;
+                    }
                     Ok(Conn {
-                        inner: self.verbose.wrap(RustlsTlsConn { inner: stream }),
+                        inner: self.verbose.wrap(RustlsTlsConn { inner: stream, reset_on_close }),
                         is_proxy,
                         tls_info: self.tls_info,
                     })
@@ -765,7 +787,7 @@ impl ConnectorService {
 
                 if let hyper_rustls::MaybeHttpsStream::Https(stream) = io {
                     Ok(Conn {
-                        inner: self.verbose.wrap(RustlsTlsConn { inner: stream }),
+                        inner: self.verbose.wrap(RustlsTlsConn { inner: stream, reset_on_close: false }),
                         is_proxy,
                         tls_info: self.tls_info,
                     })
@@ -878,6 +900,7 @@ impl ConnectorService {
                     return Ok(Conn {
                         inner: self.verbose.wrap(RustlsTlsConn {
                             inner: TokioIo::new(io),
+                            reset_on_close: false,
                         }),
                         is_proxy: false,
                         tls_info: false,
@@ -1706,6 +1729,8 @@ mod rustls_tls_conn {
     pin_project! {
         pub(super) struct RustlsTlsConn<T> {
             #[pin] pub(super) inner: TokioIo<TlsStream<T>>,
+            // statusd's patch (its `vendor/README.md`): see `ClientBuilder::http2_reset_on_close`.
+            pub(super) reset_on_close: bool,
         }
     }
 
@@ -1860,7 +1885,15 @@ mod rustls_tls_conn {
             self: Pin<&mut Self>,
             cx: &mut Context,
         ) -> Poll<Result<(), tokio::io::Error>> {
-            let this = self.project();
+            let mut this = self.project();
+            // statusd's patch (its `vendor/README.md`): a connection to be reset says
+            // close_notify but sends no FIN. A FIN sent first would make this side's socket
+            // wait in TIME_WAIT whenever the server's own FIN came back before the close,
+            // which a server that closes at GOAWAY (nginx) often does.
+            if *this.reset_on_close {
+                Pin::get_mut(this.inner.as_mut()).inner_mut().get_mut().1.send_close_notify();
+                return Write::poll_flush(this.inner, cx);
+            }
             Write::poll_shutdown(this.inner, cx)
         }
     }

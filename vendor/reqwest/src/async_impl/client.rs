@@ -216,6 +216,8 @@ struct Config {
     #[cfg(feature = "http2")]
     http2_adaptive_window: bool,
     #[cfg(feature = "http2")]
+    http2_reset_on_close: bool,
+    #[cfg(feature = "http2")]
     http2_max_frame_size: Option<u32>,
     #[cfg(feature = "http2")]
     http2_max_header_list_size: Option<u32>,
@@ -343,6 +345,8 @@ impl ClientBuilder {
                 http2_initial_connection_window_size: None,
                 #[cfg(feature = "http2")]
                 http2_adaptive_window: false,
+                #[cfg(feature = "http2")]
+                http2_reset_on_close: false,
                 #[cfg(feature = "http2")]
                 http2_max_frame_size: None,
                 #[cfg(feature = "http2")]
@@ -921,6 +925,8 @@ impl ClientBuilder {
 
         connector_builder.set_timeout(config.connect_timeout);
         connector_builder.set_verbose(config.connection_verbose);
+        #[cfg(all(feature = "http2", feature = "__tls"))]
+        connector_builder.set_http2_reset_on_close(config.http2_reset_on_close);
         connector_builder.set_keepalive(config.tcp_keepalive);
         connector_builder.set_keepalive_interval(config.tcp_keepalive_interval);
         connector_builder.set_keepalive_retries(config.tcp_keepalive_retries);
@@ -1621,6 +1627,23 @@ impl ClientBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
     pub fn http2_adaptive_window(mut self, enabled: bool) -> ClientBuilder {
         self.config.http2_adaptive_window = enabled;
+        self
+    }
+
+    /// Ends each HTTP/2 connection made over rustls with a TCP reset instead of a FIN
+    /// (`SO_LINGER` 0 once ALPN has chosen `h2`), so that this side keeps no socket in
+    /// TIME_WAIT when it closes first. Over HTTP/1.1 a client that does not keep connections
+    /// lets the server close first by sending `Connection: close` (RFC 9112, section 9.6);
+    /// HTTP/2 has no such header (RFC 9113, section 8.2.2), and a client that closes every
+    /// connection first holds a local port for the TIME_WAIT (60 s on Linux) each time. The
+    /// server sees its connection reset after the client's GOAWAY. Proxied connections are
+    /// not affected. Default is false.
+    ///
+    /// statusd's patch (its `vendor/README.md`).
+    #[cfg(feature = "http2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
+    pub fn http2_reset_on_close(mut self, enabled: bool) -> ClientBuilder {
+        self.config.http2_reset_on_close = enabled;
         self
     }
 
