@@ -102,6 +102,15 @@ pub struct LogGuard {
 /// probe at 10,000 probes a second, while the writer thread empties it in milliseconds.
 const LOG_BUFFER_LINES: usize = 16_384;
 
+/// Whether log lines may carry colour codes (ANSI escapes): only when standard output is a
+/// terminal and `NO_COLOR` is unset or empty (<https://no-color.org>). tracing-subscriber's
+/// default looks at `NO_COLOR` only, so a log sent to a file, a pipe, journald or `docker logs`
+/// got `ESC[2m`-style codes around every timestamp, level and field.
+fn colour_on_stdout() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
 /// Installs the log subscriber and the panic hook, once per process; the guard comes back to
 /// the caller that installed the subscriber (None for later callers in the same process).
 ///
@@ -119,7 +128,7 @@ pub fn init_logging(format: LogFormat, level: &str) -> Result<Option<LogGuard>, 
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .lossy(true)
         .finish(std::io::stdout());
-    let output = tracing_subscriber::fmt::layer().with_writer(writer);
+    let output = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(colour_on_stdout());
     let installed = match format {
         LogFormat::Pretty => tracing_subscriber::registry().with(filter).with(output.with_target(false)).try_init(),
         LogFormat::Json => tracing_subscriber::registry()

@@ -236,6 +236,42 @@ async fn webhook_urls_never_reach_the_logs() {
     assert!(!log.contains("SECRET"), "a secret leaked:\n{log}");
 }
 
+/// `pretty` log lines sent anywhere but a terminal (a pipe here; a file, journald or `docker
+/// logs` alike) carry no colour codes: tracing-subscriber's default put ANSI escapes around
+/// every timestamp, level and field whatever the output was.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_not_sent_to_a_terminal_carry_no_colour_codes() {
+    let Some(backend) = crate::backend().await else { return };
+    let setup = Setup::new(backend, json!([http_asset("refused", "http://127.0.0.1:1/health")]), no_channels()).await;
+    let mut args = setup.args(&["--log-format", "pretty", "--log-level", "info"]);
+    args.remove(0);
+    let mut child = Command::new(binary())
+        .args(&args)
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = String::new();
+    while !log.contains("Connection refused") && !log.contains("connection refused") {
+        let line = tokio::time::timeout(WAIT, lines.recv()).await.expect("the failed probe").expect("running");
+        log.push_str(&line);
+        log.push('\n');
+    }
+    // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await.expect("join");
+    assert!(log.contains("WARN") && log.contains("refused"), "a failed probe is logged:\n{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal's:\n{log:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_loop_is_marked_crashed_reported_and_retried_with_backoff() {
     let Some(backend) = crate::backend().await else { return };
