@@ -210,10 +210,13 @@ fn build(
         .http1_ignore_invalid_headers_in_responses(true)
         .http2_max_header_list_size(u32::try_from(MAX_RESPONSE_HEAD_BYTES).unwrap_or(u32::MAX));
     if !key.keep_alive {
-        // Over HTTP/2 the server cannot be asked to close first (see `HttpSpec::request`), so
-        // the connection is reset when statusd closes it, as HAProxy ends its checks: no local
-        // port held in TIME_WAIT for 60 s per probe (vendored reqwest's `http2_reset_on_close`).
-        builder = builder.pool_max_idle_per_host(0).http2_reset_on_close(true);
+        // A connection used once ends with a reset, as HAProxy ends its checks (vendored
+        // reqwest's `tcp_reset_on_close`): no socket waits in TIME_WAIT for 60 s per probe on
+        // either side. Over HTTP/2 the server cannot be asked to close first (see
+        // `HttpSpec::request`) and statusd's side would wait, holding a local port; over
+        // HTTP/1.1 the server's would. On loopback, where the server's half of a close runs in
+        // statusd's system calls, it saved 13 % of the CPU per probe (README, Benchmarks).
+        builder = builder.pool_max_idle_per_host(0).tcp_reset_on_close(true);
     }
     if !key.dead_peer_checks {
         // A connection closed within DEAD_PEER_SECONDS by the probe's timeout never lives long
@@ -304,8 +307,8 @@ impl HttpSpec {
         // server's: statusd's side holds no local port for it, and probing one address:port
         // (say, many paths behind one load balancer) is not capped at ≈ 470 connections a
         // second by the ephemeral ports that TIME_WAIT would hold. A `Connection` header of the
-        // asset's own is sent instead. HTTP/2 has no such header (hyper leaves it out there):
-        // such a connection is reset instead (`build`).
+        // asset's own is sent instead. HTTP/2 has no such header (hyper leaves it out there).
+        // Either way statusd then resets the connection (`build`), and nothing waits.
         if !self.keep_alive && !self.headers.keys().any(|name| name.eq_ignore_ascii_case("connection")) {
             request = request.header(reqwest::header::CONNECTION, reqwest::header::HeaderValue::from_static("close"));
         }

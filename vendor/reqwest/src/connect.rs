@@ -78,9 +78,9 @@ pub(crate) struct ConnectorBuilder {
     tls_info: bool,
     #[cfg(feature = "__tls")]
     user_agent: Option<HeaderValue>,
-    // statusd's patch (its `vendor/README.md`): see `ClientBuilder::http2_reset_on_close`.
+    // statusd's patch (its `vendor/README.md`): see `ClientBuilder::tcp_reset_on_close`.
     #[cfg(feature = "__tls")]
-    http2_reset_on_close: bool,
+    tcp_reset_on_close: bool,
     #[cfg(feature = "socks")]
     resolver: Option<DynResolver>,
     #[cfg(unix)]
@@ -104,7 +104,7 @@ where {
             #[cfg(feature = "__tls")]
             user_agent: self.user_agent,
             #[cfg(feature = "__tls")]
-            http2_reset_on_close: self.http2_reset_on_close,
+            tcp_reset_on_close: self.tcp_reset_on_close,
             simple_timeout: None,
             #[cfg(feature = "socks")]
             resolver: self.resolver.unwrap_or_else(DynResolver::gai),
@@ -330,7 +330,7 @@ where {
             nodelay,
             tls_info,
             user_agent,
-            http2_reset_on_close: false,
+            tcp_reset_on_close: false,
             timeout: None,
             #[cfg(feature = "socks")]
             resolver: None,
@@ -406,7 +406,7 @@ where {
             nodelay,
             tls_info,
             user_agent,
-            http2_reset_on_close: false,
+            tcp_reset_on_close: false,
             timeout: None,
             #[cfg(feature = "socks")]
             resolver: None,
@@ -425,10 +425,10 @@ where {
         self.verbose.0 = enabled;
     }
 
-    // statusd's patch (its `vendor/README.md`): see `ClientBuilder::http2_reset_on_close`.
+    // statusd's patch (its `vendor/README.md`): see `ClientBuilder::tcp_reset_on_close`.
     #[cfg(feature = "__tls")]
-    pub(crate) fn set_http2_reset_on_close(&mut self, enabled: bool) {
-        self.http2_reset_on_close = enabled;
+    pub(crate) fn set_tcp_reset_on_close(&mut self, enabled: bool) {
+        self.tcp_reset_on_close = enabled;
     }
 
     pub(crate) fn set_keepalive(&mut self, dur: Option<Duration>) {
@@ -510,7 +510,7 @@ pub(crate) struct ConnectorService {
     #[cfg(feature = "__tls")]
     user_agent: Option<HeaderValue>,
     #[cfg(feature = "__tls")]
-    http2_reset_on_close: bool,
+    tcp_reset_on_close: bool,
     #[cfg(feature = "socks")]
     resolver: DynResolver,
     /// If set, this always takes priority over TCP.
@@ -574,6 +574,7 @@ impl ConnectorService {
                         inner: self.verbose.wrap(NativeTlsConn { inner: io }),
                         is_proxy: false,
                         tls_info: self.tls_info,
+                        reset_on_close: false,
                     });
                 }
             }
@@ -599,6 +600,7 @@ impl ConnectorService {
                         inner: self.verbose.wrap(RustlsTlsConn { inner: io, reset_on_close: false }),
                         is_proxy: false,
                         tls_info: false,
+                        reset_on_close: false,
                     });
                 }
             }
@@ -609,6 +611,7 @@ impl ConnectorService {
                     inner: self.verbose.wrap(TokioIo::new(conn)),
                     is_proxy: false,
                     tls_info: false,
+                    reset_on_close: false,
                 });
             }
         }
@@ -621,6 +624,7 @@ impl ConnectorService {
                 inner: self.verbose.wrap(TokioIo::new(tcp)),
                 is_proxy: false,
                 tls_info: false,
+                reset_on_close: false,
             })
             .map_err(Into::into)
     }
@@ -634,6 +638,7 @@ impl ConnectorService {
                     inner: self.verbose.wrap(io),
                     is_proxy,
                     tls_info: false,
+                    reset_on_close: false,
                 })
             }
             #[cfg(feature = "__native-tls")]
@@ -666,12 +671,14 @@ impl ConnectorService {
                         inner: self.verbose.wrap(NativeTlsConn { inner: stream }),
                         is_proxy,
                         tls_info: self.tls_info,
+                        reset_on_close: false,
                     })
                 } else {
                     Ok(Conn {
                         inner: self.verbose.wrap(io),
                         is_proxy,
                         tls_info: false,
+                        reset_on_close: false,
                     })
                 }
             }
@@ -689,15 +696,14 @@ impl ConnectorService {
                 let mut http = hyper_rustls::HttpsConnector::from((http, tls));
                 let io = http.call(dst).await?;
 
+                // statusd's patch (its `vendor/README.md`): see
+                // `ClientBuilder::tcp_reset_on_close`.
+                let reset_on_close = self.tcp_reset_on_close && !is_proxy;
                 if let hyper_rustls::MaybeHttpsStream::Https(stream) = io {
                     if !self.nodelay {
                         let (io, _) = stream.inner().get_ref();
                         io.inner().inner().set_nodelay(false)?;
                     }
-                    // statusd's patch (its `vendor/README.md`): see
-                    // `ClientBuilder::http2_reset_on_close`.
-                    let reset_on_close = self.http2_reset_on_close
-                        && stream.inner().get_ref().1.alpn_protocol() == Some(b"h2");
                     if reset_on_close {
                         stream.inner().get_ref().0.inner().inner().set_zero_linger()?;
                     }
@@ -705,12 +711,17 @@ impl ConnectorService {
                         inner: self.verbose.wrap(RustlsTlsConn { inner: stream, reset_on_close }),
                         is_proxy,
                         tls_info: self.tls_info,
+                        reset_on_close: false,
                     })
                 } else {
+                    if let (true, hyper_rustls::MaybeHttpsStream::Http(tcp)) = (reset_on_close, &io) {
+                        tcp.inner().set_zero_linger()?;
+                    }
                     Ok(Conn {
                         inner: self.verbose.wrap(io),
                         is_proxy,
                         tls_info: false,
+                        reset_on_close,
                     })
                 }
             }
@@ -758,6 +769,7 @@ impl ConnectorService {
                     inner: self.verbose.wrap(io),
                     is_proxy,
                     tls_info: false,
+                    reset_on_close: false,
                 })
             }
             #[cfg(feature = "__native-tls")]
@@ -771,12 +783,14 @@ impl ConnectorService {
                         inner: self.verbose.wrap(NativeTlsConn { inner: stream }),
                         is_proxy,
                         tls_info: self.tls_info,
+                        reset_on_close: false,
                     })
                 } else {
                     Ok(Conn {
                         inner: self.verbose.wrap(io),
                         is_proxy,
                         tls_info: false,
+                        reset_on_close: false,
                     })
                 }
             }
@@ -790,12 +804,14 @@ impl ConnectorService {
                         inner: self.verbose.wrap(RustlsTlsConn { inner: stream, reset_on_close: false }),
                         is_proxy,
                         tls_info: self.tls_info,
+                        reset_on_close: false,
                     })
                 } else {
                     Ok(Conn {
                         inner: self.verbose.wrap(io),
                         is_proxy,
                         tls_info: false,
+                        reset_on_close: false,
                     })
                 }
             }
@@ -856,6 +872,7 @@ impl ConnectorService {
                         }),
                         is_proxy: false,
                         tls_info: false,
+                        reset_on_close: false,
                     });
                 }
             }
@@ -904,6 +921,7 @@ impl ConnectorService {
                         }),
                         is_proxy: false,
                         tls_info: false,
+                        reset_on_close: false,
                     });
                 }
             }
@@ -1372,6 +1390,8 @@ pub(crate) mod sealed {
             pub(super) is_proxy: bool,
             // Only needed for __tls, but #[cfg()] on fields breaks pin_project!
             pub(super) tls_info: bool,
+            // statusd's patch (its `vendor/README.md`): see `ClientBuilder::tcp_reset_on_close`.
+            pub(super) reset_on_close: bool,
         }
     }
 
@@ -1434,6 +1454,12 @@ pub(crate) mod sealed {
 
         fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context) -> Poll<Result<(), io::Error>> {
             let this = self.project();
+            // statusd's patch (its `vendor/README.md`): no FIN for a connection to be reset
+            // (`ClientBuilder::tcp_reset_on_close`); over TLS, `RustlsTlsConn` has said
+            // close_notify already.
+            if *this.reset_on_close {
+                return Poll::Ready(Ok(()));
+            }
             Write::poll_shutdown(this.inner, cx)
         }
     }
@@ -1729,7 +1755,7 @@ mod rustls_tls_conn {
     pin_project! {
         pub(super) struct RustlsTlsConn<T> {
             #[pin] pub(super) inner: TokioIo<TlsStream<T>>,
-            // statusd's patch (its `vendor/README.md`): see `ClientBuilder::http2_reset_on_close`.
+            // statusd's patch (its `vendor/README.md`): see `ClientBuilder::tcp_reset_on_close`.
             pub(super) reset_on_close: bool,
         }
     }
@@ -1889,7 +1915,7 @@ mod rustls_tls_conn {
             // statusd's patch (its `vendor/README.md`): a connection to be reset says
             // close_notify but sends no FIN. A FIN sent first would make this side's socket
             // wait in TIME_WAIT whenever the server's own FIN came back before the close,
-            // which a server that closes at GOAWAY (nginx) often does.
+            // which a server that closes at an HTTP/2 GOAWAY (nginx) often does.
             if *this.reset_on_close {
                 Pin::get_mut(this.inner.as_mut()).inner_mut().get_mut().1.send_close_notify();
                 return Write::poll_flush(this.inner, cx);

@@ -215,8 +215,8 @@ struct Config {
     http2_initial_connection_window_size: Option<u32>,
     #[cfg(feature = "http2")]
     http2_adaptive_window: bool,
-    #[cfg(feature = "http2")]
-    http2_reset_on_close: bool,
+    #[cfg(feature = "__tls")]
+    tcp_reset_on_close: bool,
     #[cfg(feature = "http2")]
     http2_max_frame_size: Option<u32>,
     #[cfg(feature = "http2")]
@@ -345,8 +345,8 @@ impl ClientBuilder {
                 http2_initial_connection_window_size: None,
                 #[cfg(feature = "http2")]
                 http2_adaptive_window: false,
-                #[cfg(feature = "http2")]
-                http2_reset_on_close: false,
+                #[cfg(feature = "__tls")]
+                tcp_reset_on_close: false,
                 #[cfg(feature = "http2")]
                 http2_max_frame_size: None,
                 #[cfg(feature = "http2")]
@@ -925,8 +925,8 @@ impl ClientBuilder {
 
         connector_builder.set_timeout(config.connect_timeout);
         connector_builder.set_verbose(config.connection_verbose);
-        #[cfg(all(feature = "http2", feature = "__tls"))]
-        connector_builder.set_http2_reset_on_close(config.http2_reset_on_close);
+        #[cfg(feature = "__tls")]
+        connector_builder.set_tcp_reset_on_close(config.tcp_reset_on_close);
         connector_builder.set_keepalive(config.tcp_keepalive);
         connector_builder.set_keepalive_interval(config.tcp_keepalive_interval);
         connector_builder.set_keepalive_retries(config.tcp_keepalive_retries);
@@ -1630,23 +1630,6 @@ impl ClientBuilder {
         self
     }
 
-    /// Ends each HTTP/2 connection made over rustls with a TCP reset instead of a FIN
-    /// (`SO_LINGER` 0 once ALPN has chosen `h2`), so that this side keeps no socket in
-    /// TIME_WAIT when it closes first. Over HTTP/1.1 a client that does not keep connections
-    /// lets the server close first by sending `Connection: close` (RFC 9112, section 9.6);
-    /// HTTP/2 has no such header (RFC 9113, section 8.2.2), and a client that closes every
-    /// connection first holds a local port for the TIME_WAIT (60 s on Linux) each time. The
-    /// server sees its connection reset after the client's GOAWAY. Proxied connections are
-    /// not affected. Default is false.
-    ///
-    /// statusd's patch (its `vendor/README.md`).
-    #[cfg(feature = "http2")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "http2")))]
-    pub fn http2_reset_on_close(mut self, enabled: bool) -> ClientBuilder {
-        self.config.http2_reset_on_close = enabled;
-        self
-    }
-
     /// Sets the maximum frame size to use for HTTP2.
     ///
     /// Default is currently 16,384 but may change internally to optimize for common uses.
@@ -1707,6 +1690,27 @@ impl ClientBuilder {
     }
 
     // TCP options
+
+    /// Ends each connection made without a proxy, over rustls or plain TCP, with a TCP reset
+    /// instead of a FIN (an abortive close): `SO_LINGER` 0 once connected, and no FIN at
+    /// shutdown (over TLS, `close_notify` is still sent first), so the close that follows
+    /// sends a RST and neither side keeps a socket in TIME_WAIT (60 s on Linux). Meant for a
+    /// client that opens a connection per request, as health checks do (HAProxy ends its
+    /// checks the same way). Over HTTP/1.1 with `Connection: close`, the server has closed
+    /// first and the reset releases its socket, which would otherwise wait in TIME_WAIT; over
+    /// HTTP/2, which has no such header (RFC 9113, section 8.2.2), the client closes first,
+    /// after its GOAWAY, and would otherwise wait itself. Whatever is still unsent when the
+    /// connection is closed (a GOAWAY, a `close_notify`) is discarded: use it only where the
+    /// response is all that matters. Every close of such a connection is a reset, a timeout's
+    /// too. Default is false.
+    ///
+    /// statusd's patch (its `vendor/README.md`).
+    #[cfg(feature = "__tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "__tls")))]
+    pub fn tcp_reset_on_close(mut self, enabled: bool) -> ClientBuilder {
+        self.config.tcp_reset_on_close = enabled;
+        self
+    }
 
     /// Set whether sockets have `TCP_NODELAY` enabled.
     ///
