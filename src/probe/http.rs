@@ -215,7 +215,7 @@ fn build(
         // either side. Over HTTP/2 the server cannot be asked to close first (see
         // `HttpSpec::request`) and statusd's side would wait, holding a local port; over
         // HTTP/1.1 the server's would. On loopback, where the server's half of a close runs in
-        // statusd's system calls, it saved 13 % of the CPU per probe (README, Benchmarks).
+        // statusd's system calls, it saved about a tenth of the CPU per probe (README, Benchmarks).
         builder = builder.pool_max_idle_per_host(0).tcp_reset_on_close(true);
     }
     if !key.dead_peer_checks {
