@@ -14,6 +14,18 @@ use crate::e2e::harness::{
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The lines a child writes to its piped standard output, as they come (read on a thread).
+fn stdout_lines(child: &mut std::process::Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    lines
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panicking_asset_actor_is_restarted_with_its_state_and_keeps_probing() {
     let Some(backend) = crate::backend().await else { return };
@@ -212,13 +224,7 @@ async fn webhook_urls_never_reach_the_logs() {
     args.remove(0);
     let mut child =
         Command::new(binary()).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let mut lines = stdout_lines(&mut child);
     let mut log = String::new();
     while !log.contains("notification failed") {
         let line = tokio::time::timeout(WAIT, lines.recv()).await.expect("the failed delivery").expect("running");
@@ -252,13 +258,7 @@ async fn logs_not_sent_to_a_terminal_carry_no_colour_codes() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let mut lines = stdout_lines(&mut child);
     let mut log = String::new();
     while !log.contains("Connection refused") && !log.contains("connection refused") {
         let line = tokio::time::timeout(WAIT, lines.recv()).await.expect("the failed probe").expect("running");
