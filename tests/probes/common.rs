@@ -53,18 +53,41 @@ fn sockets_of(port: u16) -> Vec<(u16, u16, String)> {
         .collect()
 }
 
-/// Connections in TIME_WAIT on IPv4 loopback on the side of the server listening on `port`
-/// and on the side of its clients: (server's, clients').
-pub fn time_wait_sides(port: u16) -> (usize, usize) {
-    let waiting = sockets_of(port).into_iter().filter(|(_, _, state)| state == "06");
-    waiting.fold(
-        (0, 0),
-        |(server, client), (local, _, _)| if local == port { (server + 1, client) } else { (server, client + 1) },
-    )
+/// The sockets of one server's port that a test's own connections may have left, told apart
+/// from those already there when the server started listening: TIME_WAIT lasts 60 s on Linux,
+/// and meanwhile the kernel may hand the port to another test's server, whose count would then
+/// include connections to the port's last listener (one such socket failed a run once).
+pub struct Sockets {
+    port: u16,
+    before: std::collections::HashSet<(u16, u16)>,
 }
 
-/// The states (the kernel's hex) of the client sockets still open or waiting towards the
-/// server listening on `port`.
-pub fn client_sockets_to(port: u16) -> Vec<String> {
-    sockets_of(port).into_iter().filter(|(local, _, _)| *local != port).map(|(_, _, state)| state).collect()
+impl Sockets {
+    /// Call once the server listens on `port` and before the first connection to it.
+    pub fn of(port: u16) -> Sockets {
+        let before = sockets_of(port).into_iter().map(|(local, remote, _)| (local, remote)).collect();
+        Sockets { port, before }
+    }
+
+    fn new_since(&self) -> impl Iterator<Item = (u16, u16, String)> + '_ {
+        sockets_of(self.port).into_iter().filter(|(local, remote, _)| !self.before.contains(&(*local, *remote)))
+    }
+
+    /// Connections in TIME_WAIT on the server's side and on its clients' side: (server's,
+    /// clients').
+    pub fn time_wait_sides(&self) -> (usize, usize) {
+        let waiting = self.new_since().filter(|(_, _, state)| state == "06");
+        waiting.fold(
+            (0, 0),
+            |(server, client), (local, _, _)| {
+                if local == self.port { (server + 1, client) } else { (server, client + 1) }
+            },
+        )
+    }
+
+    /// The states (the kernel's hex) of the client sockets still open or waiting towards the
+    /// server.
+    pub fn clients(&self) -> Vec<String> {
+        self.new_since().filter(|(local, _, _)| *local != self.port).map(|(_, _, state)| state).collect()
+    }
 }

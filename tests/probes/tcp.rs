@@ -6,7 +6,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::common::{client_sockets_to, probe_once, problems};
+use super::common::{Sockets, probe_once, problems};
 
 /// A listener that runs `serve` on every connection; returns its address.
 async fn server<F, Fut>(serve: F) -> String
@@ -186,6 +186,7 @@ async fn a_probe_leaves_no_socket_waiting_on_statusds_side() {
     })
     .await;
     let port: u16 = address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+    let sockets = Sockets::of(port);
     for fields in [
         json!({"assetType": "tcp", "address": address}),
         json!({"assetType": "tcp", "address": address, "expect": "220"}),
@@ -193,7 +194,7 @@ async fn a_probe_leaves_no_socket_waiting_on_statusds_side() {
         for _ in 0..5 {
             let result = probe_once(fields.clone()).await;
             assert!(result.success, "{result:?}");
-            assert_eq!(client_sockets_to(port), Vec::<String>::new(), "statusd's side after {fields}");
+            assert_eq!(sockets.clients(), Vec::<String>::new(), "statusd's side after {fields}");
         }
     }
 }

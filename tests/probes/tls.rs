@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::common::{asset, client_sockets_to, probe_once, problems};
+use super::common::{Sockets, asset, probe_once, problems};
 
 const DAY: i64 = 24 * 60 * 60;
 
@@ -703,10 +703,11 @@ async fn a_probe_leaves_no_socket_waiting_on_statusds_side() {
         port
     };
     for port in [serve(&leaf).await.port, serve_https(&leaf).await, holding] {
+        let sockets = Sockets::of(port);
         for _ in 0..3 {
             let result = probe_once(tls_asset(format!("127.0.0.1:{port}"), json!({"caFile": ca.path()}))).await;
             assert!(result.success, "{:?}", result.message);
-            assert_eq!(client_sockets_to(port), Vec::<String>::new(), "statusd's side");
+            assert_eq!(sockets.clients(), Vec::<String>::new(), "statusd's side");
         }
     }
 }
