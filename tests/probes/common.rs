@@ -56,7 +56,7 @@ fn sockets_of(port: u16) -> Vec<(u16, u16, String)> {
 /// The sockets of one server's port that a test's own connections may have left, told apart
 /// from those already there when the server started listening: TIME_WAIT lasts 60 s on Linux,
 /// and meanwhile the kernel may hand the port to another test's server, whose count would then
-/// include connections to the port's last listener (one such socket failed a run once).
+/// include connections to the port's last listener (likely what failed one CI run, not proven).
 pub struct Sockets {
     port: u16,
     before: std::collections::HashSet<(u16, u16)>,
