@@ -33,6 +33,7 @@ mod probe;
 mod quorum;
 mod redact;
 mod report;
+mod rfc3339;
 mod settings;
 mod sla;
 mod statuspage;

@@ -99,6 +99,7 @@ pub enum AssetMsg {
 #[serde(rename_all = "camelCase")]
 pub struct AssetSnapshot {
     pub status: StatusName,
+    #[serde(serialize_with = "crate::rfc3339::serialize_option")]
     pub since: Option<DateTime<Utc>>,
     pub last_probe: Option<ProbeResult>,
     pub consecutive_failures: u32,

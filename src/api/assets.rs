@@ -2,6 +2,7 @@
 //! checkpoints), paged and filtered; `/events`: history.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -31,8 +32,12 @@ pub const UNPAGINATED_CAP: usize = 1000;
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetView {
+    // The asset index's own copy, shared: a page of 100 copied 100 configs (their strings,
+    // maps and conditions) only to write them out. (A plain comment: a doc comment here
+    // would become the field's description in the OpenAPI document.)
     #[serde(flatten)]
-    config: AssetConfig,
+    #[schema(value_type = AssetConfig)]
+    config: Arc<AssetConfig>,
     /// The address with its password and secret query values masked (`user:***@`,
     /// `apikey=***`), or `***` with `hideAddress`: this route needs no token.
     address: String,
@@ -55,7 +60,7 @@ pub struct AssetView {
     reported_by: Option<String>,
     /// With `reportedBy`: when that replica wrote it (the database's time). A change of status
     /// is written within a third of `lease_seconds`, a new `lastProbe` alone within one lease.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::rfc3339::serialize_option")]
     reported_at: Option<DateTime<Utc>>,
 }
 
@@ -74,7 +79,7 @@ fn view(state: &ApiState, entry: &AssetEntry) -> AssetView {
 }
 
 fn view_of(state: &ApiState, entry: &AssetEntry, live: Live) -> AssetView {
-    let config = (*entry.config).clone();
+    let config = Arc::clone(&entry.config);
     let address = config.shown_address();
     let locations = quorum(state, entry).then(|| {
         let verdict = state.services.locations.verdict(&entry.config.id);

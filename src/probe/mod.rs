@@ -179,7 +179,7 @@ pub struct ProbeDetail {
     /// When the peer's certificate expires: for TLS the earliest expiry on the path the verifier
     /// accepted (everything the server sent when verification is off or fails); for HTTPS the
     /// server's own certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::rfc3339::serialize_option")]
     pub certificate_expires_at: Option<DateTime<Utc>>,
 }
 
@@ -208,6 +208,7 @@ pub struct ProbeResult {
     #[serde(skip)]
     pub id: Uuid,
     pub asset_id: String,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
     pub success: bool,
     pub latency_ms: i64,
