@@ -19,17 +19,6 @@ use serde_json::{Value, json};
 const ASSETS: usize = 1000;
 const PAGE: usize = 100;
 
-/// A local target that answers every probe 200.
-async fn target() -> String {
-    let app = axum::Router::new().fallback(|| async { "ok" });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
-    let addr = listener.local_addr().expect("target address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
-}
-
 /// statusd's CPU time per request over `requests` requests, `idle` (CPU-seconds per second
 /// without requests) taken off, in µs; and the wall time per request.
 async fn measure(
@@ -62,7 +51,7 @@ async fn measure(
 #[tokio::main]
 async fn main() {
     let requests: usize = std::env::var("STATUSD_BENCH_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(4000);
-    let target = target().await;
+    let target = common::target().await;
     let assets: Vec<Value> = (0..ASSETS)
         .map(|i| {
             json!({

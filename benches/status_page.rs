@@ -20,17 +20,6 @@ use serde_json::{Value, json};
 const ASSETS: i64 = 1000;
 const DAYS: i64 = 90;
 
-/// A local target that answers every probe 200.
-async fn target() -> String {
-    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
-    let addr = listener.local_addr().expect("target address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}/health")
-}
-
 async fn fill(url: &str) {
     let store = statusd::Store::connect(url).await.expect("migrate");
     store.close().await;
@@ -101,7 +90,7 @@ async fn main() {
     let url = format!("sqlite://{}", path("statusd.db"));
     fill(&url).await;
 
-    let target = target().await;
+    let target = format!("{}/health", common::target().await);
     let assets: Vec<Value> = (0..ASSETS)
         .map(|i| {
             json!({"id": format!("asset-{i}"), "name": format!("Asset {i}"), "assetType": "http", "address": target,

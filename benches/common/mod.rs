@@ -72,6 +72,17 @@ pub fn write_manifest(path: &std::path::Path, assets: &[Value]) {
     std::fs::write(path, json!({"assets": assets}).to_string()).expect("manifest");
 }
 
+/// A local HTTP server that answers every path 200 `ok`, for assets to probe: `http://ADDR`.
+pub async fn target() -> String {
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+    let addr = listener.local_addr().expect("target address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
 /// An asset that probes nothing reachable, rarely: for benchmarks of the tree itself.
 pub fn idle_asset(i: usize, interval: u64) -> Value {
     json!({"id": format!("asset-{i}"), "assetType": "http", "address": "http://127.0.0.1:9/", "intervalSeconds": interval, "timeoutSeconds": 1})
