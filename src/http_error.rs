@@ -2,8 +2,6 @@
 //! notification channels and the self-check alike; and the limits on what statusd reads of a
 //! response head, which the wording names. A leaf module: it knows reqwest, nothing of statusd.
 
-use std::error::Error as _;
-
 /// Header lines a response may have. hyper's default (100) refuses responses that curl and
 /// browsers read (150 `Set-Cookie`s, a CDN's debug headers); no browser counts them at all, and a
 /// parse reserves room for this many.
@@ -19,7 +17,14 @@ pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "timeout".into();
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
+    describe_http_error(error)
+}
+
+/// [`describe_reqwest_error`] for an error of hyper or hyper-util met without reqwest (the HTTP
+/// probe's own exchange): the same words for the same cause, as both walk the same chain of
+/// sources below reqwest's and hyper-util's wrappers.
+pub fn describe_http_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = Some(error);
     let mut innermost = error.to_string();
     while let Some(current) = cause {
         if let Some(io) = current.downcast_ref::<std::io::Error>() {

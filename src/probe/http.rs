@@ -2,24 +2,34 @@
 //! (or below 400 when none are given, unless `conditions` judge the status), and the body holds
 //! `bodyContains` and not `bodyNotContains`.
 
+mod direct;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::{Facts, ProbeContext, ProbeDetail, ProbeOutcome, Timings, millis_since, tls};
-use crate::http_error::{MAX_RESPONSE_HEAD_BYTES, MAX_RESPONSE_HEADERS, describe_reqwest_error};
+use crate::http_error::{MAX_RESPONSE_HEAD_BYTES, MAX_RESPONSE_HEADERS, describe_http_error, describe_reqwest_error};
 use crate::redact::Secret;
 use crate::report::{Bound, Report};
 
 /// Enough body to finish a normal health response; a runaway body is cut here.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_REDIRECTS: usize = 10;
+/// What every HTTP probe says it is.
+const USER_AGENT: &str = concat!("statusd/", env!("CARGO_PKG_VERSION"));
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -68,18 +78,33 @@ pub struct HttpSpec {
 /// parsed URL would cost each of them three allocations. It takes no part in comparing configs:
 /// it is derived from the address, which is compared.
 ///
-/// Boxed, as it costs every asset's config the size of its largest probe type: 16 bytes inline
-/// (112 unboxed), and for an HTTP asset once probed 104 bytes on the heap and the address's text
-/// twice.
+/// Boxed, as it costs every asset's config the size of its largest probe type: 16 bytes inline,
+/// and for an HTTP asset once probed [`Parsed`] on the heap.
 #[derive(Default)]
-struct ParsedUrl(std::sync::OnceLock<Box<(Box<str>, Option<reqwest::Url>)>>);
+struct ParsedUrl(std::sync::OnceLock<Box<Parsed>>);
+
+/// What [`ParsedUrl`] keeps.
+struct Parsed {
+    /// The address this was parsed from.
+    text: Box<str>,
+    /// None if it is no URL: validation refuses such a config; reqwest then reports the error.
+    url: Option<reqwest::Url>,
+    /// Where the probe's own exchange sends it (see `direct.rs`); None where reqwest must.
+    target: Option<direct::Target>,
+    /// A probe of it was answered with a redirect to follow: reqwest follows redirects, so its
+    /// probes go through reqwest from then on (see [`HttpSpec::check`]).
+    redirects: AtomicBool,
+}
 
 impl ParsedUrl {
-    /// `address` parsed, or None if it is no URL (validation refuses such a config; reqwest then
-    /// reports the error as before) or not the address parsed first.
-    fn of(&self, address: &str) -> Option<&reqwest::Url> {
-        let (parsed, url) = &**self.0.get_or_init(|| Box::new((address.into(), reqwest::Url::parse(address).ok())));
-        if **parsed == *address { url.as_ref() } else { None }
+    /// `address` parsed, or None if it is not the address parsed first.
+    fn of(&self, address: &str) -> Option<&Parsed> {
+        let parsed = self.0.get_or_init(|| {
+            let url = reqwest::Url::parse(address).ok();
+            let target = url.as_ref().and_then(direct::Target::of);
+            Box::new(Parsed { text: address.into(), url, target, redirects: AtomicBool::new(false) })
+        });
+        (*parsed.text == *address).then_some(&**parsed)
     }
 }
 
@@ -133,6 +158,18 @@ pub struct Clients {
     built: Mutex<HashMap<ClientKey, (reqwest::Client, Arc<tls::Setup>)>>,
     /// `[probes] source_address`: the local address every probe is sent from.
     source: Option<IpAddr>,
+    /// The probe's own exchange for `http://` over a fresh connection; None when the
+    /// environment names a proxy for `http://` (reqwest's clients use it, see [`proxy_in`]).
+    direct: Option<direct::Direct>,
+}
+
+/// Whether `var` (the environment) names a proxy that reqwest would send `http://` requests
+/// through: reqwest reads `HTTP_PROXY` and `ALL_PROXY` as curl does, in either case, and sends
+/// such probes to the proxy (less `NO_PROXY`'s hosts; here every probe then goes by reqwest).
+fn proxy_in(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        .iter()
+        .any(|name| var(name).is_some_and(|value| !value.is_empty()))
 }
 
 impl Clients {
@@ -154,7 +191,8 @@ impl Clients {
         {
             built.insert(default.clone(), (build(&default, tls, source)?, setup));
         }
-        Ok(Clients { built: Mutex::new(built), source })
+        let direct = (!proxy_in(|name| std::env::var_os(name))).then(|| direct::Direct::new(source));
+        Ok(Clients { built: Mutex::new(built), source, direct })
     }
 
     fn get(&self, key: ClientKey, trust: &tls::Trust) -> Result<reqwest::Client, String> {
@@ -187,7 +225,7 @@ fn build(
 ) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
         .local_address(source)
-        .user_agent(concat!("statusd/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         // Roots, `caFile`, `insecureSkipVerify` and no session resumption: `Trust::https_config`.
         .tls_backend_preconfigured(tls)
         .tls_info(true)
@@ -294,13 +332,13 @@ impl HttpSpec {
         }
     }
 
-    fn request(&self, client: &reqwest::Client, address: &str) -> reqwest::RequestBuilder {
+    fn method(&self) -> reqwest::Method {
         // Validated at load: the method is one of METHODS.
-        let method = reqwest::Method::from_bytes(self.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut request = match self.parsed.of(address) {
-            Some(url) => client.request(method, url.clone()),
-            None => client.request(method, address),
-        };
+        reqwest::Method::from_bytes(self.method.as_bytes()).unwrap_or(reqwest::Method::GET)
+    }
+
+    /// The request's headers, in order: `Connection: close` where it is due, then the asset's.
+    fn header_lines(&self) -> impl Iterator<Item = (&str, &str)> {
         // A probe that does not keep its connection says so (RFC 9112, section 9.6: a client
         // that does not keep connections MUST send `close`), as blackbox_exporter and Gatus do.
         // The server then closes first, so the connection's TIME_WAIT (60 s on Linux) is the
@@ -308,17 +346,51 @@ impl HttpSpec {
         // (say, many paths behind one load balancer) is not capped at ≈ 470 connections a
         // second by the ephemeral ports that TIME_WAIT would hold. A `Connection` header of the
         // asset's own is sent instead. HTTP/2 has no such header (hyper leaves it out there).
-        // Either way statusd then resets the connection (`build`), and nothing waits.
-        if !self.keep_alive && !self.headers.keys().any(|name| name.eq_ignore_ascii_case("connection")) {
-            request = request.header(reqwest::header::CONNECTION, reqwest::header::HeaderValue::from_static("close"));
-        }
-        for (name, value) in &self.headers {
-            request = request.header(name.as_str(), value.expose());
+        // Either way statusd then resets the connection (`build`, `direct.rs`), and nothing waits.
+        let close = !self.keep_alive && !self.headers.keys().any(|name| name.eq_ignore_ascii_case("connection"));
+        close
+            .then_some(("connection", "close"))
+            .into_iter()
+            .chain(self.headers.iter().map(|(name, value)| (name.as_str(), value.expose())))
+    }
+
+    fn request(&self, client: &reqwest::Client, address: &str) -> reqwest::RequestBuilder {
+        let mut request = match self.parsed.of(address).and_then(|parsed| parsed.url.as_ref()) {
+            Some(url) => client.request(self.method(), url.clone()),
+            None => client.request(self.method(), address),
+        };
+        for (name, value) in self.header_lines() {
+            request = request.header(name, value);
         }
         if let Some(body) = &self.body {
             request = request.body(body.clone());
         }
         request
+    }
+
+    /// The request the probe's own exchange sends to `target`: the headers reqwest's clients
+    /// would send (see `build`; `Accept-Encoding` is added by the exchange, as reqwest adds it),
+    /// or None if one of the asset's would not parse (reqwest then reports it).
+    fn direct_request(&self, target: &direct::Target) -> Option<hyper::Request<String>> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.header_lines() {
+            headers.append(HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?);
+        }
+        // reqwest's defaults go in where the asset set none (its `execute_request`).
+        headers.entry(header::USER_AGENT).or_insert_with(|| HeaderValue::from_static(USER_AGENT));
+        headers.entry(header::ACCEPT).or_insert_with(|| HeaderValue::from_static("*/*"));
+        Some(target.request(self.method(), headers, self.body.clone().unwrap_or_default()))
+    }
+
+    /// Whether a probe with `key`'s settings may use the probe's own exchange: one connection
+    /// used once, closed within the probe's timeout (so no TCP keepalive to set), and no
+    /// redirect it might have to follow with a method that must not be sent twice: a redirect
+    /// hands the probe to reqwest, which asks the address again (see [`HttpSpec::check`]), and
+    /// only GET, HEAD and OPTIONS are safe to repeat (RFC 9110, section 9.2.1).
+    fn may_exchange_directly(&self, key: &ClientKey) -> bool {
+        !key.keep_alive
+            && !key.dead_peer_checks
+            && (!self.follow_redirects || matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS"))
     }
 
     pub(super) async fn check(
@@ -328,7 +400,19 @@ impl HttpSpec {
         timeout: Duration,
         context: &ProbeContext,
     ) -> ProbeOutcome {
-        let client = match context.http.get(self.client_key(timeout), &context.tls) {
+        let key = self.client_key(timeout);
+        if let Some(direct) = context.http.direct.as_ref().filter(|_| self.may_exchange_directly(&key))
+            && let Some(parsed) = self.parsed.of(address)
+            && let Some(target) = parsed.target.as_ref().filter(|_| !parsed.redirects.load(Ordering::Relaxed))
+            && let Some(request) = self.direct_request(target)
+        {
+            match self.check_directly(direct, target, request, has_conditions).await {
+                Some(outcome) => return outcome,
+                // Answered with a redirect to follow: reqwest follows it, from the address.
+                None => parsed.redirects.store(true, Ordering::Relaxed),
+            }
+        }
+        let client = match context.http.get(key, &context.tls) {
             Ok(client) => client,
             Err(problem) => return ProbeOutcome::down(None, problem),
         };
@@ -344,27 +428,83 @@ impl HttpSpec {
             }
             Err(e) => Err(e),
         };
-        let mut response = match sent {
+        let response = match sent {
             Ok(response) => response,
             Err(e) => {
                 let facts = Facts { connected: Some(!e.is_connect()), ..Facts::default() };
                 return ProbeOutcome::down(None, describe_reqwest_error(&e.without_url())).with_facts(facts);
             }
         };
-        let first_byte_ms = millis_since(started);
-        let status = response.status().as_u16();
-        let redirected = asked.is_some_and(|asked| !same_resource(response.url(), &asked));
+        let head = Head {
+            first_byte_ms: millis_since(started),
+            status: response.status().as_u16(),
+            redirected: asked.is_some_and(|asked| !same_resource(response.url(), &asked)),
+            ip: response.remote_addr().map(|a| a.ip()),
+            certificate_expires_at: response
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|info| info.peer_certificate())
+                .and_then(tls::not_after),
+            undecoded: undecoded(response.headers()),
+        };
+        let response: hyper::Response<reqwest::Body> = response.into();
+        self.read(head, response.into_body(), has_conditions).await
+    }
+
+    /// The probe over its own exchange (`direct.rs`), or None if the answer is a redirect to
+    /// follow: the caller then hands the probe to reqwest.
+    async fn check_directly(
+        &self,
+        direct: &direct::Direct,
+        target: &direct::Target,
+        request: hyper::Request<String>,
+        has_conditions: bool,
+    ) -> Option<ProbeOutcome> {
+        let started = Instant::now();
+        let answer = direct
+            .exchange(target, request, async |response, ip| {
+                let status = response.status().as_u16();
+                // The statuses reqwest (tower-http's `FollowRedirect`) follows, given a Location.
+                if self.follow_redirects
+                    && matches!(status, 301 | 302 | 303 | 307 | 308)
+                    && response.headers().contains_key(header::LOCATION)
+                {
+                    return None;
+                }
+                let head = Head {
+                    first_byte_ms: millis_since(started),
+                    status,
+                    redirected: false,
+                    ip,
+                    certificate_expires_at: None,
+                    undecoded: undecoded(response.headers()),
+                };
+                Some(self.read(head, response.into_body(), has_conditions).await)
+            })
+            .await;
+        let (connected, reason) = match answer {
+            Ok(outcome) => return outcome,
+            Err(direct::Failure::Connect(e)) => (false, describe_http_error(&*e)),
+            Err(direct::Failure::Exchange(e)) => (true, describe_http_error(&e)),
+        };
+        Some(ProbeOutcome::down(None, reason).with_facts(Facts { connected: Some(connected), ..Facts::default() }))
+    }
+
+    /// Reads (a bounded part of) `body` and judges the answer: a server that sends headers and
+    /// then dies is down. The bound is on the decoded body (chunks arrive decoded), so a
+    /// decompression bomb is cut like any endless body.
+    async fn read<B>(&self, head: Head, body: B, has_conditions: bool) -> ProbeOutcome
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Head { first_byte_ms, status, redirected, ip, certificate_expires_at, undecoded } = head;
         let code = Some(i32::from(status));
-        let certificate_expires_at = response
-            .extensions()
-            .get::<reqwest::tls::TlsInfo>()
-            .and_then(|info| info.peer_certificate())
-            .and_then(tls::not_after);
         let mut facts = Facts {
             status: Some(status),
             connected: Some(true),
-            ip: response.remote_addr().map(|a| a.ip().to_string()),
-            certificate_expiration_seconds: certificate_expires_at.map(|at| (at - chrono::Utc::now()).num_seconds()),
+            ip: ip.map(|ip| ip.to_string()),
+            certificate_expiration_seconds: certificate_expires_at.map(|at| (at - Utc::now()).num_seconds()),
             ..Facts::default()
         };
         let detail = ProbeDetail {
@@ -372,23 +512,16 @@ impl HttpSpec {
             certificate_expires_at,
         };
 
-        // What the client could not decode is judged as it came (compressed), and said so.
-        let undecoded = response
-            .headers()
-            .get(reqwest::header::CONTENT_ENCODING)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_string())
-            .filter(|encoding| !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity"));
-
-        // Read (a bounded part of) the body: a server that sends headers and then dies is down.
-        // The bound is on the decoded body (chunks arrive decoded), so a decompression bomb is
-        // cut like any endless body.
         let keep_body = self.body_contains.is_some() || self.body_not_contains.is_some() || has_conditions;
+        let mut chunks = pin!(body);
         let mut body = Vec::new();
         let mut read = 0usize;
         let mut cut = false;
         loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
+            match chunks.as_mut().frame().await {
+                Some(Ok(frame)) => {
+                    // Trailers are not the body.
+                    let Ok(chunk) = frame.into_data() else { continue };
                     read += chunk.len();
                     if keep_body {
                         let room = MAX_BODY_BYTES.saturating_sub(body.len());
@@ -399,9 +532,9 @@ impl HttpSpec {
                         break;
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
-                    let reason = describe_reqwest_error(&e.without_url());
+                None => break,
+                Some(Err(e)) => {
+                    let reason = describe_http_error(&*e.into());
                     return ProbeOutcome::down(code, format!("HTTP {status}, then reading the body failed: {reason}"))
                         .with_facts(facts)
                         .with_detail(detail);
@@ -465,6 +598,29 @@ impl HttpSpec {
     }
 }
 
+/// What the head of an answer told, before its body is read.
+struct Head {
+    /// From the probe's start (connecting included) to the response head.
+    first_byte_ms: u64,
+    status: u16,
+    /// The answer came after a redirect that was followed.
+    redirected: bool,
+    /// The address the answer came from.
+    ip: Option<IpAddr>,
+    certificate_expires_at: Option<DateTime<Utc>>,
+    /// The `Content-Encoding` left on a body the client could not decode: such a body is judged
+    /// as it came (compressed), and said so.
+    undecoded: Option<String>,
+}
+
+/// The `Content-Encoding` of a body left undecoded, if any (decoding removes the header).
+fn undecoded(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).trim().to_string())
+        .filter(|encoding| !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity"))
+}
+
 /// Whether two URLs name the same resource: credentials (sent in a header, not in the URL
 /// reqwest reports) and the fragment (never sent) aside.
 fn same_resource(a: &reqwest::Url, b: &reqwest::Url) -> bool {
@@ -504,23 +660,88 @@ mod tests {
         serde_json::from_value(serde_json::json!({"method": "GET"})).expect("an http spec")
     }
 
+    /// The URL `parsed` keeps for `address`, as text.
+    fn url_of(parsed: &ParsedUrl, address: &str) -> Option<String> {
+        parsed.of(address).and_then(|parsed| parsed.url.as_ref()).map(reqwest::Url::to_string)
+    }
+
     #[test]
     fn the_parsed_address_changes_neither_comparisons_nor_copies() {
         let probed = spec();
-        let asked = probed.parsed.of("http://a.example/health").map(reqwest::Url::to_string);
-        assert_eq!(asked.as_deref(), Some("http://a.example/health"));
+        assert_eq!(url_of(&probed.parsed, "http://a.example/health").as_deref(), Some("http://a.example/health"));
         // The reload diff compares configs: a probed asset must still equal its config as loaded.
         assert_eq!(probed, spec(), "a spec that was probed equals the same spec freshly loaded");
         // A copy starts over (and would answer only for its own text anyway).
         let copy = probed.clone();
-        assert_eq!(copy.parsed.of("http://b.example/").map(reqwest::Url::as_str), Some("http://b.example/"));
+        assert_eq!(url_of(&copy.parsed, "http://b.example/").as_deref(), Some("http://b.example/"));
         // The same spec asked for another address answers nothing: reqwest then parses the text.
-        assert_eq!(probed.parsed.of("http://b.example/"), None);
+        assert!(probed.parsed.of("http://b.example/").is_none());
+        assert_eq!(url_of(&probed.parsed, "http://a.example/health").as_deref(), Some("http://a.example/health"));
+        assert!(url_of(&spec().parsed, "not a url").is_none(), "reqwest reports what is no URL");
+    }
+
+    #[test]
+    fn only_plain_http_without_credentials_is_exchanged_directly() {
+        let target = |address: &str| spec().parsed.of(address).is_some_and(|parsed| parsed.target.is_some());
+        assert!(target("http://a.example/health?full=1#top"));
+        assert!(target("http://127.0.0.1:8080/"));
+        assert!(target("http://[::1]:8080/"));
+        assert!(!target("https://a.example/"), "TLS goes by reqwest");
+        assert!(!target("http://user:secret@a.example/"), "reqwest turns credentials into Authorization");
+        assert!(!target("not a url"));
+    }
+
+    #[test]
+    fn the_direct_request_has_the_head_reqwest_would_send() {
+        let parsed = ParsedUrl::default();
+        let target =
+            parsed.of("http://a.example:8080/health?full=1#top").and_then(|p| p.target.as_ref()).expect("a target");
+        let request = spec().direct_request(target).expect("a request");
+        assert_eq!(request.uri(), "/health?full=1", "origin form, no fragment");
+        let head: Vec<(String, &str)> =
+            request.headers().iter().map(|(name, value)| (name.to_string(), value.to_str().expect("text"))).collect();
+        let expected =
+            [("connection", "close"), ("user-agent", USER_AGENT), ("accept", "*/*"), ("host", "a.example:8080")];
+        assert_eq!(head, expected.map(|(name, value)| (name.to_string(), value)));
+        // The asset's own headers win over the defaults, and its `Connection` over `close`.
+        let own: HttpSpec = serde_json::from_value(serde_json::json!({
+            "headers": {"Connection": "keep-alive", "User-Agent": "mine", "Host": "b.example"}
+        }))
+        .expect("a spec");
+        let request = own.direct_request(target).expect("a request");
+        let value =
+            |name: &str| request.headers().get_all(name).iter().map(|v| v.to_str().expect("text")).collect::<Vec<_>>();
         assert_eq!(
-            probed.parsed.of("http://a.example/health").map(reqwest::Url::as_str),
-            Some("http://a.example/health")
+            (value("connection"), value("user-agent"), value("host")),
+            (vec!["keep-alive"], vec!["mine"], vec!["b.example"])
         );
-        assert!(spec().parsed.of("not a url").is_none(), "reqwest reports what is no URL");
+    }
+
+    #[test]
+    fn the_direct_exchange_is_left_to_reqwest_where_it_would_differ() {
+        let key = |spec: &HttpSpec| spec.client_key(Duration::from_secs(10));
+        let plain = spec();
+        assert!(plain.may_exchange_directly(&key(&plain)));
+        let kept: HttpSpec = serde_json::from_value(serde_json::json!({"keepAlive": true})).expect("a spec");
+        assert!(!kept.may_exchange_directly(&key(&kept)), "pooled connections are reqwest's");
+        let long = plain.client_key(Duration::from_secs(DEAD_PEER_SECONDS + 1));
+        assert!(!plain.may_exchange_directly(&long), "TCP keepalive is set by reqwest");
+        let post: HttpSpec = serde_json::from_value(serde_json::json!({"method": "POST"})).expect("a spec");
+        assert!(!post.may_exchange_directly(&key(&post)), "a POST that may be redirected is never sent twice");
+        let post_here: HttpSpec =
+            serde_json::from_value(serde_json::json!({"method": "POST", "followRedirects": false})).expect("a spec");
+        assert!(post_here.may_exchange_directly(&key(&post_here)));
+    }
+
+    #[test]
+    fn a_proxy_in_the_environment_leaves_every_probe_to_reqwest() {
+        let env = |set: &'static str, value: &'static str| move |name: &str| (name == set).then(|| value.into());
+        assert!(!proxy_in(|_| None));
+        assert!(proxy_in(env("HTTP_PROXY", "http://proxy:3128")));
+        assert!(proxy_in(env("http_proxy", "http://proxy:3128")));
+        assert!(proxy_in(env("ALL_PROXY", "socks5://proxy")));
+        assert!(!proxy_in(env("HTTPS_PROXY", "http://proxy:3128")), "only for https://, which reqwest sends");
+        assert!(!proxy_in(env("HTTP_PROXY", "")), "empty is unset, as for curl");
     }
 
     #[test]

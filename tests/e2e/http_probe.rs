@@ -398,6 +398,38 @@ async fn serve_bytes(answer: impl Fn(bool) -> Vec<u8> + Send + Sync + 'static) -
     (format!("http://{addr}/"), requests)
 }
 
+/// A probe over a fresh connection (the default) goes by statusd's own exchange, one with
+/// `keepAlive` by reqwest: a server sees the same request from both, `Connection` aside.
+#[tokio::test]
+async fn a_fresh_connection_sends_the_request_a_kept_one_does() {
+    let (url, requests) = raw_server("HTTP/1.1 200 OK\r\ncontent-length: 2".into(), b"ok".to_vec()).await;
+    let address = format!("{url}health?full=1#top");
+    for headers in [json!({}), json!({"X-Token": "t0ps3cret", "User-Agent": "mine", "Accept": "text/plain"})] {
+        for method in ["GET", "HEAD", "POST"] {
+            let extra = json!({"method": method, "headers": headers, "body": (method == "POST").then_some("{}")});
+            for keep_alive in [false, true] {
+                let mut extra = extra.clone();
+                extra["keepAlive"] = json!(keep_alive);
+                let result = probe_once(&address, extra).await;
+                assert!(result.success, "{method} {headers} keepAlive {keep_alive}: {result:?}");
+            }
+        }
+    }
+    let heads = requests.lock().clone();
+    assert_eq!(heads.len(), 12);
+    for pair in heads.chunks(2) {
+        let lines = |head: &str| {
+            let mut lines: Vec<String> =
+                head.lines().filter(|line| !line.starts_with("connection:")).map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(lines(&pair[0]), lines(&pair[1]), "fresh:\n{}\nkept:\n{}", pair[0], pair[1]);
+        assert!(pair[0].contains("\r\nconnection: close\r\n"), "{}", pair[0]);
+    }
+    assert!(heads[0].starts_with("get /health?full=1 http/1.1\r\n"), "{}", heads[0]);
+}
+
 #[tokio::test]
 async fn compressed_bodies_are_asked_for_decoded_and_judged() {
     let page = br#"{"status": "UP", "note": "served compressed, as CDNs do"}"#;

@@ -1,0 +1,199 @@
+//! The HTTP probe's own exchange for the common case: an `http://` address probed over a fresh
+//! connection (`keepAlive` off), without a proxy. reqwest sends every other probe.
+//!
+//! Why by hand: reqwest's client (hyper-util's pooled client underneath) hands each new
+//! connection to a task of its own and reaches it through a channel, and wraps each request in
+//! its layers (redirects, retries, the pool, its own request and response types). A probe that
+//! uses its connection once needs none of it: here the connection is driven in the probe's own
+//! task, and nothing is spawned, pooled or woken across threads. The parts that are not ours
+//! stay the crates reqwest is built on, set as reqwest sets them: hyper-util's `HttpConnector`
+//! (resolution, happy eyeballs, `source_address`), hyper's HTTP/1.1 client connection with the
+//! lenient head parsing of [`super::build`], and tower-http's `Decompression`, which asks for
+//! and decodes gzip, deflate and br exactly as reqwest does (it is reqwest's own layer).
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::IpAddr;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::header::{HOST, HeaderMap, HeaderValue};
+use hyper::{Request, Response, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+use tower_http::decompression::{Decompression, DecompressionBody};
+
+use crate::http_error::MAX_RESPONSE_HEADERS;
+
+/// A response's body as the exchange reads it: decoded when it came gzip-, deflate- or
+/// br-encoded (its `Content-Encoding` then removed from the head, as reqwest does).
+pub(super) type Body = DecompressionBody<Incoming>;
+
+/// Where an `http://` address's probes go: parsed once per asset (see `ParsedUrl`).
+pub(super) struct Target {
+    /// `http://host:port/`, for the connector (which reads only the host and port).
+    authority: Uri,
+    /// The request target in origin form (RFC 9112, section 3.2.1): path and query.
+    origin_form: Uri,
+    /// The `Host` header (RFC 9110, section 7.2): the host, and the port unless it is 80.
+    host: HeaderValue,
+}
+
+impl Target {
+    /// The target of `url`, or None where reqwest must send the probe: not `http`, or with
+    /// credentials (reqwest turns them into an `Authorization` header), or a URL whose text
+    /// `http::Uri` refuses (reqwest then reports the error).
+    pub(super) fn of(url: &url::Url) -> Option<Target> {
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        let host = url.host_str()?;
+        let host = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        Some(Target {
+            authority: Uri::try_from(format!("http://{host}/")).ok()?,
+            origin_form: Uri::try_from(&url[url::Position::BeforePath..url::Position::AfterQuery]).ok()?,
+            host: HeaderValue::try_from(host).ok()?,
+        })
+    }
+
+    /// A request to this target, with `Host` added unless `headers` has one.
+    pub(super) fn request(&self, method: hyper::Method, mut headers: HeaderMap, body: String) -> Request<String> {
+        headers.entry(HOST).or_insert_with(|| self.host.clone());
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = self.origin_form.clone();
+        *request.headers_mut() = headers;
+        request
+    }
+}
+
+/// Why an exchange ended without a response head.
+pub(super) enum Failure {
+    /// No connection: resolution, connect, or the socket's setup failed.
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// Connected, but the request or the response head failed.
+    Exchange(hyper::Error),
+}
+
+/// The connector and connection settings, built once and shared by every probe.
+pub(super) struct Direct {
+    connector: HttpConnector,
+    connection: http1::Builder,
+}
+
+impl Direct {
+    /// Probes sent from `source` (`[probes] source_address`), as reqwest's client sends them:
+    /// `TCP_NODELAY`, no TCP keepalive, happy eyeballs after 300 ms, no connect timeout of its
+    /// own (the probe's timeout bounds everything).
+    pub(super) fn new(source: Option<IpAddr>) -> Direct {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(source);
+        connector.set_nodelay(true);
+        let mut connection = http1::Builder::new();
+        connection
+            .max_headers(MAX_RESPONSE_HEADERS)
+            .allow_obsolete_multiline_headers_in_responses(true)
+            .allow_spaces_after_header_name_in_responses(true)
+            .ignore_invalid_headers_in_responses(true);
+        Direct { connector, connection }
+    }
+
+    /// Connects to `target`, sends `request` and hands the response and the peer's address to
+    /// `read`, which reads what it wants of the body; its answer is returned. The connection is
+    /// reset when this returns (`SO_LINGER` 0, as reqwest's `tcp_reset_on_close` does), so
+    /// neither side keeps a socket in TIME_WAIT; whatever of the body `read` left unread is
+    /// discarded with it.
+    pub(super) async fn exchange<T>(
+        &self,
+        target: &Target,
+        request: Request<String>,
+        read: impl AsyncFnOnce(Response<Body>, Option<IpAddr>) -> T,
+    ) -> Result<T, Failure> {
+        let tcp =
+            self.connector.clone().oneshot(target.authority.clone()).await.map_err(|e| Failure::Connect(e.into()))?;
+        tcp.inner().set_zero_linger().map_err(|e| Failure::Connect(e.into()))?;
+        let peer = tcp.inner().peer_addr().ok().map(|address| address.ip());
+        let (mut sender, connection) = self.connection.handshake(ResetOnClose(tcp)).await.map_err(Failure::Exchange)?;
+        // The service owns the sender and drops it once the request is queued: the connection
+        // then ends with the response.
+        let decoded = Decompression::new(tower::service_fn(move |request| sender.send_request(request)))
+            .gzip(true)
+            .deflate(true)
+            .br(true)
+            .no_zstd();
+        let exchange = async move {
+            let response = decoded.oneshot(request).await;
+            match response {
+                Ok(response) => Ok(read(response, peer).await),
+                Err(e) => Err(Failure::Exchange(e)),
+            }
+        };
+        drive(exchange, connection).await
+    }
+}
+
+/// Polls `exchange` to its end and `connection` beside it, in this task, which is what the
+/// connection's own task does in hyper's examples (and in reqwest). The connection's result
+/// needs no look: hyper gives its errors to the request or the body in flight, which
+/// `exchange` reads; one after the response is whole changes nothing.
+async fn drive<T>(exchange: impl Future<Output = T>, connection: impl Future<Output = hyper::Result<()>>) -> T {
+    let mut exchange = pin!(exchange);
+    let mut connection = pin!(connection);
+    let mut connection_done = false;
+    poll_fn(|cx| {
+        if !connection_done && connection.as_mut().poll(cx).is_ready() {
+            connection_done = true;
+        }
+        exchange.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// A connection whose shutdown sends no FIN, so that its close, with `SO_LINGER` 0, is a reset:
+/// after a `Connection: close` answer hyper shuts the connection down, and the FIN would put
+/// the server's socket in TIME_WAIT (as vendored reqwest's `tcp_reset_on_close` does it; see
+/// `vendor/README.md` for what it saves).
+struct ResetOnClose(TokioIo<TcpStream>);
+
+impl hyper::rt::Read for ResetOnClose {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for ResetOnClose {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+}
