@@ -462,7 +462,7 @@ impl HttpSpec {
     ) -> Option<ProbeOutcome> {
         let started = Instant::now();
         let answer = direct
-            .exchange(target, request, async |response, ip| {
+            .exchange(target, request, has_conditions, async |response, ip| {
                 let status = response.status().as_u16();
                 // The statuses reqwest (tower-http's `FollowRedirect`) follows, given a Location.
                 if self.follow_redirects
@@ -503,7 +503,7 @@ impl HttpSpec {
         let mut facts = Facts {
             status: Some(status),
             connected: Some(true),
-            ip: ip.map(|ip| ip.to_string()),
+            ip: ip.filter(|_| has_conditions).map(|ip| ip.to_string()),
             certificate_expiration_seconds: certificate_expires_at.map(|at| (at - Utc::now()).num_seconds()),
             ..Facts::default()
         };
@@ -605,7 +605,8 @@ struct Head {
     status: u16,
     /// The answer came after a redirect that was followed.
     redirected: bool,
-    /// The address the answer came from.
+    /// The address the answer came from, for conditions (`[IP]`), which alone read it: the
+    /// probe's own exchange looks it up only for them.
     ip: Option<IpAddr>,
     certificate_expires_at: Option<DateTime<Utc>>,
     /// The `Content-Encoding` left on a body the client could not decode: such a body is judged

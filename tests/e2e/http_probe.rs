@@ -270,6 +270,14 @@ async fn conditions_judge_status_body_and_time() {
     // With conditions and no expectedStatusCodes, the conditions judge the status too.
     let result = probe_once(&format!("{base}/nowhere"), json!({"conditions": ["[STATUS] == 404"]})).await;
     assert!(result.success, "{result:?}");
+    // The address that answered, over a fresh connection and over a kept one alike.
+    for keep_alive in [false, true] {
+        let ip = |ip: &str| json!({"conditions": [format!("[IP] == {ip}")], "keepAlive": keep_alive});
+        let result = probe_once(&url, ip("127.0.0.1")).await;
+        assert!(result.success, "keepAlive {keep_alive}: {result:?}");
+        let result = probe_once(&url, ip("127.0.0.2")).await;
+        assert_eq!(result.message.as_deref(), Some("[IP] (127.0.0.1) == 127.0.0.2"), "keepAlive {keep_alive}");
+    }
 }
 
 /// A keep-alive HTTP/1.1 server whose accept loop can be stopped while the connections it

@@ -35,10 +35,10 @@ pub(super) type Body = DecompressionBody<Incoming>;
 
 /// Where an `http://` address's probes go: parsed once per asset (see `ParsedUrl`).
 pub(super) struct Target {
-    /// `http://host:port/`, for the connector (which reads only the host and port).
-    authority: Uri,
-    /// The request target in origin form (RFC 9112, section 3.2.1): path and query.
-    origin_form: Uri,
+    /// `http://host[:port]/path?query`: the connector reads its host and port, the request
+    /// line its path and query (origin form, RFC 9112, section 3.2.1). One `Uri` for both, as
+    /// every HTTP asset keeps one.
+    uri: Uri,
     /// The `Host` header (RFC 9110, section 7.2): the host, and the port unless it is 80.
     host: HeaderValue,
 }
@@ -51,16 +51,10 @@ impl Target {
         if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
             return None;
         }
-        let host = url.host_str()?;
-        let host = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        Some(Target {
-            authority: Uri::try_from(format!("http://{host}/")).ok()?,
-            origin_form: Uri::try_from(&url[url::Position::BeforePath..url::Position::AfterQuery]).ok()?,
-            host: HeaderValue::try_from(host).ok()?,
-        })
+        let uri = Uri::try_from(&url[..url::Position::AfterQuery]).ok()?;
+        uri.path_and_query()?;
+        let host = HeaderValue::from_str(uri.authority()?.as_str()).ok()?;
+        Some(Target { uri, host })
     }
 
     /// A request to this target, with `Host` added unless `headers` has one.
@@ -68,7 +62,10 @@ impl Target {
         headers.entry(HOST).or_insert_with(|| self.host.clone());
         let mut request = Request::new(body);
         *request.method_mut() = method;
-        *request.uri_mut() = self.origin_form.clone();
+        // Checked in `of`: the URI has a path.
+        if let Some(origin_form) = self.uri.path_and_query() {
+            *request.uri_mut() = Uri::from(origin_form.clone());
+        }
         *request.headers_mut() = headers;
         request
     }
@@ -105,8 +102,9 @@ impl Direct {
         Direct { connector, connection }
     }
 
-    /// Connects to `target`, sends `request` and hands the response and the peer's address to
-    /// `read`, which reads what it wants of the body; its answer is returned. The connection is
+    /// Connects to `target`, sends `request` and hands the response and, if `with_peer`, the
+    /// peer's address (a system call) to `read`, which reads what it wants of the body; its
+    /// answer is returned. The connection is
     /// reset when this returns (`SO_LINGER` 0, as reqwest's `tcp_reset_on_close` does), so
     /// neither side keeps a socket in TIME_WAIT; whatever of the body `read` left unread is
     /// discarded with it.
@@ -114,12 +112,12 @@ impl Direct {
         &self,
         target: &Target,
         request: Request<String>,
+        with_peer: bool,
         read: impl AsyncFnOnce(Response<Body>, Option<IpAddr>) -> T,
     ) -> Result<T, Failure> {
-        let tcp =
-            self.connector.clone().oneshot(target.authority.clone()).await.map_err(|e| Failure::Connect(e.into()))?;
+        let tcp = self.connector.clone().oneshot(target.uri.clone()).await.map_err(|e| Failure::Connect(e.into()))?;
         tcp.inner().set_zero_linger().map_err(|e| Failure::Connect(e.into()))?;
-        let peer = tcp.inner().peer_addr().ok().map(|address| address.ip());
+        let peer = if with_peer { tcp.inner().peer_addr().ok().map(|address| address.ip()) } else { None };
         let (mut sender, connection) = self.connection.handshake(ResetOnClose(tcp)).await.map_err(Failure::Exchange)?;
         // The service owns the sender and drops it once the request is queued: the connection
         // then ends with the response.
