@@ -104,10 +104,9 @@ impl Direct {
 
     /// Connects to `target`, sends `request` and hands the response and, if `with_peer`, the
     /// peer's address (a system call) to `read`, which reads what it wants of the body; its
-    /// answer is returned. The connection is
-    /// reset when this returns (`SO_LINGER` 0, as reqwest's `tcp_reset_on_close` does), so
-    /// neither side keeps a socket in TIME_WAIT; whatever of the body `read` left unread is
-    /// discarded with it.
+    /// answer is returned. The connection is reset when this returns (`SO_LINGER` 0, as
+    /// reqwest's `tcp_reset_on_close` does), so neither side keeps a socket in TIME_WAIT;
+    /// whatever of the body `read` left unread is discarded with it.
     pub(super) async fn exchange<T>(
         &self,
         target: &Target,
@@ -138,18 +137,24 @@ impl Direct {
 }
 
 /// Polls `exchange` to its end and `connection` beside it, in this task, which is what the
-/// connection's own task does in hyper's examples (and in reqwest). The connection's result
-/// needs no look: hyper gives its errors to the request or the body in flight, which
-/// `exchange` reads; one after the response is whole changes nothing.
+/// connection's own task does in hyper's examples (and in reqwest). `exchange` goes first, so
+/// that its request is queued before the connection is first polled, as in reqwest, where it
+/// is queued before the connection's task first runs. The connection's result needs no look:
+/// hyper gives its errors to the request or the body in flight, which `exchange` reads (a
+/// server that closes as it accepts included: `tests/e2e/http_probe.rs`); one after the
+/// response is whole changes nothing.
 async fn drive<T>(exchange: impl Future<Output = T>, connection: impl Future<Output = hyper::Result<()>>) -> T {
     let mut exchange = pin!(exchange);
     let mut connection = pin!(connection);
     let mut connection_done = false;
     poll_fn(|cx| {
-        if !connection_done && connection.as_mut().poll(cx).is_ready() {
+        let answer = exchange.as_mut().poll(cx);
+        // Whatever the connection gives the exchange (the head, a chunk, an error) wakes this
+        // task again.
+        if answer.is_pending() && !connection_done && connection.as_mut().poll(cx).is_ready() {
             connection_done = true;
         }
-        exchange.as_mut().poll(cx)
+        answer
     })
     .await
 }
