@@ -445,6 +445,36 @@ async fn a_fresh_connection_sends_the_request_a_kept_one_does() {
     assert!(heads[0].starts_with("get /health?full=1 http/1.1\r\n"), "{}", heads[0]);
 }
 
+/// An IPv6 address and a name to resolve go the same way over a fresh connection (statusd's
+/// own exchange) as over a kept one (reqwest): the `Host` the server sees and the address
+/// that answered (`[IP]`) included.
+#[tokio::test]
+async fn ipv6_addresses_and_names_are_probed_alike_over_both_paths() {
+    use axum::routing::get;
+    async fn host(headers: axum::http::HeaderMap) -> String {
+        let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("none");
+        format!("host: {host}")
+    }
+    let listener = TcpListener::bind("[::1]:0").await.expect("bind ::1");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/", get(host))).await });
+    let v4 = serve(axum::Router::new().route("/", get(host))).await;
+    let v4_port = v4.rsplit(':').next().expect("port").to_string();
+    let cases = [
+        (format!("http://[::1]:{port}/"), format!("host: [::1]:{port}"), "::1"),
+        (format!("http://localhost:{v4_port}/"), format!("host: localhost:{v4_port}"), "127.0.0.1"),
+    ];
+    for (address, host, ip) in cases {
+        for keep_alive in [false, true] {
+            let checks = json!({
+                "keepAlive": keep_alive, "bodyContains": host, "conditions": [format!("[IP] == {ip}")]
+            });
+            let result = probe_once(&address, checks).await;
+            assert!(result.success, "{address} keepAlive {keep_alive}: {result:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn compressed_bodies_are_asked_for_decoded_and_judged() {
     let page = br#"{"status": "UP", "note": "served compressed, as CDNs do"}"#;
