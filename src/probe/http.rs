@@ -447,8 +447,7 @@ impl HttpSpec {
                 .and_then(tls::not_after),
             undecoded: undecoded(response.headers()),
         };
-        let response: hyper::Response<reqwest::Body> = response.into();
-        self.read(head, response.into_body(), has_conditions).await
+        self.read(head, reqwest::Body::from(response), has_conditions).await
     }
 
     /// The probe over its own exchange (`direct.rs`), or None if the answer is a redirect to
