@@ -63,8 +63,13 @@ pub fn describe_http_error(error: &(dyn std::error::Error + 'static)) -> String 
         }
         let text = current.to_string();
         if text == "dns error" {
-            let reason = current.source().map(|s| s.to_string()).unwrap_or_default();
-            return format!("DNS error: {reason}");
+            // The resolver's own words are the innermost cause: reqwest puts a wrapper of its
+            // own between ("error resolving DNS"), hyper-util alone does not.
+            let mut reason = current.source();
+            while let Some(deeper) = reason.and_then(|r| r.source()) {
+                reason = Some(deeper);
+            }
+            return format!("DNS error: {}", reason.map(|r| r.to_string()).unwrap_or_default());
         }
         innermost = text;
         cause = current.source();

@@ -23,6 +23,21 @@ async fn probe_once(address: &str, extra: Value) -> ProbeResult {
     asset.check(&context).await
 }
 
+/// [`probe_once`] over a fresh connection (statusd's own exchange, the default) and over a kept
+/// one (reqwest), which must come to the same verdict, code and message; the first result.
+async fn probe_both(address: &str, extra: Value) -> ProbeResult {
+    let mut kept = extra.clone();
+    kept["keepAlive"] = json!(true);
+    let fresh = probe_once(address, extra).await;
+    let reqwest = probe_once(address, kept).await;
+    assert_eq!(
+        (fresh.success, fresh.code, &fresh.message),
+        (reqwest.success, reqwest.code, &reqwest.message),
+        "{address}: a fresh connection and a kept one answered differently"
+    );
+    fresh
+}
+
 #[tokio::test]
 async fn healthy_when_the_status_is_expected() {
     let target = Target::start().await;
@@ -45,7 +60,7 @@ async fn healthy_when_the_status_is_expected() {
 async fn names_a_timeout() {
     let target = Target::start().await;
     target.set(Mode::Hang);
-    let result = probe_once(&target.url(), json!({})).await;
+    let result = probe_both(&target.url(), json!({})).await;
     assert_eq!((result.success, result.message.as_deref()), (false, Some("timeout after 1s")));
     assert!((1000..1300).contains(&result.latency_ms), "{}", result.latency_ms);
 }
@@ -55,17 +70,18 @@ async fn names_a_refused_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let result = probe_once(&format!("http://{addr}/"), json!({})).await;
+    let result = probe_both(&format!("http://{addr}/"), json!({})).await;
     assert_eq!((result.success, result.code, result.message.as_deref()), (false, None, Some("connection refused")));
 }
 
 #[tokio::test]
 async fn names_a_dns_error() {
     // .invalid never resolves (RFC 6761).
-    let result = probe_once("http://statusd-test.invalid/", json!({})).await;
+    let result = probe_both("http://statusd-test.invalid/", json!({})).await;
     assert!(!result.success);
     let message = result.message.expect("message");
-    assert!(message.starts_with("DNS error: "), "{message}");
+    // The resolver's words (getaddrinfo's, through std), the same over both paths.
+    assert!(message.starts_with("DNS error: failed to lookup address information: "), "{message}");
 }
 
 #[tokio::test]
@@ -482,17 +498,17 @@ async fn compressed_bodies_are_asked_for_decoded_and_judged() {
         let head = format!("HTTP/1.1 200 OK\r\ncontent-encoding: {encoding}\r\ncontent-length: {}", encoded.len());
         let (url, requests) = raw_server(head, encoded).await;
         let checks = json!({"bodyContains": "\"status\": \"UP\"", "conditions": ["[BODY].status == UP"]});
-        let result = probe_once(&url, checks).await;
+        let result = probe_both(&url, checks).await;
         assert!(result.success, "{encoding}: {result:?}");
         let asked = requests.lock()[0].clone();
         let accepted = asked.lines().find_map(|l| l.strip_prefix("accept-encoding:")).unwrap_or_default().to_string();
         for name in ["gzip", "deflate", "br"] {
             assert!(accepted.contains(name), "Accept-Encoding {accepted:?} lacks {name}");
         }
-        let result = probe_once(&url, json!({"bodyContains": "DOWN"})).await;
+        let result = probe_both(&url, json!({"bodyContains": "DOWN"})).await;
         assert_eq!(result.message.as_deref(), Some("HTTP 200, body does not contain \"DOWN\""), "{encoding}");
         // A HEAD answer announces the encoding but has no body to decode.
-        let result = probe_once(&url, json!({"method": "HEAD"})).await;
+        let result = probe_both(&url, json!({"method": "HEAD"})).await;
         assert!(result.success, "{encoding} HEAD: {result:?}");
     }
 }
@@ -505,12 +521,12 @@ async fn a_decompression_bomb_is_cut_at_one_mebibyte_decoded() {
     let head = format!("HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: {}", bomb.len());
     let (url, _) = raw_server(head, bomb).await;
     let started = std::time::Instant::now();
-    let result = probe_once(&url, json!({"bodyContains": "never there", "timeoutSeconds": 5})).await;
+    let result = probe_both(&url, json!({"bodyContains": "never there", "timeoutSeconds": 5})).await;
     assert_eq!(
         result.message.as_deref(),
         Some("HTTP 200, body does not contain \"never there\" (only the first 1 MiB of the body was read)")
     );
-    let result = probe_once(&url, json!({"conditions": ["[BODY] == ok"], "timeoutSeconds": 5})).await;
+    let result = probe_both(&url, json!({"conditions": ["[BODY] == ok"], "timeoutSeconds": 5})).await;
     let message = result.message.expect("a message");
     assert!(message.ends_with(" == ok (only the first 1 MiB of the body was read)"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
@@ -520,7 +536,7 @@ async fn a_decompression_bomb_is_cut_at_one_mebibyte_decoded() {
 async fn a_body_in_an_encoding_statusd_cannot_decode_says_so() {
     let head = "HTTP/1.1 200 OK\r\ncontent-encoding: zstd\r\ncontent-length: 4".to_string();
     let (url, _) = raw_server(head, b"\x28\xb5\x2f\xfd".to_vec()).await;
-    let result = probe_once(&url, json!({"bodyContains": "UP"})).await;
+    let result = probe_both(&url, json!({"bodyContains": "UP"})).await;
     assert_eq!(
         result.message.as_deref(),
         Some("HTTP 200, body does not contain \"UP\" (the body is zstd-encoded, which statusd does not decode)")
@@ -555,7 +571,7 @@ async fn heads_that_curl_and_browsers_read_are_read() {
     for (what, response) in heads {
         let bytes: Vec<u8> = response.chars().map(|c| u8::try_from(u32::from(c)).expect("Latin-1")).collect();
         let (url, _) = serve_bytes(move |_| bytes.clone()).await;
-        let result = probe_once(&url, json!({"bodyContains": "ok"})).await;
+        let result = probe_both(&url, json!({"bodyContains": "ok"})).await;
         assert_eq!((result.success, result.code), (true, Some(200)), "{what}: {result:?}");
     }
 }
@@ -567,7 +583,7 @@ async fn a_head_statusd_cannot_read_is_named_as_such() {
     let huge = format!("x-huge: {}", "c".repeat(500 * 1024));
     let (large, _) = raw_server(format!("HTTP/1.1 200 OK\r\n{huge}\r\ncontent-length: 2"), b"ok".to_vec()).await;
     for url in [many, large] {
-        let result = probe_once(&url, json!({})).await;
+        let result = probe_both(&url, json!({})).await;
         assert_eq!(
             result.message.as_deref(),
             Some("the response head is larger than statusd reads (at most 1000 header lines and 408 KiB)")
@@ -575,7 +591,7 @@ async fn a_head_statusd_cannot_read_is_named_as_such() {
     }
     // curl reads this one; hyper cannot be told to.
     let (url, _) = raw_server("HTTP/1.1  200  OK\r\ncontent-length: 2".into(), b"ok".to_vec()).await;
-    let result = probe_once(&url, json!({})).await;
+    let result = probe_both(&url, json!({})).await;
     assert_eq!(
         result.message.as_deref(),
         Some("invalid HTTP status line: statusd reads a 3-digit code between single spaces (HTTP/1.1 200 OK)")
