@@ -135,10 +135,11 @@ impl Direct {
         // Boxed: the exchange and the connection are most of a probe's state, and a future
         // nested in async fns is copied whole each time the one above it first polls it (here
         // through `check_directly`, `HttpSpec::check` and `ProbeSpec::check`). Inline, they made
-        // each of those futures several KB, and the copies (memcpy) were 5 % of statusd's CPU
-        // at 1,000 × 1 s (perf); boxed, they are copied into the allocation once, the futures
-        // above are small, and a probe takes 11.6 % fewer instructions outside the API
-        // (callgrind, README "Benchmarks"). `HttpSpec`'s tests keep its future small.
+        // each of those futures several KB, and memcpy was 5 % of statusd's CPU at 1,000 × 1 s
+        // (perf; these copies most of what it could attribute); boxed, they are copied into the
+        // allocation once, the futures above are small, and a probe takes 11.6 % fewer
+        // instructions outside the API (callgrind, README "Benchmarks"). `HttpSpec`'s tests keep
+        // its future small.
         Box::pin(Drive { exchange, connection, connection_done: false }).await
     }
 }
