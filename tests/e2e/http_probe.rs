@@ -301,13 +301,11 @@ async fn conditions_judge_status_body_and_time() {
     let result = probe_once(&format!("{base}/nowhere"), json!({"conditions": ["[STATUS] == 404"]})).await;
     assert!(result.success, "{result:?}");
     // The address that answered, over a fresh connection and over a kept one alike.
-    for keep_alive in [false, true] {
-        let ip = |ip: &str| json!({"conditions": [format!("[IP] == {ip}")], "keepAlive": keep_alive});
-        let result = probe_once(&url, ip("127.0.0.1")).await;
-        assert!(result.success, "keepAlive {keep_alive}: {result:?}");
-        let result = probe_once(&url, ip("127.0.0.2")).await;
-        assert_eq!(result.message.as_deref(), Some("[IP] (127.0.0.1) == 127.0.0.2"), "keepAlive {keep_alive}");
-    }
+    let ip = |ip: &str| json!({"conditions": [format!("[IP] == {ip}")]});
+    let result = probe_both(&url, ip("127.0.0.1")).await;
+    assert!(result.success, "{result:?}");
+    let result = probe_both(&url, ip("127.0.0.2")).await;
+    assert_eq!(result.message.as_deref(), Some("[IP] (127.0.0.1) == 127.0.0.2"));
 }
 
 /// A keep-alive HTTP/1.1 server whose accept loop can be stopped while the connections it
@@ -488,13 +486,9 @@ async fn ipv6_addresses_and_names_are_probed_alike_over_both_paths() {
         (format!("http://localhost:{v4_port}/"), format!("host: localhost:{v4_port}"), "127.0.0.1"),
     ];
     for (address, host, ip) in cases {
-        for keep_alive in [false, true] {
-            let checks = json!({
-                "keepAlive": keep_alive, "bodyContains": host, "conditions": [format!("[IP] == {ip}")]
-            });
-            let result = probe_once(&address, checks).await;
-            assert!(result.success, "{address} keepAlive {keep_alive}: {result:?}");
-        }
+        let checks = json!({"bodyContains": host, "conditions": [format!("[IP] == {ip}")]});
+        let result = probe_both(&address, checks).await;
+        assert!(result.success, "{address}: {result:?}");
     }
 }
 
