@@ -59,11 +59,12 @@ fn json_rows(results: &[ProbeResult]) -> String {
 }
 
 /// Each connection's page cache (`PRAGMA cache_size`, negative: KiB): 512 KiB instead of
-/// SQLite's 2 MiB. The writes are what reads pages here, one leaf of the (asset, time) index per
-/// asset probed, so past a few hundred assets their pages outgrow either cache and come from the
-/// OS's page cache anyway; the API reads an asset's few latest pages. Measured with the load
-/// tool (README, Benchmarks: "A smaller page cache"): 0.8 to 2.8 MiB less allocated at 1,000
-/// assets, 4 to 7 MiB at 10,000 × 1 s, and the same CPU, SQLite's threads' included.
+/// SQLite's 2 MiB. The writes are what reads most pages here, one leaf of the (asset, time)
+/// index per asset probed, so past a few hundred assets their pages outgrow either cache and
+/// come from the OS's page cache anyway; the API reads an asset's latest few. Measured with the
+/// load tool (README, Benchmarks: "A 512 KiB page cache per SQLite connection"): 0.8 to 2.8 MiB
+/// less allocated at 1,000 assets, 4 to 7 MiB at 10,000 × 1 s, and the same CPU, SQLite's
+/// threads' included.
 const PAGE_CACHE: &str = "-512";
 
 /// The store on SQLite.
