@@ -1,4 +1,5 @@
-//! What the build gives the `statusd` binary itself (`build.rs`).
+//! What the build gives the `statusd` binary itself: its relocations (`build.rs`) and its
+//! allocator's options (`src/main.rs`).
 //!
 //! Its relative relocations are packed (DT_RELR) where the C library that will load it reads
 //! them (glibc 2.36 and later): as RELA entries they were 1.5 MB that the loader reads at start
@@ -69,5 +70,24 @@ fn the_binary_packs_its_relocations_where_the_c_library_reads_them() {
         assert!(rela < 64 * 1024, "{rela} bytes of RELA relocations left, where unpacked they were 1.5 MB");
     } else {
         assert!(tag(DT_RELR).is_none(), "DT_RELR on a glibc older than 2.36, whose loader refuses it");
+    }
+}
+
+/// jemalloc's options are built into the binary (`_rjem_malloc_conf` in `src/main.rs`; README,
+/// Benchmarks: "jemalloc's options, built in"). jemalloc says which it read when asked to confirm
+/// them (`confirm_conf`, jemalloc(3)), on its first allocation, before statusd parses its
+/// arguments.
+#[test]
+#[cfg(target_os = "linux")]
+fn the_binary_starts_jemalloc_with_its_built_in_options() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_statusd"))
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "confirm_conf:true")
+        .output()
+        .expect("statusd runs");
+    assert!(output.status.success(), "statusd --version failed: {output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    for option in ["narenas:1", "dirty_decay_ms:1000", "tcache_max:8192"] {
+        assert!(said.contains(&format!("-- Set conf value: {option}\n")), "jemalloc did not set {option}:\n{said}");
     }
 }
