@@ -58,14 +58,15 @@ fn json_rows(results: &[ProbeResult]) -> String {
     serde_json::to_string(&rows).expect("probe results serialize to JSON")
 }
 
-/// Each connection's page cache (`PRAGMA cache_size`, negative: KiB): 512 KiB instead of
+/// Each connection's page cache (`PRAGMA cache_size`, negative: KiB): 256 KiB instead of
 /// SQLite's 2 MiB. The writes are what reads most pages here, one leaf of the (asset, time)
 /// index per asset probed, so past a few hundred assets their pages outgrow either cache and
-/// come from the OS's page cache anyway; the API reads an asset's latest few. Measured with the
-/// load tool (README, Benchmarks: "A 512 KiB page cache per SQLite connection"): 0.8 to 2.8 MiB
-/// less allocated at 1,000 assets, 4 to 7 MiB at 10,000 × 1 s, and the same CPU, SQLite's
-/// threads' included.
-const PAGE_CACHE: &str = "-512";
+/// come from the OS's page cache anyway; the API reads an asset's latest few. SQLite allocates
+/// it with the C library's `malloc`, in one arena per connection's thread. Measured with the
+/// load tool (README, Benchmarks: "A 256 KiB page cache per SQLite connection"): 512 KiB took
+/// 0.8 to 2.8 MiB off 2 MiB at 1,000 assets, 256 KiB about 1 MiB more, at the same CPU,
+/// SQLite's threads' included.
+const PAGE_CACHE: &str = "-256";
 
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -213,7 +214,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_connection_keeps_a_page_cache_of_512_kib() {
+    async fn every_connection_keeps_a_page_cache_of_256_kib() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("statusd.db").display());
         let store = connect(&url).await.expect("the database opens");
@@ -223,7 +224,7 @@ mod tests {
         for connection in [&mut first, &mut second] {
             let cache: i64 =
                 sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut **connection).await.expect("the pragma");
-            assert_eq!(cache, -512, "the page cache in KiB, negative as SQLite reports it");
+            assert_eq!(cache, -256, "the page cache in KiB, negative as SQLite reports it");
         }
     }
 }
