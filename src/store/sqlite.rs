@@ -63,9 +63,9 @@ fn json_rows(results: &[ProbeResult]) -> String {
 /// index per asset probed, so past a few hundred assets their pages outgrow either cache and
 /// come from the OS's page cache anyway; the API reads an asset's latest few. SQLite allocates
 /// it with the C library's `malloc`, in one arena per connection's thread. Measured with the
-/// load tool (README, Benchmarks: "A 256 KiB page cache per SQLite connection"): 512 KiB took
-/// 0.8 to 2.8 MiB off 2 MiB at 1,000 assets, 256 KiB about 1 MiB more, at the same CPU,
-/// SQLite's threads' included.
+/// load tool at 1,000 assets (README, Benchmarks: "A 512 KiB page cache per SQLite connection"
+/// and "A 256 KiB …"): 512 KiB instead of 2 MiB took 0.8 to 2.8 MiB off what statusd allocated,
+/// 256 KiB about 1 MiB more, at the same CPU, SQLite's threads' included.
 const PAGE_CACHE: &str = "-256";
 
 /// The store on SQLite.
