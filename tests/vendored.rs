@@ -8,9 +8,11 @@
 //! before the actor has received anything, and an asset's actor never receives a supervision
 //! event. The patched ports allocate per message instead. The first test counts the bytes that
 //! stay allocated per idle actor, with a counting allocator around the system's: without the
-//! patch the count was 6,351 bytes, with it 2,127 (2026-12-02). The second checks what tokio's
-//! channels gave for free and futures' do not: an actor whose mailbox stays full still lets the
-//! other tasks of its worker thread run (tokio's task budget).
+//! patch the count was 6,351 bytes, with it 2,127 (2026-12-02), and 1,767 once each message's
+//! handling was boxed (2026-12-05). The second checks that boxing: without it, an actor whose
+//! messages carry 2 KiB kept 4,089 bytes more than one whose messages are small. The third
+//! checks what tokio's channels gave for free and futures' do not: an actor whose mailbox stays
+//! full still lets the other tasks of its worker thread run (tokio's task budget).
 //!
 //! hyper (`vendor/hyper`): an HTTP probe reads heads of up to 1,000 header lines
 //! (`http1_max_headers`), and published hyper 1.12.0 wrote the 2 × 32,000 bytes of room it
@@ -116,18 +118,52 @@ impl Actor for Idle {
     }
 }
 
-/// Bytes that stay allocated per actor once `n` idle actors are spawned (and each has handled
-/// one message, as an asset's actor has handled its ticks).
-async fn live_bytes_per_actor(n: usize) -> isize {
+/// The bytes a [`Carry`] message carries inline, as an asset's message carries a probe's result.
+const PAYLOAD: usize = 2048;
+
+/// [`Idle`] with large messages: what its actor keeps while it waits should not grow with them.
+struct Carrier;
+
+/// Asks for the count, with a payload.
+struct Carry(RpcReplyPort<u64>, [u8; PAYLOAD]);
+
+impl Actor for Carrier {
+    type Msg = Carry;
+    type State = u64;
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Carry>, _: ()) -> Result<u64, ActorProcessingErr> {
+        Ok(0)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Carry>,
+        Carry(reply, payload): Carry,
+        count: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
+        *count += 1 + u64::from(payload[0]);
+        let _ = reply.send(*count);
+        Ok(())
+    }
+}
+
+/// Bytes that stay allocated per actor once `n` actors made by `make` are spawned (and each
+/// has handled one message made by `ask`, as an asset's actor has handled its ticks).
+async fn live_bytes_per_actor<A: Actor<Arguments = ()>>(
+    n: usize,
+    make: impl Fn() -> A,
+    ask: impl Fn(RpcReplyPort<u64>) -> A::Msg,
+) -> isize {
     let mut actors = Vec::with_capacity(n);
     let before = live_bytes();
     for _ in 0..n {
-        let (actor, _handle) = Actor::spawn(None, Idle, ()).await.expect("spawn");
+        let (actor, _handle) = Actor::spawn(None, make(), ()).await.expect("spawn");
         actors.push(actor);
     }
     for actor in &actors {
         // A round trip through every mailbox: each has received and handled a message.
-        let count = ractor::call!(actor, Ping).expect("the actor answers");
+        let count = ractor::call!(actor, &ask).expect("the actor answers");
         assert_eq!(count, 1);
     }
     let per_actor = (live_bytes() - before) / n as isize;
@@ -140,12 +176,29 @@ async fn live_bytes_per_actor(n: usize) -> isize {
 #[tokio::test(flavor = "current_thread")]
 async fn an_idle_actor_keeps_less_than_3_kib() {
     // Warm up first: the runtime, the actor id counter and the registry allocate once.
-    live_bytes_per_actor(100).await;
-    let per_actor = live_bytes_per_actor(2_000).await;
+    live_bytes_per_actor(100, || Idle, Ping).await;
+    let per_actor = live_bytes_per_actor(2_000, || Idle, Ping).await;
     println!("an idle actor keeps {per_actor} bytes allocated");
     assert!(
         per_actor < 3 * 1024,
         "an idle actor keeps {per_actor} bytes allocated: is ractor built without vendor/ractor's patch?"
+    );
+}
+
+/// Published ractor handles a message in a future inline in the actor's loop, so every actor
+/// kept room for its largest message (twice: the message and its `handle` future) for as long
+/// as it lived; patched, the handling is boxed for the time it runs.
+#[tokio::test(flavor = "current_thread")]
+async fn an_idle_actor_keeps_no_room_for_the_messages_it_handles() {
+    live_bytes_per_actor(100, || Idle, Ping).await;
+    let small = live_bytes_per_actor(2_000, || Idle, Ping).await;
+    let large = live_bytes_per_actor(2_000, || Carrier, |reply| Carry(reply, [0; PAYLOAD])).await;
+    println!("an idle actor keeps {small} bytes allocated, {large} with messages of {PAYLOAD} bytes");
+    assert!(
+        large - small < 256,
+        "an idle actor with messages of {PAYLOAD} bytes keeps {} bytes more than one with small messages: \
+         is ractor built without vendor/ractor's patch?",
+        large - small
     );
 }
 

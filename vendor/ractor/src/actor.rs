@@ -881,8 +881,9 @@ where
         let myself_clone = myself.clone();
 
         // Box the processing loop once per actor. This indirection prevents deeply
-        // nested actor graphs from overflowing rustc's layout query depth without allocating
-        // a new box for every message handled by the loop.
+        // nested actor graphs from overflowing rustc's layout query depth. (statusd's patch
+        // boxes each message's handling too, in `process_message`, so that what this box keeps
+        // while the actor waits is the wait's state alone.)
         let future = Box::pin(async move {
             // the message processing loop. If we get an exit flag, try and capture the exit reason if there
             // is one
@@ -970,12 +971,13 @@ where
                     Ok(ActorLoopResult::stop(exit_reason))
                 }
                 actor_cell::ActorPortMessage::Supervision(supervision) => {
-                    let future = Self::handle_supervision_message(
+                    // Boxed (statusd's patch), as the message's handling below.
+                    let future = Box::pin(Self::handle_supervision_message(
                         myself.clone(),
                         state,
                         handler,
                         supervision,
-                    );
+                    ));
                     match ports.run_with_signal(future).await {
                         Ok(Ok(())) => Ok(ActorLoopResult::ok()),
                         Ok(Err(internal_err)) => Err(internal_err),
@@ -986,7 +988,11 @@ where
                     }
                 }
                 actor_cell::ActorPortMessage::Message(MuxedMessage::Message(msg)) => {
-                    let future = Self::handle_message(myself.clone(), state, handler, msg);
+                    // Boxed (statusd's patch): inline, the handling's future (the message, the
+                    // actor's `handle` future) sized the loop's future, which every actor keeps
+                    // for its whole life while it waits. Boxed, it is allocated per message
+                    // handled and freed when done.
+                    let future = Box::pin(Self::handle_message(myself.clone(), state, handler, msg));
                     match ports.run_with_signal(future).await {
                         Ok(Ok(())) => Ok(ActorLoopResult::ok()),
                         Ok(Err(internal_err)) => Err(internal_err),
