@@ -95,22 +95,28 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// An actor with a state of one counter, as small as an actor gets.
-struct Idle;
+/// An actor with a state of one counter, as small as an actor gets. Its messages carry `PAYLOAD`
+/// bytes inline besides (none for the plainest), as an asset's messages carry a probe's result.
+struct Idle<const PAYLOAD: usize>;
 
 /// Asks for the count, and counts the asking.
-struct Ping(RpcReplyPort<u64>);
+struct Ping<const PAYLOAD: usize>(RpcReplyPort<u64>, [u8; PAYLOAD]);
 
-impl Actor for Idle {
-    type Msg = Ping;
+impl<const PAYLOAD: usize> Actor for Idle<PAYLOAD> {
+    type Msg = Ping<PAYLOAD>;
     type State = u64;
     type Arguments = ();
 
-    async fn pre_start(&self, _: ActorRef<Ping>, _: ()) -> Result<u64, ActorProcessingErr> {
+    async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<u64, ActorProcessingErr> {
         Ok(0)
     }
 
-    async fn handle(&self, _: ActorRef<Ping>, Ping(reply): Ping, count: &mut u64) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        Ping(reply, _payload): Self::Msg,
+        count: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
         *count += 1;
         // The asker may have given up; the count is kept either way.
         let _ = reply.send(*count);
@@ -118,52 +124,18 @@ impl Actor for Idle {
     }
 }
 
-/// The bytes a [`Carry`] message carries inline, as an asset's message carries a probe's result.
-const PAYLOAD: usize = 2048;
-
-/// [`Idle`] with large messages: what its actor keeps while it waits should not grow with them.
-struct Carrier;
-
-/// Asks for the count, with a payload.
-struct Carry(RpcReplyPort<u64>, [u8; PAYLOAD]);
-
-impl Actor for Carrier {
-    type Msg = Carry;
-    type State = u64;
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<Carry>, _: ()) -> Result<u64, ActorProcessingErr> {
-        Ok(0)
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<Carry>,
-        Carry(reply, payload): Carry,
-        count: &mut u64,
-    ) -> Result<(), ActorProcessingErr> {
-        *count += 1 + u64::from(payload[0]);
-        let _ = reply.send(*count);
-        Ok(())
-    }
-}
-
-/// Bytes that stay allocated per actor once `n` actors made by `make` are spawned (and each
-/// has handled one message made by `ask`, as an asset's actor has handled its ticks).
-async fn live_bytes_per_actor<A: Actor<Arguments = ()>>(
-    n: usize,
-    make: impl Fn() -> A,
-    ask: impl Fn(RpcReplyPort<u64>) -> A::Msg,
-) -> isize {
+/// Bytes that stay allocated per actor once `n` idle actors with messages of `PAYLOAD` bytes are
+/// spawned (and each has handled one message, as an asset's actor has handled its ticks).
+async fn live_bytes_per_actor<const PAYLOAD: usize>(n: usize) -> isize {
     let mut actors = Vec::with_capacity(n);
     let before = live_bytes();
     for _ in 0..n {
-        let (actor, _handle) = Actor::spawn(None, make(), ()).await.expect("spawn");
+        let (actor, _handle) = Actor::spawn(None, Idle::<PAYLOAD>, ()).await.expect("spawn");
         actors.push(actor);
     }
     for actor in &actors {
         // A round trip through every mailbox: each has received and handled a message.
-        let count = ractor::call!(actor, &ask).expect("the actor answers");
+        let count = ractor::call!(actor, |reply| Ping(reply, [0; PAYLOAD])).expect("the actor answers");
         assert_eq!(count, 1);
     }
     let per_actor = (live_bytes() - before) / n as isize;
@@ -176,8 +148,8 @@ async fn live_bytes_per_actor<A: Actor<Arguments = ()>>(
 #[tokio::test(flavor = "current_thread")]
 async fn an_idle_actor_keeps_less_than_3_kib() {
     // Warm up first: the runtime, the actor id counter and the registry allocate once.
-    live_bytes_per_actor(100, || Idle, Ping).await;
-    let per_actor = live_bytes_per_actor(2_000, || Idle, Ping).await;
+    live_bytes_per_actor::<0>(100).await;
+    let per_actor = live_bytes_per_actor::<0>(2_000).await;
     println!("an idle actor keeps {per_actor} bytes allocated");
     assert!(
         per_actor < 3 * 1024,
@@ -190,13 +162,14 @@ async fn an_idle_actor_keeps_less_than_3_kib() {
 /// as it lived; patched, the handling is boxed for the time it runs.
 #[tokio::test(flavor = "current_thread")]
 async fn an_idle_actor_keeps_no_room_for_the_messages_it_handles() {
-    live_bytes_per_actor(100, || Idle, Ping).await;
-    let small = live_bytes_per_actor(2_000, || Idle, Ping).await;
-    let large = live_bytes_per_actor(2_000, || Carrier, |reply| Carry(reply, [0; PAYLOAD])).await;
-    println!("an idle actor keeps {small} bytes allocated, {large} with messages of {PAYLOAD} bytes");
+    const LARGE: usize = 2048;
+    live_bytes_per_actor::<0>(100).await;
+    let small = live_bytes_per_actor::<0>(2_000).await;
+    let large = live_bytes_per_actor::<LARGE>(2_000).await;
+    println!("an idle actor keeps {small} bytes allocated, {large} with messages of {LARGE} bytes");
     assert!(
         large - small < 256,
-        "an idle actor with messages of {PAYLOAD} bytes keeps {} bytes more than one with small messages: \
+        "an idle actor with messages of {LARGE} bytes keeps {} bytes more than one with small messages: \
          is ractor built without vendor/ractor's patch?",
         large - small
     );
